@@ -1,0 +1,41 @@
+# One command surface for people and CI alike. `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup system-deps run test test-unit lint bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install the relay with its test tools
+
+system-deps: ## Install Orthanc, its DICOMweb plugin, dcmtk and gdcm tools if missing (Debian, root)
+	bash tests/support/install-system-deps.sh
+
+run: setup ## Run the whole relay on embedded defaults (SQLite, in-process bus, ./var/outbox)
+	$(BIN)/relay up
+
+test: setup system-deps ## Run every test: unit, integration (RabbitMQ, PostgreSQL, Orthanc, dcmtk) and e2e
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: setup ## Only the tests that need nothing running
+	$(BIN)/pytest -q -m "not rabbitmq and not postgres and not orthanc and not dcmtk and not e2e"
+
+lint: setup ## Ruff and mypy
+	$(BIN)/ruff check shared services tests
+	$(BIN)/mypy shared
+
+bench: setup system-deps ## De-identification throughput against pydicom and gdcmanon
+	$(BIN)/python bench/deid_bench.py
+
+clean: ## Remove the virtualenv and the local data folder
+	rm -rf $(VENV) var

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from relay_api.deps import RuntimeDep
+from relay_shared.runtime import database_ok
+
+router = APIRouter(tags=["probes"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "A dependency is down"}})
+async def readyz(rt: RuntimeDep, response: Response) -> dict[str, bool]:
+    checks = {"database": await asyncio.to_thread(database_ok, rt.engine),
+              "bus": await rt.bus.is_healthy()}
+    response.status_code = 200 if all(checks.values()) else 503
+    return checks
+
+
+@router.get("/metrics", response_class=Response)
+def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

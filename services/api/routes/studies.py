@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from relay_api.deps import Reader, SessionDep
+from relay_api.schemas import Page, StudyOut
+from relay_shared.models import Series, Study
+from sqlalchemy import func
+from sqlmodel import col, select
+
+router = APIRouter(prefix="/api/v1/studies", tags=["studies"])
+
+
+@router.get("", response_model=Page[StudyOut])
+def list_studies(session: SessionDep, _: Reader,
+                 limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                 offset: Annotated[int, Query(ge=0)] = 0) -> Page[StudyOut]:
+    total = session.exec(select(func.count()).select_from(Study)).one()
+    rows = session.exec(
+        select(Study, func.count(col(Series.id)))
+        .join(Series, col(Series.study_id) == Study.id, isouter=True)
+        .group_by(col(Study.id)).order_by(col(Study.id).desc()).offset(offset).limit(limit))
+    items = [StudyOut(id=study.id, study_uid=study.study_uid,
+                      patient_pseudonym=study.patient_pseudonym, series_count=count,
+                      created_at=study.created_at) for study, count in rows]
+    return Page(items=items, total=total, limit=limit, offset=offset)

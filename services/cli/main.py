@@ -1,0 +1,155 @@
+"""The `relay` command: every service, and the chores around them, in one entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from relay_shared.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(help="DICOM Relay: receive, de-identify and pass on DICOM series.",
+                  no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        typer.echo(f"relay: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _run(service_names: list[str], probes: bool, upgrade_first: bool = False) -> None:
+    from relay_shared import logs
+    from relay_shared.db import SchemaOutOfDate, upgrade
+    from relay_shared.runtime import run_services
+
+    settings = _settings()
+    logs.configure("+".join(service_names), settings.log_level)
+    if upgrade_first:
+        upgrade(settings.sqlalchemy_url)
+    mains = [_service_main(name) for name in service_names]
+    try:
+        asyncio.run(run_services(settings, mains,
+                                 settings.metrics_port if probes else None))
+    except SchemaOutOfDate as exc:
+        typer.echo(f"relay: {exc}", err=True)
+        raise typer.Exit(3) from None
+    except Exception as exc:  # a start-up failure is reported plainly, not as a traceback
+        from relay_api.auth import TokenConfigError
+        from relay_shared.deid import DeidConfigError
+        if isinstance(exc, TokenConfigError | DeidConfigError):
+            typer.echo(f"relay: {exc}", err=True)
+            raise typer.Exit(2) from None
+        raise
+
+
+def _service_main(name: str):  # type: ignore[no-untyped-def]
+    if name == "ingest":
+        from relay_ingest.main import run
+    elif name == "deid":
+        from relay_deid.main import run
+    elif name == "sender":
+        from relay_sender.main import run
+    else:
+        from relay_api.main import run
+    return run
+
+
+@app.command()
+def up() -> None:
+    """All four services in this process (migrations applied first)."""
+    _run(["ingest", "deid", "sender", "api"], probes=False, upgrade_first=True)
+
+
+@app.command()
+def ingest() -> None:
+    """Watch the incoming folder and record finished series."""
+    _run(["ingest"], probes=True)
+
+
+@app.command()
+def deid() -> None:
+    """De-identify series from the deid queue (run as many as needed)."""
+    _run(["deid"], probes=True)
+
+
+@app.command()
+def sender() -> None:
+    """Deliver de-identified series to the destinations and verify them."""
+    _run(["sender"], probes=True)
+
+
+@app.command()
+def api() -> None:
+    """The REST API, dashboard, probes and metrics."""
+    _run(["api"], probes=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the schema migrations to RELAY_DATABASE_URL."""
+    from relay_shared.db import upgrade
+
+    settings = _settings()
+    upgrade(settings.sqlalchemy_url)
+    typer.echo("database schema is up to date")
+
+
+@app.command()
+def submit(path: Annotated[Path, typer.Argument(exists=True, file_okay=False,
+                                                 help="A folder holding one series")]) -> None:
+    """Copy a series folder into the incoming folder, renamed into place only when complete."""
+    settings = _settings()
+    assert settings.incoming_dir is not None
+    settings.incoming_dir.mkdir(parents=True, exist_ok=True)
+    final = settings.incoming_dir / path.resolve().name
+    if final.exists():
+        final = final.with_name(f"{final.name}-{uuid.uuid4().hex[:6]}")
+    partial = final.with_name(f"{final.name}.tmp{uuid.uuid4().hex[:8]}")
+    shutil.copytree(path, partial)
+    os.rename(partial, final)
+    typer.echo(f"submitted {path} as {final}")
+
+
+@token_app.command("new")
+def token_new(role: Annotated[str, typer.Option(help="reader, operator or admin")] = "reader"
+              ) -> None:
+    """Print a fresh token and the RELAY_API_TOKENS entry that admits it."""
+    from relay_api.auth import Role, hash_token, new_token
+
+    if role.upper() not in Role.__members__:
+        typer.echo("relay: --role must be reader, operator or admin", err=True)
+        raise typer.Exit(2)
+    token = new_token()
+    typer.echo(f"token: {token}")
+    typer.echo(f"entry: {role.lower()}:{hash_token(token)}")
+
+
+@app.command()
+def healthcheck(url: Annotated[str | None, typer.Option(help="A /healthz URL")] = None) -> None:
+    """Exit 0 when the service's /healthz answers 200 (for container health checks)."""
+    import httpx
+
+    if url is None:
+        settings = _settings()
+        url = f"http://127.0.0.1:{settings.api_port}/healthz"
+    try:
+        ok = httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        ok = False
+    raise typer.Exit(0 if ok else 1)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    sys.exit(app())

@@ -1,0 +1,233 @@
+"""What deid does with one series: pseudonyms, the profile on every image, the leak guard.
+
+Idempotent: a series that is past this stage is skipped, and an image already
+de-identified is not done again.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from relay_shared.db import record_event, session_scope
+from relay_shared.deid import (
+    DeidConfig,
+    Identifiers,
+    IdentifyingValues,
+    Pseudonymizer,
+    deidentify,
+    find_leaks,
+    identifying_values,
+)
+from relay_shared.deid.streamcopy import write_deidentified
+from relay_shared.metrics import INSTANCES_DEIDENTIFIED, INSTANCES_FAILED
+from relay_shared.models import Image, Series, SeriesIdentifiers, Stage, Status, Study, utcnow
+from relay_shared.outbox import enqueue
+from relay_shared.paths import WorkStore
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+log = logging.getLogger(__name__)
+SERVICE = "deid"
+
+
+class SeriesHeld(Exception):
+    """The series cannot be de-identified as it stands; retrying will not help."""
+
+
+@dataclass(frozen=True)
+class DeidContext:
+    engine: Engine
+    store: WorkStore
+    pseudonymizer: Pseudonymizer
+    config: DeidConfig
+    send_queue: str
+
+
+def deidentify_series(ctx: DeidContext, series_id: int) -> None:
+    with session_scope(ctx.engine) as session:
+        series = session.get(Series, series_id)
+        if series is None or series.status not in (Status.NEW, Status.PROCESSING):
+            return  # a redelivery of work already done
+        pending = _pending_images(session, series_id)
+        series.status, series.attempts, series.updated_at = (Status.PROCESSING,
+                                                             series.attempts + 1, utcnow())
+        record_event(session, series_id, SERVICE, "started", f"{len(pending)} image(s)")
+    try:
+        ids, originals, results = _deidentify_all(ctx, series_id, pending)
+    except SeriesHeld as exc:
+        _hold(ctx, series_id, str(exc))
+        return
+    leaks = _leak_check(ctx, series_id, originals, results)
+    if leaks:
+        _quarantine_leaking(ctx, series_id, pending, leaks)
+        return
+    _finish(ctx, series_id, ids, results)
+
+
+def _pending_images(session: Session, series_id: int) -> list[Image]:
+    query = select(Image).where(Image.series_id == series_id,
+                                Image.status.in_([Status.NEW, Status.PROCESSING]))  # type: ignore[attr-defined]
+    return list(session.exec(query.order_by(Image.id)))  # type: ignore[arg-type]
+
+
+@dataclass
+class ImageResult:
+    image_id: int
+    ok: bool
+    reason: str | None = None
+    audit: dict | None = None
+
+
+def _deidentify_all(ctx: DeidContext, series_id: int, images: list[Image]
+                    ) -> tuple[Identifiers, IdentifyingValues, list[ImageResult]]:
+    """One header read per image: identifiers, the originals for the leak guard, the output."""
+    ids: Identifiers | None = None
+    first_patient: str | None = None
+    originals: IdentifyingValues | None = None
+    results: list[ImageResult] = []
+    for image in images:
+        assert image.id is not None
+        source = ctx.store.original(series_id, image.id)
+        try:
+            header = dcmread(source, stop_before_pixels=True)
+        except Exception as exc:  # the file vanished or went bad after ingest checked it
+            results.append(ImageResult(image.id, False, _reason("unreadable original", exc)))
+            continue
+        patient = str(header.get("PatientID", "")).strip()
+        if ids is None:
+            first_patient = patient
+            ids = ctx.pseudonymizer.identifiers_for(patient, str(header.get("PatientName", "")))
+        elif patient != first_patient:
+            raise SeriesHeld("the images of this series disagree on PatientID: held for a "
+                             "person to resolve")
+        values = identifying_values(header)
+        if originals is None:
+            originals = values
+        else:
+            originals.update(values)
+        results.append(_deidentify_image(ctx, series_id, image.id, header, ids))
+    if ids is None or originals is None:
+        raise SeriesHeld("no image of this series could be read")
+    return ids, originals, results
+
+
+def _reason(what: str, exc: BaseException) -> str:
+    return f"{what}: {type(exc).__name__}"
+
+
+def _deidentify_image(ctx: DeidContext, series_id: int, image_id: int, header: Dataset,
+                      ids: Identifiers) -> ImageResult:
+    source = ctx.store.original(series_id, image_id)
+    target = ctx.store.deidentified(series_id, image_id)
+    try:
+        result = deidentify(header, ids, ctx.pseudonymizer, ctx.config)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_deidentified(source, target, result.dataset)
+    except Exception as exc:  # one bad image must not stop the series; its reason is kept
+        log.warning("image failed", extra={"series_id": series_id, "image_id": image_id,
+                                          "error_type": type(exc).__name__})
+        return ImageResult(image_id, False, _reason("de-identification failed", exc))
+    return ImageResult(image_id, True, audit=result.audit)
+
+
+def _leak_check(ctx: DeidContext, series_id: int, originals: IdentifyingValues,
+                results: list[ImageResult]) -> list[str]:
+    """Read back every written output and search it for any original value of the series."""
+    hits: list[str] = []
+    for result in results:
+        if not result.ok:
+            continue
+        output = dcmread(ctx.store.deidentified(series_id, result.image_id),
+                         stop_before_pixels=True)
+        hits.extend(f"image {result.image_id}: {path}" for path in find_leaks(output, originals))
+    return hits
+
+
+def _hold(ctx: DeidContext, series_id: int, reason: str) -> None:
+    with session_scope(ctx.engine) as session:
+        series = session.get(Series, series_id)
+        assert series is not None
+        series.status, series.stage, series.error = Status.FAILED, Stage.DEID, reason
+        series.updated_at = utcnow()
+        record_event(session, series_id, SERVICE, "held", reason)
+    log.warning("series held", extra={"series_id": series_id})
+
+
+def _quarantine_leaking(ctx: DeidContext, series_id: int, images: list[Image],
+                        leaks: list[str]) -> None:
+    quarantine = ctx.store.quarantine_for(series_id) / "deidentified"
+    quarantine.mkdir(parents=True, exist_ok=True)
+    with session_scope(ctx.engine) as session:
+        for image in images:
+            assert image.id is not None
+            output = ctx.store.deidentified(series_id, image.id)
+            row = session.get(Image, image.id)
+            assert row is not None
+            if output.exists():
+                row.quarantine_path = str(shutil.move(output, quarantine / output.name))
+            row.status, row.reason = Status.QUARANTINED, "the series leaked an identifying value"
+        series = session.get(Series, series_id)
+        assert series is not None
+        reason = "leak guard: identifying values remain at " + "; ".join(leaks[:20])
+        series.status, series.stage, series.error = Status.QUARANTINED, Stage.DEID, reason
+        series.updated_at = utcnow()
+        record_event(session, series_id, SERVICE, "quarantined", reason)
+    INSTANCES_FAILED.labels(stage="deid", reason="leak").inc(len(images))
+    log.error("series quarantined by the leak guard",
+              extra={"series_id": series_id, "hits": len(leaks)})
+
+
+def _finish(ctx: DeidContext, series_id: int, ids: Identifiers,
+            results: list[ImageResult]) -> None:
+    with session_scope(ctx.engine) as session:
+        series = session.get(Series, series_id)
+        assert series is not None
+        for result in results:
+            image = session.get(Image, result.image_id)
+            assert image is not None
+            image.status = Status.DONEPROCESSING if result.ok else Status.FAILED
+            image.reason, image.updated_at = result.reason, utcnow()
+            if not result.ok:
+                _quarantine_original(ctx, series_id, image)
+        _save_identifiers(session, series, ids)
+        series.audit = _series_audit(results)
+        series.key_id, series.status, series.stage = ids.key_id, Status.DONEPROCESSING, Stage.SEND
+        series.error, series.updated_at = None, utcnow()
+        enqueue(session, ctx.send_queue, series)
+        ok = sum(r.ok for r in results)
+        record_event(session, series_id, SERVICE, "deidentified",
+                     f"{ok} image(s) de-identified, {len(results) - ok} failed")
+    INSTANCES_DEIDENTIFIED.inc(ok)
+    if ok < len(results):
+        INSTANCES_FAILED.labels(stage="deid", reason="deid_error").inc(len(results) - ok)
+
+
+def _quarantine_original(ctx: DeidContext, series_id: int, image: Image) -> None:
+    assert image.id is not None
+    source = ctx.store.original(series_id, image.id)
+    if source.exists():
+        target = ctx.store.quarantine_for(series_id) / source.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        image.quarantine_path = str(shutil.move(source, target))
+
+
+def _save_identifiers(session: Session, series: Series, ids: Identifiers) -> None:
+    row = session.exec(select(SeriesIdentifiers).where(
+        SeriesIdentifiers.series_id == series.id)).first()
+    if row is None:
+        row = SeriesIdentifiers(series_id=series.id, source="local", key_id=ids.key_id,  # type: ignore[arg-type]
+                                patient_pseudonym=ids.patient_id,
+                                date_shift_days=ids.date_shift_days)
+        session.add(row)
+    study = session.get(Study, series.study_id)
+    if study is not None:
+        study.patient_pseudonym = ids.patient_id
+
+
+def _series_audit(results: list[ImageResult]) -> dict:
+    audits = [r.audit for r in results if r.ok and r.audit]
+    return audits[0] if audits else {}

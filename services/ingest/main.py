@@ -1,0 +1,49 @@
+"""ingest: turn finished deliveries in the incoming folder into recorded, queued series."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from relay_ingest.handlers import claim, ingest_claimed, is_finished
+from relay_shared import outbox
+from relay_shared.metrics import INSTANCES_RECEIVED
+from relay_shared.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def run(rt: Runtime, stop: asyncio.Event) -> None:
+    incoming = rt.settings.incoming_dir
+    assert incoming is not None
+    # Deliveries claimed by a process that died are finished first.
+    for leftover in sorted(_folders(rt.store.claimed_dir)):
+        await _ingest(rt, leftover)
+    while not stop.is_set():
+        for folder in sorted(_folders(incoming)):
+            if stop.is_set():
+                break
+            if is_finished(folder):
+                await _ingest(rt, claim(folder, rt.store))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), rt.settings.watch_interval)
+
+
+def _folders(root: Path) -> list[Path]:
+    return [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+
+
+async def _ingest(rt: Runtime, claimed: Path) -> None:
+    count = sum(1 for p in claimed.rglob("*") if p.is_file())
+    try:
+        series_ids = await asyncio.to_thread(
+            ingest_claimed, claimed, rt.engine, rt.store, rt.pseudonymizer.uid,
+            rt.settings.deid_queue)
+    except Exception:  # the claimed folder stays and is taken up again at the next start
+        log.exception("delivery could not be ingested", extra={"delivery": claimed.name})
+        return
+    INSTANCES_RECEIVED.inc(count)
+    await outbox.flush(rt.engine, rt.bus)
+    log.info("delivery ingested", extra={"files": count, "series_ids": series_ids})

@@ -1,0 +1,72 @@
+"""Where de-identified series go. Each destination sends and then proves receipt."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class OutgoingInstance:
+    image_id: int
+    sop_instance_uid: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class OutgoingSeries:
+    series_id: int
+    study_instance_uid: str
+    series_instance_uid: str
+    instances: list[OutgoingInstance]
+
+
+class DestinationError(Exception):
+    """A destination refused, lost or could not be reached; the attempt is retried."""
+
+
+class Destination(Protocol):
+    name: str
+
+    def send(self, series: OutgoingSeries) -> None:
+        """Store every instance; storing one that is already there is harmless."""
+
+    def missing(self, series: OutgoingSeries) -> set[str]:
+        """SOPInstanceUIDs of the series that the destination does not hold."""
+
+
+class FolderDestination:
+    """A local or mounted folder: <study>/<series>/<sop>.dcm, each written atomically."""
+
+    name = "outbox"
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+
+    def _path(self, series: OutgoingSeries, sop_uid: str) -> Path:
+        return self._root / series.study_instance_uid / series.series_instance_uid / \
+            f"{sop_uid}.dcm"
+
+    def send(self, series: OutgoingSeries) -> None:
+        for instance in series.instances:
+            target = self._path(series, instance.sop_instance_uid)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".part")
+            shutil.copyfile(instance.path, partial)
+            os.replace(partial, target)
+
+    def missing(self, series: OutgoingSeries) -> set[str]:
+        return {
+            instance.sop_instance_uid for instance in series.instances
+            if not _same_size(self._path(series, instance.sop_instance_uid), instance.path)
+        }
+
+
+def _same_size(copy: Path, original: Path) -> bool:
+    try:
+        return copy.stat().st_size == original.stat().st_size
+    except FileNotFoundError:
+        return False

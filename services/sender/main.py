@@ -1,0 +1,35 @@
+"""sender: consume de-identified series ids, deliver them, verify, clean up."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+from relay_sender.destinations import Destination, FolderDestination
+from relay_sender.handlers import SendContext, send_series
+from relay_sender.orthanc import OrthancDestination
+from relay_shared.models import Stage
+from relay_shared.runtime import Runtime, consume_until_stopped
+from relay_shared.settings import Destination as DestinationName
+from relay_shared.settings import Settings
+
+
+def build_destinations(settings: Settings) -> list[Destination]:
+    built: list[Destination] = []
+    for name in settings.destinations or []:
+        if name is DestinationName.OUTBOX:
+            assert settings.outbox_dir is not None
+            built.append(FolderDestination(settings.outbox_dir))
+        elif name is DestinationName.ORTHANC:
+            assert settings.orthanc_url is not None
+            password = settings.orthanc_password.get_secret_value() \
+                if settings.orthanc_password else None
+            built.append(OrthancDestination(settings.orthanc_url, settings.orthanc_username,
+                                            password, settings.http_timeout))
+    return built
+
+
+async def run(rt: Runtime, stop: asyncio.Event) -> None:
+    ctx = SendContext(rt.engine, rt.store, build_destinations(rt.settings))
+    await consume_until_stopped(rt, stop, rt.settings.send_queue,
+                                functools.partial(send_series, ctx), Stage.SEND)

@@ -1,0 +1,99 @@
+"""Reading the headers of received files, and telling a whole file from a broken one.
+
+pydicom happily returns a dataset for a file cut short inside its pixel data, so
+a header read alone cannot be trusted: values longer than a few bytes are left
+deferred, and their recorded extents are checked against the file's real size.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+UNDEFINED_LENGTH = 0xFFFFFFFF
+REQUIRED = ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
+
+
+class BadDicomFile(Exception):
+    """A file that cannot go on through the pipeline; the message is its reason."""
+
+
+class NotDicomError(BadDicomFile):
+    pass
+
+
+class TruncatedDicomError(BadDicomFile):
+    pass
+
+
+class IncompleteDicomError(BadDicomFile):
+    pass
+
+
+@dataclass(frozen=True)
+class InstanceHeader:
+    """The few original values ingest needs; they are hashed before they are stored."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    series_instance_uid: str
+    study_instance_uid: str
+    transfer_syntax_uid: str
+    modality: str | None
+    patient_id: str
+
+
+def read_header(path: Path) -> InstanceHeader:
+    dataset = read_checked(path)
+    missing = [keyword for keyword in REQUIRED if not dataset.get(keyword)]
+    if missing:
+        raise IncompleteDicomError(f"missing required attribute(s): {', '.join(missing)}")
+    return InstanceHeader(
+        sop_class_uid=str(dataset.SOPClassUID),
+        sop_instance_uid=str(dataset.SOPInstanceUID),
+        series_instance_uid=str(dataset.SeriesInstanceUID),
+        study_instance_uid=str(dataset.StudyInstanceUID),
+        transfer_syntax_uid=str(dataset.file_meta.get("TransferSyntaxUID", "")),
+        modality=str(dataset.get("Modality", "")) or None,
+        patient_id=str(dataset.get("PatientID", "")),
+    )
+
+
+def read_checked(path: Path) -> Dataset:
+    """Parse every element (bulk values deferred) and prove the file is whole."""
+    size = os.path.getsize(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with open(path, "rb") as stream:
+                dataset = dcmread(stream, defer_size=1024)
+        except InvalidDicomError as exc:
+            raise NotDicomError(f"not a DICOM Part 10 file: {exc}") from None
+        except (EOFError, OSError, ValueError, KeyError, TypeError, NotImplementedError) as exc:
+            raise TruncatedDicomError(f"unreadable DICOM: {type(exc).__name__}: {exc}") from None
+    for warning in caught:
+        if "End of file" in str(warning.message) or "delimiter" in str(warning.message):
+            raise TruncatedDicomError(f"file ends early: {warning.message}")
+    if "TransferSyntaxUID" not in dataset.file_meta:
+        raise NotDicomError("not a DICOM Part 10 file: no transfer syntax in the file meta")
+    _check_extents(dataset, size)
+    return dataset
+
+
+def _check_extents(dataset: Dataset, size: int) -> None:
+    for tag in dataset:
+        raw = dataset._dict[tag]
+        if not isinstance(raw, RawDataElement) or raw.length == UNDEFINED_LENGTH:
+            continue
+        end = raw.value_tell + raw.length
+        if end > size:
+            raise TruncatedDicomError(
+                f"file ends early: element {tag} needs {end} bytes, the file has {size}"
+            )

@@ -1,0 +1,174 @@
+"""What every service process shares: building its parts, serving probes, stopping well."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import uvicorn
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from relay_shared import outbox
+from relay_shared.amqp import AmqpBus
+from relay_shared.bus import Bus, InProcessBus, RetryPolicy
+from relay_shared.db import make_engine, require_current_schema
+from relay_shared.deid import Pseudonymizer
+from relay_shared.logs import series_context
+from relay_shared.messages import SeriesMessage
+from relay_shared.metrics import IN_FLIGHT, SERIES_FINISHED, STAGE_SECONDS
+from relay_shared.models import Stage
+from relay_shared.paths import WorkStore
+from relay_shared.series_state import mark_failed
+from relay_shared.settings import Settings
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+log = logging.getLogger(__name__)
+OUTBOX_SWEEP_INTERVAL = 15.0
+OUTBOX_SWEEP_AGE = timedelta(seconds=30)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    bus: Bus
+    store: WorkStore
+    pseudonymizer: Pseudonymizer
+
+
+def make_bus(settings: Settings) -> Bus:
+    retry = RetryPolicy(max_attempts=settings.max_attempts, base_delay=settings.retry_base_delay)
+    if settings.amqp_url:
+        return AmqpBus(settings.amqp_url, retry)
+    return InProcessBus(retry)
+
+
+def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
+    settings.ensure_dirs()
+    engine = make_engine(settings.sqlalchemy_url)
+    require_current_schema(engine)
+    assert settings.work_dir is not None and settings.quarantine_dir is not None
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        bus=bus or make_bus(settings),
+        store=WorkStore(settings.work_dir, settings.quarantine_dir),
+        pseudonymizer=Pseudonymizer(settings.deid_secret.get_secret_value().encode(),
+                                    settings.deid_key_id),
+    )
+
+
+def database_ok(engine: Engine) -> bool:
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+    except Exception:  # any failure means "not ready"; the probe must not raise
+        return False
+
+
+def probe_app(rt: Runtime) -> FastAPI:
+    """The small HTTP port of a worker: liveness, readiness, metrics."""
+    app = FastAPI(title="relay worker probes", docs_url=None, redoc_url=None)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(response: Response) -> dict[str, bool]:
+        checks = {"database": await asyncio.to_thread(database_ok, rt.engine),
+                  "bus": await rt.bus.is_healthy()}
+        response.status_code = 200 if all(checks.values()) else 503
+        return checks
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def serve_http(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> None:
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
+                            lifespan="off")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await task
+
+
+async def sweep_outbox(rt: Runtime, stop: asyncio.Event) -> None:
+    """Publish what a crashed process committed but never sent."""
+    while not stop.is_set():
+        try:
+            await outbox.flush(rt.engine, rt.bus, older_than=OUTBOX_SWEEP_AGE)
+        except Exception:  # a dependency is down: try again on the next round
+            log.warning("outbox sweep failed", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), OUTBOX_SWEEP_INTERVAL)
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+
+ServiceMain = Callable[[Runtime, asyncio.Event], Awaitable[None]]
+
+
+async def run_services(settings: Settings, services: list[ServiceMain],
+                       probes_port: int | None) -> None:
+    """Run services in this process until SIGTERM/SIGINT, then drain within the grace."""
+    rt = build_runtime(settings)
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    await rt.bus.connect()
+    tasks = [asyncio.create_task(service(rt, stop)) for service in services]
+    tasks.append(asyncio.create_task(sweep_outbox(rt, stop)))
+    if probes_port:
+        tasks.append(asyncio.create_task(
+            serve_http(probe_app(rt), settings.api_host, probes_port, stop)))
+    await stop.wait()
+    log.info("stopping", extra={"grace_s": settings.shutdown_grace})
+    await rt.bus.stop_consuming()
+    done, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in done:
+        if task.exception() is not None:
+            log.error("service ended with an error", exc_info=task.exception())
+    await rt.bus.close()
+    rt.engine.dispose()
+
+
+async def consume_until_stopped(rt: Runtime, stop: asyncio.Event, queue: str,
+                                work: Callable[[int], None], stage: Stage) -> None:
+    """Run ``work(series_id)`` for each message, in a thread, then publish what it queued."""
+
+    async def handle(message: SeriesMessage, attempt: int) -> None:
+        series_context.set({"series_id": message.series_id, "trace_id": message.trace_id,
+                            "attempt": attempt})
+        with IN_FLIGHT.labels(stage=stage.value).track_inprogress(), \
+                STAGE_SECONDS.labels(stage=stage.value).time():
+            await asyncio.to_thread(work, message.series_id)
+        await outbox.flush(rt.engine, rt.bus)
+
+    async def give_up(message: SeriesMessage, error: str) -> None:
+        await asyncio.to_thread(mark_failed, rt.engine, message.series_id, error, stage)
+        SERIES_FINISHED.labels(status="FAILED").inc()
+
+    await rt.bus.consume(queue, handle, give_up)
+    await stop.wait()
+    if not await rt.bus.wait_idle(rt.settings.shutdown_grace):
+        log.warning("shutdown grace ran out with work in progress; it will be redelivered")

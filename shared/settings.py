@@ -1,0 +1,153 @@
+"""The one settings object every service is built from.
+
+Built once at start-up (``Settings()``) and passed down; nothing below the entry
+points reads the environment. Defaults run on one machine with no services:
+SQLite and the work store under ``./var/``, the in-process bus and a local
+outbox folder as the only destination.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# A well-known placeholder: fine on a laptop, refused in production.
+DEVELOPMENT_SECRET = "development-only-secret-change-me"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Destination(StrEnum):
+    OUTBOX = "outbox"
+    ORTHANC = "orthanc"
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RELAY_", extra="ignore")
+
+    env: Environment = Environment.DEVELOPMENT
+    log_level: str = "INFO"
+
+    data_dir: Path = Path("var")
+    incoming_dir: Path | None = None
+    work_dir: Path | None = None
+    quarantine_dir: Path | None = None
+    outbox_dir: Path | None = None
+    staging_dir: Path | None = None
+
+    database_url: str | None = None
+    amqp_url: str | None = None
+    queue_prefix: str = Field("relay", pattern=r"^[A-Za-z0-9_.-]+$")
+    max_attempts: int = Field(5, ge=1, le=100)
+    retry_base_delay: float = Field(2.0, gt=0)
+    shutdown_grace: float = Field(30.0, ge=0)
+
+    destinations: Annotated[list[Destination] | None, NoDecode] = None
+    orthanc_url: str | None = None
+    orthanc_username: str | None = None
+    orthanc_password: SecretStr | None = None
+    http_timeout: float = Field(30.0, gt=0)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    api_tokens: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    metrics_port: int = Field(9100, ge=0, le=65535)
+
+    deid_secret: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+    deid_key_id: str = Field("k1", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    deid_options: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["rtnLongModifDatesOpt"]
+    )
+    deid_recipe: Path | None = None
+
+    scp_ae_title: str = Field("RELAY", min_length=1, max_length=16)
+    scp_host: str = "127.0.0.1"
+    scp_port: int = Field(11112, ge=0, le=65535)
+    stable_age: float = Field(60.0, gt=0)
+    watch_interval: float = Field(1.0, gt=0)
+
+    _split = field_validator("api_tokens", "deid_options", mode="before")(_split_commas)
+
+    @field_validator("destinations", mode="before")
+    @classmethod
+    def _split_destinations(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _known_broker(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("amqp://", "amqps://")):
+            raise ValueError("must be an amqp:// or amqps:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _fill_paths_and_check(self) -> Settings:
+        for name in ("incoming", "work", "quarantine", "outbox", "staging"):
+            if getattr(self, f"{name}_dir") is None:
+                setattr(self, f"{name}_dir", self.data_dir / name)
+        if self.destinations is None:
+            self.destinations = [Destination.ORTHANC] if self.orthanc_url else [Destination.OUTBOX]
+        if Destination.ORTHANC in self.destinations and not self.orthanc_url:
+            raise ValueError("RELAY_DESTINATIONS names orthanc but RELAY_ORTHANC_URL is not set")
+        if self.env is Environment.PRODUCTION:
+            secret = self.deid_secret.get_secret_value()
+            if secret == DEVELOPMENT_SECRET or len(secret) < 16:
+                raise ValueError(
+                    "RELAY_DEID_SECRET must be set to a secret of at least 16 characters "
+                    "in production"
+                )
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'relay.db').resolve()}"
+
+    @property
+    def deid_queue(self) -> str:
+        return f"{self.queue_prefix}.deid"
+
+    @property
+    def send_queue(self) -> str:
+        return f"{self.queue_prefix}.send"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.incoming_dir, self.work_dir, self.quarantine_dir, self.outbox_dir,
+                     self.staging_dir):
+            assert path is not None
+            path.mkdir(parents=True, exist_ok=True)
+
+
+class SettingsError(Exception):
+    """Raised with a message that names each RELAY_ variable that is wrong."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            name = f"RELAY_{field.upper()}" if field else "settings"
+            problems.append(f"{name}: {error['msg']}")
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None

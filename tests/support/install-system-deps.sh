@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the real peers the tests talk to, from Debian's packages, when missing,
+# and starts the local PostgreSQL and RabbitMQ when they are down.
+set -euo pipefail
+need=()
+[ -x /usr/sbin/Orthanc ] || need+=(orthanc)
+[ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
+command -v storescu >/dev/null || need+=(dcmtk)
+command -v gdcmanon >/dev/null || need+=(libgdcm-tools)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages: ${need[*]} (run as root, or install them)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # policy-rc.d keeps the packaged Orthanc service from starting on its default ports.
+  [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }
+  apt-get install -y -qq "${need[@]}"
+fi
+up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if ! up 5432 && command -v pg_ctlcluster >/dev/null; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+fi
+if ! up 5672 && command -v rabbitmq-server >/dev/null; then
+  rabbitmq-server -detached || true
+  for _ in $(seq 60); do up 5672 && break; sleep 1; done
+fi

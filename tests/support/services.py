@@ -1,0 +1,213 @@
+"""Real services for the tests: PostgreSQL databases, RabbitMQ queues, Orthanc, relay processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+PG_ADMIN_URL = os.environ.get("RELAY_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("RELAY_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+ORTHANC_PLUGINS = Path("/usr/share/orthanc/plugins")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.2
+               ) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def ensure_postgres() -> None:
+    if not port_open(5432):
+        versions = os.listdir("/etc/postgresql")
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", versions[0], "main",
+                        "start"], check=True)
+        wait_until(lambda: port_open(5432), 60, "PostgreSQL")
+
+
+def ensure_rabbitmq() -> None:
+    if not port_open(5672):
+        subprocess.run(["rabbitmq-server", "-detached"], check=True)
+        wait_until(lambda: port_open(5672), 120, "RabbitMQ")
+
+
+def ensure_debian_packages(*commands_and_packages: tuple[str, str]) -> None:
+    """Install a Debian package when its command is missing (the machines run as root)."""
+    missing = [pkg for command, pkg in commands_and_packages
+               if shutil.which(command) is None and not Path(command).exists()]
+    if not missing:
+        return
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env)
+
+
+def create_database() -> tuple[str, Callable[[], None]]:
+    import psycopg
+
+    ensure_postgres()
+    name = f"relay_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", drop
+
+
+def delete_queues(prefix: str) -> None:
+    """Remove the queues a test run declared, so runs never see each other's messages."""
+    import asyncio
+
+    import aio_pika
+
+    async def go() -> None:
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            for stage in ("deid", "send"):
+                for suffix in ("", ".retry", ".dead"):
+                    channel = await connection.channel()
+                    try:
+                        await channel.queue_delete(f"{prefix}.{stage}{suffix}")
+                    except Exception:  # never declared in this run
+                        pass
+    asyncio.run(go())
+
+
+@dataclass
+class Orthanc:
+    root: Path
+    http_port: int = field(default_factory=free_port)
+    dicom_port: int = field(default_factory=free_port)
+    aet: str = "ORTHANC"
+    process: subprocess.Popen[bytes] | None = None
+    modalities: dict[str, list[object]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> Orthanc:
+        ensure_debian_packages(("/usr/sbin/Orthanc", "orthanc"),
+                               (str(ORTHANC_PLUGINS / "libOrthancDicomWeb.so"), "orthanc-dicomweb"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = {
+            "Name": "relay-test", "StorageDirectory": str(self.root / "storage"),
+            "IndexDirectory": str(self.root / "index"), "HttpPort": self.http_port,
+            "DicomPort": self.dicom_port, "DicomAet": self.aet,
+            "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
+            "Plugins": [str(ORTHANC_PLUGINS / "libOrthancDicomWeb.so")],
+            "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+            "DicomModalities": self.modalities, "DicomAlwaysAllowStore": True,
+            "DicomCheckCalledAet": False, "StableAge": 2, "SaveJobs": False,
+            "HttpServerEnabled": True, "DicomServerEnabled": True,
+        }
+        (self.root / "orthanc.json").write_text(json.dumps(config))
+        log = open(self.root / "orthanc.log", "wb")  # noqa: SIM115 - lives as long as Orthanc
+        self.process = subprocess.Popen(["/usr/sbin/Orthanc", str(self.root / "orthanc.json")],
+                                        stdout=log, stderr=subprocess.STDOUT)
+        wait_until(self._answers, 60, "Orthanc")
+        return self
+
+    def _answers(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"Orthanc exited: {(self.root / 'orthanc.log').read_text()[-2000:]}")
+        try:
+            return httpx.get(f"{self.url}/system", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.process = None
+
+    def instances(self) -> list[str]:
+        return list(httpx.get(f"{self.url}/instances", timeout=30).json())
+
+    def clear(self) -> None:
+        for patient in httpx.get(f"{self.url}/patients", timeout=30).json():
+            httpx.delete(f"{self.url}/patients/{patient}", timeout=30)
+
+    def instance_tags(self, instance_id: str) -> dict[str, object]:
+        return dict(httpx.get(f"{self.url}/instances/{instance_id}/simplified-tags",
+                              timeout=30).json())
+
+
+@dataclass
+class RelayProcess:
+    """One `relay <service>` process, with its own log file."""
+
+    service: str
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RelayProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        relay = str(Path(sys.executable).with_name("relay"))
+        self.process = subprocess.Popen([relay, self.service], env=self.env, stdout=log,
+                                        stderr=subprocess.STDOUT)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 40) -> int | None:
+        if self.process is None:
+            return None
+        self.process.send_signal(sig)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self.process = None
+        return code
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def relay_env(base: dict[str, str], **settings: object) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    env.update(base)
+    env.update({f"RELAY_{k.upper()}": str(v) for k, v in settings.items()})
+    return env
+
+
+def run_relay(*args: str, env: dict[str, str], check: bool = True
+              ) -> subprocess.CompletedProcess[str]:
+    relay = str(Path(sys.executable).with_name("relay"))
+    return subprocess.run([relay, *args], env=env, capture_output=True, text=True, check=check,
+                          timeout=120)
