@@ -1,0 +1,32 @@
+"""De-identification of DICOM headers: the PS3.15 Annex E profile with its
+options, an operator recipe, keyed pseudonyms, provenance, an audit record,
+and the leak guard that checks the result.
+
+Pure except `streamcopy`, the one module that reads and writes files.
+"""
+
+from .config import DeidConfig
+from .engine import DeidResult, deidentify, identifying_values
+from .identifiers import Identifiers, Pseudonymizer
+from .originals import IdentifyingValues, find_leaks
+from .provenance import merge_audits
+from .recipe import DeidConfigError, Recipe, SafePrivate, load_recipe, parse_recipe
+from .table import OPTIONS
+
+__all__ = [
+    "OPTIONS",
+    "DeidConfig",
+    "DeidConfigError",
+    "DeidResult",
+    "IdentifyingValues",
+    "Identifiers",
+    "Pseudonymizer",
+    "Recipe",
+    "SafePrivate",
+    "deidentify",
+    "find_leaks",
+    "identifying_values",
+    "load_recipe",
+    "merge_audits",
+    "parse_recipe",
+]

@@ -1,0 +1,145 @@
+"""Original identifying values, and the search for them in an output.
+
+The leak guard must find an original value wherever it went, yet not block a
+series over coincidences. So: values shorter than three characters are
+ignored; dates are compared as whole DA values (the date part of a DT); UIDs
+as whole values of UI elements (a replacement UID is digits only, so free
+text originals are never searched inside UIDs); names also by their
+components as whole words, so "John Doe" in free text is found for DOE^JOHN.
+Times, codes of numeric VRs and bulk binary data are not searched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from pydicom.dataset import Dataset
+from pydicom.uid import UID_dictionary
+
+from .table import format_tag
+
+MIN_LENGTH = 3
+MAX_TEXT = 1024  # longer originals are free text; their fragments are found by the names
+BULK_LIMIT = 4096  # binary values larger than this are data, not text
+PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+NUMERIC_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT", "IS", "DS", "TM",
+                         "OD", "OF", "OL", "OV"})
+BINARY_VRS = frozenset({"OB", "OW", "UN"})
+PLAIN_TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC", "AE"})
+_NAME_SPLIT = re.compile(r"[\^=\s,]+")
+
+
+class IdentifyingValues:
+    """A set of original values (mergeable with `update`). Its repr shows
+    counts only: these are the very values that must never be logged."""
+
+    def __init__(self) -> None:
+        self.texts: set[str] = set()
+        self.words: set[str] = set()
+        self.dates: set[str] = set()
+        self.uids: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+
+    def __repr__(self) -> str:
+        return (f"IdentifyingValues(texts={len(self.texts)}, words={len(self.words)}, "
+                f"dates={len(self.dates)}, uids={len(self.uids)})")
+
+    def __len__(self) -> int:
+        return len(self.texts) + len(self.words) + len(self.dates) + len(self.uids)
+
+    def update(self, other: IdentifyingValues) -> None:
+        self.texts |= other.texts
+        self.words |= other.words
+        self.dates |= other.dates
+        self.uids |= other.uids
+        self._pattern = None
+
+    def add(self, vr: str, value: object) -> None:
+        """Add the value of an element of VR `vr` (single or multi-valued)."""
+        if value is None or value == "":
+            return
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            self._add_one(vr, value)
+        else:
+            for one in value:
+                self._add_one(vr, one)
+
+    def _add_one(self, vr: str, value: object) -> None:
+        text = str(value).strip().rstrip("\x00").strip()
+        if len(text) < MIN_LENGTH:
+            return
+        self._pattern = None
+        if vr == "UI":
+            if text not in UID_dictionary:
+                self.uids.add(text)
+        elif vr in ("DA", "DT"):
+            if text[:8].isdigit() and len(text) >= 8:
+                self.dates.add(text[:8])
+        elif vr == "PN":
+            self.add_name(text)
+        elif vr in PLAIN_TEXT_VRS and len(text) <= MAX_TEXT:
+            self.texts.add(text.upper())
+
+    def add_name(self, name: str) -> None:
+        full = name.rstrip("^=").strip()
+        if len(full) >= MIN_LENGTH:
+            self.texts.add(full.upper())
+        self.words.update(w.upper() for w in _NAME_SPLIT.split(full) if len(w) >= MIN_LENGTH)
+        self._pattern = None
+
+    def pattern(self) -> re.Pattern[str] | None:
+        """One compiled search for every original in free text, longest first
+        so a scrub removes a full name before its components."""
+        if self._pattern is None and len(self):
+            plain = sorted(self.texts | self.dates | self.uids, key=len, reverse=True)
+            parts = [re.escape(p) for p in plain]
+            words = sorted(self.words, key=len, reverse=True)
+            if words:
+                parts.append(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b")
+            self._pattern = re.compile("|".join(parts), re.IGNORECASE)
+        return self._pattern
+
+
+def find_leaks(ds: Dataset, originals: IdentifyingValues) -> list[str]:
+    """Attribute paths, e.g. "(0040,0275)[0].(0032,1060)", whose value holds
+    an original value. Never returns the value itself."""
+    if not len(originals):
+        return []
+    hits: list[str] = []
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        _scan(meta, "", originals, hits)
+    _scan(ds, "", originals, hits)
+    return hits
+
+
+def _scan(ds: Dataset, prefix: str, originals: IdentifyingValues, hits: list[str]) -> None:
+    for elem in ds:
+        if elem.tag in PIXEL_TAGS:
+            continue
+        path = prefix + format_tag(elem.tag)
+        if elem.VR == "SQ":
+            for i, item in enumerate(elem.value or ()):
+                _scan(item, f"{path}[{i}].", originals, hits)
+        elif _holds_original(elem.VR, elem.value, originals):
+            hits.append(path)
+
+
+def _holds_original(vr: str, value: object, originals: IdentifyingValues) -> bool:
+    if value is None or value == "" or value == b"" or vr in NUMERIC_VRS:
+        return False
+    if vr in BINARY_VRS:
+        if not isinstance(value, bytes) or len(value) > BULK_LIMIT:
+            return False
+        value = value.decode("latin-1")
+    values = [value] if isinstance(value, str) or not isinstance(value, Iterable) else value
+    texts = [str(v).strip().rstrip("\x00") for v in values]
+    if vr == "UI":
+        return any(t in originals.uids for t in texts)
+    if vr == "DA":
+        return any(t[:8] in originals.dates for t in texts)
+    if vr == "DT":
+        return any(t[:8] in originals.dates for t in texts)
+    pattern = originals.pattern()
+    return pattern is not None and any(pattern.search(t) for t in texts)
