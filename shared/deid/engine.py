@@ -19,6 +19,7 @@ from .provenance import add_provenance, audit_record
 # the original ImplementationClassUID names the hospital's software.
 IMPLEMENTATION_CLASS_UID = "2.25.203119865915658395283935473520183512065"
 IMPLEMENTATION_VERSION = "DICOMRELAY_1"
+SOP_INSTANCE_UID = 0x00080018
 META_KEEP = frozenset({0x00020001, 0x00020002, 0x00020010})
 
 
@@ -99,8 +100,8 @@ def _rebuild_file_meta(ds: Dataset, meta: FileMetaDataset, run: Run) -> None:
         if tag not in META_KEEP and tag != 0x00020003:
             del meta[tag]
             run.removed.add(tag)
-    if "SOPInstanceUID" in ds:
-        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    if SOP_INSTANCE_UID in ds:
+        meta.MediaStorageSOPInstanceUID = run.values(ds, SOP_INSTANCE_UID)[1][0]
         run.replaced.add(0x00020003)
     elif "MediaStorageSOPInstanceUID" in meta and not run.plan.retains_uids:
         original = meta.MediaStorageSOPInstanceUID

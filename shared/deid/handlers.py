@@ -1,8 +1,11 @@
 """What each action does to one element, and the single walk that applies them.
 
 A handler is `handler(ds, tag, run)`; it changes `ds` in place and records
-the tag in the run's audit sets. Handlers fetch an element only when they
-need its value, so kept and removed elements are never decoded.
+the tag in the run's audit sets. Speed comes from not decoding: pydicom
+leaves elements raw (bytes) until asked, and a header has about a hundred of
+them. Kept and removed elements are never decoded; text that must be read or
+replaced is decoded and encoded here directly when the character set is a
+simple one (see `rawtext.py`), and through pydicom otherwise.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID_dictionary
 
 from .originals import IdentifyingValues
+from .rawtext import codec_of, read_values, write_values
 from .values import TEXT_VRS, dummy_value, empty_value, shift_values
 
 if TYPE_CHECKING:
@@ -21,7 +25,6 @@ if TYPE_CHECKING:
 
 UNSET = object()
 MAX_LENGTH = {"SH": 16, "AE": 16, "CS": 16, "LO": 64, "PN": 64}
-SCRUBBED = "***"
 
 
 class Run:
@@ -33,10 +36,11 @@ class Run:
         self.ids = ids
         self.pseudo = pseudo
         self.actions = plan.actions
+        self.codec: str | None = None
         self.originals = IdentifyingValues()
         if known is not None:
             self.originals.update(known)
-        self.deferred: list = []
+        self.deferred: list[tuple[Dataset, int, str | None]] = []
         self.removed: set[int] = set()
         self.replaced: set[int] = set()
         self.emptied: set[int] = set()
@@ -47,6 +51,7 @@ class Run:
 
     def walk(self, ds: Dataset) -> None:
         actions, resolve = self.actions, self.plan.resolve
+        outer, self.codec = self.codec, codec_of(ds)
         for tag in list(ds.keys()):
             handler = actions.get(tag, UNSET)
             if handler is UNSET:
@@ -55,49 +60,50 @@ class Run:
                 handler(ds, tag, self)
         if self.plan.keeps_safe_private:
             drop_unused_creators(ds)
+        self.codec = outer
+
+    def values(self, ds: Dataset, tag: int) -> tuple[str, list[str]]:
+        return read_values(ds, tag, self.codec, self.plan.vr(tag))
+
+    def write(self, ds: Dataset, tag: int, vr: str, values: list[str]) -> None:
+        write_values(ds, tag, vr, values, self.codec)
 
     def collect(self, ds: Dataset, tag: int) -> None:
         """Remember an original value the leak guard must look for."""
-        if tag in self.plan.identifying:
-            elem = ds[tag]
-            if elem.VR == "SQ":
-                for item in elem.value or ():
-                    collect_all(item, self)
-            else:
-                self.originals.add(elem.VR, elem.value)
-        elif tag in self.plan.sequences:
+        if tag in self.plan.sequences:
             for item in ds[tag].value or ():
                 collect_all(item, self)
+        elif tag in self.plan.identifying:
+            self.originals.add(*self.values(ds, tag))
 
-    def new_uid(self, value: object) -> object:
-        if isinstance(value, str):
-            return value if value in UID_dictionary or not value else self.pseudo.uid(value)
-        return [self.new_uid(v) for v in value]
+    def new_uid(self, value: str) -> str:
+        return value if not value or value in UID_dictionary else self.pseudo.uid(value)
 
     def scrub_deferred(self) -> None:
-        pattern = self.originals.pattern()
-        if pattern is None:
+        """Free text is scrubbed last, once every original of the instance
+        is known (a description comes before the patient's name in a file)."""
+        if not len(self.originals):
             return
-        for tag, elem in self.deferred:
-            value = elem.value
-            if isinstance(value, (str, bytes)) or value is None:
-                new = pattern.sub(SCRUBBED, str(value)) if value else value
-            else:
-                new = [pattern.sub(SCRUBBED, str(v)) for v in value]
-            if new != value and new != [str(v) for v in value or ()]:
-                elem.value = new
+        for ds, tag, codec in self.deferred:
+            vr, values = read_values(ds, tag, codec, self.plan.vr(tag))
+            clean = [self.originals.scrub(v) for v in values]
+            if clean != values:
+                write_values(ds, tag, vr, clean, codec)
                 self.cleaned.add(tag)
 
 
 def collect_all(ds: Dataset, run: Run) -> None:
     """Originals inside a sequence that is about to go (removed or emptied):
     they may still appear elsewhere, in free text the profile keeps."""
-    for elem in ds:
-        if elem.VR == "SQ":
-            for item in elem.value or ():
+    codec = codec_of(ds)
+    for tag in list(ds.keys()):
+        known_vr = run.plan.vr(tag)
+        raw_vr = getattr(ds.get_item(tag), "VR", None) or known_vr
+        if raw_vr == "SQ" or (raw_vr is None and tag in run.plan.sequences):
+            for item in ds[tag].value or ():
                 collect_all(item, run)
-        elif elem.tag in run.plan.identifying or elem.VR == "UI":
-            run.originals.add(elem.VR, elem.value)
+        elif tag in run.plan.identifying or raw_vr == "UI":
+            run.originals.add(*read_values(ds, tag, codec, known_vr))
 
 
 def remove(ds: Dataset, tag: int, run: Run) -> None:
@@ -113,35 +119,42 @@ def remove_private(ds: Dataset, tag: int, run: Run) -> None:
 
 def empty(ds: Dataset, tag: int, run: Run) -> None:
     run.collect(ds, tag)
-    elem = ds[tag]
-    elem.value = empty_value(elem.VR)
+    vr = run.plan.vr(tag)
+    if vr == "SQ" or vr is None or vr not in TEXT_VRS | _STRING_VRS:
+        elem = ds[tag]
+        elem.value = empty_value(elem.VR)
+    else:
+        run.write(ds, tag, vr, [])
     run.emptied.add(tag)
 
 
 def dummy(ds: Dataset, tag: int, run: Run) -> None:
-    elem = ds[tag]
-    if elem.VR == "SQ":  # a dummy sequence: the same items, de-identified at depth
+    vr = run.plan.vr(tag) or ds[tag].VR
+    if vr == "SQ":  # a dummy sequence: the same items, de-identified at depth
         recurse(ds, tag, run)
         return
+    if vr == "UI":
+        uid(ds, tag, run)
+        return
     run.collect(ds, tag)
-    if elem.VR == "UI":
-        elem.value = run.new_uid(elem.value)
+    if vr in TEXT_VRS or vr in _STRING_VRS:
+        run.write(ds, tag, vr, [str(dummy_value(vr))])
     else:
-        elem.value = dummy_value(elem.VR)
+        ds[tag].value = dummy_value(vr)
     run.replaced.add(tag)
 
 
 def uid(ds: Dataset, tag: int, run: Run) -> None:
-    elem = ds[tag]
-    if elem.VR == "SQ":  # U* on a sequence: keep it, its UIDs are replaced at depth
+    vr, values = run.values(ds, tag)
+    if vr == "SQ":  # U* on a sequence: keep it, its UIDs are replaced at depth
         recurse(ds, tag, run)
         return
-    if elem.VR != "UI" or not elem.value:
+    if vr != "UI" or not values:
         return
-    new = run.new_uid(elem.value)
-    if new != elem.value:  # well-known UIDs (SOP classes, coding schemes) stay
-        run.originals.add("UI", elem.value)
-        elem.value = new
+    new = [run.new_uid(v) for v in values]
+    if new != values:  # well-known UIDs (SOP classes, coding schemes) stay
+        run.originals.add("UI", values)
+        run.write(ds, tag, vr, new)
         run.replaced.add(tag)
 
 
@@ -149,8 +162,7 @@ def clean(ds: Dataset, tag: int, run: Run) -> None:
     """'C': keep what carries meaning, without what identifies: dates are
     shifted, UIDs replaced, free text scrubbed of the known originals,
     sequences cleaned at depth; anything else is kept."""
-    elem = ds[tag]
-    vr = elem.VR
+    vr = run.plan.vr(tag) or ds[tag].VR
     if vr == "SQ":
         recurse(ds, tag, run)
     elif vr in ("DA", "DT"):
@@ -158,23 +170,24 @@ def clean(ds: Dataset, tag: int, run: Run) -> None:
     elif vr == "UI":
         uid(ds, tag, run)
     elif vr in TEXT_VRS or vr in ("CS", "AE", "UR"):
-        run.deferred.append((tag, elem))
+        run.deferred.append((ds, tag, run.codec))
 
 
 def shift(ds: Dataset, tag: int, run: Run) -> None:
     """Dates move by the patient's shift (the same for all their studies, so
     intervals hold); times stay, a whole-day shift does not change them."""
-    elem = ds[tag]
-    if elem.VR not in ("DA", "DT") or not elem.value:
+    vr, values = run.values(ds, tag)
+    if vr not in ("DA", "DT") or not values:
         return
-    run.collect(ds, tag)
-    elem.value = shift_values(elem.value, elem.VR, run.ids.date_shift_days)
+    if tag in run.plan.identifying:
+        run.originals.add(vr, values)
+    run.write(ds, tag, vr, shift_values(values, vr, run.ids.date_shift_days))
     run.shifted.add(tag)
 
 
 def scrub(ds: Dataset, tag: int, run: Run) -> None:
     """Free text the table does not list is kept, minus any original value."""
-    run.deferred.append((tag, ds[tag]))
+    run.deferred.append((ds, tag, run.codec))
 
 
 def recurse(ds: Dataset, tag: int, run: Run) -> None:
@@ -184,7 +197,7 @@ def recurse(ds: Dataset, tag: int, run: Run) -> None:
 
 def identity(ds: Dataset, tag: int, run: Run, field: str) -> None:
     run.collect(ds, tag)
-    ds[tag].value = getattr(run.ids, field)
+    run.write(ds, tag, run.plan.vr(tag) or "LO", [getattr(run.ids, field)])
     run.replaced.add(tag)
 
 
@@ -197,21 +210,22 @@ def accession(ds: Dataset, tag: int, run: Run, fallback) -> None:
 
 def replace(ds: Dataset, tag: int, run: Run, value: str | None) -> None:
     run.collect(ds, tag)
-    ds[tag].value = value
+    vr = run.plan.vr(tag)
+    if vr in TEXT_VRS or vr in _STRING_VRS:
+        run.write(ds, tag, vr, [value or ""])
+    else:
+        ds[tag].value = value
     run.replaced.add(tag)
 
 
 def hash_value(ds: Dataset, tag: int, run: Run) -> None:
-    elem = ds[tag]
-    if elem.VR == "UI":
+    vr, values = run.values(ds, tag)
+    if vr == "UI":
         uid(ds, tag, run)
         return
     run.collect(ds, tag)
-    length = MAX_LENGTH.get(elem.VR, 16)
-    if isinstance(elem.value, (str, bytes)) or elem.value is None:
-        elem.value = run.pseudo.text(str(elem.value or ""), min(16, length))
-    else:
-        elem.value = [run.pseudo.text(str(v), min(16, length)) for v in elem.value]
+    length = min(16, MAX_LENGTH.get(vr, 16))
+    run.write(ds, tag, vr, [run.pseudo.text(v, length) for v in values])
     run.replaced.add(tag)
 
 
@@ -225,8 +239,7 @@ def private(ds: Dataset, tag: int, run: Run) -> None:
         return
     if element <= 0x00FF:
         return
-    creator_tag = (tag & 0xFFFF0000) | (element >> 8)
-    creator = ds.get(creator_tag)
+    creator = ds.get((tag & 0xFFFF0000) | (element >> 8))
     name = str(creator.value).strip().upper() if creator is not None else ""
     if (tag >> 16, name, element & 0xFF) not in run.plan.safe_private:
         remove_private(ds, tag, run)
@@ -244,3 +257,6 @@ def drop_unused_creators(ds: Dataset) -> None:
     for tag in creators:
         if (tag >> 16, tag & 0xFF) not in used:
             del ds[tag]
+
+
+_STRING_VRS = frozenset({"UI", "DA", "DT", "TM", "CS", "AE", "AS", "DS", "IS", "UR"})

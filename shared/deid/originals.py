@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID_dictionary
@@ -27,6 +28,7 @@ NUMERIC_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT", "
                          "OD", "OF", "OL", "OV"})
 BINARY_VRS = frozenset({"OB", "OW", "UN"})
 PLAIN_TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC", "AE"})
+SCRUBBED = "***"
 _NAME_SPLIT = re.compile(r"[\^=\s,]+")
 
 
@@ -89,16 +91,38 @@ class IdentifyingValues:
         self._pattern = None
 
     def pattern(self) -> re.Pattern[str] | None:
-        """One compiled search for every original in free text, longest first
-        so a scrub removes a full name before its components."""
-        if self._pattern is None and len(self):
-            plain = sorted(self.texts | self.dates | self.uids, key=len, reverse=True)
-            parts = [re.escape(p) for p in plain]
-            words = sorted(self.words, key=len, reverse=True)
-            if words:
-                parts.append(r"\b(?:" + "|".join(re.escape(w) for w in words) + r")\b")
-            self._pattern = re.compile("|".join(parts), re.IGNORECASE)
+        """One search for every text original; the same for every instance
+        of a series, so compiled once per series (see `_compile`)."""
+        if self._pattern is None and (self.texts or self.dates or self.words):
+            self._pattern = _compile(frozenset(self.texts | self.dates), frozenset(self.words))
         return self._pattern
+
+    def search(self, text: str) -> bool:
+        """Whether free text holds any original (UIDs included)."""
+        pattern = self.pattern()
+        if pattern is not None and pattern.search(text):
+            return True
+        return any(uid in text for uid in self.uids)
+
+    def scrub(self, text: str) -> str:
+        """`text` with every original replaced by SCRUBBED."""
+        pattern = self.pattern()
+        if pattern is not None:
+            text = pattern.sub(SCRUBBED, text)
+        for uid in sorted(self.uids, key=len, reverse=True):
+            if uid in text:
+                text = text.replace(uid, SCRUBBED)
+        return text
+
+
+@lru_cache(maxsize=32)
+def _compile(plain: frozenset[str], words: frozenset[str]) -> re.Pattern[str]:
+    """Longest first, so a full name goes before its components."""
+    parts = [re.escape(p) for p in sorted(plain, key=len, reverse=True)]
+    if words:
+        alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+        parts.append(rf"\b(?:{alternatives})\b")
+    return re.compile("|".join(parts), re.IGNORECASE)
 
 
 def find_leaks(ds: Dataset, originals: IdentifyingValues) -> list[str]:
@@ -141,5 +165,4 @@ def _holds_original(vr: str, value: object, originals: IdentifyingValues) -> boo
         return any(t[:8] in originals.dates for t in texts)
     if vr == "DT":
         return any(t[:8] in originals.dates for t in texts)
-    pattern = originals.pattern()
-    return pattern is not None and any(pattern.search(t) for t in texts)
+    return any(originals.search(t) for t in texts)

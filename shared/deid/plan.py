@@ -39,6 +39,7 @@ class Plan:
     sequences: frozenset[int] = frozenset()
     codes: dict[int, str] = field(default_factory=dict)
     safe_private: frozenset[tuple[int, str, int]] = frozenset()
+    _vrs: dict[int, str | None] = field(default_factory=dict)
 
     @property
     def retains_uids(self) -> bool:
@@ -47,6 +48,15 @@ class Plan:
     @property
     def keeps_safe_private(self) -> bool:
         return "rtnSafePrivOpt" in self.config.options
+
+    def vr(self, tag: int) -> str | None:
+        """The dictionary VR (None for private and unknown tags), cached:
+        implicit VR files do not carry it."""
+        try:
+            return self._vrs[tag]
+        except KeyError:
+            vr = self._vrs[tag] = None if tag >> 16 & 1 else _vr(tag)
+            return vr
 
     def resolve(self, tag: int) -> Handler:
         handler = self._rule(tag)

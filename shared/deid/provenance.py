@@ -7,10 +7,14 @@ Information Modified). The audit lists tags, never values.
 
 from __future__ import annotations
 
+from functools import lru_cache
+from io import BytesIO
 from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_dataset
 
+from .encode import encode_dataset
 from .table import format_tag, table_sha256
 
 if TYPE_CHECKING:
@@ -44,6 +48,26 @@ def method_codes(config: DeidConfig) -> list[tuple[str, str]]:
 
 
 def add_provenance(ds: Dataset, config: DeidConfig) -> list[tuple[str, str]]:
+    implicit, little = ds.original_encoding
+    if implicit is None or little is None:
+        return _set_provenance(ds, config)
+    for raw in _raw_provenance(config, implicit, little):
+        ds[raw.tag] = raw
+    return method_codes(config)
+
+
+@lru_cache(maxsize=32)
+def _raw_provenance(config: DeidConfig, implicit: bool, little: bool) -> tuple:
+    """The same elements for every instance: encoded once per configuration
+    and encoding, then set as raw bytes (immutable, so safely shared)."""
+    built = Dataset()
+    _set_provenance(built, config)
+    body = encode_dataset(built, implicit, little)
+    parsed = read_dataset(BytesIO(body), is_implicit_VR=implicit, is_little_endian=little)
+    return tuple(parsed.get_item(tag) for tag in parsed.keys())
+
+
+def _set_provenance(ds: Dataset, config: DeidConfig) -> list[tuple[str, str]]:
     codes = method_codes(config)
     ds.PatientIdentityRemoved = "YES"
     ds.DeidentificationMethod = _method_text(config)

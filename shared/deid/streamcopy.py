@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pydicom.dataset import Dataset
-from pydicom.filebase import DicomBytesIO, DicomFileLike
 from pydicom.filereader import read_dataset
-from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import UID, ExplicitVRBigEndian, ImplicitVRLittleEndian
+
+from .encode import encode_dataset, encode_file_meta
 
 PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)
 FIRST_PIXEL_TAG = 0x7FE00008
@@ -105,8 +105,7 @@ def _check_source(src: BinaryIO, header: Dataset) -> None:
 def _write(src: BinaryIO, out: BinaryIO, header: Dataset, enc: _Encoding,
            trailing: Trailing | None) -> None:
     head, tail = _split(header)
-    out.write(b"\x00" * 128 + b"DICM")
-    write_file_meta_info(DicomFileLike(out), header.file_meta, enforce_standard=True)
+    out.write(b"\x00" * 128 + b"DICM" + encode_file_meta(header.file_meta))
     sink = _DeflateSink(out) if enc.deflated else _FileSink(out, src)
     sink.write(_encode(head, enc))
     reader = _InflateReader(src, sink) if enc.deflated else _FileReader(src)
@@ -129,14 +128,7 @@ def _split(header: Dataset) -> tuple[Dataset, Dataset | None]:
 
 
 def _encode(ds: Dataset, enc: _Encoding, charset: object = None) -> bytes:
-    fp = DicomBytesIO()
-    fp.is_little_endian = enc.little
-    fp.is_implicit_VR = enc.implicit
-    if charset is not None:
-        write_dataset(fp, ds, parent_encoding=charset)
-    else:
-        write_dataset(fp, ds)
-    return fp.getvalue()
+    return encode_dataset(ds, enc.implicit, enc.little, charset)
 
 
 def _trailing(reader, enc: _Encoding, trailing: Trailing) -> Dataset | None:
