@@ -1,0 +1,60 @@
+#!/bin/sh
+# Creates the Secrets the manifests reference, with fresh random values, in
+# one namespace. A Secret that already exists is left as it is, so running it
+# again is safe. For production you may create the same Secrets from your
+# secret manager instead (External Secrets, Sealed Secrets, Vault...): the
+# names and keys are listed in docs/deployment.md ("Secrets").
+#
+#   deploy/k8s/create-secrets.sh NAMESPACE
+#
+# It prints the admin API token once: store it, only its hash is kept.
+set -eu
+
+ns="${1:?usage: $0 NAMESPACE}"
+kubectl get namespace "$ns" > /dev/null 2>&1 || kubectl create namespace "$ns"
+
+rand() { python3 -c 'import secrets; print(secrets.token_hex(24))'; }
+
+exists() { kubectl -n "$ns" get secret "$1" > /dev/null 2>&1; }
+
+create() {
+  name="$1"; shift
+  if exists "$name"; then
+    echo "secret $name exists; kept"
+  else
+    kubectl -n "$ns" create secret generic "$name" "$@" > /dev/null
+    echo "secret $name created"
+  fi
+}
+
+pg_password=$(rand)
+mq_password=$(rand)
+orthanc_password=$(rand)
+token=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
+token_hash=$(printf '%s' "$token" | python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
+
+if exists relay-secrets; then
+  echo "secret relay-secrets exists; kept (with postgres-, rabbitmq- and orthanc-credentials)"
+else
+  create postgres-credentials \
+    --from-literal=POSTGRES_USER=relay \
+    --from-literal=POSTGRES_PASSWORD="$pg_password"
+  create rabbitmq-credentials \
+    --from-literal=RABBITMQ_DEFAULT_USER=relay \
+    --from-literal=RABBITMQ_DEFAULT_PASS="$mq_password"
+  create orthanc-credentials \
+    --from-literal=ORTHANC__REGISTERED_USERS="{\"relay\": \"$orthanc_password\"}"
+  create relay-secrets \
+    --from-literal=RELAY_DATABASE_URL="postgresql+psycopg://relay:$pg_password@postgres:5432/relay" \
+    --from-literal=RELAY_AMQP_URL="amqp://relay:$mq_password@rabbitmq:5672/" \
+    --from-literal=RELAY_ORTHANC_PASSWORD="$orthanc_password" \
+    --from-literal=RELAY_DEID_SECRET="$(rand)$(rand)" \
+    --from-literal=RELAY_API_TOKENS="admin:$token_hash"
+  echo "admin API token (shown once, store it): $token"
+fi
+
+create mirth-credentials \
+  --from-literal=DATABASE_USERNAME=mirth \
+  --from-literal=DATABASE_PASSWORD="$(rand)" \
+  --from-literal=KEYSTORE_STOREPASS="$(rand)" \
+  --from-literal=KEYSTORE_KEYPASS="$(rand)"
