@@ -12,10 +12,10 @@ Times, codes of numeric VRs and bulk binary data are not searched.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from functools import lru_cache
 
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.uid import UID_dictionary
 
 from .table import format_tag
@@ -61,11 +61,11 @@ class IdentifyingValues:
         """Add the value of an element of VR `vr` (single or multi-valued)."""
         if value is None or value == "":
             return
-        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-            self._add_one(vr, value)
-        else:
+        if isinstance(value, (list, tuple, MultiValue)):  # a PersonName iterates by character
             for one in value:
                 self._add_one(vr, one)
+        else:
+            self._add_one(vr, value)
 
     def _add_one(self, vr: str, value: object) -> None:
         text = str(value).strip().rstrip("\x00").strip()
@@ -157,7 +157,7 @@ def _holds_original(vr: str, value: object, originals: IdentifyingValues) -> boo
         if not isinstance(value, bytes) or len(value) > BULK_LIMIT:
             return False
         value = value.decode("latin-1")
-    values = [value] if isinstance(value, str) or not isinstance(value, Iterable) else value
+    values = value if isinstance(value, (list, tuple, MultiValue)) else [value]
     texts = [str(v).strip().rstrip("\x00") for v in values]
     if vr == "UI":
         return any(t in originals.uids for t in texts)

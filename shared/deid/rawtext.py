@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 # pydicom's Python codec names for the character sets decoded here.
 SIMPLE_CODECS = {"iso8859": "latin-1", "latin_1": "latin-1", "UTF8": "utf-8",
@@ -47,9 +48,9 @@ def read_values(ds: Dataset, tag: int, codec: str | None,
 def _as_strings(value: object) -> list[str]:
     if value is None or value == "" or value == b"":
         return []
-    if isinstance(value, (str, bytes, int, float)) or not hasattr(value, "__iter__"):
-        return [str(value)]
-    return [str(v) for v in value]
+    if isinstance(value, (list, tuple, MultiValue)):  # a PersonName iterates by character
+        return [str(v) for v in value]
+    return [str(value)]
 
 
 def write_values(ds: Dataset, tag: int, vr: str, values: list[str], codec: str | None) -> None:

@@ -23,7 +23,7 @@ DUMMY_BY_VR: dict[str, object] = {
     "AS": "000Y",
     "DS": "0",
     "IS": "0",
-    "UR": "",
+    "UR": "http://anonymized.invalid/",
     "US": 0,
     "SS": 0,
     "UL": 0,
