@@ -1,0 +1,111 @@
+"""Pixel data copied byte for byte, never decoded, in every encoding."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    RLELossless,
+)
+
+from relay_shared.deid import DeidConfig, deidentify
+from relay_shared.deid.streamcopy import write_deidentified
+
+from .planting import PSEUDO
+from .test_structure import base
+
+
+def image(transfer_syntax: str) -> Dataset:
+    ds = base()
+    ds.file_meta.TransferSyntaxUID = transfer_syntax
+    ds.Rows = ds.Columns = 64
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    pixels = (np.arange(64 * 64, dtype=np.uint16) * 7).reshape(64, 64)
+    if transfer_syntax == RLELossless:
+        ds.PixelData = encapsulate([b"\x01\x02" * 100 + b"DOE^JOHN", b"\x03\x04" * 51])
+        ds["PixelData"].VR = "OB"
+        ds.NumberOfFrames = 2
+    else:
+        ds.PixelData = pixels.tobytes() if transfer_syntax != ExplicitVRBigEndian \
+            else pixels.astype(">u2").tobytes()
+    return ds
+
+
+def deidentified_copy(tmp_path: Path, ds: Dataset) -> tuple[Path, Path]:
+    src = tmp_path / "src.dcm"
+    ds.save_as(src, enforce_file_format=True)
+    header = dcmread(src, stop_before_pixels=True)
+    result = deidentify(header, PSEUDO.identifiers_for("MRN-4711"), PSEUDO, DeidConfig())
+    dst = tmp_path / "dst.dcm"
+    write_deidentified(src, dst, result.dataset)
+    return src, dst
+
+
+SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian,
+            DeflatedExplicitVRLittleEndian, RLELossless]
+
+
+@pytest.mark.parametrize("syntax", SYNTAXES, ids=lambda s: s.name)
+def test_pixel_data_is_byte_identical(tmp_path: Path, syntax: str) -> None:
+    src, dst = deidentified_copy(tmp_path, image(syntax))
+    before, after = dcmread(src), dcmread(dst)
+    assert after.PixelData == before.PixelData
+    assert after.file_meta.TransferSyntaxUID == syntax
+    assert after.PatientName != "DOE^JOHN"
+    assert not dst.with_name("dst.dcm.part").exists()
+
+
+def test_pixel_bytes_are_the_same_bytes_in_the_file(tmp_path: Path) -> None:
+    """Even text that looks like a name inside compressed data stays: pixel
+    data is data, never searched nor changed."""
+    src, dst = deidentified_copy(tmp_path, image(RLELossless))
+    assert b"\x01\x02" * 100 + b"DOE^JOHN" in dst.read_bytes()
+
+
+def test_elements_after_pixel_data_are_dropped_or_deidentified(tmp_path: Path) -> None:
+    ds = image(ExplicitVRLittleEndian)
+    block = ds.private_block(0x7FE1, "VENDOR BULK", create=True)
+    block.add_new(0x01, "LO", "DOE^JOHN")
+    ds.add_new(0xFFFCFFFC, "OB", b"\x00" * 16)
+    src = tmp_path / "src.dcm"
+    ds.save_as(src, enforce_file_format=True)
+    header = dcmread(src, stop_before_pixels=True)
+    result = deidentify(header, PSEUDO.identifiers_for("X"), PSEUDO, DeidConfig())
+    write_deidentified(src, tmp_path / "dropped.dcm", result.dataset)
+    assert not [t for t in dcmread(tmp_path / "dropped.dcm").keys() if t > 0x7FE00010]
+    seen = []
+
+    def keep_padding(trailing: Dataset) -> Dataset:
+        seen.extend(trailing.keys())
+        del trailing[0x7FE10010]
+        del trailing[0x7FE11001]
+        return trailing
+
+    write_deidentified(src, tmp_path / "kept.dcm", result.dataset, trailing=keep_padding)
+    kept = dcmread(tmp_path / "kept.dcm")
+    assert seen == [0x7FE10010, 0x7FE11001, 0xFFFCFFFC]
+    assert [t for t in kept.keys() if t > 0x7FE00010] == [0xFFFCFFFC]
+    assert kept.PixelData == ds.PixelData
+
+
+def test_a_failed_write_leaves_no_file(tmp_path: Path) -> None:
+    src = tmp_path / "src.dcm"
+    image(ExplicitVRLittleEndian).save_as(src, enforce_file_format=True)
+    header = dcmread(src, stop_before_pixels=True)
+    result = deidentify(header, PSEUDO.identifiers_for("X"), PSEUDO, DeidConfig())
+    data = src.read_bytes()
+    src.write_bytes(data[:-100])  # truncated pixel data
+    with pytest.raises(ValueError):
+        write_deidentified(src, tmp_path / "dst.dcm", result.dataset)
+    assert list(tmp_path.iterdir()) == [src]
