@@ -30,7 +30,7 @@ class DeidConfig:
             raise DeidConfigError(
                 f"unknown de-identification option {unknown[0]!r}; known: {', '.join(OPTIONS)}"
             )
-        if CONFLICTING <= self.options:
+        if self.options >= CONFLICTING:
             raise DeidConfigError(
                 "rtnLongFullDatesOpt and rtnLongModifDatesOpt exclude each other: choose one"
             )

@@ -250,10 +250,10 @@ def private(ds: Dataset, tag: int, run: Run) -> None:
 
 
 def drop_unused_creators(ds: Dataset) -> None:
-    creators = [t for t in ds.keys() if t >> 16 & 1 and 0x10 <= t & 0xFFFF <= 0xFF]
+    creators = [t for t in ds.keys() if t >> 16 & 1 and 0x10 <= t & 0xFFFF <= 0xFF]  # noqa: SIM118 (a Dataset iterates elements)
     if not creators:
         return
-    used = {(t >> 16, (t & 0xFFFF) >> 8) for t in ds.keys() if t >> 16 & 1 and t & 0xFFFF > 0xFF}
+    used = {(t >> 16, (t & 0xFFFF) >> 8) for t in ds.keys() if t >> 16 & 1 and t & 0xFFFF > 0xFF}  # noqa: SIM118 (a Dataset iterates elements)
     for tag in creators:
         if (tag >> 16, tag & 0xFF) not in used:
             del ds[tag]

@@ -64,7 +64,7 @@ def _raw_provenance(config: DeidConfig, implicit: bool, little: bool) -> tuple:
     _set_provenance(built, config)
     body = encode_dataset(built, implicit, little)
     parsed = read_dataset(BytesIO(body), is_implicit_VR=implicit, is_little_endian=little)
-    return tuple(parsed.get_item(tag) for tag in parsed.keys())
+    return tuple(parsed.get_item(tag) for tag in parsed.keys())  # noqa: SIM118 (a Dataset iterates elements)
 
 
 def _set_provenance(ds: Dataset, config: DeidConfig) -> list[tuple[str, str]]:

@@ -164,7 +164,7 @@ def _seek_pixels(reader, enc: _Encoding) -> bool:
 
 
 def _element_header(reader, enc: _Encoding, implicit: bool) -> tuple[bytes, int]:
-    tag = reader.read(4)
+    reader.skip(4)  # the tag: the caller peeked it already
     if implicit:
         return b"", struct.unpack(enc.order + "L", reader.read(4))[0]
     vr = reader.read(2)

@@ -69,7 +69,7 @@ def test_pixel_data_is_byte_identical(tmp_path: Path, syntax: str) -> None:
 def test_pixel_bytes_are_the_same_bytes_in_the_file(tmp_path: Path) -> None:
     """Even text that looks like a name inside compressed data stays: pixel
     data is data, never searched nor changed."""
-    src, dst = deidentified_copy(tmp_path, image(RLELossless))
+    _, dst = deidentified_copy(tmp_path, image(RLELossless))
     assert b"\x01\x02" * 100 + b"DOE^JOHN" in dst.read_bytes()
 
 
@@ -83,7 +83,7 @@ def test_elements_after_pixel_data_are_dropped_or_deidentified(tmp_path: Path) -
     header = dcmread(src, stop_before_pixels=True)
     result = deidentify(header, PSEUDO.identifiers_for("X"), PSEUDO, DeidConfig())
     write_deidentified(src, tmp_path / "dropped.dcm", result.dataset)
-    assert not [t for t in dcmread(tmp_path / "dropped.dcm").keys() if t > 0x7FE00010]
+    assert not [t for t in dcmread(tmp_path / "dropped.dcm").keys() if t > 0x7FE00010]  # noqa: SIM118 (a Dataset iterates elements)
     seen = []
 
     def keep_padding(trailing: Dataset) -> Dataset:
@@ -95,7 +95,7 @@ def test_elements_after_pixel_data_are_dropped_or_deidentified(tmp_path: Path) -
     write_deidentified(src, tmp_path / "kept.dcm", result.dataset, trailing=keep_padding)
     kept = dcmread(tmp_path / "kept.dcm")
     assert seen == [0x7FE10010, 0x7FE11001, 0xFFFCFFFC]
-    assert [t for t in kept.keys() if t > 0x7FE00010] == [0xFFFCFFFC]
+    assert [t for t in kept.keys() if t > 0x7FE00010] == [0xFFFCFFFC]  # noqa: SIM118 (a Dataset iterates elements)
     assert kept.PixelData == ds.PixelData
 
 
