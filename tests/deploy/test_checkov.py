@@ -27,8 +27,10 @@ def test_no_failed_checks(checkov_report):
     failed = []
     for report in checkov_report:
         for check in report.get("results", {}).get("failed_checks", []):
-            failed.append(f"{report['check_type']}: {check['check_id']} {check['check_name']}"
-                          f" in {check['resource']} ({check.get('severity')})")
+            failed.append(
+                f"{report['check_type']}: {check['check_id']} {check['check_name']}"
+                f" in {check['resource']} ({check.get('severity')})"
+            )
     assert not failed, "\n".join(failed)
 
 

@@ -92,8 +92,7 @@ def commands(compose, rendered) -> set[tuple[str, ...]]:
 
 def test_every_command_exists(relay, commands):
     for words in sorted(commands):
-        out = subprocess.run([relay, *words, "--help"], capture_output=True, text=True,
-                             timeout=60)
+        out = subprocess.run([relay, *words, "--help"], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, f"relay {' '.join(words)}: {out.stderr or out.stdout}"
 
 
@@ -107,8 +106,9 @@ def free_port() -> int:
 def local_env(tmp_path) -> dict[str, str]:
     """Defaults that need no broker, database or PACS: SQLite under a temp dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    env.update(RELAY_DATA_DIR=str(tmp_path / "var"), RELAY_ENV="development",
-               RELAY_SHUTDOWN_GRACE="5")
+    env.update(
+        RELAY_DATA_DIR=str(tmp_path / "var"), RELAY_ENV="development", RELAY_SHUTDOWN_GRACE="5"
+    )
     return env
 
 
@@ -123,20 +123,25 @@ def wait_healthy(relay: str, url: str, process: subprocess.Popen, env: dict[str,
 
 
 def test_services_start(relay, commands, local_env, tmp_path):
-    upgrade = subprocess.run([relay, "db", "upgrade"], env=local_env, capture_output=True,
-                             text=True, timeout=120)
+    upgrade = subprocess.run(
+        [relay, "db", "upgrade"], env=local_env, capture_output=True, text=True, timeout=120
+    )
     assert upgrade.returncode == 0, upgrade.stderr
     started: dict[str, tuple[subprocess.Popen, str]] = {}
     try:
         for name in SERVICES:
             assert (name,) in commands
             port = free_port()
-            env = {**local_env, "RELAY_METRICS_PORT": str(port), "RELAY_API_PORT": str(port),
-                   "RELAY_API_HOST": "127.0.0.1", "RELAY_SCP_PORT": str(free_port()),
-                   "RELAY_SCP_HOST": "127.0.0.1"}
+            env = {
+                **local_env,
+                "RELAY_METRICS_PORT": str(port),
+                "RELAY_API_PORT": str(port),
+                "RELAY_API_HOST": "127.0.0.1",
+                "RELAY_SCP_PORT": str(free_port()),
+                "RELAY_SCP_HOST": "127.0.0.1",
+            }
             log = (tmp_path / f"{name}.log").open("w")
-            process = subprocess.Popen([relay, name], env=env, stdout=log,
-                                       stderr=subprocess.STDOUT)
+            process = subprocess.Popen([relay, name], env=env, stdout=log, stderr=subprocess.STDOUT)
             started[name] = (process, f"http://127.0.0.1:{port}/healthz")
         for name, (process, url) in started.items():
             healthy = wait_healthy(relay, url, process, local_env)
@@ -146,7 +151,7 @@ def test_services_start(relay, commands, local_env, tmp_path):
         for process, _ in started.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for name, (process, _) in started.items():
+        for process, _ in started.values():
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:

@@ -23,16 +23,19 @@ INTERPOLATION = re.compile(r"\$\{(\w+)(?::?[-?][^}]*)?\}")
 
 @pytest.fixture(scope="module")
 def validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(files("check_jsonschema.builtin_schemas.vendor")
-                        .joinpath("compose-spec.json").read_text())
+    schema = json.loads(
+        files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text()
+    )
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema)
 
 
 def test_compose_file_matches_the_specification(compose, validator):
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in validator.iter_errors(compose)]
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in validator.iter_errors(compose)
+    ]
     assert not errors, "\n".join(errors)
 
 
@@ -89,12 +92,18 @@ def test_secrets_come_from_the_env_file_only(compose):
     """Every secret is interpolated from .env (made by deploy/compose/make-env.sh)
     and required: compose stops with a message when .env is missing."""
     text = (ROOT / "docker-compose.yml").read_text()
-    secret_names = {"POSTGRES_PASSWORD", "RABBITMQ_PASSWORD", "ORTHANC_PASSWORD",
-                    "MIRTH_DB_PASSWORD", "MIRTH_KEYSTORE_PASSWORD", "RELAY_DEID_SECRET",
-                    "RELAY_API_TOKENS"}
+    secret_names = {
+        "POSTGRES_PASSWORD",
+        "RABBITMQ_PASSWORD",
+        "ORTHANC_PASSWORD",
+        "MIRTH_DB_PASSWORD",
+        "MIRTH_KEYSTORE_PASSWORD",
+        "RELAY_DEID_SECRET",
+        "RELAY_API_TOKENS",
+    }
     script = (ROOT / "deploy" / "compose" / "make-env.sh").read_text()
     for name in secret_names:
-        assert re.search(r"\$\{%s:\?" % name, text), f"{name} is not a required variable"
+        assert re.search(rf"\$\{{{name}:\?", text), f"{name} is not a required variable"
         assert f"{name}=" in script, f"make-env.sh does not write {name}"
     for match in INTERPOLATION.finditer(text):
         assert match.group(1) in secret_names or ":-" in match.group(0), match.group(0)
@@ -108,8 +117,11 @@ def test_grace_period_outlasts_the_drain(compose):
 
 
 def relay_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {name: s for name, s in compose["services"].items()
-            if s["image"].split(":")[0] == "dicom-relay"}
+    return {
+        name: s
+        for name, s in compose["services"].items()
+        if s["image"].split(":")[0] == "dicom-relay"
+    }
 
 
 def test_relay_containers_are_read_only(compose):

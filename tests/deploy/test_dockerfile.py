@@ -7,8 +7,11 @@ import re
 from .conftest import ROOT
 
 TEXT = (ROOT / "Dockerfile").read_text()
-LINES = [line for line in TEXT.replace("\\\n", " ").splitlines()
-         if line.strip() and not line.lstrip().startswith("#")]
+LINES = [
+    line
+    for line in TEXT.replace("\\\n", " ").splitlines()
+    if line.strip() and not line.lstrip().startswith("#")
+]
 
 
 def instructions(name: str) -> list[str]:
@@ -24,8 +27,11 @@ def test_multi_stage_on_a_pinned_slim_base():
 
 
 def test_dependencies_install_before_the_code_is_copied():
-    order = [line.split()[0] + " " + line.split()[1] for line in LINES
-             if line.split()[0] in ("COPY", "RUN")]
+    order = [
+        line.split()[0] + " " + line.split()[1]
+        for line in LINES
+        if line.split()[0] in ("COPY", "RUN")
+    ]
     deps = next(i for i, line in enumerate(LINES) if "-r /tmp/requirements.txt" in line)
     code = next(i for i, line in enumerate(LINES) if line.startswith("COPY shared"))
     assert deps < code, order

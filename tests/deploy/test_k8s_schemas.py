@@ -39,8 +39,12 @@ def test_objects_match_the_kubernetes_schema(rendered, overlay, version):
 
 
 def test_the_validator_rejects_a_bad_object():
-    bad = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
-           "spec": {"replicas": "two", "selector": {}, "template": {}}}
+    bad = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "x"},
+        "spec": {"replicas": "two", "selector": {}, "template": {}},
+    }
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(bad, K8S_VERSIONS[0], strict=True)
 
@@ -56,5 +60,7 @@ def test_keda_objects_are_well_formed(rendered):
     assert 1 <= scaled["minReplicaCount"] < scaled["maxReplicaCount"]
     for trigger in scaled["triggers"]:
         assert isinstance(trigger["metadata"]["value"], str)  # KEDA wants strings
-        assert trigger["authenticationRef"]["name"] == kinds["TriggerAuthentication"][
-            "metadata"]["name"]
+        assert (
+            trigger["authenticationRef"]["name"]
+            == kinds["TriggerAuthentication"]["metadata"]["name"]
+        )

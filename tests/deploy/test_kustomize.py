@@ -47,10 +47,17 @@ def test_every_object_is_namespaced_by_the_overlay(rendered, overlay):
 def test_deid_has_exactly_one_autoscaler(rendered, overlay):
     """KEDA makes its own HPA: an HPA beside a ScaledObject would fight over replicas."""
     objects = rendered[overlay]
-    hpas = [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"
-            and o["spec"]["scaleTargetRef"]["name"] == "relay-deid"]
-    scaled = [o for o in objects if o["kind"] == "ScaledObject"
-              and o["spec"]["scaleTargetRef"]["name"] == "relay-deid"]
+    hpas = [
+        o
+        for o in objects
+        if o["kind"] == "HorizontalPodAutoscaler"
+        and o["spec"]["scaleTargetRef"]["name"] == "relay-deid"
+    ]
+    scaled = [
+        o
+        for o in objects
+        if o["kind"] == "ScaledObject" and o["spec"]["scaleTargetRef"]["name"] == "relay-deid"
+    ]
     assert len(hpas) + len(scaled) == 1
 
 
@@ -62,7 +69,10 @@ def test_prod_scales_deid_on_the_queue(rendered):
     assert trigger["metadata"]["mode"] == "QueueLength"
     auth = by_kind(rendered["prod"], "TriggerAuthentication")[trigger["authenticationRef"]["name"]]
     assert auth["spec"]["secretTargetRef"][0] == {
-        "parameter": "host", "name": "relay-secrets", "key": "RELAY_AMQP_URL"}
+        "parameter": "host",
+        "name": "relay-secrets",
+        "key": "RELAY_AMQP_URL",
+    }
 
 
 def test_every_component_renders_alone(kubectl, tmp_path):
@@ -74,7 +84,8 @@ def test_every_component_renders_alone(kubectl, tmp_path):
         (work / "kustomization.yaml").write_text(
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
             f"namespace: test\nresources:\n  - {base}\n"
-            f"components:\n  - {os.path.relpath(component, work)}\n")
+            f"components:\n  - {os.path.relpath(component, work)}\n"
+        )
         assert render(kubectl, work)
 
 
@@ -112,8 +123,11 @@ def test_grace_period_outlasts_the_drain(rendered, overlay):
     config = by_kind(objects, "ConfigMap")["relay-config"]["data"]
     drain = int(config["RELAY_SHUTDOWN_GRACE"])
     deployments = by_kind(objects, "Deployment")
-    budgets = {o["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
-               for o in objects if o["kind"] == "PodDisruptionBudget"}
+    budgets = {
+        o["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
+        for o in objects
+        if o["kind"] == "PodDisruptionBudget"
+    }
     for name in RELAY_DEPLOYMENTS:
         spec = deployments[name]["spec"]["template"]["spec"]
         assert spec["terminationGracePeriodSeconds"] > drain, name
@@ -129,8 +143,11 @@ def test_work_store_is_shared_by_the_workers(rendered, overlay):
     deployments = by_kind(objects, "Deployment")
     for name in ("relay-ingest", "relay-deid", "relay-sender"):
         spec = deployments[name]["spec"]["template"]["spec"]
-        claims = [v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"]
-                  if "persistentVolumeClaim" in v]
+        claims = [
+            v["persistentVolumeClaim"]["claimName"]
+            for v in spec["volumes"]
+            if "persistentVolumeClaim" in v
+        ]
         assert claims == ["relay-data"], name
         mounts = {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
         assert "/var/lib/relay" in mounts
@@ -147,22 +164,26 @@ def test_mirth_is_wired_to_its_own_postgres(rendered, overlay):
     env = {e["name"]: e for e in mirth["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["DATABASE"]["value"] == "postgres"
     assert env["DATABASE_URL"]["value"] == "jdbc:postgresql://mirth-postgres:5432/mirthdb"
-    ports = {p["containerPort"] for p in
-             mirth["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    ports = {
+        p["containerPort"] for p in mirth["spec"]["template"]["spec"]["containers"][0]["ports"]
+    }
     assert ports == {8080, 8443, 11104}
 
 
 def test_prod_exposes_only_dicom_and_the_api(rendered):
     objects = rendered["prod"]
-    exposed = {o["metadata"]["name"] for o in objects
-               if o["kind"] == "Service" and o["spec"].get("type") in ("LoadBalancer", "NodePort")}
+    exposed = {
+        o["metadata"]["name"]
+        for o in objects
+        if o["kind"] == "Service" and o["spec"].get("type") in ("LoadBalancer", "NodePort")
+    }
     assert exposed == {"relay-ingest", "mirth-dicom"}
     ingress = by_kind(objects, "Ingress")["relay-api"]
     assert ingress["spec"]["tls"]
     policies = by_kind(objects, "NetworkPolicy")
     assert policies["default-deny-ingress"]["spec"]["podSelector"] == {}
     open_to_all = set()
-    for name, policy in policies.items():
+    for policy in policies.values():
         for rule in policy["spec"].get("ingress", []):
             if "from" not in rule:
                 open_to_all |= {p["port"] for p in rule["ports"]}
