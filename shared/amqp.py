@@ -19,6 +19,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+
 from relay_shared.bus import GiveUp, Handler, RetryPolicy, describe
 from relay_shared.messages import SeriesMessage
 
@@ -145,11 +146,13 @@ class AmqpBus:
 
     async def queue_depths(self) -> dict[str, int]:
         depths: dict[str, int] = {}
-        channel = self._channel()
-        for queue in sorted(self._declared):
-            for name in (queue, f"{queue}.retry", f"{queue}.dead"):
-                declared = await channel.declare_queue(name, passive=True)
-                depths[name] = declared.declaration_result.message_count or 0
+        assert self._connection is not None
+        # A robust channel answers a repeated declare from its cache; ask afresh.
+        async with self._connection.channel() as channel:
+            for queue in sorted(self._declared):
+                for name in (queue, f"{queue}.retry", f"{queue}.dead"):
+                    result = await channel.channel.queue_declare(name, passive=True)
+                    depths[name] = result.message_count or 0
         return depths
 
     async def is_healthy(self) -> bool:

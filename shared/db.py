@@ -12,10 +12,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from relay_shared.models import Event
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
+
+from relay_shared.models import Event
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 

@@ -8,6 +8,7 @@ deferred, and their recorded extents are checked against the file's real size.
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,10 @@ from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
+PIXEL_DATA = 0x7FE00010
 REQUIRED = ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
 
 
@@ -83,17 +86,41 @@ def read_checked(path: Path) -> Dataset:
             raise TruncatedDicomError(f"file ends early: {warning.message}")
     if "TransferSyntaxUID" not in dataset.file_meta:
         raise NotDicomError("not a DICOM Part 10 file: no transfer syntax in the file meta")
-    _check_extents(dataset, size)
+    if dataset.file_meta.TransferSyntaxUID != DeflatedExplicitVRLittleEndian:
+        # Offsets in a deflated file count the inflated stream, not the file.
+        _check_extents(path, dataset, size)
     return dataset
 
 
-def _check_extents(dataset: Dataset, size: int) -> None:
-    for tag in dataset:
-        raw = dataset._dict[tag]
-        if not isinstance(raw, RawDataElement) or raw.length == UNDEFINED_LENGTH:
+def _check_extents(path: Path, dataset: Dataset, size: int) -> None:
+    for tag, raw in dataset._dict.items():
+        if not isinstance(raw, RawDataElement):
             continue
-        end = raw.value_tell + raw.length
+        if raw.length == UNDEFINED_LENGTH:
+            if tag != PIXEL_DATA:
+                continue  # sequences are parsed whole, and a cut one fails to parse
+            end = _encapsulated_end(path, raw.value_tell, size)
+        else:
+            end = raw.value_tell + raw.length
         if end > size:
             raise TruncatedDicomError(
                 f"file ends early: element {tag} needs {end} bytes, the file has {size}"
             )
+
+
+def _encapsulated_end(path: Path, start: int, size: int) -> int:
+    """Walk the item headers of an undefined-length value (seeking over their
+    contents) to where its sequence delimiter ends; past ``size`` if it is missing."""
+    with open(path, "rb") as stream:
+        position = start
+        while position + 8 <= size:
+            stream.seek(position)
+            group, element, length = struct.unpack("<HHL", stream.read(8))
+            position += 8
+            if (group, element) == (0xFFFE, 0xE0DD):
+                return position
+            if (group, element) != (0xFFFE, 0xE000) or length == UNDEFINED_LENGTH:
+                raise TruncatedDicomError("encapsulated pixel data is malformed: an item "
+                                          f"header is wrong at byte {position - 8}")
+            position += length
+        return size + 8

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, delete, select
+
 from relay_shared.bus import Bus
 from relay_shared.db import session_scope
 from relay_shared.messages import SeriesMessage
 from relay_shared.models import OutboxMessage, Series, utcnow
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, delete, select
 
 
 def enqueue(session: Session, queue: str, series: Series) -> None:

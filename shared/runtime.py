@@ -13,6 +13,9 @@ from datetime import timedelta
 import uvicorn
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
 from relay_shared import outbox
 from relay_shared.amqp import AmqpBus
 from relay_shared.bus import Bus, InProcessBus, RetryPolicy
@@ -25,8 +28,6 @@ from relay_shared.models import Stage
 from relay_shared.paths import WorkStore
 from relay_shared.series_state import mark_failed
 from relay_shared.settings import Settings
-from sqlalchemy import text
-from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
 OUTBOX_SWEEP_INTERVAL = 15.0

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Engine
+
 from relay_shared.db import record_event, session_scope
 from relay_shared.models import Series, Stage, Status, utcnow
-from sqlalchemy.engine import Engine
 
 
 def mark_failed(engine: Engine, series_id: int, error: str, stage: Stage) -> None:

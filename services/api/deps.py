@@ -7,9 +7,10 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
 from relay_api.auth import Role, role_for
 from relay_shared.runtime import Runtime
-from sqlmodel import Session
 
 bearer = HTTPBearer(auto_error=False, description="A token made by `relay token new`")
 

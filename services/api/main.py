@@ -7,6 +7,7 @@ import asyncio
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+
 from relay_api.auth import parse_entries
 from relay_api.routes import health, series, studies
 from relay_shared.runtime import Runtime, serve_http

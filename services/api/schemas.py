@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel
+
 from relay_shared.models import Stage, Status
 
 
@@ -54,7 +54,7 @@ class StudyOut(BaseModel):
 T = TypeVar("T")
 
 
-class Page(BaseModel, Generic[T]):  # noqa: UP046 - Python 3.11 has no type parameter syntax
+class Page(BaseModel, Generic[T]):
     items: list[T]
     total: int
     limit: int

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from relay_shared.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="DICOM Relay: receive, de-identify and pass on DICOM series.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -37,6 +39,7 @@ def _run(service_names: list[str], probes: bool, upgrade_first: bool = False) ->
     settings = _settings()
     logs.configure("+".join(service_names), settings.log_level)
     if upgrade_first:
+        settings.ensure_dirs()
         upgrade(settings.sqlalchemy_url)
     mains = [_service_main(name) for name in service_names]
     try:
@@ -102,6 +105,7 @@ def db_upgrade() -> None:
     from relay_shared.db import upgrade
 
     settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.sqlalchemy_url)
     typer.echo("database schema is up to date")
 

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
 from relay_shared.db import record_event, session_scope
 from relay_shared.deid import (
     DeidConfig,
@@ -20,15 +23,13 @@ from relay_shared.deid import (
     Pseudonymizer,
     deidentify,
     find_leaks,
-    identifying_values,
+    merge_audits,
 )
 from relay_shared.deid.streamcopy import write_deidentified
 from relay_shared.metrics import INSTANCES_DEIDENTIFIED, INSTANCES_FAILED
 from relay_shared.models import Image, Series, SeriesIdentifiers, Stage, Status, Study, utcnow
 from relay_shared.outbox import enqueue
 from relay_shared.paths import WorkStore
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
 
 log = logging.getLogger(__name__)
 SERVICE = "deid"
@@ -80,6 +81,7 @@ class ImageResult:
     ok: bool
     reason: str | None = None
     audit: dict | None = None
+    originals: IdentifyingValues | None = None
 
 
 def _deidentify_all(ctx: DeidContext, series_id: int, images: list[Image]
@@ -104,14 +106,15 @@ def _deidentify_all(ctx: DeidContext, series_id: int, images: list[Image]
         elif patient != first_patient:
             raise SeriesHeld("the images of this series disagree on PatientID: held for a "
                              "person to resolve")
-        values = identifying_values(header)
-        if originals is None:
-            originals = values
-        else:
-            originals.update(values)
-        results.append(_deidentify_image(ctx, series_id, image.id, header, ids))
+        result = _deidentify_image(ctx, series_id, image.id, header, ids, originals)
+        results.append(result)
+        if result.originals is not None:
+            if originals is None:
+                originals = result.originals
+            else:
+                originals.update(result.originals)
     if ids is None or originals is None:
-        raise SeriesHeld("no image of this series could be read")
+        raise SeriesHeld("no image of this series could be read and de-identified")
     return ids, originals, results
 
 
@@ -120,18 +123,19 @@ def _reason(what: str, exc: BaseException) -> str:
 
 
 def _deidentify_image(ctx: DeidContext, series_id: int, image_id: int, header: Dataset,
-                      ids: Identifiers) -> ImageResult:
+                      ids: Identifiers, known: IdentifyingValues | None) -> ImageResult:
     source = ctx.store.original(series_id, image_id)
     target = ctx.store.deidentified(series_id, image_id)
     try:
-        result = deidentify(header, ids, ctx.pseudonymizer, ctx.config)
+        # `known` lets free text be scrubbed of values seen in earlier images too.
+        result = deidentify(header, ids, ctx.pseudonymizer, ctx.config, known=known)
         target.parent.mkdir(parents=True, exist_ok=True)
         write_deidentified(source, target, result.dataset)
     except Exception as exc:  # one bad image must not stop the series; its reason is kept
         log.warning("image failed", extra={"series_id": series_id, "image_id": image_id,
                                           "error_type": type(exc).__name__})
         return ImageResult(image_id, False, _reason("de-identification failed", exc))
-    return ImageResult(image_id, True, audit=result.audit)
+    return ImageResult(image_id, True, audit=result.audit, originals=result.originals)
 
 
 def _leak_check(ctx: DeidContext, series_id: int, originals: IdentifyingValues,
@@ -194,7 +198,7 @@ def _finish(ctx: DeidContext, series_id: int, ids: Identifiers,
             if not result.ok:
                 _quarantine_original(ctx, series_id, image)
         _save_identifiers(session, series, ids)
-        series.audit = _series_audit(results)
+        series.audit = _series_audit(results, ids)
         series.key_id, series.status, series.stage = ids.key_id, Status.DONEPROCESSING, Stage.SEND
         series.error, series.updated_at = None, utcnow()
         enqueue(session, ctx.send_queue, series)
@@ -228,6 +232,7 @@ def _save_identifiers(session: Session, series: Series, ids: Identifiers) -> Non
         study.patient_pseudonym = ids.patient_id
 
 
-def _series_audit(results: list[ImageResult]) -> dict:
-    audits = [r.audit for r in results if r.ok and r.audit]
-    return audits[0] if audits else {}
+def _series_audit(results: list[ImageResult], ids: Identifiers) -> dict:
+    audit = merge_audits([r.audit for r in results if r.ok and r.audit])
+    audit["identifiers_sha256"] = ids.digest()
+    return audit

@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pydicom import dcmread
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
 from relay_sender.destinations import (
     Destination,
     DestinationError,
@@ -22,8 +25,6 @@ from relay_shared.db import record_event, session_scope
 from relay_shared.metrics import INSTANCES_SENT, SERIES_FINISHED
 from relay_shared.models import Image, Series, Status, utcnow
 from relay_shared.paths import WorkStore
-from sqlalchemy.engine import Engine
-from sqlmodel import select
 
 log = logging.getLogger(__name__)
 SERVICE = "sender"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+
 from relay_sender.destinations import DestinationError, OutgoingInstance, OutgoingSeries
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import httpx
 from pydicom import dcmread
-from relay_api.auth import hash_token
 
+from relay_api.auth import hash_token
 from tests.support.dicom_factory import Patient, SeriesSpec, write_series
 from tests.support.services import wait_until
 

@@ -19,6 +19,7 @@ from tests.support.dicom_factory import deliver
 from tests.support.services import (
     RelayProcess,
     free_port,
+    print_logs,
     relay_env,
     run_relay,
     wait_until,
@@ -47,6 +48,7 @@ def pipeline(tmp_path: Path, data_dir: Path, postgres_url: str, queue_prefix: st
            "orthanc": orthanc, "tmp": tmp_path}
     for proc in procs:
         proc.stop()
+    print_logs(tmp_path.glob("*.log"))  # shown by pytest only when the test failed
 
 
 def _up(api_url: str) -> bool:

@@ -30,6 +30,7 @@ class SeriesSpec:
     patient: Patient
     study_uid: str = field(default_factory=generate_uid)
     series_uid: str = field(default_factory=generate_uid)
+    frame_uid: str = field(default_factory=generate_uid)
     instances: int = 20
     rows: int = 32
     columns: int = 32
@@ -42,7 +43,7 @@ class SeriesSpec:
             self.sop_uids = [generate_uid() for _ in range(self.instances)]
 
     def original_uids(self) -> list[str]:
-        return [self.study_uid, self.series_uid, *self.sop_uids]
+        return [self.study_uid, self.series_uid, self.frame_uid, *self.sop_uids]
 
 
 def make_instance(spec: SeriesSpec, index: int) -> Dataset:
@@ -55,7 +56,7 @@ def make_instance(spec: SeriesSpec, index: int) -> Dataset:
     ds.SOPClassUID = CTImageStorage
     ds.SOPInstanceUID = spec.sop_uids[index]
     ds.StudyInstanceUID, ds.SeriesInstanceUID = spec.study_uid, spec.series_uid
-    ds.FrameOfReferenceUID = spec.study_uid + ".9"
+    ds.FrameOfReferenceUID = spec.frame_uid
     ds.PatientName, ds.PatientID, ds.PatientBirthDate = p.name, p.patient_id, p.birth_date
     ds.PatientSex, ds.PatientAge = "F", "063Y"
     ds.AccessionNumber, ds.InstitutionName = p.accession, p.institution

@@ -4,6 +4,7 @@ import asyncio
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
 from relay_api.deps import RuntimeDep
 from relay_shared.runtime import database_ok
 

@@ -3,6 +3,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
 from relay_api.deps import Operator, Reader, RuntimeDep, SessionDep
 from relay_api.schemas import (
     EventOut,
@@ -15,8 +18,6 @@ from relay_api.schemas import (
 from relay_shared import outbox
 from relay_shared.db import record_event, session_scope
 from relay_shared.models import Event, Image, Series, Stage, Status, Study, utcnow
-from sqlalchemy import func
-from sqlmodel import Session, col, select
 
 router = APIRouter(prefix="/api/v1/series", tags=["series"])
 FAILED_IMAGE_STATUSES = (Status.FAILED, Status.QUARANTINED)

@@ -3,11 +3,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from sqlalchemy import func
+from sqlmodel import col, select
+
 from relay_api.deps import Reader, SessionDep
 from relay_api.schemas import Page, StudyOut
 from relay_shared.models import Series, Study
-from sqlalchemy import func
-from sqlmodel import col, select
 
 router = APIRouter(prefix="/api/v1/studies", tags=["studies"])
 
