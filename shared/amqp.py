@@ -42,8 +42,18 @@ class AmqpBus:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    async def connect(self) -> None:
-        self._connection = await aio_pika.connect_robust(self._url, reconnect_interval=2)
+    async def connect(self, max_wait: float = 30.0) -> None:
+        """Connect, waiting with backoff while the broker is down (it may start after us)."""
+        delay = 0.5
+        while True:
+            try:
+                self._connection = await aio_pika.connect_robust(self._url, reconnect_interval=2)
+                break
+            except (ConnectionError, OSError, aio_pika.exceptions.AMQPError) as exc:
+                log.warning("broker unreachable, retrying",
+                            extra={"delay_s": delay, "error_type": type(exc).__name__})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_wait)
         self._publish_channel = await self._connection.channel(publisher_confirms=True)
 
     def _channel(self) -> AbstractChannel:

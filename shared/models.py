@@ -70,6 +70,8 @@ class Image(SQLModel, table=True):
     reason: str | None = Field(default=None, sa_column=Column(Text))
     quarantine_path: str | None = Field(default=None, sa_column=Column(Text))
     size_bytes: int | None = None
+    # Tells a harmless re-delivery from a reused SOPInstanceUID with other content.
+    content_sha256: str | None = Field(default=None, max_length=64)
     updated_at: datetime = Field(default_factory=utcnow)
 
 

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, delete, select
 from relay_shared.bus import Bus
 from relay_shared.db import session_scope
 from relay_shared.messages import SeriesMessage
-from relay_shared.models import OutboxMessage, Series, utcnow
+from relay_shared.models import OutboxMessage, Series, Stage, Status, utcnow
 
 
 def enqueue(session: Session, queue: str, series: Series) -> None:
@@ -37,3 +37,28 @@ async def flush(engine: Engine, bus: Bus, older_than: timedelta | None = None) -
         with session_scope(engine) as session:
             session.execute(delete(OutboxMessage).where(col(OutboxMessage.id) == row.id))
     return len(pending)
+
+
+WAITING_FOR = {
+    Stage.DEID: (Status.NEW, Status.PROCESSING),
+    Stage.SEND: (Status.DONEPROCESSING, Status.SENT),
+}
+
+
+async def requeue_stuck(engine: Engine, bus: Bus, queues: dict[Stage, str],
+                        older_than: timedelta) -> int:
+    """Give a message again to series left in a working state with none in flight
+    (an in-process bus that died with its messages, a message lost by hand)."""
+    cutoff = utcnow() - older_than
+    stuck: list[tuple[Stage, Series]] = []
+    with Session(engine) as session:
+        for stage, statuses in WAITING_FOR.items():
+            query = select(Series).where(Series.stage == stage,
+                                         col(Series.status).in_(statuses),
+                                         col(Series.updated_at) <= cutoff)
+            stuck.extend((stage, series) for series in session.exec(query))
+    for stage, series in stuck:
+        assert series.id is not None
+        await bus.publish(queues[stage], SeriesMessage(series_id=series.id,
+                                                       trace_id=series.trace_id))
+    return len(stuck)

@@ -107,13 +107,24 @@ async def serve_http(app: FastAPI, host: str, port: int, stop: asyncio.Event) ->
     await task
 
 
-async def sweep_outbox(rt: Runtime, stop: asyncio.Event) -> None:
-    """Publish what a crashed process committed but never sent."""
+async def sweep(rt: Runtime, stop: asyncio.Event, requeue_stuck: bool) -> None:
+    """Publish what a crashed process committed but never sent; with ``requeue_stuck``
+    (one process of a deployment: the one running ingest) also re-send series that
+    sat too long in a working state."""
+    queues = {Stage.DEID: rt.settings.deid_queue, Stage.SEND: rt.settings.send_queue}
+    # Nothing survives an in-process bus, so at its start every waiting series is stuck.
+    stuck_after = timedelta(0) if isinstance(rt.bus, InProcessBus) else \
+        timedelta(seconds=rt.settings.stuck_after)
     while not stop.is_set():
         try:
             await outbox.flush(rt.engine, rt.bus, older_than=OUTBOX_SWEEP_AGE)
+            if requeue_stuck:
+                count = await outbox.requeue_stuck(rt.engine, rt.bus, queues, stuck_after)
+                if count:
+                    log.warning("requeued stuck series", extra={"count": count})
         except Exception:  # a dependency is down: try again on the next round
-            log.warning("outbox sweep failed", exc_info=True)
+            log.warning("sweep failed", exc_info=True)
+        stuck_after = timedelta(seconds=rt.settings.stuck_after)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), OUTBOX_SWEEP_INTERVAL)
 
@@ -128,14 +139,14 @@ ServiceMain = Callable[[Runtime, asyncio.Event], Awaitable[None]]
 
 
 async def run_services(settings: Settings, services: list[ServiceMain],
-                       probes_port: int | None) -> None:
+                       probes_port: int | None, requeue_stuck: bool = False) -> None:
     """Run services in this process until SIGTERM/SIGINT, then drain within the grace."""
     rt = build_runtime(settings)
     stop = asyncio.Event()
     stop_on_signals(stop)
     await rt.bus.connect()
     tasks = [asyncio.create_task(service(rt, stop)) for service in services]
-    tasks.append(asyncio.create_task(sweep_outbox(rt, stop)))
+    tasks.append(asyncio.create_task(sweep(rt, stop, requeue_stuck)))
     if probes_port:
         tasks.append(asyncio.create_task(
             serve_http(probe_app(rt), settings.api_host, probes_port, stop)))

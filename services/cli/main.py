@@ -43,8 +43,8 @@ def _run(service_names: list[str], probes: bool, upgrade_first: bool = False) ->
         upgrade(settings.sqlalchemy_url)
     mains = [_service_main(name) for name in service_names]
     try:
-        asyncio.run(run_services(settings, mains,
-                                 settings.metrics_port if probes else None))
+        asyncio.run(run_services(settings, mains, settings.metrics_port if probes else None,
+                                 requeue_stuck="ingest" in service_names))
     except SchemaOutOfDate as exc:
         typer.echo(f"relay: {exc}", err=True)
         raise typer.Exit(3) from None

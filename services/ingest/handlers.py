@@ -7,16 +7,17 @@ claimed folder (taken up again at start-up, idempotently) or nothing to do.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from relay_shared.db import record_event, session_scope
 from relay_shared.dicomfiles import BadDicomFile, InstanceHeader, read_header
@@ -28,13 +29,25 @@ log = logging.getLogger(__name__)
 SERVICE = "ingest"
 
 
+@dataclass(frozen=True)
+class Received:
+    path: Path
+    header: InstanceHeader
+    sha256: str
+
+
+@dataclass
+class SeriesFiles:
+    accepted: list[Received] = field(default_factory=list)
+    rejected: list[tuple[Path, str]] = field(default_factory=list)
+
+
 @dataclass
 class Delivery:
     """The files of one claimed folder, sorted by what reading their headers found."""
 
-    good: dict[str, list[tuple[Path, InstanceHeader]]] = field(
-        default_factory=lambda: defaultdict(list))
-    bad: list[tuple[Path, str]] = field(default_factory=list)
+    series: dict[str, SeriesFiles] = field(default_factory=lambda: defaultdict(SeriesFiles))
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def is_finished(folder: Path) -> bool:
@@ -56,10 +69,30 @@ def read_delivery(folder: Path) -> Delivery:
         try:
             header = read_header(path)
         except BadDicomFile as exc:
-            delivery.bad.append((path, str(exc)))
+            delivery.unreadable.append((path, str(exc)))
             continue
-        delivery.good[header.series_instance_uid].append((path, header))
+        received = Received(path, header, _sha256(path))
+        delivery.series[header.series_instance_uid].accepted.append(received)
+    for files in delivery.series.values():
+        _reject_other_studies(files)
     return delivery
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def _reject_other_studies(files: SeriesFiles) -> None:
+    """A series belongs to one study: files claiming another are set aside, not guessed at."""
+    studies = Counter(r.header.study_instance_uid for r in files.accepted)
+    if len(studies) < 2:
+        return
+    main_study = studies.most_common(1)[0][0]
+    for received in [r for r in files.accepted if r.header.study_instance_uid != main_study]:
+        files.accepted.remove(received)
+        files.rejected.append((received.path, "StudyInstanceUID differs from the other "
+                               "instances of its series (mixed studies in one series)"))
 
 
 UidOf = Callable[[str], str]
@@ -70,21 +103,24 @@ def ingest_claimed(folder: Path, engine: Engine, store: WorkStore, uid_of: UidOf
     """Record, move and enqueue every series of a claimed folder; return their ids."""
     delivery = read_delivery(folder)
     series_ids: list[int] = []
-    for original_series_uid, files in delivery.good.items():
-        series_ids.append(_ingest_series(files, engine, store, uid_of, queue,
-                                         uid_of(original_series_uid)))
-    if delivery.bad:
+    for original_series_uid, files in delivery.series.items():
+        series_id, conflicts = _ingest_series(files.accepted, engine, store, uid_of, queue,
+                                              uid_of(original_series_uid))
+        series_ids.append(series_id)
+        if files.rejected or conflicts:
+            _quarantine_bad([*files.rejected, *conflicts], series_id, engine, store)
+    if delivery.unreadable:
         owner = series_ids[0] if series_ids else _orphan_series(engine)
-        _quarantine_bad(delivery.bad, owner, engine, store)
+        _quarantine_bad(delivery.unreadable, owner, engine, store)
         if not series_ids:
             series_ids.append(owner)
     shutil.rmtree(folder, ignore_errors=True)
     return series_ids
 
 
-def _ingest_series(files: list[tuple[Path, InstanceHeader]], engine: Engine, store: WorkStore,
-                   uid_of: UidOf, queue: str, series_uid: str) -> int:
-    first = files[0][1]
+def _ingest_series(files: list[Received], engine: Engine, store: WorkStore, uid_of: UidOf,
+                   queue: str, series_uid: str) -> tuple[int, list[tuple[Path, str]]]:
+    first = files[0].header
     with session_scope(engine) as session:
         study = _get_or_create_study(session, uid_of(first.study_instance_uid))
         series = session.exec(select(Series).where(Series.series_uid == series_uid)).first()
@@ -93,22 +129,23 @@ def _ingest_series(files: list[tuple[Path, InstanceHeader]], engine: Engine, sto
                             trace_id=uuid.uuid4().hex)
             session.add(series)
             session.flush()
-        moves, duplicates = _record_images(session, series, files, uid_of, store)
-        if moves:
+        outcome = _record_images(session, series, files, uid_of, store)
+        if outcome.moves:
             series.status, series.stage, series.error = Status.NEW, Stage.DEID, None
             series.attempts, series.updated_at = 0, utcnow()
             enqueue(session, queue, series)
         record_event(session, series.id, SERVICE, "received",
-                     f"{len(moves)} new instance(s), {duplicates} already held")
+                     f"{len(outcome.moves)} new instance(s), {outcome.duplicates} already "
+                     f"held, {len(outcome.conflicts)} conflicting")
         series_id = series.id
     assert series_id is not None
-    for source, image_id in moves:
+    for source, image_id in outcome.moves:
         target = store.original(series_id, image_id)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(source, target)
-    log.info("series received", extra={"series_id": series_id, "new": len(moves),
-                                       "duplicates": duplicates})
-    return series_id
+    log.info("series received", extra={"series_id": series_id, "new": len(outcome.moves),
+                                       "duplicates": outcome.duplicates})
+    return series_id, outcome.conflicts
 
 
 def _get_or_create_study(session: Session, study_uid: str) -> Study:
@@ -120,37 +157,48 @@ def _get_or_create_study(session: Session, study_uid: str) -> Study:
     return study
 
 
-def _record_images(session: Session, series: Series, files: list[tuple[Path, InstanceHeader]],
-                   uid_of: UidOf, store: WorkStore) -> tuple[list[tuple[Path, int]], int]:
-    """New instances become NEW images; an instance already held is a duplicate,
-    unless it had failed (the new copy replaces it) or a crash came between the
-    commit and the move (the move is done now)."""
-    sop_uids = {uid_of(header.sop_instance_uid): (path, header) for path, header in files}
+@dataclass
+class Recorded:
+    moves: list[tuple[Path, int]] = field(default_factory=list)
+    duplicates: int = 0
+    conflicts: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _record_images(session: Session, series: Series, files: list[Received], uid_of: UidOf,
+                   store: WorkStore) -> Recorded:
+    """New instances become NEW images. An instance already held is a duplicate, unless
+    it had failed (the new copy replaces it), a crash came between the commit and the
+    move (the move is done now), or its content differs (a conflict, kept aside)."""
+    by_uid = {uid_of(r.header.sop_instance_uid): r for r in files}
     held = {image.sop_uid: image for image in session.exec(
-        select(Image).where(Image.sop_uid.in_(list(sop_uids))))}  # type: ignore[union-attr]
-    moves: list[tuple[Path, int]] = []
-    duplicates = 0
-    for sop_uid, (path, header) in sop_uids.items():
+        select(Image).where(col(Image.sop_uid).in_(list(by_uid))))}
+    outcome = Recorded(duplicates=len(files) - len(by_uid))  # one instance twice in a delivery
+    for sop_uid, received in by_uid.items():
         image = held.get(sop_uid)
-        if image is not None and image.id is not None and image.status is Status.NEW \
-                and not store.original(image.series_id, image.id).exists():
-            moves.append((path, image.id))
-            continue
         if image is not None and image.status is not Status.FAILED:
-            duplicates += 1
+            _held_again(image, received, store, outcome)
             continue
-        if image is None:
-            image = Image(series_id=series.id, sop_uid=sop_uid)
-        image.sop_class_uid = header.sop_class_uid
-        image.transfer_syntax_uid = header.transfer_syntax_uid
+        image = image or Image(series_id=series.id, sop_uid=sop_uid)
+        image.sop_class_uid = received.header.sop_class_uid
+        image.transfer_syntax_uid = received.header.transfer_syntax_uid
         image.status, image.reason, image.updated_at = Status.NEW, None, utcnow()
-        image.size_bytes = path.stat().st_size
+        image.size_bytes, image.content_sha256 = received.path.stat().st_size, received.sha256
         session.add(image)
         session.flush()
         assert image.id is not None
-        moves.append((path, image.id))
-    duplicates += len(files) - len(sop_uids)  # the same instance twice in one delivery
-    return moves, duplicates
+        outcome.moves.append((received.path, image.id))
+    return outcome
+
+
+def _held_again(image: Image, received: Received, store: WorkStore, outcome: Recorded) -> None:
+    assert image.id is not None
+    if image.content_sha256 and image.content_sha256 != received.sha256:
+        outcome.conflicts.append((received.path, f"SOPInstanceUID reused with different "
+                                  f"content (image {image.id} holds the first)"))
+    elif image.status is Status.NEW and not store.original(image.series_id, image.id).exists():
+        outcome.moves.append((received.path, image.id))
+    else:
+        outcome.duplicates += 1
 
 
 def _orphan_series(engine: Engine) -> int:
