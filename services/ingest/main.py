@@ -7,6 +7,7 @@ import contextlib
 import logging
 from pathlib import Path
 
+from relay_ingest import scp
 from relay_ingest.handlers import claim, ingest_claimed, is_finished
 from relay_shared import outbox
 from relay_shared.metrics import INSTANCES_RECEIVED
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 async def run(rt: Runtime, stop: asyncio.Event) -> None:
     incoming = rt.settings.incoming_dir
     assert incoming is not None
+    network = asyncio.create_task(scp.serve(rt.settings, stop)) if rt.settings.scp_port else None
     # Deliveries claimed by a process that died are finished first.
     for leftover in sorted(_folders(rt.store.claimed_dir)):
         await _ingest(rt, leftover)
@@ -29,6 +31,8 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
                 await _ingest(rt, claim(folder, rt.store))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), rt.settings.watch_interval)
+    if network is not None:
+        await network
 
 
 def _folders(root: Path) -> list[Path]:

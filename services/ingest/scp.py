@@ -1,0 +1,180 @@
+"""The DICOM SCP of ingest: C-ECHO, and C-STORE of every storage SOP class.
+
+Instances are written exactly as received (``event.encoded_dataset()``: no
+decode, no re-encode, compressed pixel data untouched) into the staging folder
+of their series. pynetdicom calls the handlers on its own threads; the staging
+bookkeeping lives on the asyncio loop, so the handlers reach it only through
+``loop.call_soon_threadsafe``. A handler never raises: it answers with a status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import ipaddress
+import logging
+import socket
+from collections.abc import Callable
+from io import BytesIO
+from typing import Any, TypeVar
+
+from pydicom import dcmread
+from pydicom import uid as uids
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
+
+from relay_ingest import staging
+from relay_ingest.staging import Staging
+from relay_shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+CANNOT_UNDERSTAND = 0xC210
+CLOSE_INTERVAL = 1.0
+LOOP_ANSWER_TIMEOUT = 30.0
+
+# The acceptor's order wins when a context offers several, so the compressed
+# syntaxes come first: an instance is then stored in the encoding it was sent in.
+TRANSFER_SYNTAXES = [
+    uids.JPEG2000Lossless, uids.JPEG2000, uids.HTJ2KLossless, uids.HTJ2KLosslessRPCL,
+    uids.HTJ2K, uids.JPEGLSLossless, uids.JPEGLSNearLossless, uids.JPEGLosslessSV1,
+    uids.JPEGLossless, uids.JPEGBaseline8Bit, uids.JPEGExtended12Bit, uids.RLELossless,
+    uids.DeflatedExplicitVRLittleEndian, uids.ExplicitVRLittleEndian,
+    uids.ImplicitVRLittleEndian, uids.ExplicitVRBigEndian,
+]
+
+T = TypeVar("T")
+
+
+def set_nodelay(event: evt.Event) -> None:
+    """Without it every C-STORE response waits for the peer's delayed ACK."""
+    sock = event.assoc.dul.socket
+    if sock is not None and sock.socket is not None:
+        with contextlib.suppress(OSError):
+            sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class Receiver:
+    """The C-STORE and association handlers, bound to one loop and one staging area."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, area: Staging,
+                 allowed_hosts: list[str]) -> None:
+        self._loop = loop
+        self._staging = area
+        self._allowed = [ipaddress.ip_network(h, strict=False) for h in allowed_hosts]
+
+    def _on_loop(self, call: Callable[..., T], *args: Any) -> T:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(call(*args))
+            except Exception as exc:  # handed back to the waiting thread
+                future.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(run)
+        return future.result(LOOP_ANSWER_TIMEOUT)
+
+    def on_store(self, event: evt.Event) -> int:
+        try:
+            data = event.encoded_dataset(include_meta=True)
+            series_uid = _series_uid(data)
+        except Exception:  # whatever the peer sent, it is not a dataset we can file
+            log.warning("instance refused: cannot read its series", exc_info=True)
+            return CANNOT_UNDERSTAND
+        sop_uid = str(event.request.AffectedSOPInstanceUID)
+        try:
+            folder = self._on_loop(self._staging.reserve, series_uid)
+        except Exception:  # the service is stopping or stuck: the peer may try again
+            log.warning("instance refused: staging unavailable", exc_info=True)
+            return OUT_OF_RESOURCES
+        stored = False
+        try:
+            staging.write_instance(folder, sop_uid, data)
+            stored = True
+        except OSError:
+            log.error("instance refused: cannot write it to staging", exc_info=True)
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop has already closed
+                self._loop.call_soon_threadsafe(self._staging.arrived, series_uid, stored)
+        return SUCCESS if stored else OUT_OF_RESOURCES
+
+    def on_requested(self, event: evt.Event) -> None:
+        """Refuse an address that is not on the allow-list before anything is negotiated."""
+        if not self._allowed:
+            return
+        host = event.assoc.requestor.address
+        with contextlib.suppress(ValueError):
+            if any(ipaddress.ip_address(host) in net for net in self._allowed):
+                return
+        log.warning("association refused: address not allowed")
+        # rejected-permanent, service-user, no reason given
+        event.assoc.acse.send_reject(0x01, 0x01, 0x01)
+        event.assoc.kill()  # waits for the reject to leave, as pynetdicom's own refusals do
+
+    def handlers(self) -> list[tuple[Any, Callable[..., Any]]]:
+        return [(evt.EVT_C_STORE, self.on_store), (evt.EVT_CONN_OPEN, set_nodelay),
+                (evt.EVT_REQUESTED, self.on_requested), (evt.EVT_C_ECHO, lambda _e: SUCCESS)]
+
+
+def _series_uid(data: bytes) -> str:
+    header = dcmread(BytesIO(data), stop_before_pixels=True,
+                     specific_tags=["SeriesInstanceUID"])
+    value = str(header.get("SeriesInstanceUID", "")).strip()
+    if not value:
+        raise ValueError("no SeriesInstanceUID")
+    return value
+
+
+def make_ae(settings: Settings) -> AE:
+    ae = AE(ae_title=settings.scp_ae_title)
+    ae.add_supported_context(Verification)
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+    ae.require_calling_aet = list(settings.scp_allowed_aes)
+    ae.maximum_associations = 64
+    return ae
+
+
+def start(settings: Settings, receiver: Receiver) -> ThreadedAssociationServer:
+    ae = make_ae(settings)
+    server = ae.start_server((settings.scp_host, settings.scp_port), block=False,
+                             evt_handlers=receiver.handlers())
+    assert server is not None
+    log.info("DICOM SCP listening", extra={"ae_title": settings.scp_ae_title,
+                                           "port": settings.scp_port})
+    return server
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Receive over the network until stopped, closing stable series as they go quiet."""
+    assert settings.staging_dir is not None and settings.incoming_dir is not None
+    staging.recover(settings.staging_dir, settings.incoming_dir)
+    area = Staging(settings.staging_dir, settings.incoming_dir, settings.stable_age)
+    try:
+        server = start(settings, Receiver(asyncio.get_running_loop(), area,
+                                          settings.scp_allowed_hosts))
+    except OSError as exc:
+        log.error("DICOM SCP not started: cannot listen", extra={
+            "port": settings.scp_port, "error": str(exc)})
+        return
+    try:
+        while not stop.is_set():
+            area.close_stable()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(CLOSE_INTERVAL, settings.stable_age))
+    finally:
+        await asyncio.to_thread(_shut_down, server)
+        area.close_all()
+
+
+def _shut_down(server: ThreadedAssociationServer) -> None:
+    # A transfer cut here was not acknowledged; its sender sends it again.
+    associations = list(server.active_associations)
+    server.shutdown()
+    for association in associations:
+        association.abort()

@@ -1,0 +1,125 @@
+"""Instances received over the network, gathered per series until the series is stable.
+
+A staged delivery is one folder per series. It closes once nothing has arrived
+for it for the stable age (as Orthanc's StableAge does), and is then renamed
+into the incoming folder as a finished folder: from there it takes the same
+path as a folder delivery, duplicate merging included. An instance arriving
+after its series closed opens a new staged delivery of that series.
+
+The bookkeeping is owned by the asyncio loop; the threads that write files
+only ask it (``reserve``) and tell it (``arrived``) through the loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+PARTIAL_SUFFIX = ".part"
+
+
+def uid_key(uid: str) -> str:
+    """A folder or file name for a UID that does not show the UID itself."""
+    return hashlib.sha256(uid.encode()).hexdigest()[:24]
+
+
+@dataclass
+class _OpenDelivery:
+    folder: Path
+    last_arrival: float
+    in_flight: int = 0
+    instances: int = 0
+
+
+class Staging:
+    def __init__(self, staging_dir: Path, incoming_dir: Path, stable_age: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._staging_dir = staging_dir
+        self._incoming_dir = incoming_dir
+        self._stable_age = stable_age
+        self._clock = clock
+        self._open: dict[str, _OpenDelivery] = {}
+
+    @property
+    def open_series(self) -> int:
+        return len(self._open)
+
+    def reserve(self, series_uid: str) -> Path:
+        """The folder an instance of this series goes into; it stays open until ``arrived``."""
+        delivery = self._open.get(series_uid)
+        if delivery is None:
+            name = f"scp-{uid_key(series_uid)}-{uuid.uuid4().hex[:8]}"
+            delivery = _OpenDelivery(self._staging_dir / name, self._clock())
+            self._open[series_uid] = delivery
+        delivery.in_flight += 1
+        return delivery.folder
+
+    def arrived(self, series_uid: str, stored: bool) -> None:
+        delivery = self._open[series_uid]
+        delivery.in_flight -= 1
+        delivery.last_arrival = self._clock()
+        delivery.instances += int(stored)
+
+    def close_stable(self) -> list[Path]:
+        """Hand every series that has been quiet for the stable age over to ingest."""
+        now = self._clock()
+        stable = [uid for uid, d in self._open.items()
+                  if d.in_flight == 0 and now - d.last_arrival >= self._stable_age]
+        handed = []
+        for series_uid in stable:
+            delivery = self._open.pop(series_uid)
+            target = hand_over(delivery.folder, self._incoming_dir)
+            if target is not None:
+                handed.append(target)
+                log.info("received series closed", extra={
+                    "delivery": target.name, "instances": delivery.instances})
+        return handed
+
+    def close_all(self) -> list[Path]:
+        """At shutdown: what has arrived whole is handed over rather than kept waiting."""
+        self._stable_age = 0.0
+        return self.close_stable()
+
+
+def hand_over(folder: Path, incoming_dir: Path) -> Path | None:
+    """Rename a staged folder into incoming (same filesystem, so atomic); drop it if empty."""
+    if not folder.is_dir():
+        return None
+    for partial in folder.glob(f"*{PARTIAL_SUFFIX}"):
+        partial.unlink(missing_ok=True)  # a write that never finished was never acknowledged
+    if not any(folder.iterdir()):
+        folder.rmdir()
+        return None
+    incoming_dir.mkdir(parents=True, exist_ok=True)
+    target = incoming_dir / folder.name
+    os.rename(folder, target)
+    return target
+
+
+def recover(staging_dir: Path, incoming_dir: Path) -> list[Path]:
+    """Deliveries staged by a process that stopped: every whole file in them was
+    acknowledged to its sender, so they are handed over as they are."""
+    if not staging_dir.is_dir():
+        return []
+    handed = [hand_over(folder, incoming_dir) for folder in sorted(staging_dir.iterdir())
+              if folder.is_dir()]
+    return [path for path in handed if path is not None]
+
+
+def write_instance(folder: Path, sop_instance_uid: str, data: bytes) -> Path:
+    """Write the bytes as received, under a temporary name first so no half file is seen."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{uid_key(sop_instance_uid)}.dcm"
+    # Two associations may carry the same instance at once: each writes its own partial.
+    partial = folder / f"{target.name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}"
+    with open(partial, "wb") as stream:
+        stream.write(data)
+    os.replace(partial, target)
+    return target

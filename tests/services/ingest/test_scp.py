@@ -1,0 +1,211 @@
+"""The SCP and its staging: real associations on loopback, from pynetdicom and dcmtk."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+from pydicom.uid import RLELossless
+from pynetdicom import AE
+from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[attr-defined]
+
+from relay_ingest import scp, staging
+from relay_ingest.staging import Staging
+from relay_shared.settings import Settings, load_settings
+from tests.support.dicom_factory import Patient, SeriesSpec, make_instance, write_series
+from tests.support.services import free_port
+
+PATIENT = Patient("MRN-3003", "Hopper^Grace")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_series_closes_only_after_the_stable_age(tmp_path: Path) -> None:
+    clock = FakeClock()
+    area = Staging(tmp_path / "staging", tmp_path / "incoming", 5.0, clock)
+    folder = area.reserve("1.2.3")
+    staging.write_instance(folder, "1.2.3.1", b"one")
+    area.arrived("1.2.3", True)
+    clock.now = 4.9
+    assert area.close_stable() == []
+    clock.now = 5.0
+    [handed] = area.close_stable()
+    assert handed.parent == tmp_path / "incoming" and not folder.exists()
+    assert [p.read_bytes() for p in handed.iterdir()] == [b"one"]
+
+
+def test_an_instance_in_flight_keeps_its_series_open(tmp_path: Path) -> None:
+    clock = FakeClock()
+    area = Staging(tmp_path / "staging", tmp_path / "incoming", 1.0, clock)
+    area.reserve("1.2.3")
+    clock.now = 100
+    assert area.close_stable() == [] and area.open_series == 1
+
+
+def test_a_late_instance_starts_a_new_delivery_of_its_series(tmp_path: Path) -> None:
+    clock = FakeClock()
+    area = Staging(tmp_path / "staging", tmp_path / "incoming", 1.0, clock)
+    first = area.reserve("1.2.3")
+    staging.write_instance(first, "1.2.3.1", b"one")
+    area.arrived("1.2.3", True)
+    clock.now = 2
+    area.close_stable()
+    second = area.reserve("1.2.3")
+    assert second != first and second.parent == first.parent
+
+
+def test_recovery_hands_over_whole_files_and_drops_partial_ones(tmp_path: Path) -> None:
+    folder = tmp_path / "staging" / "scp-abc-1"
+    staging.write_instance(folder, "1.2.3.1", b"whole")
+    (folder / "x.dcm.1234.part").write_bytes(b"half")
+    (tmp_path / "staging" / "scp-empty-2").mkdir()
+    [handed] = staging.recover(tmp_path / "staging", tmp_path / "incoming")
+    assert [p.read_bytes() for p in handed.iterdir()] == [b"whole"]
+    assert not any((tmp_path / "staging").iterdir())
+
+
+def scp_settings(data_dir: Path, **overrides: object) -> Settings:
+    return load_settings(data_dir=data_dir, scp_port=free_port(), stable_age=0.5,
+                         scp_ae_title="RELAYTEST", **overrides)
+
+
+@pytest.fixture
+async def running_scp(data_dir: Path) -> AsyncIterator[Callable[..., Settings]]:
+    tasks: list[tuple[asyncio.Task[None], asyncio.Event]] = []
+
+    async def start(**overrides: object) -> Settings:
+        settings = scp_settings(data_dir, **overrides)
+        settings.ensure_dirs()
+        stop = asyncio.Event()
+        tasks.append((asyncio.create_task(scp.serve(settings, stop)), stop))
+        await asyncio.sleep(0.3)
+        return settings
+
+    yield start  # type: ignore[misc]
+    for task, stop in tasks:
+        stop.set()
+        await task
+
+
+def delivered(settings: Settings) -> list[Path]:
+    assert settings.incoming_dir is not None
+    return sorted(p for p in settings.incoming_dir.rglob("*.dcm"))
+
+
+async def wait_for_files(settings: Settings, count: int, timeout: float = 20) -> list[Path]:
+    for _ in range(int(timeout * 10)):
+        if len(found := delivered(settings)) >= count:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{len(delivered(settings))} of {count} instances handed over")
+
+
+def _pynetdicom_store(port: int, paths: list[Path], calling: str = "MODALITY") -> list[int]:
+    ae = AE(ae_title=calling)
+    ae.add_requested_context(CTImageStorage)
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", port, ae_title="RELAYTEST")
+    assert assoc.is_established
+    statuses = [int(assoc.send_c_store(dcmread(p)).Status) for p in paths]
+    assert int(assoc.send_c_echo().Status) == 0
+    assoc.release()
+    return statuses
+
+
+async def test_instances_are_written_as_received_and_handed_over(
+        running_scp: Callable[..., object], tmp_path: Path) -> None:
+    settings = await running_scp()  # type: ignore[misc]
+    paths = write_series(SeriesSpec(PATIENT, instances=5), tmp_path / "series")
+    statuses = await asyncio.to_thread(_pynetdicom_store, settings.scp_port, paths)
+    assert statuses == [0] * 5
+    files = await wait_for_files(settings, 5)
+    assert len({p.parent for p in files}) == 1, "one series, one delivery"
+    sent = {dcmread(p).SOPInstanceUID: p for p in paths}
+    for path in files:
+        received = dcmread(path)
+        assert received.PixelData == dcmread(sent[received.SOPInstanceUID]).PixelData
+
+
+async def test_a_calling_ae_not_allowed_is_refused(running_scp: Callable[..., object]) -> None:
+    settings = await running_scp(scp_allowed_aes="SCANNER1")  # type: ignore[misc]
+    ae = AE(ae_title="INTRUDER")
+    ae.add_requested_context(Verification)
+    assoc = await asyncio.to_thread(ae.associate, "127.0.0.1", settings.scp_port,
+                                    ae_title="RELAYTEST")
+    assert assoc.is_rejected
+
+
+async def test_an_address_not_allowed_is_refused(running_scp: Callable[..., object]) -> None:
+    settings = await running_scp(scp_allowed_hosts="10.0.0.0/8")  # type: ignore[misc]
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(Verification)
+    assoc = await asyncio.to_thread(ae.associate, "127.0.0.1", settings.scp_port,
+                                    ae_title="RELAYTEST")
+    assert assoc.is_rejected
+
+
+def rle_series(folder: Path, count: int = 3) -> list[Path]:
+    spec = SeriesSpec(PATIENT, instances=count)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(count):
+        ds = make_instance(spec, index)
+        ds.compress(RLELossless, encoding_plugin="pydicom")
+        path = folder / f"RLE{index:03d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def dcmtk(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=60)
+
+
+pytestmark_dcmtk = pytest.mark.skipif(shutil.which("storescu") is None, reason="no dcmtk")
+
+
+@pytest.mark.dcmtk
+@pytestmark_dcmtk
+async def test_echoscu_and_storescu_talk_to_the_scp(
+        running_scp: Callable[..., object], tmp_path: Path) -> None:
+    settings = await running_scp(scp_allowed_aes="STORESCU,ECHOSCU")  # type: ignore[misc]
+    port = str(settings.scp_port)
+    echo = await asyncio.to_thread(dcmtk, "echoscu", "-aec", "RELAYTEST", "127.0.0.1", port)
+    assert echo.returncode == 0, echo.stderr
+    write_series(SeriesSpec(PATIENT, instances=4), tmp_path / "plain")
+    rle = rle_series(tmp_path / "rle")
+    for folder in ("plain", "rle"):
+        stored = await asyncio.to_thread(dcmtk, "storescu", "-aec", "RELAYTEST", "-xr", "+sd",
+                                         "127.0.0.1", port, str(tmp_path / folder))
+        assert stored.returncode == 0, stored.stderr
+    files = await wait_for_files(settings, 7)
+    by_sop = {dcmread(p).SOPInstanceUID: p for p in files}
+    for path in rle:
+        received = dcmread(by_sop[dcmread(path).SOPInstanceUID])
+        assert received.file_meta.TransferSyntaxUID == RLELossless
+        assert received.PixelData == dcmread(path).PixelData
+
+
+@pytest.mark.dcmtk
+@pytestmark_dcmtk
+async def test_storescu_with_an_unknown_calling_ae_is_refused(
+        running_scp: Callable[..., object], tmp_path: Path) -> None:
+    settings = await running_scp(scp_allowed_aes="SCANNER1")  # type: ignore[misc]
+    paths = write_series(SeriesSpec(PATIENT, instances=1), tmp_path / "plain")
+    result = await asyncio.to_thread(dcmtk, "storescu", "-aet", "INTRUDER", "-aec", "RELAYTEST",
+                                     "127.0.0.1", str(settings.scp_port), str(paths[0]))
+    assert result.returncode != 0
+    assert "Rejected" in result.stdout + result.stderr
+    await asyncio.sleep(1)
+    assert delivered(settings) == []
