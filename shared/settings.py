@@ -29,8 +29,6 @@ class Destination(StrEnum):
     ORTHANC = "orthanc"
     DICOM = "dicom"
     DICOMWEB = "dicomweb"
-    DICOM = "dicom"
-    DICOMWEB = "dicomweb"
 
 
 def _split_commas(value: object) -> object:
@@ -98,21 +96,7 @@ class Settings(BaseSettings):
     dicomweb_username: str | None = None
     dicomweb_password: SecretStr | None = None
 
-    # DICOM network: who may send to the SCP, and the DICOM AE and DICOMweb destinations.
-    scp_allowed_aes: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    scp_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    dicom_host: str | None = None
-    dicom_port: int = Field(104, ge=1, le=65535)
-    dicom_ae_title: str = Field("ANY-SCP", min_length=1, max_length=16)
-    dicom_calling_ae_title: str = Field("RELAY", min_length=1, max_length=16)
-    dicom_timeout: float = Field(30.0, gt=0)
-    dicomweb_url: str | None = None
-    dicomweb_username: str | None = None
-    dicomweb_password: SecretStr | None = None
-
     _split = field_validator("api_tokens", "deid_options", mode="before")(_split_commas)
-    _split_network = field_validator("scp_allowed_aes", "scp_allowed_hosts",
-                                     mode="before")(_split_commas)
     _split_network = field_validator("scp_allowed_aes", "scp_allowed_hosts",
                                      mode="before")(_split_commas)
 
@@ -151,14 +135,6 @@ class Settings(BaseSettings):
                     "RELAY_DEID_SECRET must be set to a secret of at least 16 characters "
                     "in production"
                 )
-        return self
-
-    @model_validator(mode="after")
-    def _check_network_destinations(self) -> Settings:
-        if Destination.DICOM in (self.destinations or []) and not self.dicom_host:
-            raise ValueError("RELAY_DESTINATIONS names dicom but RELAY_DICOM_HOST is not set")
-        if Destination.DICOMWEB in (self.destinations or []) and not self.dicomweb_url:
-            raise ValueError("RELAY_DESTINATIONS names dicomweb but RELAY_DICOMWEB_URL is not set")
         return self
 
     @model_validator(mode="after")
