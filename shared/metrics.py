@@ -15,3 +15,6 @@ STAGE_SECONDS = Histogram("relay_stage_seconds", "Time one series spends in a st
                           ["stage"], buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900))
 IN_FLIGHT = Gauge("relay_series_in_flight", "Series being worked on by this process", ["stage"])
 QUEUE_DEPTH = Gauge("relay_queue_depth", "Messages waiting in a queue", ["queue"])
+# Set by the api from the database at each scrape: the whole deployment's view, not a process's.
+SERIES_BY_STATUS = Gauge("relay_series", "Series in the database by status", ["status"])
+IMAGES_BY_STATUS = Gauge("relay_images", "Images in the database by status", ["status"])

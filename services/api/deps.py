@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -51,3 +51,5 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 Reader = Annotated[Role, Depends(require(Role.READER))]
 Operator = Annotated[Role, Depends(require(Role.OPERATOR))]
 Admin = Annotated[Role, Depends(require(Role.ADMIN))]
+# Row ids are 32-bit integers in PostgreSQL; a larger one can only be "not found".
+Id = Annotated[int, Path(ge=1, le=2_147_483_647)]

@@ -1,52 +1,62 @@
-"""api: REST resources, probes and metrics over the relay's database."""
+"""api: REST resources, the dashboard, probes and metrics over the relay's database."""
 
 from __future__ import annotations
 
 import asyncio
+from http import HTTPStatus
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.exceptions import HTTPException
 
 from relay_api.auth import parse_entries
-from relay_api.routes import health, series, studies
+from relay_api.routes import admin, dashboard, failures, health, images, me, series, stats, studies
+from relay_api.schemas import problem_responses
 from relay_shared.runtime import Runtime, serve_http
 
 PROBLEM = "application/problem+json"
+ROUTERS = (health, me, series, images, studies, failures, stats, admin, dashboard)
+DESCRIPTION = """Series received, de-identified and passed on, with their images, failures
+and history. Every route but the probes and `/metrics` needs `Authorization: Bearer <token>`
+(`relay token new --role reader|operator|admin`). Responses carry internal ids,
+de-identified UIDs and pseudonyms only. Errors are `application/problem+json`."""
 
 
 def create_app(rt: Runtime) -> FastAPI:
-    app = FastAPI(title="DICOM Relay", version="1", docs_url="/api/docs",
-                  openapi_url="/api/v1/openapi.json")
+    app = FastAPI(title="DICOM Relay", version="1", description=DESCRIPTION,
+                  docs_url="/api/docs", redoc_url=None, openapi_url="/api/v1/openapi.json")
     app.state.runtime = rt
     app.state.tokens = parse_entries(rt.settings.api_tokens)
-    for module in (health, series, studies):
-        app.include_router(module.router)
-
-    @app.exception_handler(HTTPException)
-    async def http_problem(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"type": "about:blank", "title": _title(exc.status_code),
-                             "status": exc.status_code, "detail": exc.detail},
-                            status_code=exc.status_code, media_type=PROBLEM,
-                            headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"type": "about:blank", "title": "Unprocessable Content",
-                             "status": 422, "detail": "the request is not valid",
-                             "errors": [{"loc": e["loc"], "msg": e["msg"]}
-                                        for e in exc.errors()]},
-                            status_code=422, media_type=PROBLEM)
-
+    for module in ROUTERS:
+        secured = module.router.prefix.startswith("/api/v1")
+        app.include_router(module.router,
+                           responses=problem_responses(401, 403, 422) if secured else None)
+    app.mount("/dashboard/static", dashboard.static_files(), name="dashboard-static")
+    app.add_api_route("/", lambda: RedirectResponse("/dashboard"), include_in_schema=False)
+    app.add_exception_handler(HTTPException, http_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, validation_problem)  # type: ignore[arg-type]
     return app
 
 
-def _title(code: int) -> str:
-    from http import HTTPStatus
+def problem(status: int, detail: object, **extra: object) -> dict[str, object]:
     try:
-        return HTTPStatus(code).phrase
+        title = HTTPStatus(status).phrase
     except ValueError:
-        return "Error"
+        title = "Error"
+    return {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+
+
+async def http_problem(request: Request, exc: HTTPException) -> JSONResponse:
+    # Starlette's own errors (unknown path, wrong method) come through here too.
+    return JSONResponse(problem(exc.status_code, exc.detail), status_code=exc.status_code,
+                        media_type=PROBLEM, headers=exc.headers)
+
+
+async def validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+    return JSONResponse(problem(422, "the request is not valid", errors=errors),
+                        status_code=422, media_type=PROBLEM)
 
 
 async def run(rt: Runtime, stop: asyncio.Event) -> None:

@@ -1,25 +1,43 @@
-"""Response models. They carry internal ids, de-identified UIDs and pseudonyms only."""
+"""Response models. They carry internal ids, de-identified UIDs and pseudonyms only;
+the admin models below also carry the mapping (date shift, key, source) that can
+undo a pseudonym, and are served to the admin role alone."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Generic, TypeVar
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from relay_shared.models import Stage, Status
 
 
 class SeriesSummary(BaseModel):
     id: int
-    series_uid: str | None
+    series_uid: str | None = Field(description="The de-identified SeriesInstanceUID")
     study_id: int | None
     modality: str | None
+    patient_pseudonym: str | None
     status: Status
-    stage: Stage
+    stage: Stage = Field(description="The stage a retry restarts from")
     error: str | None
     image_count: int
+    images_by_status: dict[str, int]
+    progress: float = Field(ge=0, le=1, description="Share of the way through the pipeline")
     created_at: datetime
+    updated_at: datetime
+
+
+class ImageOut(BaseModel):
+    id: int
+    series_id: int
+    sop_uid: str | None = Field(description="The de-identified SOPInstanceUID")
+    sop_class_uid: str | None
+    transfer_syntax_uid: str | None
+    status: Status
+    reason: str | None
+    size_bytes: int | None
     updated_at: datetime
 
 
@@ -37,15 +55,14 @@ class EventOut(BaseModel):
 
 
 class SeriesDetail(SeriesSummary):
-    images_by_status: dict[str, int]
     failures: list[ImageFailure]
+    images: list[ImageOut]
     events: list[EventOut]
-    patient_pseudonym: str | None
 
 
 class StudyOut(BaseModel):
     id: int
-    study_uid: str
+    study_uid: str = Field(description="The de-identified StudyInstanceUID")
     patient_pseudonym: str | None
     series_count: int
     created_at: datetime
@@ -65,3 +82,87 @@ class RetryAccepted(BaseModel):
     series_id: int
     stage: Stage
     status: Status
+
+
+class SeriesFailure(BaseModel):
+    series_id: int
+    status: Status
+    stage: Stage
+    error: str | None
+    failed_images: list[ImageFailure]
+    updated_at: datetime
+
+
+class Throughput(BaseModel):
+    window_seconds: int
+    series_received: int
+    series_deidentified: int
+    series_done: int
+    series_failed: int
+    images_done: int
+
+
+class Stats(BaseModel):
+    series_by_status: dict[str, int]
+    images_by_status: dict[str, int]
+    in_flight: int = Field(description="Series between ingest and DONE, not failed")
+    last_hour: Throughput
+    queues: dict[str, int] | None = Field(
+        description="Messages waiting per queue; null when the bus cannot be asked")
+
+
+class Me(BaseModel):
+    role: str
+
+
+class SortKey(StrEnum):
+    ID = "id"
+    ID_DESC = "-id"
+    CREATED = "created_at"
+    CREATED_DESC = "-created_at"
+    UPDATED = "updated_at"
+    UPDATED_DESC = "-updated_at"
+    STATUS = "status"
+    STATUS_DESC = "-status"
+
+
+class IdentifierMapping(BaseModel):
+    series_id: int
+    source: str
+    key_id: str
+    patient_pseudonym: str
+    date_shift_days: int
+    response_sha256: str | None
+    created_at: datetime
+
+
+class SeriesAudit(BaseModel):
+    series_id: int
+    key_id: str | None
+    identifiers: IdentifierMapping | None
+    audit: dict[str, Any] | None = Field(description="What the profile did, by tag, never values")
+    quarantined_files: list[str]
+    events: list[EventOut]
+
+
+class AuditEvent(EventOut):
+    id: int
+    series_id: int | None
+    process: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: Any = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    text = {401: "No token, or a token that is not valid", 403: "The role may not do this",
+            404: "Not found", 409: "Conflict", 422: "The request is not valid"}
+    return {code: {"model": Problem, "description": text[code],
+                   "content": {"application/problem+json": {}}} for code in codes}

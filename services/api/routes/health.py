@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from relay_api import live
 from relay_api.deps import RuntimeDep
 from relay_shared.runtime import database_ok
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["probes"])
 
 
@@ -25,5 +28,10 @@ async def readyz(rt: RuntimeDep, response: Response) -> dict[str, bool]:
 
 
 @router.get("/metrics", response_class=Response)
-def metrics() -> Response:
+async def metrics(rt: RuntimeDep) -> Response:
+    await live.queue_depths(rt)
+    try:
+        await asyncio.to_thread(live.refresh_database_gauges, rt.engine)
+    except Exception:  # the database is down: serve the process's own counters anyway
+        log.warning("database gauges unavailable", exc_info=True)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,90 +1,105 @@
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
-from relay_api.deps import Operator, Reader, RuntimeDep, SessionDep
-from relay_api.schemas import (
-    EventOut,
-    ImageFailure,
-    Page,
-    RetryAccepted,
-    SeriesDetail,
-    SeriesSummary,
-)
+from relay_api import queries
+from relay_api.deps import Id, Operator, Reader, RuntimeDep, SessionDep
+from relay_api.schemas import Page, RetryAccepted, SeriesDetail, SeriesSummary, SortKey
 from relay_shared import outbox
 from relay_shared.db import record_event, session_scope
-from relay_shared.models import Event, Image, Series, Stage, Status, Study, utcnow
+from relay_shared.models import Image, Series, Stage, Status, Study, utcnow
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/series", tags=["series"])
-FAILED_IMAGE_STATUSES = (Status.FAILED, Status.QUARANTINED)
+NOT_FOUND = {404: {"description": "No such series"}}
 
 
-def _image_counts(session: Session, series_ids: list[int]) -> dict[int, dict[str, int]]:
-    counts: dict[int, dict[str, int]] = {sid: {} for sid in series_ids}
-    if not series_ids:
-        return counts
-    rows = session.exec(select(Image.series_id, Image.status, func.count())
-                        .where(col(Image.series_id).in_(series_ids))
-                        .group_by(Image.series_id, Image.status))
-    for series_id, image_status, count in rows:
-        counts[series_id][image_status.value] = count
-    return counts
+def as_utc(value: datetime | None, name: str) -> datetime | None:
+    """A date without an offset is taken as UTC; one that UTC cannot hold is refused."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise HTTPException(422, f"{name} is out of range") from None
 
 
-def _summary(series: Series, counts: dict[str, int]) -> SeriesSummary:
-    return SeriesSummary(**series.model_dump(include=set(SeriesSummary.model_fields)),
-                         image_count=sum(counts.values()))
-
-
-@router.get("", response_model=Page[SeriesSummary])
-def list_series(session: SessionDep, _: Reader,
-                status_filter: Annotated[Status | None, Query(alias="status")] = None,
-                limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                offset: Annotated[int, Query(ge=0)] = 0) -> Page[SeriesSummary]:
+def _filtered(status_filter: Status | None, patient: str | None, modality: str | None,
+              created_from: datetime | None, created_to: datetime | None
+              ) -> SelectOfScalar[Series]:
     query = select(Series)
     if status_filter is not None:
         query = query.where(Series.status == status_filter)
+    if patient is not None:
+        query = query.join(Study, col(Study.id) == Series.study_id).where(
+            Study.patient_pseudonym == patient)
+    if modality is not None:
+        query = query.where(Series.modality == modality.upper())
+    if created_from is not None:
+        query = query.where(col(Series.created_at) >= as_utc(created_from, "created_from"))
+    if created_to is not None:
+        query = query.where(col(Series.created_at) < as_utc(created_to, "created_to"))
+    return query
+
+
+def _ordered(query: SelectOfScalar[Series], sort: SortKey) -> SelectOfScalar[Series]:
+    column = col(getattr(Series, sort.value.lstrip("-")))
+    descending = sort.value.startswith("-")
+    # The id breaks ties so that offset pages neither skip nor repeat a row.
+    tie = col(Series.id).desc() if descending else col(Series.id)
+    return query.order_by(column.desc() if descending else column, tie)
+
+
+@router.get("", response_model=Page[SeriesSummary])
+def list_series(
+    session: SessionDep, _: Reader,
+    status_filter: Annotated[Status | None, Query(alias="status")] = None,
+    patient_pseudonym: Annotated[str | None, Query(max_length=64)] = None,
+    modality: Annotated[str | None, Query(max_length=16)] = None,
+    created_from: Annotated[datetime | None, Query(
+        description="Created at or after (ISO 8601; UTC when no offset is given)")] = None,
+    created_to: Annotated[datetime | None, Query(description="Created before")] = None,
+    sort: SortKey = SortKey.ID_DESC,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Page[SeriesSummary]:
+    query = _filtered(status_filter, patient_pseudonym, modality, created_from, created_to)
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = list(session.exec(query.order_by(col(Series.id).desc()).offset(offset).limit(limit)))
-    counts = _image_counts(session, [s.id for s in rows if s.id is not None])
-    return Page(items=[_summary(s, counts[s.id]) for s in rows if s.id is not None],
-                total=total, limit=limit, offset=offset)
+    rows = list(session.exec(_ordered(query, sort).offset(offset).limit(limit)))
+    return Page(items=queries.summaries(session, rows), total=total, limit=limit,
+                offset=offset)
 
 
-@router.get("/{series_id}", response_model=SeriesDetail,
-            responses={404: {"description": "No such series"}})
-def get_series(series_id: int, session: SessionDep, _: Reader) -> SeriesDetail:
+@router.get("/{series_id}", response_model=SeriesDetail, responses=NOT_FOUND)
+def get_series(series_id: Id, session: SessionDep, _: Reader) -> SeriesDetail:
     series = session.get(Series, series_id)
     if series is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"series {series_id} does not exist")
-    counts = _image_counts(session, [series_id])[series_id]
-    failures = session.exec(select(Image).where(
-        Image.series_id == series_id, col(Image.status).in_(FAILED_IMAGE_STATUSES)))
-    events = session.exec(select(Event).where(Event.series_id == series_id)
-                          .order_by(col(Event.id)))
-    study = session.get(Study, series.study_id) if series.study_id else None
-    return SeriesDetail(
-        **_summary(series, counts).model_dump(),
-        images_by_status=counts,
-        failures=[ImageFailure(image_id=i.id, status=i.status, reason=i.reason)
-                  for i in failures if i.id is not None],
-        events=[EventOut(at=e.at, service=e.service, kind=e.kind, detail=e.detail)
-                for e in events],
-        patient_pseudonym=study.patient_pseudonym if study else None,
-    )
+    (summary,) = queries.summaries(session, [series])
+    images = session.exec(select(Image).where(Image.series_id == series_id)
+                          .order_by(col(Image.id)))
+    return SeriesDetail(**summary.model_dump(),
+                        failures=queries.failures_of(session, [series_id])[series_id],
+                        images=[queries.image_out(i) for i in images],
+                        events=queries.events_of(session, series_id))
 
 
 RESTART = {Stage.DEID: Status.NEW, Stage.SEND: Status.DONEPROCESSING}
 
 
 @router.post("/{series_id}/retry", response_model=RetryAccepted, status_code=202,
-             responses={404: {"description": "No such series"},
+             responses={**NOT_FOUND,
                         409: {"description": "The series is not in a state to retry"}})
-async def retry_series(series_id: int, rt: RuntimeDep, _: Operator) -> RetryAccepted:
+async def retry_series(series_id: Id, rt: RuntimeDep, _: Operator) -> RetryAccepted:
     queues = {Stage.DEID: rt.settings.deid_queue, Stage.SEND: rt.settings.send_queue}
     with session_scope(rt.engine) as session:
         series = session.get(Series, series_id)
@@ -98,5 +113,8 @@ async def retry_series(series_id: int, rt: RuntimeDep, _: Operator) -> RetryAcce
         outbox.enqueue(session, queues[series.stage], series)
         record_event(session, series_id, "api", "retry", f"from stage {series.stage.value}")
         accepted = RetryAccepted(series_id=series_id, stage=series.stage, status=series.status)
-    await outbox.flush(rt.engine, rt.bus)
+    try:
+        await outbox.flush(rt.engine, rt.bus)
+    except Exception:  # committed: the outbox sweep publishes it once the bus is back
+        log.warning("retry queued, publishing deferred", exc_info=True)
     return accepted

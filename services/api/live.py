@@ -1,0 +1,71 @@
+"""What the api reads at request time: queue depths from the bus, counts from the database.
+
+Queue depths are a property of the broker, so the api alone reports them (one
+series per queue, not one per worker). It declares the relay's queues first:
+a bus only reports queues it knows, and declaring is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from sqlalchemy import distinct, func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from relay_api.schemas import Throughput
+from relay_shared.metrics import IMAGES_BY_STATUS, QUEUE_DEPTH, SERIES_BY_STATUS
+from relay_shared.models import Event, Image, Series, Status, utcnow
+from relay_shared.runtime import Runtime
+
+log = logging.getLogger(__name__)
+BUS_TIMEOUT = 5.0
+THROUGHPUT_KINDS = {"received": "series_received", "deidentified": "series_deidentified",
+                    "done": "series_done", "failed": "series_failed"}
+
+
+async def queue_depths(rt: Runtime) -> dict[str, int] | None:
+    known = [rt.settings.deid_queue, rt.settings.send_queue]
+    try:
+        declare = getattr(rt.bus, "declare", None)
+        if declare is not None:
+            for queue in known:
+                await asyncio.wait_for(declare(queue), BUS_TIMEOUT)
+        depths = await asyncio.wait_for(rt.bus.queue_depths(), BUS_TIMEOUT)
+    except Exception:  # the bus is down or slow: report "unknown", not an error page
+        log.warning("queue depths unavailable", exc_info=True)
+        return None
+    depths = {queue: 0 for queue in known} | depths
+    for queue, depth in depths.items():
+        QUEUE_DEPTH.labels(queue=queue).set(depth)
+    return depths
+
+
+def status_counts(session: Session, model: type[Series] | type[Image]) -> dict[str, int]:
+    rows = session.exec(select(model.status, func.count()).group_by(model.status))
+    counts = {s.value: 0 for s in Status}
+    counts.update({s.value: n for s, n in rows})
+    return counts
+
+
+def throughput(session: Session, window: timedelta = timedelta(hours=1)) -> Throughput:
+    since = utcnow() - window
+    rows = session.exec(select(Event.kind, func.count(distinct(Event.series_id)))
+                        .where(col(Event.at) >= since,
+                               col(Event.kind).in_(list(THROUGHPUT_KINDS)))
+                        .group_by(Event.kind))
+    counts = {field: 0 for field in THROUGHPUT_KINDS.values()}
+    counts.update({THROUGHPUT_KINDS[kind]: n for kind, n in rows})
+    images_done = session.exec(select(func.count()).select_from(Image).where(
+        Image.status == Status.DONE, col(Image.updated_at) >= since)).one()
+    return Throughput(window_seconds=int(window.total_seconds()), images_done=images_done,
+                      **counts)
+
+
+def refresh_database_gauges(engine: Engine) -> None:
+    with Session(engine) as session:
+        for gauge, model in ((SERIES_BY_STATUS, Series), (IMAGES_BY_STATUS, Image)):
+            for name, count in status_counts(session, model).items():
+                gauge.labels(status=name).set(count)

@@ -1,0 +1,85 @@
+"""Reads shared by several routes: image counts, progress, series summaries."""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from relay_api.schemas import EventOut, ImageFailure, ImageOut, SeriesSummary
+from relay_shared.models import Event, Image, Series, Status, Study
+
+FAILED_IMAGE_STATUSES = (Status.FAILED, Status.QUARANTINED)
+# How far along an image is; a failed image is as settled as a delivered one.
+_WEIGHT = {Status.NEW: 0.0, Status.PROCESSING: 0.25, Status.DONEPROCESSING: 0.5,
+           Status.SENT: 0.75, Status.DONE: 1.0, Status.FAILED: 1.0, Status.QUARANTINED: 1.0}
+SETTLED = (Status.DONE, Status.FAILED, Status.QUARANTINED)
+
+
+def image_counts(session: Session, series_ids: list[int]) -> dict[int, dict[str, int]]:
+    counts: dict[int, dict[str, int]] = {sid: {} for sid in series_ids}
+    if not series_ids:
+        return counts
+    rows = session.exec(select(Image.series_id, Image.status, func.count())
+                        .where(col(Image.series_id).in_(series_ids))
+                        .group_by(Image.series_id, Image.status))
+    for series_id, image_status, count in rows:
+        counts[series_id][image_status.value] = count
+    return counts
+
+
+def progress(series_status: Status, counts: dict[str, int]) -> float:
+    if series_status in SETTLED:
+        return 1.0
+    total = sum(counts.values())
+    if not total:
+        return 0.0
+    # Images stay NEW while their series is being de-identified: count them as started.
+    floor = _WEIGHT[Status.PROCESSING] if series_status is Status.PROCESSING else 0.0
+    done = sum(max(_WEIGHT[Status(s)], floor) * n for s, n in counts.items())
+    return round(min(done / total, 1.0), 4)
+
+
+def pseudonyms(session: Session, study_ids: set[int]) -> dict[int, str | None]:
+    if not study_ids:
+        return {}
+    rows = session.exec(select(Study.id, Study.patient_pseudonym)
+                        .where(col(Study.id).in_(study_ids)))
+    return {study_id: pseudonym for study_id, pseudonym in rows if study_id is not None}
+
+
+def summaries(session: Session, rows: list[Series]) -> list[SeriesSummary]:
+    ids = [s.id for s in rows if s.id is not None]
+    counts = image_counts(session, ids)
+    names = pseudonyms(session, {s.study_id for s in rows if s.study_id is not None})
+    return [summary(s, counts[s.id], names.get(s.study_id or -1))
+            for s in rows if s.id is not None]
+
+
+def summary(series: Series, counts: dict[str, int], pseudonym: str | None) -> SeriesSummary:
+    fields = series.model_dump(include=set(SeriesSummary.model_fields))
+    return SeriesSummary(**fields, patient_pseudonym=pseudonym, image_count=sum(counts.values()),
+                         images_by_status=counts, progress=progress(series.status, counts))
+
+
+def image_out(image: Image) -> ImageOut:
+    return ImageOut.model_validate(image, from_attributes=True)
+
+
+def failures_of(session: Session, series_ids: list[int]) -> dict[int, list[ImageFailure]]:
+    found: dict[int, list[ImageFailure]] = {sid: [] for sid in series_ids}
+    if not series_ids:
+        return found
+    rows = session.exec(select(Image).where(col(Image.series_id).in_(series_ids),
+                                            col(Image.status).in_(FAILED_IMAGE_STATUSES))
+                        .order_by(col(Image.id)))
+    for image in rows:
+        assert image.id is not None
+        found[image.series_id].append(
+            ImageFailure(image_id=image.id, status=image.status, reason=image.reason))
+    return found
+
+
+def events_of(session: Session, series_id: int) -> list[EventOut]:
+    rows = session.exec(select(Event).where(Event.series_id == series_id)
+                        .order_by(col(Event.id)))
+    return [EventOut(at=e.at, service=e.service, kind=e.kind, detail=e.detail) for e in rows]

@@ -1,0 +1,71 @@
+"""The admin's view: the identifier mapping and the audit trail.
+
+A date shift and the key id can undo a pseudonymisation's dates, so they are
+served here only; readers see pseudonyms and de-identified UIDs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from relay_api.deps import Admin, Id, SessionDep
+from relay_api.queries import events_of
+from relay_api.schemas import AuditEvent, IdentifierMapping, Page, SeriesAudit
+from relay_shared.models import Event, Image, Series, SeriesIdentifiers
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+
+
+@router.get("/identifiers", response_model=Page[IdentifierMapping])
+def list_identifiers(session: SessionDep, _: Admin,
+                     patient_pseudonym: Annotated[str | None, Query(max_length=64)] = None,
+                     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0
+                     ) -> Page[IdentifierMapping]:
+    query = select(SeriesIdentifiers)
+    if patient_pseudonym is not None:
+        query = query.where(SeriesIdentifiers.patient_pseudonym == patient_pseudonym)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(col(SeriesIdentifiers.series_id).desc())
+                        .offset(offset).limit(limit))
+    return Page(items=[IdentifierMapping.model_validate(r, from_attributes=True) for r in rows],
+                total=total, limit=limit, offset=offset)
+
+
+@router.get("/series/{series_id}/audit", response_model=SeriesAudit,
+            responses={404: {"description": "No such series"}})
+def series_audit(series_id: Id, session: SessionDep, _: Admin) -> SeriesAudit:
+    series = session.get(Series, series_id)
+    if series is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"series {series_id} does not exist")
+    mapping = session.exec(select(SeriesIdentifiers)
+                           .where(SeriesIdentifiers.series_id == series_id)).first()
+    quarantined = session.exec(select(Image.quarantine_path).where(
+        Image.series_id == series_id, col(Image.quarantine_path).is_not(None)))
+    return SeriesAudit(
+        series_id=series_id, key_id=series.key_id, audit=series.audit,
+        identifiers=IdentifierMapping.model_validate(mapping, from_attributes=True)
+        if mapping else None,
+        quarantined_files=[p for p in quarantined if p], events=events_of(session, series_id))
+
+
+@router.get("/events", response_model=Page[AuditEvent])
+def list_events(session: SessionDep, _: Admin,
+                series_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
+                kind: Annotated[str | None, Query(max_length=32)] = None,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+                offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> Page[AuditEvent]:
+    """The append-only history of every series, newest first."""
+    query = select(Event)
+    if series_id is not None:
+        query = query.where(Event.series_id == series_id)
+    if kind is not None:
+        query = query.where(Event.kind == kind)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(col(Event.id).desc()).offset(offset).limit(limit))
+    return Page(items=[AuditEvent.model_validate(e, from_attributes=True) for e in rows],
+                total=total, limit=limit, offset=offset)

@@ -1,0 +1,79 @@
+"""Every route with no token, a wrong token and each role."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay_shared.runtime import Runtime
+from tests.services.api.seed import Seeded, client
+
+ROLES = ("reader", "operator", "admin")
+# route, method, the least role that may call it
+ROUTES = [
+    ("GET", "/api/v1/me", "reader"),
+    ("GET", "/api/v1/series", "reader"),
+    ("GET", "/api/v1/series/{done}", "reader"),
+    ("GET", "/api/v1/images", "reader"),
+    ("GET", "/api/v1/images/1", "reader"),
+    ("GET", "/api/v1/studies", "reader"),
+    ("GET", "/api/v1/failures", "reader"),
+    ("GET", "/api/v1/stats", "reader"),
+    ("POST", "/api/v1/series/{failed}/retry", "operator"),
+    ("GET", "/api/v1/admin/identifiers", "admin"),
+    ("GET", "/api/v1/admin/series/{done}/audit", "admin"),
+    ("GET", "/api/v1/admin/events", "admin"),
+]
+PUBLIC = ["/healthz", "/readyz", "/metrics", "/dashboard", "/api/v1/openapi.json",
+          "/dashboard/static/dashboard.js"]
+RANK = {role: n for n, role in enumerate(ROLES)}
+
+
+def _path(template: str, seeded: Seeded) -> str:
+    return template.format(**vars(seeded))
+
+
+def test_every_api_route_is_in_the_matrix(rt: Runtime) -> None:
+    from relay_api.main import create_app
+
+    documented = {(method, path) for path, item in create_app(rt).openapi()["paths"].items()
+                  for method in (m.upper() for m in item) if path.startswith("/api/v1")}
+    tested = {(method, template.replace("{done}", "{series_id}")
+               .replace("{failed}", "{series_id}").replace("/images/1", "/images/{image_id}"))
+              for method, template, _ in ROUTES}
+    assert documented == tested
+
+
+@pytest.mark.parametrize(("method", "template", "_least"), ROUTES)
+def test_no_token_is_401_problem(rt: Runtime, seeded: Seeded, method: str, template: str,
+                                 _least: str) -> None:
+    response = client(rt, None).request(method, _path(template, seeded))
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["status"] == 401
+
+
+@pytest.mark.parametrize(("method", "template", "_least"), ROUTES)
+def test_wrong_token_is_401(rt: Runtime, seeded: Seeded, method: str, template: str,
+                            _least: str) -> None:
+    api = client(rt, None)
+    for header in ("Bearer not-a-token", "Basic cmVhZGVyOnRva2Vu", "Bearer "):
+        response = api.request(method, _path(template, seeded), headers={"Authorization": header})
+        assert response.status_code == 401, header
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("method", "template", "least"), ROUTES)
+def test_each_role_gets_what_it_may(rt: Runtime, seeded: Seeded, role: str, method: str,
+                                    template: str, least: str) -> None:
+    response = client(rt, role).request(method, _path(template, seeded))
+    if RANK[role] >= RANK[least]:
+        assert response.status_code in (200, 202), response.text
+    else:
+        assert response.status_code == 403
+        assert response.json()["detail"] == f"this needs the {least} role"
+
+
+@pytest.mark.parametrize("path", PUBLIC)
+def test_probes_metrics_and_dashboard_shell_need_no_token(rt: Runtime, path: str) -> None:
+    assert client(rt, None).get(path).status_code == 200
