@@ -6,6 +6,8 @@ import asyncio
 import functools
 
 from relay_sender.destinations import Destination, FolderDestination
+from relay_sender.dicomweb import DicomWebDestination
+from relay_sender.dimse import DicomDestination
 from relay_sender.handlers import SendContext, send_series
 from relay_sender.orthanc import OrthancDestination
 from relay_shared.models import Stage
@@ -26,6 +28,17 @@ def build_destinations(settings: Settings) -> list[Destination]:
                 if settings.orthanc_password else None
             built.append(OrthancDestination(settings.orthanc_url, settings.orthanc_username,
                                             password, settings.http_timeout))
+        elif name is DestinationName.DICOM:
+            assert settings.dicom_host is not None
+            built.append(DicomDestination(settings.dicom_host, settings.dicom_port,
+                                          settings.dicom_ae_title,
+                                          settings.dicom_calling_ae_title, settings.dicom_timeout))
+        elif name is DestinationName.DICOMWEB:
+            assert settings.dicomweb_url is not None
+            secret = settings.dicomweb_password.get_secret_value() \
+                if settings.dicomweb_password else None
+            built.append(DicomWebDestination(settings.dicomweb_url, settings.dicomweb_username,
+                                             secret, settings.http_timeout))
     return built
 
 

@@ -1,0 +1,123 @@
+"""A DICOMweb archive: STOW-RS to store, QIDO-RS to prove receipt.
+
+Instances go in multipart/related batches of bounded size, each part the file
+as stored. A STOW-RS answer lists failed instances in its FailedSOPSequence
+even when the HTTP status says the request as a whole went through.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import httpx
+
+from relay_sender.destinations import DestinationError, OutgoingInstance, OutgoingSeries
+
+BATCH_BYTES = 32 * 1024 * 1024
+BATCH_INSTANCES = 100
+QIDO_PAGE = 1000
+SOP_INSTANCE_UID = "00081155"
+FAILED_SOP_SEQUENCE = "00081198"
+FAILURE_REASON = "00081197"
+DICOM_JSON = "application/dicom+json"
+
+
+def batches(instances: list[OutgoingInstance]) -> Iterator[list[OutgoingInstance]]:
+    batch: list[OutgoingInstance] = []
+    size = 0
+    for instance in instances:
+        length = instance.path.stat().st_size
+        if batch and (size + length > BATCH_BYTES or len(batch) >= BATCH_INSTANCES):
+            yield batch
+            batch, size = [], 0
+        batch.append(instance)
+        size += length
+    if batch:
+        yield batch
+
+
+def multipart(instances: list[OutgoingInstance], boundary: str) -> bytes:
+    parts = []
+    for instance in instances:
+        parts += [f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode(),
+                  instance.path.read_bytes(), b"\r\n"]
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts)
+
+
+class DicomWebDestination:
+    name = "dicomweb"
+
+    def __init__(self, url: str, username: str | None = None, password: str | None = None,
+                 timeout: float = 30.0) -> None:
+        auth = httpx.BasicAuth(username, password or "") if username else None
+        self._client = httpx.Client(base_url=url.rstrip("/"), auth=auth, timeout=timeout)
+
+    def send(self, series: OutgoingSeries) -> None:
+        for batch in batches(series.instances):
+            self._stow(series, batch)
+
+    def _stow(self, series: OutgoingSeries, batch: list[OutgoingInstance]) -> None:
+        boundary = uuid.uuid4().hex
+        content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
+        try:
+            response = self._client.post(
+                f"/studies/{series.study_instance_uid}", content=multipart(batch, boundary),
+                headers={"Content-Type": content_type, "Accept": DICOM_JSON})
+        except httpx.HTTPError as exc:
+            raise DestinationError(f"dicomweb unreachable: {type(exc).__name__}") from exc
+        if response.status_code not in (200, 202):
+            raise DestinationError(f"dicomweb refused {len(batch)} instance(s) of series "
+                                   f"{series.series_id}: HTTP {response.status_code}")
+        failed = _failed(response)
+        if failed:
+            raise DestinationError(f"dicomweb rejected {len(failed)} of {len(batch)} "
+                                   f"instance(s) of series {series.series_id}: "
+                                   f"reasons {sorted(set(failed.values()))}")
+
+    def missing(self, series: OutgoingSeries) -> set[str]:
+        return {i.sop_instance_uid for i in series.instances} - self.held(series)
+
+    def held(self, series: OutgoingSeries) -> set[str]:
+        path = (f"/studies/{series.study_instance_uid}/series/{series.series_instance_uid}"
+                "/instances")
+        held: set[str] = set()
+        offset = 0
+        while True:
+            page = self._qido(path, offset)
+            held.update(_values(item, "00080018") for item in page)
+            if len(page) < QIDO_PAGE:
+                return held
+            offset += len(page)
+
+    def _qido(self, path: str, offset: int) -> list[dict]:
+        try:
+            response = self._client.get(path, params={"limit": QIDO_PAGE, "offset": offset},
+                                        headers={"Accept": DICOM_JSON})
+        except httpx.HTTPError as exc:
+            raise DestinationError(f"dicomweb query failed: {type(exc).__name__}") from exc
+        if response.status_code in (204, 404):
+            return []  # nothing of the series is there
+        if response.status_code != 200:
+            raise DestinationError(f"dicomweb query failed: HTTP {response.status_code}")
+        return list(response.json() or [])
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _values(item: dict, tag: str) -> str:
+    values = item.get(tag, {}).get("Value") or [""]
+    return str(values[0])
+
+
+def _failed(response: httpx.Response) -> dict[str, str]:
+    """SOPInstanceUID -> failure reason, from a STOW-RS answer (empty when all stored)."""
+    try:
+        body = response.json() if response.content else {}
+    except ValueError:
+        return {}
+    failed = (body.get(FAILED_SOP_SEQUENCE) or {}).get("Value") or []
+    return {_values(item, SOP_INSTANCE_UID): f"0x{int(_values(item, FAILURE_REASON) or 0):04X}"
+            for item in failed}
