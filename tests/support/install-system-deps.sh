@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the real peers the tests talk to, from Debian's packages, when missing,
+# Installs the real peers the tests talk to (and the browser the dashboard test drives),
+# from Debian's packages, when missing,
 # and starts the local PostgreSQL and RabbitMQ when they are down.
 set -euo pipefail
 need=()
@@ -7,6 +8,7 @@ need=()
 [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
 command -v storescu >/dev/null || need+=(dcmtk)
 command -v gdcmanon >/dev/null || need+=(libgdcm-tools)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${need[*]} (run as root, or install them)" >&2
