@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
@@ -53,3 +53,5 @@ Operator = Annotated[Role, Depends(require(Role.OPERATOR))]
 Admin = Annotated[Role, Depends(require(Role.ADMIN))]
 # Row ids are 32-bit integers in PostgreSQL; a larger one can only be "not found".
 Id = Annotated[int, Path(ge=1, le=2_147_483_647)]
+# Bounded so that a database's integer type can always hold it.
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]

@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from relay_api.deps import Admin, Id, SessionDep
+from relay_api.deps import Admin, Id, Offset, SessionDep
 from relay_api.queries import events_of
 from relay_api.schemas import AuditEvent, IdentifierMapping, Page, SeriesAudit
 from relay_shared.models import Event, Image, Series, SeriesIdentifiers
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 def list_identifiers(session: SessionDep, _: Admin,
                      patient_pseudonym: Annotated[str | None, Query(max_length=64)] = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0
+                     offset: Offset = 0
                      ) -> Page[IdentifierMapping]:
     query = select(SeriesIdentifiers)
     if patient_pseudonym is not None:
@@ -58,7 +58,7 @@ def list_events(session: SessionDep, _: Admin,
                 series_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
                 kind: Annotated[str | None, Query(max_length=32)] = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-                offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> Page[AuditEvent]:
+                offset: Offset = 0) -> Page[AuditEvent]:
     """The append-only history of every series, newest first."""
     query = select(Event)
     if series_id is not None:

@@ -7,7 +7,7 @@ from sqlalchemy import func, or_
 from sqlmodel import col, select
 
 from relay_api import queries
-from relay_api.deps import Reader, SessionDep
+from relay_api.deps import Offset, Reader, SessionDep
 from relay_api.schemas import Page, SeriesFailure
 from relay_shared.models import Image, Series
 
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/v1/failures", tags=["failures"])
 @router.get("", response_model=Page[SeriesFailure])
 def list_failures(session: SessionDep, _: Reader,
                   limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                  offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0
+                  offset: Offset = 0
                   ) -> Page[SeriesFailure]:
     """Series that failed, and series that went on without some of their images."""
     failed_images = select(Image.series_id).where(

@@ -7,7 +7,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from relay_api import queries
-from relay_api.deps import Id, Reader, SessionDep
+from relay_api.deps import Id, Offset, Reader, SessionDep
 from relay_api.schemas import ImageOut, Page
 from relay_shared.models import Image, Status
 
@@ -20,7 +20,7 @@ def list_images(
     series_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
     status_filter: Annotated[Status | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    offset: Offset = 0,
 ) -> Page[ImageOut]:
     query = select(Image)
     if series_id is not None:

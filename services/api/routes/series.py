@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from relay_api import queries
-from relay_api.deps import Id, Operator, Reader, RuntimeDep, SessionDep
+from relay_api.deps import Id, Offset, Operator, Reader, RuntimeDep, SessionDep
 from relay_api.schemas import Page, RetryAccepted, SeriesDetail, SeriesSummary, SortKey
 from relay_shared import outbox
 from relay_shared.db import record_event, session_scope
@@ -70,7 +70,7 @@ def list_series(
     created_to: Annotated[datetime | None, Query(description="Created before")] = None,
     sort: SortKey = SortKey.ID_DESC,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    offset: Offset = 0,
 ) -> Page[SeriesSummary]:
     query = _filtered(status_filter, patient_pseudonym, modality, created_from, created_to)
     total = session.exec(select(func.count()).select_from(query.subquery())).one()

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from relay_api.deps import Reader, SessionDep
+from relay_api.deps import Offset, Reader, SessionDep
 from relay_api.schemas import Page, StudyOut
 from relay_shared.models import Series, Study
 
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/v1/studies", tags=["studies"])
 @router.get("", response_model=Page[StudyOut])
 def list_studies(session: SessionDep, _: Reader,
                  limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                 offset: Annotated[int, Query(ge=0)] = 0) -> Page[StudyOut]:
+                 offset: Offset = 0) -> Page[StudyOut]:
     total = session.exec(select(func.count()).select_from(Study)).one()
     rows = session.exec(
         select(Study, func.count(col(Series.id)))
