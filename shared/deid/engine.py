@@ -4,28 +4,33 @@ dataset and an audit record out. Pure: no I/O, no clock, no randomness."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from io import BytesIO
 
+from pydicom import dcmread
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
 
 from .config import DeidConfig
 from .handlers import Run
+from .header import Elem, Header, Unsupported, header_from_dataset, text_bytes, text_values
 from .identifiers import Identifiers, Pseudonymizer
 from .originals import IdentifyingValues
 from .plan import UNSET, Plan, plan_for
-from .provenance import add_provenance, audit_record
+from .provenance import add_provenance, audit_record, method_codes, raw_provenance
+from .rawengine import RawRun, translate
 
 # The implementation that wrote the file, not the one that made the image:
 # the original ImplementationClassUID names the hospital's software.
 IMPLEMENTATION_CLASS_UID = "2.25.203119865915658395283935473520183512065"
 IMPLEMENTATION_VERSION = "DICOMRELAY_1"
 SOP_INSTANCE_UID = 0x00080018
+MEDIA_SOP_INSTANCE_UID = 0x00020003
 META_KEEP = frozenset({0x00020001, 0x00020002, 0x00020010})
 
 
 @dataclass
 class DeidResult:
-    dataset: Dataset
+    dataset: Dataset | Header  # the same kind as was given
     audit: dict
     # The originals met while de-identifying this instance: the same set
     # identifying_values() returns, so the caller need not walk twice.
@@ -33,20 +38,68 @@ class DeidResult:
 
 
 def deidentify(
-    ds: Dataset,
+    ds: Dataset | Header,
     ids: Identifiers,
     pseudonymizer: Pseudonymizer,
     config: DeidConfig,
     *,
     known: IdentifyingValues | None = None,
 ) -> DeidResult:
-    """De-identify `ds` IN PLACE and return it in the result: copying a
-    header costs as much as de-identifying it, and the caller reads a fresh
-    one per file. PixelData, if present, is left untouched.
+    """De-identify a header: a `Header` (see `streamcopy.read_header`, the
+    fast path) or a pydicom Dataset. The result holds the same kind; use
+    `result.dataset`, since `ds` itself may have been changed. PixelData, if
+    present, is left untouched.
 
     `known`: originals already met in other instances of the series; free
     text is scrubbed of them too, and they are part of `result.originals`.
+
+    Both kinds go through the raw engine (`rawengine.py`) when the header is
+    within what it handles, else through the Dataset engine (`handlers.py`);
+    the two apply the same plan.
     """
+    if isinstance(ds, Header):
+        try:
+            return deidentify_header(ds, ids, pseudonymizer, config, known=known)
+        except Unsupported:
+            ds = dcmread(BytesIO(ds.data), stop_before_pixels=True)
+            return deidentify_dataset(ds, ids, pseudonymizer, config, known=known)
+    try:
+        result = deidentify_header(header_from_dataset(ds), ids, pseudonymizer, config,
+                                   known=known)
+    except Unsupported:
+        return deidentify_dataset(ds, ids, pseudonymizer, config, known=known)
+    assert isinstance(result.dataset, Header)
+    result.dataset = result.dataset.to_dataset()
+    return result
+
+
+def deidentify_header(header: Header, ids: Identifiers, pseudonymizer: Pseudonymizer,
+                      config: DeidConfig, *, known: IdentifyingValues | None = None
+                      ) -> DeidResult:
+    """The raw engine, IN PLACE on `header`; raises `Unsupported` (with the
+    header half done) for what only pydicom can handle."""
+    plan = plan_for(config)
+    run = RawRun(plan, ids, pseudonymizer, header, known)
+    if ids.extra:
+        extra = {tag: translate(hd) for tag, hd in _extra_handlers(ids, plan).items()}
+        run.actions = {**run.actions, **extra}
+    run.walk(header.body)
+    run.scrub_deferred()
+    _add_extra_raw(header, ids, plan)
+    header.body.update(raw_provenance(config, header.encoding.implicit,
+                                      header.encoding.little))
+    codes = method_codes(config)
+    if header.meta is not None:
+        _rebuild_raw_meta(header, run)
+    audit = audit_record(run, config, ids, codes)
+    return DeidResult(dataset=header, audit=audit, originals=run.originals)
+
+
+def deidentify_dataset(ds: Dataset, ids: Identifiers, pseudonymizer: Pseudonymizer,
+                       config: DeidConfig, *, known: IdentifyingValues | None = None
+                       ) -> DeidResult:
+    """The Dataset engine, IN PLACE on `ds`: for headers the raw engine
+    does not handle (character sets with code extensions, UN elements...)."""
     plan = plan_for(config)
     run = Run(plan, ids, pseudonymizer, known)
     if ids.extra:
@@ -86,6 +139,15 @@ def _add_extra(ds: Dataset, ids: Identifiers, plan: Plan) -> None:
             ds.add_new(tag, dictionary_VR(tag), value)
 
 
+def _add_extra_raw(header: Header, ids: Identifiers, plan: Plan) -> None:
+    recipe_tags = {r.tag for r in plan.config.recipe.rules} if plan.config.recipe else set()
+    for keyword, value in ids.extra.items():
+        tag = _keyword_tag(keyword)
+        if tag not in header.body and tag not in recipe_tags:
+            vr = dictionary_VR(tag)
+            header.body[tag] = Elem(vr, text_bytes(vr, [value], header.codec))
+
+
 def _keyword_tag(keyword: str) -> int:
     tag = tag_for_keyword(keyword)
     if tag is None:
@@ -110,6 +172,29 @@ def _rebuild_file_meta(ds: Dataset, meta: FileMetaDataset, run: Run) -> None:
         run.replaced.add(0x00020003)
     meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+
+
+def _rebuild_raw_meta(header: Header, run: RawRun) -> None:
+    """`_rebuild_file_meta` on a Header."""
+    meta = header.meta
+    assert meta is not None
+    for tag in list(meta):
+        if tag not in META_KEEP and tag != MEDIA_SOP_INSTANCE_UID:
+            del meta[tag]
+            run.removed.add(tag)
+    sop = header.body.get(SOP_INSTANCE_UID)
+    if sop is not None:
+        new = text_values(sop, header.codec)[:1] if isinstance(sop.value, bytes) else []
+        meta[MEDIA_SOP_INSTANCE_UID] = Elem("UI", text_bytes("UI", new, "ascii"))
+        run.replaced.add(MEDIA_SOP_INSTANCE_UID)
+    elif MEDIA_SOP_INSTANCE_UID in meta and not run.plan.retains_uids:
+        original = text_values(meta[MEDIA_SOP_INSTANCE_UID], "latin-1")
+        run.originals.add("UI", original)
+        new = [run.new_uid(v) for v in original]
+        meta[MEDIA_SOP_INSTANCE_UID] = Elem("UI", text_bytes("UI", new, "ascii"))
+        run.replaced.add(MEDIA_SOP_INSTANCE_UID)
+    meta[0x00020012] = Elem("UI", text_bytes("UI", [IMPLEMENTATION_CLASS_UID], "ascii"))
+    meta[0x00020013] = Elem("SH", text_bytes("SH", [IMPLEMENTATION_VERSION], "ascii"))
 
 
 def identifying_values(ds: Dataset, config: DeidConfig | None = None) -> IdentifyingValues:

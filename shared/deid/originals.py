@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import UID_dictionary
 
+from .header import Header
 from .table import format_tag
 
 MIN_LENGTH = 3
@@ -30,6 +31,8 @@ BINARY_VRS = frozenset({"OB", "OW", "UN"})
 PLAIN_TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC", "AE"})
 SCRUBBED = "***"
 _NAME_SPLIT = re.compile(r"[\^=\s,]+")
+_DIGIT_RUN = re.compile(r"[0-9][0-9.]+")  # where a UID can be, in any text
+_UID_CHARS = re.compile(r"[0-9][0-9.]+")
 
 
 class IdentifyingValues:
@@ -41,6 +44,8 @@ class IdentifyingValues:
         self.words: set[str] = set()
         self.dates: set[str] = set()
         self.uids: set[str] = set()
+        self._uid_lengths: set[int] = set()  # of the UIDs made of digits and dots
+        self._odd_uids: set[str] = set()  # the others, searched one by one
         self._pattern: re.Pattern[str] | None = None
 
     def __repr__(self) -> str:
@@ -55,6 +60,8 @@ class IdentifyingValues:
         self.words |= other.words
         self.dates |= other.dates
         self.uids |= other.uids
+        self._uid_lengths |= other._uid_lengths
+        self._odd_uids |= other._odd_uids
         self._pattern = None
 
     def add(self, vr: str, value: object) -> None:
@@ -75,6 +82,10 @@ class IdentifyingValues:
         if vr == "UI":
             if text not in UID_dictionary:
                 self.uids.add(text)
+                if _UID_CHARS.fullmatch(text):
+                    self._uid_lengths.add(len(text))
+                else:
+                    self._odd_uids.add(text)
         elif vr in ("DA", "DT"):
             if text[:8].isdigit() and len(text) >= 8:
                 self.dates.add(text[:8])
@@ -102,17 +113,39 @@ class IdentifyingValues:
         pattern = self.pattern()
         if pattern is not None and pattern.search(text):
             return True
-        return any(uid in text for uid in self.uids)
+        return bool(self.uids_in(text, first=True))
 
     def scrub(self, text: str) -> str:
         """`text` with every original replaced by SCRUBBED."""
         pattern = self.pattern()
         if pattern is not None:
             text = pattern.sub(SCRUBBED, text)
-        for uid in sorted(self.uids, key=len, reverse=True):
-            if uid in text:
-                text = text.replace(uid, SCRUBBED)
+        for uid in sorted(self.uids_in(text), key=len, reverse=True):
+            text = text.replace(uid, SCRUBBED)
         return text
+
+    def uids_in(self, text: str, first: bool = False) -> set[str]:
+        """The original UIDs that occur in `text` (as substrings). A UID is
+        digits and dots, so only runs of those are looked at, position by
+        position for each length a UID has: the cost does not grow with the
+        number of UIDs (a series of thousands of instances has thousands)."""
+        found = {uid for uid in self._odd_uids if uid in text}
+        if not self._uid_lengths or (found and first):
+            return found
+        uids, lengths = self.uids, sorted(self._uid_lengths)
+        for run in _DIGIT_RUN.findall(text):
+            size = len(run)
+            if size < lengths[0]:
+                continue
+            for start in range(size - lengths[0] + 1):
+                for length in lengths:
+                    if start + length > size:
+                        break
+                    if run[start:start + length] in uids:
+                        found.add(run[start:start + length])
+                        if first:
+                            return found
+        return found
 
 
 @lru_cache(maxsize=32)
@@ -125,11 +158,16 @@ def _compile(plain: frozenset[str], words: frozenset[str]) -> re.Pattern[str]:
     return re.compile("|".join(parts), re.IGNORECASE)
 
 
-def find_leaks(ds: Dataset, originals: IdentifyingValues) -> list[str]:
+def find_leaks(ds: Dataset | Header, originals: IdentifyingValues) -> list[str]:
     """Attribute paths, e.g. "(0040,0275)[0].(0032,1060)", whose value holds
-    an original value. Never returns the value itself."""
+    an original value. Never returns the value itself. A `Header` is searched
+    on its bytes (see `leakscan.py`), a Dataset element by element."""
     if not len(originals):
         return []
+    if isinstance(ds, Header):
+        from .leakscan import find_leaks_in_header
+
+        return find_leaks_in_header(ds, originals)
     hits: list[str] = []
     meta = getattr(ds, "file_meta", None)
     if meta is not None:

@@ -40,6 +40,8 @@ class Plan:
     codes: dict[int, str] = field(default_factory=dict)
     safe_private: frozenset[tuple[int, str, int]] = frozenset()
     _vrs: dict[int, str | None] = field(default_factory=dict)
+    # The same table for the raw engine (rawengine.raw_actions), built on first use.
+    raw_actions: dict[int, Handler] = field(default_factory=dict)
 
     @property
     def retains_uids(self) -> bool:

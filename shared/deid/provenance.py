@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 
 from .encode import encode_dataset
+from .header import ENCODINGS, Elem, Item, parse_dataset
 from .table import format_tag, table_sha256
 
 if TYPE_CHECKING:
@@ -65,6 +66,20 @@ def _raw_provenance(config: DeidConfig, implicit: bool, little: bool) -> tuple:
     body = encode_dataset(built, implicit, little)
     parsed = read_dataset(BytesIO(body), is_implicit_VR=implicit, is_little_endian=little)
     return tuple(parsed.get_item(tag) for tag in parsed.keys())  # noqa: SIM118 (a Dataset iterates elements)
+
+
+def raw_provenance(config: DeidConfig, implicit: bool, little: bool) -> Item:
+    """The same elements for a Header: fresh items, shared (never changed) elements."""
+    return {tag: Elem("SQ", [dict(i) for i in elem.value]) if type(elem.value) is list
+            else elem for tag, elem in _parsed_provenance(config, implicit, little).items()}
+
+
+@lru_cache(maxsize=32)
+def _parsed_provenance(config: DeidConfig, implicit: bool, little: bool) -> Item:
+    built = Dataset()
+    _set_provenance(built, config)
+    enc = ENCODINGS[(implicit, little)]
+    return parse_dataset(encode_dataset(built, implicit, little), 0, enc)[0]
 
 
 def _set_provenance(ds: Dataset, config: DeidConfig) -> list[tuple[str, str]]:
