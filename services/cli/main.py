@@ -155,5 +155,38 @@ def healthcheck(url: Annotated[str | None, typer.Option(help="A /healthz URL")] 
     raise typer.Exit(0 if ok else 1)
 
 
+@app.command()
+def status(
+    url: Annotated[str | None, typer.Option(help="The api's base URL")] = None,
+    token: Annotated[str | None, typer.Option(envvar="RELAY_API_TOKEN",
+                                              help="A reader token (or RELAY_API_TOKEN)")] = None,
+    follow: Annotated[bool | None, typer.Option(
+        help="Follow series in flight with a live bar (default: when on a terminal)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Series to list")] = 20,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls")] = 1.0,
+    timeout: Annotated[float, typer.Option(min=0, help="Longest follow, in seconds")] = 3600,
+) -> None:
+    """The relay's state from the API: counts, latest series, failures, a bar while in flight."""
+    from rich.console import Console
+
+    from relay_api.client import Api, StatusError, follow_series, render
+
+    if url is None:
+        url = f"http://127.0.0.1:{_settings().api_port}"
+    if not token:
+        typer.echo("relay: a token is needed: --token or RELAY_API_TOKEN", err=True)
+        raise typer.Exit(2)
+    console = Console()
+    api = Api(url, token)
+    try:
+        snap = api.snapshot(limit)
+        if snap.in_flight and (console.is_terminal if follow is None else follow):
+            snap = follow_series(console, api, snap, interval, timeout, limit)
+        render(console, snap)
+    except StatusError as exc:
+        typer.echo(f"relay: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
 def main() -> None:  # pragma: no cover - console entry
     sys.exit(app())
