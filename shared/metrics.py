@@ -18,3 +18,16 @@ QUEUE_DEPTH = Gauge("relay_queue_depth", "Messages waiting in a queue", ["queue"
 # Set by the api from the database at each scrape: the whole deployment's view, not a process's.
 SERIES_BY_STATUS = Gauge("relay_series", "Series in the database by status", ["status"])
 IMAGES_BY_STATUS = Gauge("relay_images", "Images in the database by status", ["status"])
+
+
+def reason_label(reason: str) -> str:
+    """A bounded label for a failure reason: its fixed part before any colon, as a slug.
+    The variable part after the colon (a parser's message) would make a series per file."""
+    head = reason.split(":", 1)[0].strip().lower()
+    slug = "".join(c if c.isalnum() else "_" for c in head).strip("_")
+    return "_".join(filter(None, slug.split("_")))[:48] or "unknown"
+
+
+def count_failed(stage: str, reasons: list[str]) -> None:
+    for reason in reasons:
+        INSTANCES_FAILED.labels(stage=stage, reason=reason_label(reason)).inc()

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from relay_shared.db import record_event, session_scope
 from relay_shared.dicomfiles import BadDicomFile, InstanceHeader, read_header
+from relay_shared.metrics import count_failed
 from relay_shared.models import Image, Series, Stage, Status, Study, utcnow
 from relay_shared.outbox import enqueue
 from relay_shared.paths import WorkStore
@@ -224,6 +225,7 @@ def _quarantine_bad(bad: list[tuple[Path, str]], series_id: int, engine: Engine,
                               quarantine_path=str(target), size_bytes=target.stat().st_size))
         record_event(session, series_id, SERVICE, "quarantined",
                      f"{len(bad)} unreadable file(s) moved to quarantine")
+    count_failed(SERVICE, [reason for _, reason in bad])
     log.warning("files quarantined", extra={"series_id": series_id, "count": len(bad)})
 
 
