@@ -27,11 +27,13 @@ from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO
 
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
-from pydicom.uid import UID, ExplicitVRBigEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from .encode import encode_dataset, encode_file_meta
+from .header import PREAMBLE, Header, Truncated, Unsupported, encode_item, encode_meta, parse_file
 
 PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)
 FIRST_PIXEL_TAG = 0x7FE00008
@@ -41,6 +43,7 @@ ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR",
                       b"UT", b"SV", b"UV"})
 CHUNK = 1 << 20
+HEAD_BYTES = 1 << 16  # a header is a few KB: read this much first, more if needed
 
 Trailing = Callable[[Dataset], Dataset | None]
 
@@ -58,18 +61,46 @@ class _Encoding:
         self.order = "<" if self.little else ">"
 
 
-def write_deidentified(src_path: Path, dst_path: Path, header: Dataset, *,
+def read_header(path: Path) -> Header | Dataset:
+    """The header of a Part 10 file, without its pixel data: a `Header`
+    (read on the bytes, the fast path) or, for what that parser leaves to
+    pydicom (see `header.py`), a Dataset. `deidentify`, `write_deidentified`
+    and `find_leaks` take either."""
+    with open(path, "rb") as fp:
+        data = fp.read(HEAD_BYTES)
+        while True:
+            complete = len(data) < HEAD_BYTES or not fp.peek(1)
+            try:
+                return parse_file(data, complete)
+            except Truncated:
+                if complete:
+                    break
+                data += fp.read(len(data))  # a header this long is rare: read twice as much
+            except Unsupported:
+                break
+    return dcmread(path, stop_before_pixels=True)
+
+
+def write_deidentified(src_path: Path, dst_path: Path, header: Dataset | Header, *,
                        trailing: Trailing | None = None, fsync: bool = False) -> None:
     """Write `header` (with its file_meta) and the pixel data of `src_path`
     to `dst_path`, atomically: the file appears under its name complete or
-    not at all."""
+    not at all. A `Header` must have been read from `src_path`: it knows
+    where the pixel data starts."""
     dst_path = Path(dst_path)
     part = dst_path.with_name(dst_path.name + ".part")
-    enc = _Encoding(header.file_meta.TransferSyntaxUID)
+    if isinstance(header, Header) and UID(header.transfer_syntax or "").is_deflated:
+        header = header.to_dataset()
+    syntax = header.transfer_syntax if isinstance(header, Header) else \
+        header.file_meta.TransferSyntaxUID
+    enc = _Encoding(syntax or ExplicitVRLittleEndian)
     try:
         with open(src_path, "rb") as src, open(part, "wb") as out:
-            _check_source(src, header)
-            _write(src, out, header, enc, trailing)
+            if isinstance(header, Header):
+                _write_header(src, out, header, enc, trailing)
+            else:
+                _check_source(src, header)
+                _write(src, out, header, enc, trailing)
             if fsync:
                 out.flush()
                 os.fsync(out.fileno())
@@ -117,6 +148,33 @@ def _write(src: BinaryIO, out: BinaryIO, header: Dataset, enc: _Encoding,
     if tail is not None and len(tail):
         sink.write(_encode(tail, enc, header.get("SpecificCharacterSet")))
     sink.close()
+
+
+def _write_header(src: BinaryIO, out: BinaryIO, header: Header, enc: _Encoding,
+                  trailing: Trailing | None) -> None:
+    """Header bytes, then the pixel elements copied from where the header
+    says they start; no walk through the source's header."""
+    body = header.body
+    tail = {t: e for t, e in body.items() if t > LAST_PIXEL_TAG}
+    if tail:
+        body = {t: e for t, e in body.items() if t <= LAST_PIXEL_TAG}
+    meta = encode_meta(header.meta) if header.meta is not None else b""
+    out.write(PREAMBLE + meta + encode_item(body, header.encoding))
+    if header.pixel_offset is not None:
+        src.seek(header.pixel_offset)
+        reader, sink = _FileReader(src), _FileSink(out, src)
+        if _peek_tag(reader, enc) not in PIXEL_TAGS:
+            raise StreamCopyError("the header was not read from this source")
+        while _peek_tag(reader, enc) in PIXEL_TAGS:
+            _copy_element(reader, sink, enc)
+        if not tail and trailing is not None:
+            found = _trailing(reader, enc, trailing)
+            if found is not None and len(found):
+                charset = header.get("SpecificCharacterSet") or None
+                out.write(encode_dataset(found, enc.implicit, enc.little, charset))
+    if tail:
+        out.write(encode_item(tail, header.encoding))
+    out.flush()
 
 
 def _split(header: Dataset) -> tuple[Dataset, Dataset | None]:
