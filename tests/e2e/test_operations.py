@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 
 from tests.e2e.pipeline import TOKEN_ENTRY, api_get, corpus, wait_for_series
 from tests.support.dicom_factory import SeriesSpec, deliver
-from tests.support.services import RelayProcess, free_port, relay_env, wait_until
+from tests.support.services import RelayProcess, free_port, relay_env, run_relay, wait_until
 
 pytestmark = [pytest.mark.e2e]
 INSTANCES = 10
@@ -130,3 +130,42 @@ def test_log_lines_of_a_series_carry_its_trace_id(finished_run: dict) -> None:
     assert {e["series_id"] for e in worked} == set(traces)
     for entry in worked:
         assert entry["trace_id"] == traces[entry["series_id"]], entry
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
+def test_separate_processes_each_serve_their_metrics(tmp_path: Path, data_dir: Path,
+                                                     postgres_url: str, queue_prefix: str
+                                                     ) -> None:
+    """Each worker counts its own stage on its own port; the api reports the queues."""
+    api_port, ports = free_port(), {s: free_port() for s in ("ingest", "deid", "sender")}
+    env = relay_env({}, data_dir=data_dir, database_url=postgres_url, queue_prefix=queue_prefix,
+                    amqp_url="amqp://guest:guest@127.0.0.1:5672/", api_port=api_port,
+                    api_tokens=TOKEN_ENTRY, watch_interval=0.2, retry_base_delay=0.5)
+    run_relay("db", "upgrade", env=env)
+    procs = [RelayProcess(s, dict(env, RELAY_METRICS_PORT=str(ports.get(s, 0))),
+                          tmp_path / f"{s}.log").start() for s in (*ports, "api")]
+    api = f"http://127.0.0.1:{api_port}"
+    try:
+        wait_until(lambda: _ready(api, procs[-1]), 60, "the api")
+        _specs, folders = corpus(tmp_path / "corpus", instances=INSTANCES)
+        for folder in folders[:2]:
+            deliver(folder, data_dir / "incoming")
+        wait_for_series(api, 2, {"DONE"})
+        scraped = {s: _samples(httpx.get(f"http://127.0.0.1:{p}/metrics", timeout=10).text)
+                   for s, p in ports.items()}
+        api_samples = _samples(httpx.get(f"{api}/metrics", timeout=10).text)
+    finally:
+        for proc in procs:
+            proc.stop()
+    total = 2 * INSTANCES
+    assert _value(scraped["ingest"], "relay_instances_received_total") == total
+    assert _value(scraped["deid"], "relay_instances_deidentified_total") == total
+    assert _value(scraped["deid"], "relay_stage_seconds_count", stage="deid") == 2
+    assert _value(scraped["sender"], "relay_instances_sent_total", destination="outbox") == total
+    assert _value(scraped["sender"], "relay_series_finished_total", status="DONE") == 2
+    assert _value(api_samples, "relay_images", status="DONE") == total
+    for queue in ("deid", "send"):
+        assert (("relay_queue_depth", (("queue", f"{queue_prefix}.{queue}"),))
+                in api_samples), queue
+    assert _value(api_samples, "relay_queue_depth", queue=f"{queue_prefix}.deid") == 0
