@@ -124,7 +124,14 @@ class AmqpBus:
         try:
             await handler(message, attempt)
         except Exception as exc:  # every failure goes through the same retry policy
-            await self._after_failure(queue, message, attempt, exc, on_give_up)
+            try:
+                await self._after_failure(queue, message, attempt, exc, on_give_up)
+            except Exception:  # the broker or database is down: keep the message
+                log.warning("could not schedule the retry; message returned to the queue",
+                            exc_info=True)
+                await asyncio.sleep(self._retry.base_delay)
+                await incoming.nack(requeue=True)
+                return
         await incoming.ack()
 
     async def _after_failure(self, queue: str, message: SeriesMessage, attempt: int,
@@ -166,7 +173,8 @@ class AmqpBus:
         return depths
 
     async def is_healthy(self) -> bool:
-        return self._connection is not None and not self._connection.is_closed
+        # A robust connection is not "closed" while it reconnects; `connected` tells.
+        return self._connection is not None and self._connection.connected.is_set()
 
     async def close(self) -> None:
         if self._connection is not None:

@@ -97,8 +97,14 @@ class InProcessBus:
         on_give_up: GiveUp,
     ) -> None:
         if attempt >= self._retry.max_attempts:
+            try:
+                await on_give_up(message, describe(exc))
+            except Exception:  # the database is down: try giving up again later
+                log.warning("could not record the failure", exc_info=True)
+                asyncio.get_running_loop().call_later(
+                    self._retry.base_delay, self._queue(queue).put_nowait, (message, attempt))
+                return
             self.dead.setdefault(queue, []).append(message)
-            await on_give_up(message, describe(exc))
             return
         delay = self._retry.delay(attempt)
         log.warning("retrying", extra={"series_id": message.series_id, "attempt": attempt,

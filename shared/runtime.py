@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,8 +31,6 @@ from relay_shared.series_state import mark_failed
 from relay_shared.settings import Settings
 
 log = logging.getLogger(__name__)
-OUTBOX_SWEEP_INTERVAL = 15.0
-OUTBOX_SWEEP_AGE = timedelta(seconds=30)
 
 
 @dataclass
@@ -117,7 +116,8 @@ async def sweep(rt: Runtime, stop: asyncio.Event, requeue_stuck: bool) -> None:
         timedelta(seconds=rt.settings.stuck_after)
     while not stop.is_set():
         try:
-            await outbox.flush(rt.engine, rt.bus, older_than=OUTBOX_SWEEP_AGE)
+            await outbox.flush(rt.engine, rt.bus,
+                               older_than=timedelta(seconds=rt.settings.outbox_grace))
             if requeue_stuck:
                 count = await outbox.requeue_stuck(rt.engine, rt.bus, queues, stuck_after)
                 if count:
@@ -126,7 +126,7 @@ async def sweep(rt: Runtime, stop: asyncio.Event, requeue_stuck: bool) -> None:
             log.warning("sweep failed", exc_info=True)
         stuck_after = timedelta(seconds=rt.settings.stuck_after)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), OUTBOX_SWEEP_INTERVAL)
+            await asyncio.wait_for(stop.wait(), rt.settings.sweep_interval)
 
 
 def stop_on_signals(stop: asyncio.Event) -> None:
@@ -174,6 +174,9 @@ async def consume_until_stopped(rt: Runtime, stop: asyncio.Event, queue: str,
         with IN_FLIGHT.labels(stage=stage.value).track_inprogress(), \
                 STAGE_SECONDS.labels(stage=stage.value).time():
             await asyncio.to_thread(work, message.series_id)
+        if rt.settings.fault_exit_after_commit == stage.value:
+            log.error("fault injection: exiting between commit and publish")
+            os._exit(137)
         await outbox.flush(rt.engine, rt.bus)
 
     async def give_up(message: SeriesMessage, error: str) -> None:

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(30.0, ge=0)
     # A series untouched this long in a working state gets its message again.
     stuck_after: float = Field(900.0, gt=0)
+    sweep_interval: float = Field(15.0, gt=0)
+    # An outbox row older than this was orphaned by a crash; younger ones are in hand.
+    outbox_grace: float = Field(30.0, gt=0)
+    # Fault injection for resilience drills: the process exits right after the named
+    # stage commits and before it publishes, as a crash there would.
+    fault_exit_after_commit: str | None = Field(None, pattern=r"^(deid|send)$")
 
     destinations: Annotated[list[Destination] | None, NoDecode] = None
     orthanc_url: str | None = None

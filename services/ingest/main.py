@@ -20,11 +20,12 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
     incoming = rt.settings.incoming_dir
     assert incoming is not None
     network = asyncio.create_task(scp.serve(rt.settings, stop)) if rt.settings.scp_port else None
-    # Deliveries claimed by a process that died are finished first.
-    for leftover in sorted(_folders(rt.store.claimed_dir)):
-        await _ingest(rt, leftover)
     while not stop.is_set():
-        for folder in sorted(_folders(incoming)):
+        # Claimed folders left by a crash, or by a round that failed (database down),
+        # are taken up again before anything new.
+        for claimed in _folders(rt.store.claimed_dir):
+            await _ingest(rt, claimed)
+        for folder in _folders(incoming):
             if stop.is_set():
                 break
             if is_finished(folder):
@@ -36,7 +37,7 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
 
 
 def _folders(root: Path) -> list[Path]:
-    return [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
 
 async def _ingest(rt: Runtime, claimed: Path) -> None:
@@ -45,9 +46,13 @@ async def _ingest(rt: Runtime, claimed: Path) -> None:
         series_ids = await asyncio.to_thread(
             ingest_claimed, claimed, rt.engine, rt.store, rt.pseudonymizer.uid,
             rt.settings.deid_queue)
-    except Exception:  # the claimed folder stays and is taken up again at the next start
-        log.exception("delivery could not be ingested", extra={"delivery": claimed.name})
+    except Exception:  # the claimed folder stays and is taken up again on the next round
+        log.exception("delivery could not be ingested, will retry", extra={"files": count})
+        await asyncio.sleep(rt.settings.retry_base_delay)
         return
     INSTANCES_RECEIVED.inc(count)
-    await outbox.flush(rt.engine, rt.bus)
     log.info("delivery ingested", extra={"files": count, "series_ids": series_ids})
+    try:
+        await outbox.flush(rt.engine, rt.bus)
+    except Exception:  # committed already: the sweep publishes it once the broker is back
+        log.warning("publish deferred to the outbox sweep", exc_info=True)

@@ -1,0 +1,198 @@
+"""Delivery under faults: drains, dead letters, crashes at the worst moment, outages.
+
+Each test runs the relay as separate processes on a RabbitMQ node and a PostgreSQL
+cluster of its own (so restarting them disturbs nothing else) and a real Orthanc.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.pipeline import OPERATOR_TOKEN, api_get, corpus, wait_for_series
+from tests.e2e.stack import Stack
+from tests.support.dicom_factory import Patient, SeriesSpec, deliver, write_series
+from tests.support.isolated import PrivatePostgres, PrivateRabbit
+from tests.support.services import Orthanc, free_port, print_logs, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.rabbitmq, pytest.mark.postgres,
+              pytest.mark.orthanc, pytest.mark.slow]
+
+
+@pytest.fixture
+def stack(tmp_path: Path, orthanc: Orthanc) -> Iterator[Stack]:
+    rabbit, postgres = PrivateRabbit().start(), PrivatePostgres().start()
+    made = Stack(tmp_path, orthanc, rabbit, postgres)
+    try:
+        yield made
+    finally:
+        made.down()
+        print_logs(tmp_path.glob("*.log"))
+        rabbit.destroy()
+        postgres.destroy()
+
+
+def _series_status(stack: Stack, series_id: int) -> str:
+    return str(api_get(stack.api, f"/api/v1/series/{series_id}")["status"])
+
+
+def _first_series_id(stack: Stack) -> int:
+    items: list[dict] = []
+
+    def any_series() -> bool:
+        nonlocal items
+        try:
+            items = api_get(stack.api, "/api/v1/series")["items"]
+        except httpx.HTTPError:
+            return False
+        return bool(items)
+
+    wait_until(any_series, 60, "the series to be recorded")
+    return int(items[0]["id"])
+
+
+def test_sigterm_finishes_the_message_in_hand_and_exits_zero(stack: Stack) -> None:
+    stack.up()
+    spec = SeriesSpec(Patient("MRN-5", "Turing^Alan"), instances=400)
+    write_series(spec, stack.root / "big")
+    deliver(stack.root / "big", stack.data_dir / "incoming")
+    series_id = _first_series_id(stack)
+    wait_until(lambda: _series_status(stack, series_id) == "PROCESSING", 60, "deid to start")
+    started = time.monotonic()
+    code = stack.procs["deid0"].stop(signal.SIGTERM, timeout=40)
+    assert code == 0
+    assert time.monotonic() - started < 25  # within RELAY_SHUTDOWN_GRACE (20 s) and exit
+    stack.start("deid0", "deid")  # what Kubernetes does after a rolling update
+    wait_until(lambda: _series_status(stack, series_id) == "DONE", 180, "the series")
+    assert len(stack.orthanc.instances()) == 400
+
+
+def test_dead_letter_then_retry_through_the_api(stack: Stack) -> None:
+    stack.settings.update(max_attempts=2, retry_base_delay=0.2)
+    dead_orthanc = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    stack.up()
+    stack.procs["sender"].stop()
+    stack.start("sender", orthanc_url=dead_orthanc)
+    write_series(SeriesSpec(Patient("MRN-6", "Hopper^Grace"), instances=5), stack.root / "s")
+    deliver(stack.root / "s", stack.data_dir / "incoming")
+    series_id = _first_series_id(stack)
+    wait_until(lambda: _series_status(stack, series_id) == "FAILED", 60, "the dead letter")
+    detail = api_get(stack.api, f"/api/v1/series/{series_id}")
+    assert detail["stage"] == "send" and "orthanc unreachable" in detail["error"]
+    assert _queue_depth(stack.rabbit.node, "relay.send.dead") == 1
+    stack.procs["sender"].stop()
+    stack.start("sender")  # the destination is back
+    response = httpx.post(f"{stack.api}/api/v1/series/{series_id}/retry",
+                          headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}, timeout=10)
+    assert response.status_code == 202, response.text
+    wait_until(lambda: _series_status(stack, series_id) == "DONE", 60, "the retried series")
+    assert len(stack.orthanc.instances()) == 5
+
+
+def _not_ready(stack: Stack) -> bool:
+    """The api's readiness probe turns 503 within a few seconds of an outage."""
+    def unready() -> bool:
+        try:
+            return httpx.get(f"{stack.api}/readyz", timeout=2).status_code == 503
+        except httpx.HTTPError:
+            return False
+    try:
+        wait_until(unready, 10, "/readyz to report the outage")
+        return True
+    except TimeoutError:
+        return False
+
+
+def _queue_depth(node: str, queue: str) -> int:
+    out = subprocess.run(["rabbitmqctl", "-n", node, "list_queues", "-q", "name", "messages"],
+                         capture_output=True, text=True, check=True).stdout
+    depths = dict(line.split("\t") for line in out.strip().splitlines() if "\t" in line)
+    return int(depths.get(queue, 0))
+
+
+def test_a_crash_between_commit_and_publish_loses_nothing(stack: Stack) -> None:
+    stack.up()
+    stack.procs["deid0"].stop()
+    crashing = stack.start("deid0", "deid", fault_exit_after_commit="deid")
+    write_series(SeriesSpec(Patient("MRN-7", "Noether^Emmy"), instances=6), stack.root / "s")
+    deliver(stack.root / "s", stack.data_dir / "incoming")
+    series_id = _first_series_id(stack)
+    wait_until(lambda: not crashing.alive(), 60, "the injected crash")
+    assert crashing.process is not None and crashing.process.returncode == 137
+    # No deid runs any more: only the outbox sweep can have sent the committed work on.
+    wait_until(lambda: _series_status(stack, series_id) == "DONE", 60, "the swept series")
+    assert len(stack.orthanc.instances()) == 6
+
+
+def test_kills_restarts_and_outages_lose_and_duplicate_nothing(stack: Stack) -> None:
+    stack.up(deid_workers=2)
+    _specs, folders = corpus(stack.root / "corpus", instances=10)
+    more = [SeriesSpec(Patient(f"MRN-9{n}", f"Patient^Number{n}"), instances=10)
+            for n in range(5)]
+    for n, spec in enumerate(more):
+        write_series(spec, stack.root / "corpus" / f"more-{n}")
+        folders.append(stack.root / "corpus" / f"more-{n}")
+    expected = 10 * len(folders)
+    figures = {"series": len(folders), "instances": expected, "processes killed": 0,
+               "broker restarts": 0, "database restarts": 0, "orthanc outages": 0}
+    chaos_done = threading.Event()
+
+    def chaos() -> None:
+        rng = random.Random(20261122)
+        try:
+            for step in range(6):
+                time.sleep(rng.uniform(1.0, 3.0))
+                victim = rng.choice(["deid0", "deid1", "sender"])
+                stack.restart(victim, "deid" if victim.startswith("deid") else "sender")
+                figures["processes killed"] += 1
+                if step == 1:
+                    stack.rabbit.stop()
+                    figures["not ready while broker down"] = _not_ready(stack)
+                    time.sleep(2)
+                    stack.rabbit.start()
+                    figures["broker restarts"] += 1
+                if step == 3:
+                    stack.postgres.stop()
+                    figures["not ready while database down"] = _not_ready(stack)
+                    time.sleep(2)
+                    stack.postgres.start()
+                    figures["database restarts"] += 1
+                if step == 4:
+                    stack.orthanc.stop()
+                    time.sleep(15)
+                    stack.orthanc.start()
+                    figures["orthanc outages"] += 1
+        finally:
+            chaos_done.set()
+
+    thread = threading.Thread(target=chaos)
+    thread.start()
+    for folder in folders:
+        deliver(folder, stack.data_dir / "incoming")
+        time.sleep(0.7)
+    thread.join()
+    series = wait_for_series(stack.api, len(folders), {"DONE", "FAILED"}, timeout=400)
+    held = stack.orthanc.instances()
+    sop_uids = [stack.orthanc.instance_tags(i)["SOPInstanceUID"] for i in held]
+    done = [s for s in series if s["status"] == "DONE"]
+    failed = [s for s in series if s["status"] == "FAILED"]
+    figures.update({"series DONE": len(done), "series FAILED": len(failed),
+                    "instances at Orthanc": len(held),
+                    "lost": expected - len(set(sop_uids)),
+                    "duplicated": len(sop_uids) - len(set(sop_uids))})
+    print("\nfault drill:", ", ".join(f"{k} {v}" for k, v in figures.items()))
+    assert all(s["error"] for s in failed), "a FAILED series must say why"
+    assert figures["duplicated"] == 0
+    assert len(done) == len(folders), failed
+    assert figures["lost"] == 0
+    assert figures["not ready while broker down"] is True
+    assert figures["not ready while database down"] is True
+    assert sum(s["image_count"] for s in series) == expected
