@@ -34,14 +34,18 @@ MAX_CONTEXTS = 128
 # Success, and the warnings that still mean "stored" (coercion, elements discarded).
 STORED = {0x0000, 0xB000, 0xB006, 0xB007}
 PENDING = {0xFF00, 0xFF01}
+DUL_POLL_DELAY = 0.0002
 
 
-def set_nodelay(event: evt.Event) -> None:
-    """Without it every C-STORE waits for the peer's delayed ACK."""
+def tune_connection(event: evt.Event) -> None:
+    """Without TCP_NODELAY every C-STORE waits for the peer's delayed ACK. pynetdicom's
+    reader thread sleeps 1 ms whenever it finds nothing to do, which alone costs a
+    few ms per instance; it polls faster while this association is open."""
     sock = event.assoc.dul.socket
     if sock is not None and sock.socket is not None:
         with contextlib.suppress(OSError):
             sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    event.assoc.dul._run_loop_delay = DUL_POLL_DELAY
 
 
 def presentation_contexts(paths: list[Path]) -> list[tuple[str, str]]:
@@ -77,7 +81,7 @@ class DicomDestination:
 
         def on_open(event: evt.Event) -> None:
             connected.set()
-            set_nodelay(event)
+            tune_connection(event)
 
         assoc = self._ae(contexts).associate(host, port, ae_title=self._called_ae,
                                              evt_handlers=[(evt.EVT_CONN_OPEN, on_open)])
