@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from relay_shared import outbox
 from relay_shared.amqp import AmqpBus
-from relay_shared.bus import Bus, InProcessBus, RetryPolicy
+from relay_shared.bus import Bus, InProcessBus, RetryPolicy, describe
 from relay_shared.db import make_engine, require_current_schema
 from relay_shared.deid import Pseudonymizer
 from relay_shared.logs import series_context
@@ -27,7 +27,7 @@ from relay_shared.messages import SeriesMessage
 from relay_shared.metrics import IN_FLIGHT, SERIES_FINISHED, STAGE_SECONDS
 from relay_shared.models import Stage
 from relay_shared.paths import WorkStore
-from relay_shared.series_state import mark_failed
+from relay_shared.series_state import mark_failed, note_failed_attempt
 from relay_shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,12 @@ async def consume_until_stopped(rt: Runtime, stop: asyncio.Event, queue: str,
                             "attempt": attempt})
         with IN_FLIGHT.labels(stage=stage.value).track_inprogress(), \
                 STAGE_SECONDS.labels(stage=stage.value).time():
-            await asyncio.to_thread(work, message.series_id)
+            try:
+                await asyncio.to_thread(work, message.series_id)
+            except Exception as exc:
+                await asyncio.to_thread(note_failed_attempt, rt.engine, message.series_id,
+                                        stage, attempt, describe(exc))
+                raise
         if rt.settings.fault_exit_after_commit == stage.value:
             log.error("fault injection: exiting between commit and publish")
             os._exit(137)

@@ -131,6 +131,8 @@ def _deidentify_image(ctx: DeidContext, series_id: int, image_id: int, header: D
         result = deidentify(header, ids, ctx.pseudonymizer, ctx.config, known=known)
         target.parent.mkdir(parents=True, exist_ok=True)
         write_deidentified(source, target, result.dataset)
+    except OSError:
+        raise  # disk full, I/O error: the machine's fault, not the image's; retry the series
     except Exception as exc:  # one bad image must not stop the series; its reason is kept
         log.warning("image failed", extra={"series_id": series_id, "image_id": image_id,
                                           "error_type": type(exc).__name__})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -42,6 +43,11 @@ def stack(tmp_path: Path, orthanc: Orthanc) -> Iterator[Stack]:
 
 def _series_status(stack: Stack, series_id: int) -> str:
     return str(api_get(stack.api, f"/api/v1/series/{series_id}")["status"])
+
+
+def _events(stack: Stack, series_id: int) -> str:
+    detail = api_get(stack.api, f"/api/v1/series/{series_id}")
+    return " | ".join(e["detail"] or "" for e in detail["events"])
 
 
 def _first_series_id(stack: Stack) -> int:
@@ -196,3 +202,39 @@ def test_kills_restarts_and_outages_lose_and_duplicate_nothing(stack: Stack) -> 
     assert figures["not ready while broker down"] is True
     assert figures["not ready while database down"] is True
     assert sum(s["image_count"] for s in series) == expected
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Path]:
+    """A real file system that fills up: a tmpfs of 3 MB (the machines run as root)."""
+    mount_point = Path(tempfile.mkdtemp(prefix="relay-small-disk-"))
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3M", "tmpfs", str(mount_point)],
+                   check=True)
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+        mount_point.rmdir()
+
+
+def test_a_full_disk_delays_a_series_and_loses_nothing(stack: Stack, small_disk: Path) -> None:
+    stack.root = small_disk  # the work store, incoming and logs all on the small disk
+    stack.settings.update(retry_base_delay=1)
+    stack.up()
+    # 150 instances of ~2.6 kB fill the disk twice over once copies are de-identified.
+    spec = SeriesSpec(Patient("MRN-8", "Lamarr^Hedy"), instances=150)
+    staging = Path(tempfile.mkdtemp(prefix="relay-src-"))
+    write_series(spec, staging / "s")
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * (3 * 1024 * 1024 - 1_000_000 - 60_000))
+    deliver(staging / "s", stack.data_dir / "incoming")
+    series_id = _first_series_id(stack)
+    wait_until(lambda: "No space left on device" in _events(stack, series_id), 90,
+               "the disk to fill")
+    assert _series_status(stack, series_id) == "PROCESSING"  # waiting, not failed
+    filler.unlink()  # an operator frees space
+    subprocess.run(["mount", "-o", "remount,size=20M", str(small_disk)], check=True)
+    wait_until(lambda: _series_status(stack, series_id) == "DONE", 240, "the series")
+    detail = api_get(stack.api, f"/api/v1/series/{series_id}")
+    assert detail["images_by_status"] == {"DONE": 150}
+    assert len(stack.orthanc.instances()) == 150
