@@ -12,7 +12,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 
 from .config import DeidConfig
 from .handlers import Run
-from .header import Elem, Header, Unsupported, header_from_dataset, text_bytes, text_values
+from .header import Header, Unsupported, header_from_dataset, text_bytes, text_values
 from .identifiers import Identifiers, Pseudonymizer
 from .originals import IdentifyingValues
 from .plan import UNSET, Plan, plan_for
@@ -145,7 +145,7 @@ def _add_extra_raw(header: Header, ids: Identifiers, plan: Plan) -> None:
         tag = _keyword_tag(keyword)
         if tag not in header.body and tag not in recipe_tags:
             vr = dictionary_VR(tag)
-            header.body[tag] = Elem(vr, text_bytes(vr, [value], header.codec))
+            header.body[tag] = (vr, text_bytes(vr, [value], header.codec))
 
 
 def _keyword_tag(keyword: str) -> int:
@@ -184,17 +184,17 @@ def _rebuild_raw_meta(header: Header, run: RawRun) -> None:
             run.removed.add(tag)
     sop = header.body.get(SOP_INSTANCE_UID)
     if sop is not None:
-        new = text_values(sop, header.codec)[:1] if isinstance(sop.value, bytes) else []
-        meta[MEDIA_SOP_INSTANCE_UID] = Elem("UI", text_bytes("UI", new, "ascii"))
+        new = text_values(sop, header.codec)[:1] if isinstance(sop[1], bytes) else []
+        meta[MEDIA_SOP_INSTANCE_UID] = ("UI", text_bytes("UI", new, "ascii"))
         run.replaced.add(MEDIA_SOP_INSTANCE_UID)
     elif MEDIA_SOP_INSTANCE_UID in meta and not run.plan.retains_uids:
         original = text_values(meta[MEDIA_SOP_INSTANCE_UID], "latin-1")
         run.originals.add("UI", original)
         new = [run.new_uid(v) for v in original]
-        meta[MEDIA_SOP_INSTANCE_UID] = Elem("UI", text_bytes("UI", new, "ascii"))
+        meta[MEDIA_SOP_INSTANCE_UID] = ("UI", text_bytes("UI", new, "ascii"))
         run.replaced.add(MEDIA_SOP_INSTANCE_UID)
-    meta[0x00020012] = Elem("UI", text_bytes("UI", [IMPLEMENTATION_CLASS_UID], "ascii"))
-    meta[0x00020013] = Elem("SH", text_bytes("SH", [IMPLEMENTATION_VERSION], "ascii"))
+    meta[0x00020012] = ("UI", text_bytes("UI", [IMPLEMENTATION_CLASS_UID], "ascii"))
+    meta[0x00020013] = ("SH", text_bytes("SH", [IMPLEMENTATION_VERSION], "ascii"))
 
 
 def identifying_values(ds: Dataset, config: DeidConfig | None = None) -> IdentifyingValues:

@@ -40,6 +40,7 @@ SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})  # a backslash there is text
 # text split on backslash. No code extensions, so no escape sequences.
 CODECS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
 PREAMBLE = b"\x00" * 128 + b"DICM"
+VR_NAMES = {vr.encode(): vr for vr in KNOWN_VRS}
 META_VERSION = b"\x00\x01"
 
 
@@ -47,20 +48,11 @@ class Unsupported(ValueError):
     """Not for this parser: the caller goes through pydicom."""
 
 
-class Elem:
-    """One element: its VR and its value, bytes as stored, or for a sequence
-    the list of its items (each a dict tag -> Elem)."""
-
-    __slots__ = ("value", "vr")
-
-    def __init__(self, vr: str, value: bytes | list[dict[int, Elem]]):
-        self.vr = vr
-        self.value = value
-
-    def __repr__(self) -> str:  # never the value: it may identify someone
-        return f"Elem({self.vr}, {len(self.value)})"
-
-
+# One element: (VR, value), the value being the bytes as stored or, for a
+# sequence, the list of its items. A plain tuple: a header has a hundred of
+# them and a tuple costs a third of an object to make. Never changed in
+# place: an action puts a new tuple in the item.
+Elem = tuple  # tuple[str, bytes | list[Item]]
 Item = dict[int, Elem]
 
 
@@ -104,15 +96,15 @@ class Header:
     @property
     def transfer_syntax(self) -> str | None:
         elem = (self.meta or {}).get(TRANSFER_SYNTAX)
-        return None if elem is None else elem.value.rstrip(b"\x00 ").decode("ascii", "replace")
+        return None if elem is None else elem[1].rstrip(b"\x00 ").decode("ascii", "replace")
 
     def get(self, keyword: str, default: str = "") -> str:
         """A top-level text value by keyword, as one string ('A\\B' when multi-valued)."""
         tag = tag_for_keyword(keyword)
         elem = self.body.get(tag) if tag is not None else None
-        if elem is None or isinstance(elem.value, list):
+        if elem is None or type(elem[1]) is list:
             return default
-        return elem.value.decode(self.codec, "replace").rstrip("\x00 ")
+        return elem[1].decode(self.codec, "replace").rstrip("\x00 ")
 
     def __contains__(self, keyword: str) -> bool:
         return tag_for_keyword(keyword) in self.body
@@ -148,7 +140,7 @@ def parse_file(data: bytes, complete: bool = True) -> Header:
         raise Unsupported("no DICM prefix")
     meta, pos = _parse_meta(data, 132)
     syntax = meta.get(TRANSFER_SYNTAX)
-    uid = syntax.value.rstrip(b"\x00 ").decode("ascii", "replace") if syntax else ""
+    uid = syntax[1].rstrip(b"\x00 ").decode("ascii", "replace") if syntax else ""
     if uid == DeflatedExplicitVRLittleEndian:
         raise Unsupported("deflated")
     enc = ENCODINGS[(uid == ImplicitVRLittleEndian, uid != ExplicitVRBigEndian)]
@@ -182,14 +174,14 @@ def _parse_meta(data: bytes, pos: int) -> tuple[Item, int]:
             pos += 8
         if vr not in KNOWN_VRS or length == UNDEFINED or pos + length > len(data):
             raise Unsupported("unreadable file meta")
-        meta[group << 16 | element] = Elem(vr, data[pos:pos + length])
+        meta[group << 16 | element] = (vr, data[pos:pos + length])
         pos += length
     return meta, pos
 
 
 def _codec(body: Item) -> str:
     elem = body.get(SPECIFIC_CHARACTER_SET)
-    text = "" if elem is None else elem.value.decode("ascii", "replace").strip("\x00 ")
+    text = "" if elem is None else elem[1].decode("ascii", "replace").strip("\x00 ")
     try:
         return CODECS[text]
     except KeyError:
@@ -229,48 +221,48 @@ class _Parser:
         Returns the item and, at top level, the offset of the pixel data
         (None if none); inside an item, the offset after it."""
         data, enc, item = self.data, self.enc, {}
-        implicit, short, long, plain = enc.implicit, enc.short, enc.long, enc.plain
+        implicit, short, long, plain = enc.implicit, enc.short.unpack_from, \
+            enc.long.unpack_from, enc.plain.unpack_from
         size = len(data)
         while pos < end:
+            start = pos
             if implicit:
-                group, element, length = plain.unpack_from(data, pos)
+                group, element, length = plain(data, pos)
                 tag = group << 16 | element
-                vr = implicit_vr(tag) if group != 0xFFFE else ""
-                start, pos = pos, pos + 8
+                vr = _implicit_vrs.get(tag) or implicit_vr(tag)
+                pos += 8
             else:
-                group, element, vr_bytes, length = short.unpack_from(data, pos)
+                group, element, vr_bytes, length = short(data, pos)
                 tag = group << 16 | element
-                start = pos
-                if group == 0xFFFE:
-                    vr, pos = "", pos + 8
+                vr = VR_NAMES.get(vr_bytes)
+                if vr in LONG_VRS:
+                    length = long(data, pos)[3]
+                    pos += 12
                 else:
-                    vr = vr_bytes.decode("latin-1")
-                    if vr in LONG_VRS:
-                        length = long.unpack_from(data, pos)[3]
-                        pos += 12
-                    else:
-                        pos += 8
-                    if vr not in KNOWN_VRS:
-                        raise Unsupported("unknown VR")
-                    if vr == "UN" and not group & 1 and implicit_vr(tag) != "UN":
-                        raise Unsupported("a public element stored as UN")
-            if tag == ITEM_END:
-                if not delimited:
-                    raise Unsupported("item delimiter outside an item of undefined length")
-                return item, pos
-            if top and tag in PIXEL_TAGS:
+                    pos += 8
+                if vr is None and group != 0xFFFE:
+                    raise Unsupported("unknown VR")
+                if vr == "UN" and not group & 1 and implicit_vr(tag) != "UN":
+                    raise Unsupported("a public element stored as UN")
+            if group == 0xFFFE:
+                if tag != ITEM_END or not delimited:
+                    raise Unsupported("a delimiter out of place")
+                return item, start + 8
+            if top and tag >= 0x7FE00008 and tag in PIXEL_TAGS:
                 return item, start
-            if group == 0xFFFE or tag in item:
-                raise Unsupported("unexpected delimiter or repeated tag")
-            if vr == "SQ" or (length == UNDEFINED and implicit and vr == "UN"):
-                value, pos = self.items(pos, length)
-                item[tag] = Elem("SQ", value)
-                continue
             if length == UNDEFINED:
+                if vr == "SQ" or (implicit and vr == "UN"):
+                    value, pos = self.items(pos, length)
+                    item[tag] = ("SQ", value)
+                    continue
                 raise Unsupported("undefined length outside a sequence")
+            if vr == "SQ":
+                value, pos = self.items(pos, length)
+                item[tag] = ("SQ", value)
+                continue
             if pos + length > size:
                 raise IndexError("value past the end")
-            item[tag] = Elem(vr, data[pos:pos + length])
+            item[tag] = (vr, data[pos:pos + length])
             pos += length
         if delimited:
             raise IndexError("item without its delimiter")
@@ -317,12 +309,10 @@ def encode_item(item: Item, enc: Encoding) -> bytes:
     append = parts.append
     implicit, short, long, plain = enc.implicit, enc.short, enc.long, enc.plain
     for tag in sorted(item):
-        elem = item[tag]
-        value = elem.value
+        vr, value = item[tag]
         if type(value) is list:
             value = b"".join(plain.pack(0xFFFE, 0xE000, len(b)) + b
                              for b in [encode_item(i, enc) for i in value])
-        vr = elem.vr
         if implicit:
             append(plain.pack(tag >> 16, tag & 0xFFFF, len(value)))
         elif vr in LONG_VRS:
@@ -340,7 +330,7 @@ def encode_meta(meta: Item) -> bytes:
     added if missing (PS3.10 7.1)."""
     body = dict(meta)
     body.pop(0x00020000, None)
-    body.setdefault(0x00020001, Elem("OB", META_VERSION))
+    body.setdefault(0x00020001, ("OB", META_VERSION))
     data = encode_item(body, META)
     return META.short.pack(0x0002, 0x0000, b"UL", 4) + struct.pack("<L", len(data)) + data
 
@@ -358,10 +348,11 @@ def text_bytes(vr: str, values: list[str], codec: str) -> bytes:
 
 def text_values(elem: Elem, codec: str) -> list[str]:
     """The values of a textual element, trailing padding removed."""
-    text = elem.value.decode(codec, "replace").rstrip("\x00 ")
+    vr, value = elem
+    text = value.decode(codec, "replace").rstrip("\x00 ")
     if not text:
         return []
-    return [text] if elem.vr in SINGLE_VALUED else text.split("\\")
+    return [text] if vr in SINGLE_VALUED else text.split("\\")
 
 
 def header_from_dataset(ds: Dataset) -> Header:

@@ -41,7 +41,7 @@ def _gather(item: Item, codec: str, originals: IdentifyingValues, texts: list[st
     uids, dates = originals.uids, originals.dates
     suspect = False
     for tag, elem in item.items():
-        value, vr = elem.value, elem.vr
+        value, vr = elem[1], elem[0]
         if type(value) is list:
             for sub in value:
                 suspect = _gather(sub, codec, originals, texts) or suspect
@@ -65,10 +65,10 @@ def _scan(item: Item, prefix: str, codec: str, originals: IdentifyingValues,
         if tag in PIXEL_TAGS:
             continue
         path = prefix + format_tag(tag)
-        if type(elem.value) is list:
-            for i, sub in enumerate(elem.value):
+        if type(elem[1]) is list:
+            for i, sub in enumerate(elem[1]):
                 _scan(sub, f"{path}[{i}].", codec, originals, hits)
-        elif _holds_original(elem.vr, elem.value, codec, originals):
+        elif _holds_original(elem[0], elem[1], codec, originals):
             hits.append(path)
 
 

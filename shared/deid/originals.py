@@ -12,6 +12,7 @@ Times, codes of numeric VRs and bulk binary data are not searched.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 from pydicom.dataset import Dataset
@@ -46,7 +47,10 @@ class IdentifyingValues:
         self.uids: set[str] = set()
         self._uid_lengths: set[int] = set()  # of the UIDs made of digits and dots
         self._odd_uids: set[str] = set()  # the others, searched one by one
-        self._pattern: re.Pattern[str] | None = None
+        self._matcher: _Matcher | None = None
+        # Raw values already added: the instances of a series repeat the
+        # same names, IDs and dates, and decoding them again changes nothing.
+        self._raw_seen: set[tuple[str, tuple[str, bytes]]] = set()
 
     def __repr__(self) -> str:
         return (f"IdentifyingValues(texts={len(self.texts)}, words={len(self.words)}, "
@@ -62,7 +66,8 @@ class IdentifyingValues:
         self.uids |= other.uids
         self._uid_lengths |= other._uid_lengths
         self._odd_uids |= other._odd_uids
-        self._pattern = None
+        self._raw_seen |= other._raw_seen
+        self._matcher = None
 
     def add(self, vr: str, value: object) -> None:
         """Add the value of an element of VR `vr` (single or multi-valued)."""
@@ -74,11 +79,19 @@ class IdentifyingValues:
         else:
             self._add_one(vr, value)
 
+    def add_raw(self, elem: tuple[str, bytes], codec: str,
+                values: Callable[[tuple[str, bytes], str], list[str]]) -> None:
+        """Add an element given as (VR, bytes), decoded by `values` once:
+        the same bytes met again (in the next instance) are skipped."""
+        key = (codec, elem)
+        if key not in self._raw_seen:
+            self._raw_seen.add(key)
+            self.add(elem[0], values(elem, codec))
+
     def _add_one(self, vr: str, value: object) -> None:
         text = str(value).strip().rstrip("\x00").strip()
         if len(text) < MIN_LENGTH:
             return
-        self._pattern = None
         if vr == "UI":
             if text not in UID_dictionary:
                 self.uids.add(text)
@@ -87,39 +100,45 @@ class IdentifyingValues:
                 else:
                     self._odd_uids.add(text)
         elif vr in ("DA", "DT"):
-            if text[:8].isdigit() and len(text) >= 8:
+            if text[:8].isdigit() and len(text) >= 8 and text[:8] not in self.dates:
                 self.dates.add(text[:8])
+                self._matcher = None
         elif vr == "PN":
             self.add_name(text)
-        elif vr in PLAIN_TEXT_VRS and len(text) <= MAX_TEXT:
+        elif vr in PLAIN_TEXT_VRS and len(text) <= MAX_TEXT and text.upper() not in self.texts:
             self.texts.add(text.upper())
+            self._matcher = None
 
     def add_name(self, name: str) -> None:
         full = name.rstrip("^=").strip()
         if len(full) >= MIN_LENGTH:
             self.texts.add(full.upper())
         self.words.update(w.upper() for w in _NAME_SPLIT.split(full) if len(w) >= MIN_LENGTH)
-        self._pattern = None
+        self._matcher = None
 
     def pattern(self) -> re.Pattern[str] | None:
-        """One search for every text original; the same for every instance
-        of a series, so compiled once per series (see `_compile`)."""
-        if self._pattern is None and (self.texts or self.dates or self.words):
-            self._pattern = _compile(frozenset(self.texts | self.dates), frozenset(self.words))
-        return self._pattern
+        """One search for every text original (see `_compile`)."""
+        matcher = self._matcher_now()
+        return None if matcher is None else matcher.pattern
+
+    def _matcher_now(self) -> _Matcher | None:
+        """The same for every instance of a series, so built once per series."""
+        if self._matcher is None and (self.texts or self.dates or self.words):
+            self._matcher = _compile(frozenset(self.texts | self.dates), frozenset(self.words))
+        return self._matcher
 
     def search(self, text: str) -> bool:
         """Whether free text holds any original (UIDs included)."""
-        pattern = self.pattern()
-        if pattern is not None and pattern.search(text):
+        matcher = self._matcher_now()
+        if matcher is not None and matcher.search(text):
             return True
         return bool(self.uids_in(text, first=True))
 
     def scrub(self, text: str) -> str:
         """`text` with every original replaced by SCRUBBED."""
-        pattern = self.pattern()
-        if pattern is not None:
-            text = pattern.sub(SCRUBBED, text)
+        matcher = self._matcher_now()
+        if matcher is not None and matcher.search(text):
+            text = matcher.pattern.sub(SCRUBBED, text)
         for uid in sorted(self.uids_in(text), key=len, reverse=True):
             text = text.replace(uid, SCRUBBED)
         return text
@@ -148,8 +167,39 @@ class IdentifyingValues:
         return found
 
 
+class _Matcher:
+    """The regular expression that finds text originals, and a cheaper test
+    in front of it. Python's `re` tries every alternative at every position,
+    so a text with no original at all (the usual case) costs as much as one
+    with several. When text and originals are ASCII, the case-insensitive
+    match implies that the upper-cased text contains the original as a plain
+    substring; `str.__contains__` answers that fast, for each of the fewest
+    originals that imply all others (a name's components before the name)."""
+
+    def __init__(self, plain: frozenset[str], words: frozenset[str]):
+        self.pattern = _pattern(plain, words)
+        candidates = sorted(plain | words, key=len)
+        kept: list[str] = []
+        for text in candidates:
+            if not any(shorter in text for shorter in kept):
+                kept.append(text)
+        self.literals = tuple(kept)
+        self.ascii = all(text.isascii() for text in candidates)
+
+    def search(self, text: str) -> bool:
+        if self.ascii and text.isascii():
+            upper = text.upper()
+            if not any(literal in upper for literal in self.literals):
+                return False
+        return self.pattern.search(text) is not None
+
+
 @lru_cache(maxsize=32)
-def _compile(plain: frozenset[str], words: frozenset[str]) -> re.Pattern[str]:
+def _compile(plain: frozenset[str], words: frozenset[str]) -> _Matcher:
+    return _Matcher(plain, words)
+
+
+def _pattern(plain: frozenset[str], words: frozenset[str]) -> re.Pattern[str]:
     """Longest first, so a full name goes before its components."""
     parts = [re.escape(p) for p in sorted(plain, key=len, reverse=True)]
     if words:

@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 
 from .encode import encode_dataset
-from .header import ENCODINGS, Elem, Item, parse_dataset
+from .header import ENCODINGS, Item, parse_dataset
 from .table import format_tag, table_sha256
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def _raw_provenance(config: DeidConfig, implicit: bool, little: bool) -> tuple:
 
 def raw_provenance(config: DeidConfig, implicit: bool, little: bool) -> Item:
     """The same elements for a Header: fresh items, shared (never changed) elements."""
-    return {tag: Elem("SQ", [dict(i) for i in elem.value]) if type(elem.value) is list
+    return {tag: ("SQ", [dict(i) for i in elem[1]]) if type(elem[1]) is list
             else elem for tag, elem in _parsed_provenance(config, implicit, little).items()}
 
 

@@ -72,26 +72,26 @@ class RawRun:
 
     def values(self, item: Item, tag: int) -> tuple[str, list[str]]:
         elem = item[tag]
-        if elem.vr in TEXTUAL_VRS:
-            return elem.vr, text_values(elem, self.codec)
-        if type(elem.value) is list:
+        if elem[0] in TEXTUAL_VRS:
+            return elem[0], text_values(elem, self.codec)
+        if type(elem[1]) is list:
             return "SQ", []
-        return elem.vr, ([] if not elem.value else _not_text())
+        return elem[0], ([] if not elem[1] else _not_text())
 
     def write(self, item: Item, tag: int, vr: str, values: list[str]) -> None:
         if vr not in TEXTUAL_VRS:
             raise Unsupported("text written to a VR that is not text")
-        item[tag] = Elem(vr, text_bytes(vr, values, self.codec))
+        item[tag] = (vr, text_bytes(vr, values, self.codec))
 
     def collect(self, item: Item, tag: int) -> None:
         """Remember an original value the leak guard must look for."""
         elem = item[tag]
         if tag in self.plan.sequences:
-            if type(elem.value) is list:
-                for sub in elem.value:
+            if type(elem[1]) is list:
+                for sub in elem[1]:
                     collect_all(sub, self)
-        elif tag in self.plan.identifying and elem.vr in TEXTUAL_VRS:
-            self.originals.add(elem.vr, text_values(elem, self.codec))
+        elif tag in self.plan.identifying and elem[0] in TEXTUAL_VRS:
+            self.originals.add_raw(elem, self.codec, text_values)
 
     def new_uid(self, value: str) -> str:
         return value if not value or value in UID_dictionary else self.pseudo.uid(value)
@@ -102,12 +102,12 @@ class RawRun:
             return
         for item, tag in self.deferred:
             elem = item[tag]
-            if elem.vr not in TEXTUAL_VRS:
+            if elem[0] not in TEXTUAL_VRS:
                 continue
             values = text_values(elem, self.codec)
             clean = [self.originals.scrub(v) for v in values]
             if clean != values:
-                self.write(item, tag, elem.vr, clean)
+                self.write(item, tag, elem[0], clean)
                 self.cleaned.add(tag)
 
 
@@ -119,11 +119,11 @@ def collect_all(item: Item, run: RawRun) -> None:
     """Originals inside a sequence that is about to go."""
     identifying, codec = run.plan.identifying, run.codec
     for tag, elem in item.items():
-        if type(elem.value) is list:
-            for sub in elem.value:
+        if type(elem[1]) is list:
+            for sub in elem[1]:
                 collect_all(sub, run)
-        elif (tag in identifying or elem.vr == "UI") and elem.vr in TEXTUAL_VRS:
-            run.originals.add(elem.vr, text_values(elem, codec))
+        elif (tag in identifying or elem[0] == "UI") and elem[0] in TEXTUAL_VRS:
+            run.originals.add_raw(elem, codec, text_values)
 
 
 # -- the actions -------------------------------------------------------------
@@ -142,14 +142,14 @@ def remove_private(item: Item, tag: int, run: RawRun) -> None:
 def empty(item: Item, tag: int, run: RawRun) -> None:
     run.collect(item, tag)
     elem = item[tag]
-    item[tag] = Elem(elem.vr, [] if type(elem.value) is list else EMPTY)
+    item[tag] = (elem[0], [] if type(elem[1]) is list else EMPTY)
     run.emptied.add(tag)
 
 
 def dummy(item: Item, tag: int, run: RawRun) -> None:
     elem = item[tag]
-    vr = run.plan.vr(tag) or elem.vr
-    if vr == "SQ" or type(elem.value) is list:
+    vr = run.plan.vr(tag) or elem[0]
+    if vr == "SQ" or type(elem[1]) is list:
         recurse(item, tag, run)
         return
     if vr == "UI":
@@ -157,9 +157,9 @@ def dummy(item: Item, tag: int, run: RawRun) -> None:
         return
     run.collect(item, tag)
     if vr in WRITABLE:
-        run.write(item, tag, elem.vr if elem.vr in TEXTUAL_VRS else vr, [str(dummy_value(vr))])
+        run.write(item, tag, elem[0] if elem[0] in TEXTUAL_VRS else vr, [str(dummy_value(vr))])
     else:
-        item[tag] = Elem(elem.vr, _dummy_bytes(vr, run.order))
+        item[tag] = (elem[0], _dummy_bytes(vr, run.order))
     run.replaced.add(tag)
 
 
@@ -173,25 +173,25 @@ def _dummy_bytes(vr: str, order: str) -> bytes:
 
 def uid(item: Item, tag: int, run: RawRun) -> None:
     elem = item[tag]
-    if type(elem.value) is list:  # U* on a sequence: keep it, its UIDs are replaced at depth
+    if type(elem[1]) is list:  # U* on a sequence: keep it, its UIDs are replaced at depth
         recurse(item, tag, run)
         return
-    if elem.vr != "UI":
+    if elem[0] != "UI":
         return
     values = text_values(elem, run.codec)
     if not values:
         return
     new = [run.new_uid(v) for v in values]
     if new != values:  # well-known UIDs (SOP classes, coding schemes) stay
-        run.originals.add("UI", values)
+        run.originals.add_raw(elem, run.codec, text_values)
         run.write(item, tag, "UI", new)
         run.replaced.add(tag)
 
 
 def clean(item: Item, tag: int, run: RawRun) -> None:
     elem = item[tag]
-    vr = run.plan.vr(tag) or elem.vr
-    if vr == "SQ" or type(elem.value) is list:
+    vr = run.plan.vr(tag) or elem[0]
+    if vr == "SQ" or type(elem[1]) is list:
         recurse(item, tag, run)
     elif vr in ("DA", "DT"):
         shift(item, tag, run)
@@ -203,14 +203,14 @@ def clean(item: Item, tag: int, run: RawRun) -> None:
 
 def shift(item: Item, tag: int, run: RawRun) -> None:
     elem = item[tag]
-    if elem.vr not in ("DA", "DT"):
+    if elem[0] not in ("DA", "DT"):
         return
     values = text_values(elem, run.codec)
     if not values:
         return
     if tag in run.plan.identifying:
-        run.originals.add(elem.vr, values)
-    run.write(item, tag, elem.vr, shift_values(values, elem.vr, run.ids.date_shift_days))
+        run.originals.add_raw(elem, run.codec, text_values)
+    run.write(item, tag, elem[0], shift_values(values, elem[0], run.ids.date_shift_days))
     run.shifted.add(tag)
 
 
@@ -219,7 +219,7 @@ def scrub(item: Item, tag: int, run: RawRun) -> None:
 
 
 def recurse(item: Item, tag: int, run: RawRun) -> None:
-    value = item[tag].value
+    value = item[tag][1]
     if type(value) is list:
         for sub in value:
             run.walk(sub)
@@ -227,7 +227,7 @@ def recurse(item: Item, tag: int, run: RawRun) -> None:
 
 def identity(item: Item, tag: int, run: RawRun, field: str) -> None:
     run.collect(item, tag)
-    vr = item[tag].vr
+    vr = item[tag][0]
     run.write(item, tag, vr if vr in TEXTUAL_VRS else (run.plan.vr(tag) or "LO"),
               [getattr(run.ids, field)])
     run.replaced.add(tag)
@@ -271,18 +271,18 @@ def private(item: Item, tag: int, run: RawRun) -> None:
         return
     creator = item.get((tag & 0xFFFF0000) | (element >> 8))
     name = ""
-    if creator is not None and type(creator.value) is bytes:
-        name = creator.value.decode(run.codec, "replace").rstrip("\x00").strip().upper()
+    if creator is not None and type(creator[1]) is bytes:
+        name = creator[1].decode(run.codec, "replace").rstrip("\x00").strip().upper()
     if (tag >> 16, name, element & 0xFF) not in run.plan.safe_private:
         remove_private(item, tag, run)
         return
     run.private_kept += 1
     if run.plan.config.shifts_dates:
         elem = item[tag]
-        if elem.vr == "UN":
+        if elem[0] == "UN":
             elem = _private_vr(elem, tag, name)
             item[tag] = elem
-        if elem.vr in ("DA", "DT"):
+        if elem[0] in ("DA", "DT"):
             shift(item, tag, run)
 
 
@@ -293,7 +293,7 @@ def _private_vr(elem: Elem, tag: int, creator: str) -> Elem:
         vr = private_dictionary_VR(tag, creator)
     except KeyError:
         return elem
-    return Elem(vr, elem.value) if vr in ("DA", "DT") else elem
+    return (vr, elem[1]) if vr in ("DA", "DT") else elem
 
 
 def drop_unused_creators(item: Item) -> None:

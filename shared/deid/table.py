@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 OPTIONS: tuple[str, ...] = (
@@ -80,6 +80,7 @@ def parse_tag(text: str) -> int:
     return (int(group, 16) << 16) | int(element, 16)
 
 
+@lru_cache(maxsize=8192)
 def format_tag(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
