@@ -32,7 +32,7 @@ class Api:
         self._client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout,
                                     headers={"Authorization": f"Bearer {token}"})
 
-    def get(self, path: str, **params: object) -> dict:
+    def get(self, path: str, **params: str | int) -> dict:
         try:
             response = self._client.get(path, params=params)
         except httpx.HTTPError as exc:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import func
@@ -18,7 +18,7 @@ from relay_shared.models import Image, Series, Stage, Status, Study, utcnow
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/series", tags=["series"])
-NOT_FOUND = {404: {"description": "No such series"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such series"}}
 
 
 def as_utc(value: datetime | None, name: str) -> datetime | None:
@@ -113,6 +113,9 @@ async def retry_series(series_id: Id, rt: RuntimeDep, _: Operator) -> RetryAccep
         outbox.enqueue(session, queues[series.stage], series)
         record_event(session, series_id, "api", "retry", f"from stage {series.stage.value}")
         accepted = RetryAccepted(series_id=series_id, stage=series.stage, status=series.status)
+        trace_id = series.trace_id
+    log.info("retry queued", extra={"series_id": series_id, "trace_id": trace_id,
+                                    "stage": accepted.stage.value})
     try:
         await outbox.flush(rt.engine, rt.bus)
     except Exception:  # committed: the outbox sweep publishes it once the bus is back
