@@ -140,7 +140,9 @@ ServiceMain = Callable[[Runtime, asyncio.Event], Awaitable[None]]
 
 async def run_services(settings: Settings, services: list[ServiceMain],
                        probes_port: int | None, requeue_stuck: bool = False) -> None:
-    """Run services in this process until SIGTERM/SIGINT, then drain within the grace."""
+    """Run services in this process until SIGTERM/SIGINT, then drain within the grace.
+    A service that dies stops the process with its error, rather than leaving a
+    half-working process that probes would still call alive."""
     rt = build_runtime(settings)
     stop = asyncio.Event()
     stop_on_signals(stop)
@@ -150,18 +152,20 @@ async def run_services(settings: Settings, services: list[ServiceMain],
     if probes_port:
         tasks.append(asyncio.create_task(
             serve_http(probe_app(rt), settings.api_host, probes_port, stop)))
-    await stop.wait()
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    failure = next((t.exception() for t in tasks if t.done() and t.exception()), None)
+    stop.set()
     log.info("stopping", extra={"grace_s": settings.shutdown_grace})
     await rt.bus.stop_consuming()
-    done, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace)
+    _, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace)
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
-    for task in done:
-        if task.exception() is not None:
-            log.error("service ended with an error", exc_info=task.exception())
     await rt.bus.close()
     rt.engine.dispose()
+    if failure is not None:
+        raise failure
 
 
 async def consume_until_stopped(rt: Runtime, stop: asyncio.Event, queue: str,
