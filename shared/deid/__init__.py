@@ -2,11 +2,15 @@
 options, an operator recipe, keyed pseudonyms, provenance, an audit record,
 and the leak guard that checks the result.
 
-Pure except `streamcopy`, the one module that reads and writes files.
+Pure except `streamcopy`, the one module that reads and writes files. The
+fast path takes a file's header as bytes (`streamcopy.read_header` gives a
+`Header`, parsed without pydicom's element objects); a pydicom Dataset is
+accepted everywhere too.
 """
 
 from .config import DeidConfig
 from .engine import DeidResult, deidentify, identifying_values
+from .header import Header
 from .identifiers import Identifiers, Pseudonymizer
 from .originals import IdentifyingValues, find_leaks
 from .provenance import merge_audits
@@ -18,6 +22,7 @@ __all__ = [
     "DeidConfig",
     "DeidConfigError",
     "DeidResult",
+    "Header",
     "Identifiers",
     "IdentifyingValues",
     "Pseudonymizer",
