@@ -10,7 +10,6 @@ import logging
 import shutil
 from dataclasses import dataclass
 
-from pydicom import dcmread
 from pydicom.dataset import Dataset
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -18,6 +17,7 @@ from sqlmodel import Session, select
 from relay_shared.db import record_event, session_scope
 from relay_shared.deid import (
     DeidConfig,
+    Header,
     Identifiers,
     IdentifyingValues,
     Pseudonymizer,
@@ -25,7 +25,7 @@ from relay_shared.deid import (
     find_leaks,
     merge_audits,
 )
-from relay_shared.deid.streamcopy import write_deidentified
+from relay_shared.deid.streamcopy import read_header, write_deidentified
 from relay_shared.metrics import INSTANCES_DEIDENTIFIED, INSTANCES_FAILED
 from relay_shared.models import Image, Series, SeriesIdentifiers, Stage, Status, Study, utcnow
 from relay_shared.outbox import enqueue
@@ -95,7 +95,7 @@ def _deidentify_all(ctx: DeidContext, series_id: int, images: list[Image]
         assert image.id is not None
         source = ctx.store.original(series_id, image.id)
         try:
-            header = dcmread(source, stop_before_pixels=True)
+            header = read_header(source)
         except Exception as exc:  # the file vanished or went bad after ingest checked it
             results.append(ImageResult(image.id, False, _reason("unreadable original", exc)))
             continue
@@ -122,7 +122,8 @@ def _reason(what: str, exc: BaseException) -> str:
     return f"{what}: {type(exc).__name__}"
 
 
-def _deidentify_image(ctx: DeidContext, series_id: int, image_id: int, header: Dataset,
+def _deidentify_image(ctx: DeidContext, series_id: int, image_id: int,
+                      header: Dataset | Header,
                       ids: Identifiers, known: IdentifyingValues | None) -> ImageResult:
     source = ctx.store.original(series_id, image_id)
     target = ctx.store.deidentified(series_id, image_id)
@@ -147,8 +148,7 @@ def _leak_check(ctx: DeidContext, series_id: int, originals: IdentifyingValues,
     for result in results:
         if not result.ok:
             continue
-        output = dcmread(ctx.store.deidentified(series_id, result.image_id),
-                         stop_before_pixels=True)
+        output = read_header(ctx.store.deidentified(series_id, result.image_id))
         hits.extend(f"image {result.image_id}: {path}" for path in find_leaks(output, originals))
     return hits
 
