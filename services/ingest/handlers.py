@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from relay_shared.db import record_event, session_scope
 from relay_shared.dicomfiles import BadDicomFile, InstanceHeader, read_header
-from relay_shared.metrics import count_failed
+from relay_shared.metrics import STAGE_SECONDS, count_failed
 from relay_shared.models import Image, Series, Stage, Status, Study, utcnow
 from relay_shared.outbox import enqueue
 from relay_shared.paths import WorkStore
@@ -105,8 +105,9 @@ def ingest_claimed(folder: Path, engine: Engine, store: WorkStore, uid_of: UidOf
     delivery = read_delivery(folder)
     series_ids: list[int] = []
     for original_series_uid, files in delivery.series.items():
-        series_id, conflicts = _ingest_series(files.accepted, engine, store, uid_of, queue,
-                                              uid_of(original_series_uid))
+        with STAGE_SECONDS.labels(stage=SERVICE).time():
+            series_id, conflicts = _ingest_series(files.accepted, engine, store, uid_of, queue,
+                                                  uid_of(original_series_uid))
         series_ids.append(series_id)
         if files.rejected or conflicts:
             _quarantine_bad([*files.rejected, *conflicts], series_id, engine, store)

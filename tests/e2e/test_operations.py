@@ -89,8 +89,9 @@ def test_metrics_match_the_database(finished_run: dict) -> None:
     for status in ("DONE", "FAILED", "NEW"):
         assert _value(samples, "relay_images", status=status) == images[status]
         assert _value(samples, "relay_series", status=status) == series[status]
-    for stage in ("deid", "send"):
+    for stage in ("ingest", "deid", "send"):
         assert _value(samples, "relay_stage_seconds_count", stage=stage) == 3
+    for stage in ("deid", "send"):
         assert _value(samples, "relay_series_in_flight", stage=stage) == 0
     assert _value(samples, "relay_queue_depth", queue="relay.deid") == 0
     assert _value(samples, "relay_queue_depth", queue="relay.send") == 0
