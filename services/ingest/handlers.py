@@ -145,7 +145,8 @@ def _ingest_series(files: list[Received], engine: Engine, store: WorkStore, uid_
         target = store.original(series_id, image_id)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(source, target)
-    log.info("series received", extra={"series_id": series_id, "new": len(outcome.moves),
+    log.info("series received", extra={"series_id": series_id, "trace_id": series.trace_id,
+                                       "new": len(outcome.moves),
                                        "duplicates": outcome.duplicates})
     return series_id, outcome.conflicts
 

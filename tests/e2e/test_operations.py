@@ -126,9 +126,10 @@ def test_log_lines_of_a_series_carry_its_trace_id(finished_run: dict) -> None:
     with engine.connect() as connection:
         traces = dict(connection.execute(text("SELECT id, trace_id FROM series")).all())
     engine.dispose()
-    worked = [e for e in _log_lines(finished_run["log"])
-              if "series_id" in e and e["logger"].startswith(("relay_deid", "relay_sender"))]
+    worked = [e for e in _log_lines(finished_run["log"]) if "series_id" in e and (
+        e["logger"].startswith(("relay_deid", "relay_sender")) or e["msg"] == "series received")]
     assert {e["series_id"] for e in worked} == set(traces)
+    assert sum(e["msg"] == "series received" for e in worked) == 3
     for entry in worked:
         assert entry["trace_id"] == traces[entry["series_id"]], entry
 
