@@ -30,6 +30,8 @@ from relay_ingest.staging import Staging
 from relay_shared.settings import Settings
 
 log = logging.getLogger(__name__)
+# pynetdicom's INFO lines print query identifiers and other dataset values.
+logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700

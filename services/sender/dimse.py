@@ -25,6 +25,8 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from relay_sender.destinations import DestinationError, OutgoingInstance, OutgoingSeries
 
 log = logging.getLogger(__name__)
+# pynetdicom's INFO lines print query identifiers and other dataset values.
+logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
 # Send a file path as its encoded bytes instead of decoding and re-encoding it.
 # Process-wide, and what every C-STORE of this process wants.
