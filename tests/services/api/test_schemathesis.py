@@ -1,4 +1,5 @@
-"""Requests generated from the live OpenAPI schema, valid and invalid, find no server error.
+"""Requests generated from the live OpenAPI schema, valid and invalid, find no server
+error, and every answer has a documented status, content type and body.
 
 Each operation gets its own Hypothesis run, driven here rather than through
 schemathesis' pytest plugin, which does not load under this pytest.
@@ -11,13 +12,20 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.services.api.conftest import LiveApi
 from tests.services.api.seed import TOKENS
 
 pytestmark = [pytest.mark.slow]
 EXAMPLES = 40
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+          response_schema_conformance]
 
 
 def _operations(live_api: LiveApi) -> list[schemathesis.APIOperation]:
@@ -32,7 +40,7 @@ def _exercise(operation: schemathesis.APIOperation, mode: GenerationMode, role: 
     @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
               database=None)
     def run(case: schemathesis.Case) -> None:
-        case.call_and_validate(headers=headers, checks=[not_a_server_error])
+        case.call_and_validate(headers=headers, checks=CHECKS)
 
     try:
         run()
@@ -42,7 +50,7 @@ def _exercise(operation: schemathesis.APIOperation, mode: GenerationMode, role: 
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_no_server_error(live_api: LiveApi, mode: GenerationMode) -> None:
+def test_no_server_error_and_answers_as_documented(live_api: LiveApi, mode: GenerationMode) -> None:
     operations = _operations(live_api)
     assert len(operations) >= 12
     for operation in operations:
