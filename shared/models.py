@@ -83,6 +83,11 @@ class SeriesIdentifiers(SQLModel, table=True):
     patient_pseudonym: str = Field(max_length=64)
     date_shift_days: int
     response_sha256: str | None = Field(default=None, max_length=64)
+    # The original identity, kept only for the admin's mapping and only until the
+    # retention purge: encrypted, with the id of the key that can open it.
+    original_encrypted: str | None = Field(default=None, sa_column=Column(Text))
+    original_key_id: str | None = Field(default=None, max_length=32)
+    originals_purged_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 
