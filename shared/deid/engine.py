@@ -197,10 +197,14 @@ def _rebuild_raw_meta(header: Header, run: RawRun) -> None:
     meta[0x00020013] = ("SH", text_bytes("SH", [IMPLEMENTATION_VERSION], "ascii"))
 
 
-def identifying_values(ds: Dataset, config: DeidConfig | None = None) -> IdentifyingValues:
+def identifying_values(ds: Dataset | Header, config: DeidConfig | None = None
+                       ) -> IdentifyingValues:
     """The original identifying values of one instance, as the leak guard
     needs them. With `config`, what the configuration keeps on purpose is
-    not counted. Does not modify `ds`."""
+    not counted. Does not modify `ds`. (deidentify() collects the same set
+    on its way, in `result.originals`: this is the independent check.)"""
+    if isinstance(ds, Header):
+        ds = ds.to_dataset()
     plan = plan_for(config or DeidConfig())
     out = IdentifyingValues()
     _collect(ds, plan, out)

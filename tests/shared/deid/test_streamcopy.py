@@ -16,7 +16,8 @@ from pydicom.uid import (
 )
 
 from relay_shared.deid import DeidConfig, deidentify
-from relay_shared.deid.streamcopy import write_deidentified
+from relay_shared.deid import Header
+from relay_shared.deid.streamcopy import read_header, write_deidentified
 
 from .planting import PSEUDO
 from .test_structure import base
@@ -42,10 +43,21 @@ def image(transfer_syntax: str) -> Dataset:
     return ds
 
 
-def deidentified_copy(tmp_path: Path, ds: Dataset) -> tuple[Path, Path]:
+def read_with_pydicom(path: Path) -> Dataset:
+    return dcmread(path, stop_before_pixels=True)
+
+
+# Both ways a caller may hold a header: parsed on its bytes (a Header, or a
+# Dataset where that parser hands over to pydicom), or read by pydicom.
+@pytest.fixture(params=[read_header, read_with_pydicom], ids=["read_header", "dcmread"])
+def reader(request):
+    return request.param
+
+
+def deidentified_copy(tmp_path: Path, ds: Dataset, reader=read_header) -> tuple[Path, Path]:
     src = tmp_path / "src.dcm"
     ds.save_as(src, enforce_file_format=True)
-    header = dcmread(src, stop_before_pixels=True)
+    header = reader(src)
     result = deidentify(header, PSEUDO.identifiers_for("MRN-4711"), PSEUDO, DeidConfig())
     dst = tmp_path / "dst.dcm"
     write_deidentified(src, dst, result.dataset)
@@ -57,8 +69,8 @@ SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian,
 
 
 @pytest.mark.parametrize("syntax", SYNTAXES, ids=lambda s: s.name)
-def test_pixel_data_is_byte_identical(tmp_path: Path, syntax: str) -> None:
-    src, dst = deidentified_copy(tmp_path, image(syntax))
+def test_pixel_data_is_byte_identical(tmp_path: Path, syntax: str, reader) -> None:
+    src, dst = deidentified_copy(tmp_path, image(syntax), reader)
     before, after = dcmread(src), dcmread(dst)
     assert after.PixelData == before.PixelData
     assert after.file_meta.TransferSyntaxUID == syntax
@@ -66,21 +78,21 @@ def test_pixel_data_is_byte_identical(tmp_path: Path, syntax: str) -> None:
     assert not dst.with_name("dst.dcm.part").exists()
 
 
-def test_pixel_bytes_are_the_same_bytes_in_the_file(tmp_path: Path) -> None:
+def test_pixel_bytes_are_the_same_bytes_in_the_file(tmp_path: Path, reader) -> None:
     """Even text that looks like a name inside compressed data stays: pixel
     data is data, never searched nor changed."""
-    _, dst = deidentified_copy(tmp_path, image(RLELossless))
+    _, dst = deidentified_copy(tmp_path, image(RLELossless), reader)
     assert b"\x01\x02" * 100 + b"DOE^JOHN" in dst.read_bytes()
 
 
-def test_elements_after_pixel_data_are_dropped_or_deidentified(tmp_path: Path) -> None:
+def test_elements_after_pixel_data_are_dropped_or_deidentified(tmp_path: Path, reader) -> None:
     ds = image(ExplicitVRLittleEndian)
     block = ds.private_block(0x7FE1, "VENDOR BULK", create=True)
     block.add_new(0x01, "LO", "DOE^JOHN")
     ds.add_new(0xFFFCFFFC, "OB", b"\x00" * 16)
     src = tmp_path / "src.dcm"
     ds.save_as(src, enforce_file_format=True)
-    header = dcmread(src, stop_before_pixels=True)
+    header = reader(src)
     result = deidentify(header, PSEUDO.identifiers_for("X"), PSEUDO, DeidConfig())
     write_deidentified(src, tmp_path / "dropped.dcm", result.dataset)
     assert not [t for t in dcmread(tmp_path / "dropped.dcm").keys() if t > 0x7FE00010]  # noqa: SIM118 (a Dataset iterates elements)
@@ -99,13 +111,55 @@ def test_elements_after_pixel_data_are_dropped_or_deidentified(tmp_path: Path) -
     assert kept.PixelData == ds.PixelData
 
 
-def test_a_failed_write_leaves_no_file(tmp_path: Path) -> None:
+def test_a_failed_write_leaves_no_file(tmp_path: Path, reader) -> None:
     src = tmp_path / "src.dcm"
     image(ExplicitVRLittleEndian).save_as(src, enforce_file_format=True)
-    header = dcmread(src, stop_before_pixels=True)
+    header = reader(src)
     result = deidentify(header, PSEUDO.identifiers_for("X"), PSEUDO, DeidConfig())
     data = src.read_bytes()
     src.write_bytes(data[:-100])  # truncated pixel data
     with pytest.raises(ValueError):
         write_deidentified(src, tmp_path / "dst.dcm", result.dataset)
     assert list(tmp_path.iterdir()) == [src]
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian,
+                                    ExplicitVRBigEndian, RLELossless], ids=lambda s: s.name)
+def test_read_header_parses_without_pydicom(tmp_path: Path, syntax: str) -> None:
+    src = tmp_path / "src.dcm"
+    image(syntax).save_as(src, enforce_file_format=True)
+    header = read_header(src)
+    assert isinstance(header, Header)
+    assert header.get("PatientName") == "DOE^JOHN"
+    assert header.pixel_offset is not None
+    assert src.read_bytes()[header.pixel_offset:header.pixel_offset + 4] in (
+        b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")
+
+
+def test_read_header_hands_over_to_pydicom(tmp_path: Path) -> None:
+    """Deflated files, and character sets with code extensions, are read by pydicom."""
+    for name, ds in (("deflated", image(DeflatedExplicitVRLittleEndian)),
+                     ("iso2022", image(ExplicitVRLittleEndian))):
+        if name == "iso2022":
+            ds.SpecificCharacterSet = ["ISO 2022 IR 6", "ISO 2022 IR 87"]
+        src = tmp_path / f"{name}.dcm"
+        ds.save_as(src, enforce_file_format=True)
+        header = read_header(src)
+        assert isinstance(header, Dataset), name
+        result = deidentify(header, PSEUDO.identifiers_for("X"), PSEUDO, DeidConfig())
+        write_deidentified(src, tmp_path / f"{name}.out.dcm", result.dataset)
+        assert dcmread(tmp_path / f"{name}.out.dcm").PixelData == ds.PixelData
+
+
+def test_a_long_header_is_read_past_the_first_block(tmp_path: Path) -> None:
+    ds = image(ExplicitVRLittleEndian)
+    ds.add_new(0x0040A160, "UT", "DOE^JOHN " * 9000)  # Text Value: 81 KB of header
+    src = tmp_path / "src.dcm"
+    ds.save_as(src, enforce_file_format=True)
+    header = read_header(src)
+    assert isinstance(header, Header) and header.pixel_offset > 80000
+    result = deidentify(header, PSEUDO.identifiers_for("X"), PSEUDO, DeidConfig())
+    write_deidentified(src, tmp_path / "dst.dcm", result.dataset)
+    out = dcmread(tmp_path / "dst.dcm")
+    assert out.PixelData == ds.PixelData
+    assert "DOE" not in out.get("TextValue", "")
