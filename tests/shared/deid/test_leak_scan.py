@@ -7,7 +7,6 @@ from io import BytesIO
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 

@@ -15,8 +15,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from relay_shared.deid import DeidConfig, deidentify
-from relay_shared.deid import Header
+from relay_shared.deid import DeidConfig, Header, deidentify
 from relay_shared.deid.streamcopy import read_header, write_deidentified
 
 from .planting import PSEUDO
