@@ -27,8 +27,10 @@ from relay_shared.messages import SeriesMessage
 from relay_shared.metrics import IN_FLIGHT, SERIES_FINISHED, STAGE_SECONDS
 from relay_shared.models import Stage
 from relay_shared.paths import WorkStore
+from relay_shared.retention import purge
 from relay_shared.series_state import mark_failed, note_failed_attempt
 from relay_shared.settings import Settings
+from relay_shared.vault import IdentifierVault, derive_key, parse_keys
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ class Runtime:
     bus: Bus
     store: WorkStore
     pseudonymizer: Pseudonymizer
+    vault: IdentifierVault
 
 
 def make_bus(settings: Settings) -> Bus:
@@ -61,7 +64,15 @@ def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
         store=WorkStore(settings.work_dir, settings.quarantine_dir),
         pseudonymizer=Pseudonymizer(settings.deid_secret.get_secret_value().encode(),
                                     settings.deid_key_id),
+        vault=make_vault(settings),
     )
+
+
+def make_vault(settings: Settings) -> IdentifierVault:
+    if settings.identifier_keys:
+        return IdentifierVault(parse_keys(settings.identifier_keys))
+    secret = settings.deid_secret.get_secret_value().encode()
+    return IdentifierVault({settings.deid_key_id: derive_key(secret, settings.deid_key_id)})
 
 
 def database_ok(engine: Engine) -> bool:
@@ -114,6 +125,7 @@ async def sweep(rt: Runtime, stop: asyncio.Event, requeue_stuck: bool) -> None:
     # Nothing survives an in-process bus, so at its start every waiting series is stuck.
     stuck_after = timedelta(0) if isinstance(rt.bus, InProcessBus) else \
         timedelta(seconds=rt.settings.stuck_after)
+    next_purge = 0.0
     while not stop.is_set():
         try:
             await outbox.flush(rt.engine, rt.bus,
@@ -122,11 +134,24 @@ async def sweep(rt: Runtime, stop: asyncio.Event, requeue_stuck: bool) -> None:
                 count = await outbox.requeue_stuck(rt.engine, rt.bus, queues, stuck_after)
                 if count:
                     log.warning("requeued stuck series", extra={"count": count})
+                next_purge = await _purge_when_due(rt, next_purge)
         except Exception:  # a dependency is down: try again on the next round
             log.warning("sweep failed", exc_info=True)
         stuck_after = timedelta(seconds=rt.settings.stuck_after)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), rt.settings.sweep_interval)
+
+
+async def _purge_when_due(rt: Runtime, due: float) -> float:
+    """Run the retention purge every RELAY_PURGE_INTERVAL; returns when it is due next."""
+    now = asyncio.get_running_loop().time()
+    if now < due:
+        return due
+    report = await asyncio.to_thread(purge, rt.engine, rt.store, rt.settings)
+    log.info("retention purge", extra={"originals": len(report.originals),
+                                       "quarantine": len(report.quarantine),
+                                       "failed_work": len(report.failed_work)})
+    return now + rt.settings.purge_interval
 
 
 def stop_on_signals(stop: asyncio.Event) -> None:

@@ -8,12 +8,14 @@ outbox folder as the only destination.
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 # A well-known placeholder: fine on a laptop, refused in production.
 DEVELOPMENT_SECRET = "development-only-secret-change-me"
@@ -29,6 +31,20 @@ class Destination(StrEnum):
     ORTHANC = "orthanc"
     DICOM = "dicom"
     DICOMWEB = "dicomweb"
+    GCS = "gcs"
+
+
+class GcsFormat(StrEnum):
+    DICOM = "dicom"
+    NIFTI = "nifti"
+
+
+# Series-level attributes a researcher searches on; all as the profile left them.
+DEFAULT_SIDECAR_FIELDS = (
+    "Modality", "BodyPartExamined", "SeriesDescription", "SliceThickness", "PixelSpacing",
+    "Rows", "Columns", "PatientID", "StudyInstanceUID", "SeriesInstanceUID", "StudyDate",
+    "SeriesDate",
+)
 
 
 def _split_commas(value: object) -> object:
@@ -83,6 +99,19 @@ class Settings(BaseSettings):
         default_factory=lambda: ["rtnLongModifDatesOpt"]
     )
     deid_recipe: Path | None = None
+    # Keys that encrypt the original identity kept for the admin's mapping.
+    identifier_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Retention, in days: originals kept for the mapping, quarantined files, and the
+    # working files of series that stay FAILED.
+    retain_originals_days: float = Field(30.0, ge=0)
+    retain_quarantine_days: float = Field(90.0, ge=0)
+    retain_failed_work_days: float = Field(30.0, ge=0)
+    purge_interval: float = Field(3600.0, gt=0)
+
+    # HTTPS to destinations: verification is on unless explicitly turned off.
+    tls_verify: bool = True
+    tls_ca_bundle: Path | None = None
 
     scp_ae_title: str = Field("RELAY", min_length=1, max_length=16)
     scp_host: str = "127.0.0.1"
@@ -102,7 +131,29 @@ class Settings(BaseSettings):
     dicomweb_username: str | None = None
     dicomweb_password: SecretStr | None = None
 
-    _split = field_validator("api_tokens", "deid_options", mode="before")(_split_commas)
+    # Google Cloud Storage destination. Credentials are found the way Google's libraries
+    # find them (GOOGLE_APPLICATION_CREDENTIALS, workload identity); the endpoint
+    # override is for an emulator, which is spoken to without credentials.
+    gcs_bucket: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+    gcs_prefix: str = Field("", pattern=r"^[A-Za-z0-9._/-]*$")
+    gcs_format: GcsFormat = GcsFormat.DICOM
+    gcs_sidecar_fields: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_SIDECAR_FIELDS))
+    gcs_endpoint: str | None = Field(None, pattern=r"^https?://")
+
+    _split_gcs = field_validator("gcs_sidecar_fields", mode="before")(_split_commas)
+
+    @field_validator("gcs_sidecar_fields")
+    @classmethod
+    def _known_keywords(cls, value: list[str]) -> list[str]:
+        for keyword in value:
+            tag = tag_for_keyword(keyword)
+            if tag is None or dictionary_VR(tag) == "SQ":
+                raise ValueError(f"{keyword} is not a DICOM keyword of a plain attribute")
+        return value
+
+    _split = field_validator("api_tokens", "deid_options", "identifier_keys",
+                             mode="before")(_split_commas)
     _split_network = field_validator("scp_allowed_aes", "scp_allowed_hosts",
                                      mode="before")(_split_commas)
 
@@ -132,6 +183,8 @@ class Settings(BaseSettings):
                 setattr(self, f"{name}_dir", self.data_dir / name)
         if self.destinations is None:
             self.destinations = [Destination.ORTHANC] if self.orthanc_url else [Destination.OUTBOX]
+            if self.gcs_bucket:
+                self.destinations.append(Destination.GCS)
         if Destination.ORTHANC in self.destinations and not self.orthanc_url:
             raise ValueError("RELAY_DESTINATIONS names orthanc but RELAY_ORTHANC_URL is not set")
         if self.env is Environment.PRODUCTION:
@@ -149,6 +202,8 @@ class Settings(BaseSettings):
             raise ValueError("RELAY_DESTINATIONS names dicom but RELAY_DICOM_HOST is not set")
         if Destination.DICOMWEB in (self.destinations or []) and not self.dicomweb_url:
             raise ValueError("RELAY_DESTINATIONS names dicomweb but RELAY_DICOMWEB_URL is not set")
+        if Destination.GCS in (self.destinations or []) and not self.gcs_bucket:
+            raise ValueError("RELAY_DESTINATIONS names gcs but RELAY_GCS_BUCKET is not set")
         return self
 
     @property
@@ -175,8 +230,14 @@ class SettingsError(Exception):
 
 
 def load_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment and, for secrets mounted as files
+    (Kubernetes Secrets), from RELAY_SECRETS_DIR: a file named like the variable
+    (RELAY_DEID_SECRET, ...) holds its value."""
+    secrets_dir = os.environ.get("RELAY_SECRETS_DIR")
+    if secrets_dir and not Path(secrets_dir).is_dir():
+        raise SettingsError(f"RELAY_SECRETS_DIR: {secrets_dir} is not a directory")
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(_secrets_dir=secrets_dir, **overrides)  # type: ignore[arg-type,call-arg]
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

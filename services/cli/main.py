@@ -141,6 +141,24 @@ def token_new(role: Annotated[str, typer.Option(help="reader, operator or admin"
 
 
 @app.command()
+def purge(dry_run: Annotated[bool, typer.Option(help="Only say what would go")] = False) -> None:
+    """Apply the retention rules now (they also run on a schedule in ingest)."""
+    from relay_shared.db import make_engine, require_current_schema
+    from relay_shared.paths import WorkStore
+    from relay_shared.retention import purge as run_purge
+
+    settings = _settings()
+    engine = make_engine(settings.sqlalchemy_url)
+    require_current_schema(engine)
+    assert settings.work_dir is not None and settings.quarantine_dir is not None
+    report = run_purge(engine, WorkStore(settings.work_dir, settings.quarantine_dir), settings,
+                       dry_run=dry_run)
+    verb = "would purge" if dry_run else "purged"
+    for line in report.lines():
+        typer.echo(f"{verb} {line}")
+
+
+@app.command()
 def healthcheck(url: Annotated[str | None, typer.Option(help="A /healthz URL")] = None) -> None:
     """Exit 0 when the service's /healthz answers 200 (for container health checks)."""
     import httpx

@@ -30,6 +30,7 @@ from relay_shared.metrics import INSTANCES_DEIDENTIFIED, INSTANCES_FAILED
 from relay_shared.models import Image, Series, SeriesIdentifiers, Stage, Status, Study, utcnow
 from relay_shared.outbox import enqueue
 from relay_shared.paths import WorkStore
+from relay_shared.vault import IdentifierVault
 
 log = logging.getLogger(__name__)
 SERVICE = "deid"
@@ -46,6 +47,7 @@ class DeidContext:
     pseudonymizer: Pseudonymizer
     config: DeidConfig
     send_queue: str
+    vault: IdentifierVault | None = None
 
 
 def deidentify_series(ctx: DeidContext, series_id: int) -> None:
@@ -58,7 +60,7 @@ def deidentify_series(ctx: DeidContext, series_id: int) -> None:
                                                              series.attempts + 1, utcnow())
         record_event(session, series_id, SERVICE, "started", f"{len(pending)} image(s)")
     try:
-        ids, originals, results = _deidentify_all(ctx, series_id, pending)
+        ids, identity, originals, results = _deidentify_all(ctx, series_id, pending)
     except SeriesHeld as exc:
         _hold(ctx, series_id, str(exc))
         return
@@ -66,7 +68,7 @@ def deidentify_series(ctx: DeidContext, series_id: int) -> None:
     if leaks:
         _quarantine_leaking(ctx, series_id, pending, leaks)
         return
-    _finish(ctx, series_id, ids, results)
+    _finish(ctx, series_id, ids, identity, results)
 
 
 def _pending_images(session: Session, series_id: int) -> list[Image]:
@@ -84,10 +86,16 @@ class ImageResult:
     originals: IdentifyingValues | None = None
 
 
+IDENTITY_KEYWORDS = ("PatientID", "PatientName", "PatientBirthDate", "AccessionNumber",
+                     "StudyInstanceUID", "SeriesInstanceUID")
+
+
 def _deidentify_all(ctx: DeidContext, series_id: int, images: list[Image]
-                    ) -> tuple[Identifiers, IdentifyingValues, list[ImageResult]]:
-    """One header read per image: identifiers, the originals for the leak guard, the output."""
+                    ) -> tuple[Identifiers, dict[str, str], IdentifyingValues, list[ImageResult]]:
+    """One header read per image: identifiers, the original identity for the admin's
+    mapping, the originals for the leak guard, the outputs."""
     ids: Identifiers | None = None
+    identity: dict[str, str] = {}
     first_patient: str | None = None
     originals: IdentifyingValues | None = None
     results: list[ImageResult] = []
@@ -102,6 +110,7 @@ def _deidentify_all(ctx: DeidContext, series_id: int, images: list[Image]
         patient = str(header.get("PatientID", "")).strip()
         if ids is None:
             first_patient = patient
+            identity = {k: str(header.get(k, "")) for k in IDENTITY_KEYWORDS}
             ids = ctx.pseudonymizer.identifiers_for(patient, str(header.get("PatientName", "")))
         elif patient != first_patient:
             raise SeriesHeld("the images of this series disagree on PatientID: held for a "
@@ -115,7 +124,7 @@ def _deidentify_all(ctx: DeidContext, series_id: int, images: list[Image]
                 originals.update(result.originals)
     if ids is None or originals is None:
         raise SeriesHeld("no image of this series could be read and de-identified")
-    return ids, originals, results
+    return ids, identity, originals, results
 
 
 def _reason(what: str, exc: BaseException) -> str:
@@ -187,7 +196,7 @@ def _quarantine_leaking(ctx: DeidContext, series_id: int, images: list[Image],
               extra={"series_id": series_id, "hits": len(leaks)})
 
 
-def _finish(ctx: DeidContext, series_id: int, ids: Identifiers,
+def _finish(ctx: DeidContext, series_id: int, ids: Identifiers, identity: dict[str, str],
             results: list[ImageResult]) -> None:
     with session_scope(ctx.engine) as session:
         series = session.get(Series, series_id)
@@ -199,7 +208,7 @@ def _finish(ctx: DeidContext, series_id: int, ids: Identifiers,
             image.reason, image.updated_at = result.reason, utcnow()
             if not result.ok:
                 _quarantine_original(ctx, series_id, image)
-        _save_identifiers(session, series, ids)
+        _save_identifiers(session, series, ids, ctx.vault.seal(identity) if ctx.vault else None)
         series.audit = _series_audit(results, ids)
         series.key_id, series.status, series.stage = ids.key_id, Status.DONEPROCESSING, Stage.SEND
         series.error, series.updated_at = None, utcnow()
@@ -221,7 +230,8 @@ def _quarantine_original(ctx: DeidContext, series_id: int, image: Image) -> None
         image.quarantine_path = str(shutil.move(source, target))
 
 
-def _save_identifiers(session: Session, series: Series, ids: Identifiers) -> None:
+def _save_identifiers(session: Session, series: Series, ids: Identifiers,
+                      sealed: tuple[str, str] | None) -> None:
     row = session.exec(select(SeriesIdentifiers).where(
         SeriesIdentifiers.series_id == series.id)).first()
     if row is None:
@@ -229,6 +239,8 @@ def _save_identifiers(session: Session, series: Series, ids: Identifiers) -> Non
                                 patient_pseudonym=ids.patient_id,
                                 date_shift_days=ids.date_shift_days)
         session.add(row)
+    if sealed is not None and row.originals_purged_at is None:
+        row.original_key_id, row.original_encrypted = sealed
     study = session.get(Study, series.study_id)
     if study is not None:
         study.patient_pseudonym = ids.patient_id

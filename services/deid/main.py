@@ -15,6 +15,7 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
     config = DeidConfig.from_settings(rt.settings.deid_options,
                                       str(rt.settings.deid_recipe) if rt.settings.deid_recipe
                                       else None)
-    ctx = DeidContext(rt.engine, rt.store, rt.pseudonymizer, config, rt.settings.send_queue)
+    ctx = DeidContext(rt.engine, rt.store, rt.pseudonymizer, config, rt.settings.send_queue,
+                      rt.vault)
     await consume_until_stopped(rt, stop, rt.settings.deid_queue,
                                 functools.partial(deidentify_series, ctx), Stage.DEID)
