@@ -44,7 +44,7 @@ def _raw_header(elem: RawDataElement, implicit: bool, order: str) -> bytes:
     tag, length = elem.tag, len(elem.value or b"")
     if implicit:
         return struct.pack(order + "HHL", tag >> 16, tag & 0xFFFF, length)
-    vr = elem.VR
+    vr = elem.VR or ""  # explicit VR: the caller checked there is one
     if vr in LONG_VRS:
         return struct.pack(order + "HH2s2xL", tag >> 16, tag & 0xFFFF, vr.encode(), length)
     return struct.pack(order + "HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), length)

@@ -9,6 +9,7 @@ from io import BytesIO
 from pydicom import dcmread
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import UID
 
 from .config import DeidConfig
 from .handlers import Run
@@ -163,14 +164,14 @@ def _rebuild_file_meta(ds: Dataset, meta: FileMetaDataset, run: Run) -> None:
             del meta[tag]
             run.removed.add(tag)
     if SOP_INSTANCE_UID in ds:
-        meta.MediaStorageSOPInstanceUID = run.values(ds, SOP_INSTANCE_UID)[1][0]
+        meta.MediaStorageSOPInstanceUID = UID(run.values(ds, SOP_INSTANCE_UID)[1][0])
         run.replaced.add(0x00020003)
     elif "MediaStorageSOPInstanceUID" in meta and not run.plan.retains_uids:
         original = meta.MediaStorageSOPInstanceUID
         run.originals.add("UI", original)
-        meta.MediaStorageSOPInstanceUID = run.new_uid(original)
+        meta.MediaStorageSOPInstanceUID = UID(run.new_uid(original))
         run.replaced.add(0x00020003)
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION
 
 

@@ -10,7 +10,7 @@ simple one (see `rawtext.py`), and through pydicom otherwise.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID_dictionary
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .identifiers import Identifiers, Pseudonymizer
     from .plan import Plan
 
-UNSET = object()
+UNSET: Any = object()  # not yet resolved (None means: keep)
 MAX_LENGTH = {"SH": 16, "AE": 16, "CS": 16, "LO": 64, "PN": 64}
 
 
@@ -181,7 +181,7 @@ def shift(ds: Dataset, tag: int, run: Run) -> None:
         return
     if tag in run.plan.identifying:
         run.originals.add(vr, values)
-    run.write(ds, tag, vr, shift_values(values, vr, run.ids.date_shift_days))
+    run.write(ds, tag, vr, cast("list[str]", shift_values(values, vr, run.ids.date_shift_days)))
     run.shifted.add(tag)
 
 

@@ -220,7 +220,9 @@ class _Parser:
         """Elements from pos to end, or to the item delimiter if `delimited`.
         Returns the item and, at top level, the offset of the pixel data
         (None if none); inside an item, the offset after it."""
-        data, enc, item = self.data, self.enc, {}
+        data, enc = self.data, self.enc
+        item: Item = {}
+        vr: str | None
         implicit, short, long, plain = enc.implicit, enc.short.unpack_from, \
             enc.long.unpack_from, enc.plain.unpack_from
         size = len(data)
@@ -305,7 +307,7 @@ class _Parser:
 
 def encode_item(item: Item, enc: Encoding) -> bytes:
     """Elements in tag order; sequences and items with defined lengths."""
-    parts = []
+    parts: list[bytes] = []
     append = parts.append
     implicit, short, long, plain = enc.implicit, enc.short, enc.long, enc.plain
     for tag in sorted(item):

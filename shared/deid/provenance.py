@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .config import DeidConfig
     from .handlers import Run
     from .identifiers import Identifiers
+    from .rawengine import RawRun
 
 ENGINE_VERSION = "1"
 PROFILE = "DICOM PS3.15 E.1 Basic Application Level Confidentiality Profile"
@@ -112,7 +113,7 @@ def _temporal(config: DeidConfig) -> str:
     return "UNMODIFIED" if config.keeps_dates else "REMOVED"
 
 
-def audit_record(run: Run, config: DeidConfig, ids: Identifiers,
+def audit_record(run: Run | RawRun, config: DeidConfig, ids: Identifiers,
                  codes: list[tuple[str, str]]) -> dict:
     recipe = config.recipe
     return {

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pydicom.datadict import private_dictionary_VR
 from pydicom.uid import UID_dictionary
@@ -210,7 +210,8 @@ def shift(item: Item, tag: int, run: RawRun) -> None:
         return
     if tag in run.plan.identifying:
         run.originals.add_raw(elem, run.codec, text_values)
-    run.write(item, tag, elem[0], shift_values(values, elem[0], run.ids.date_shift_days))
+    shifted = shift_values(values, elem[0], run.ids.date_shift_days)
+    run.write(item, tag, elem[0], cast("list[str]", shifted))
     run.shifted.add(tag)
 
 

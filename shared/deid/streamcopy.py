@@ -137,9 +137,16 @@ def _write(src: BinaryIO, out: BinaryIO, header: Dataset, enc: _Encoding,
            trailing: Trailing | None) -> None:
     head, tail = _split(header)
     out.write(b"\x00" * 128 + b"DICM" + encode_file_meta(header.file_meta))
-    sink = _DeflateSink(out) if enc.deflated else _FileSink(out, src)
-    sink.write(_encode(head, enc))
-    reader = _InflateReader(src, sink) if enc.deflated else _FileReader(src)
+    sink: _DeflateSink | _FileSink
+    reader: _InflateReader | _FileReader
+    if enc.deflated:
+        sink = _DeflateSink(out)
+        sink.write(_encode(head, enc))
+        reader = _InflateReader(src, sink)
+    else:
+        sink = _FileSink(out, src)
+        sink.write(_encode(head, enc))
+        reader = _FileReader(src)
     if _seek_pixels(reader, enc):
         while _peek_tag(reader, enc) in PIXEL_TAGS:
             _copy_element(reader, sink, enc)

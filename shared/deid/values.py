@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, timedelta
 
 # A dummy keeps the VR valid and the attribute present (PS3.15 "D") without
@@ -82,7 +83,7 @@ def shift_dt(value: str, days: int) -> str:
     return padded[: len(value)]
 
 
-def shift_values(value: object, vr: str, days: int) -> object:
+def shift_values(value: str | Iterable[object], vr: str, days: int) -> str | list[str]:
     shift = shift_da if vr == "DA" else shift_dt
     if isinstance(value, str):
         return shift(value, days)
