@@ -103,3 +103,20 @@ def test_bad_files_are_failed_with_reasons_and_quarantined(pipeline: dict) -> No
                          if p.is_file())
     assert quarantined == ["IM00003.dcm", "notes.txt"]
     assert len(pipeline["orthanc"].instances()) == 19
+
+
+def test_a_database_dump_reveals_no_patient(pipeline: dict, postgres_url: str) -> None:
+    import subprocess
+
+    specs, folders = corpus(pipeline["tmp"] / "corpus", instances=5)
+    for folder in folders:
+        deliver(folder, pipeline["data_dir"] / "incoming")
+    wait_for_series(pipeline["api"], 3, {"DONE"})
+    database = postgres_url.rsplit("/", 1)[1]
+    dump = subprocess.run(["pg_dump", "-h", "127.0.0.1", "-U", "postgres", database],
+                          capture_output=True, text=True, check=True).stdout
+    assert "seriesidentifiers" in dump  # the dump is real and holds the mapping table
+    for spec in specs:
+        for value in (*spec.patient.identifying_values(), spec.patient.birth_date,
+                      *spec.original_uids()):
+            assert value not in dump, "an identifying value is in the database in clear"
