@@ -31,14 +31,15 @@ from pathlib import Path
 os.environ["TCP_NODELAY"] = "1"  # read by dcmtk: storescu and Orthanc started below
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pydicom import dcmread  # noqa: E402
+from pydicom import dcmread
+from pynetdicom import evt
 
-from relay_ingest import scp  # noqa: E402
-from relay_sender.destinations import OutgoingInstance, OutgoingSeries  # noqa: E402
-from relay_sender.dimse import DicomDestination  # noqa: E402
-from relay_shared.settings import load_settings  # noqa: E402
-from tests.support.dicom_factory import Patient, SeriesSpec, write_series  # noqa: E402
-from tests.support.services import Orthanc, free_port, wait_until  # noqa: E402
+from relay_ingest import scp
+from relay_sender.destinations import OutgoingInstance, OutgoingSeries
+from relay_sender.dimse import DicomDestination
+from relay_shared.settings import load_settings
+from tests.support.dicom_factory import Patient, SeriesSpec, write_series
+from tests.support.services import Orthanc, free_port, wait_until
 
 
 def make_files(folder: Path, count: int, size: int) -> list[Path]:
@@ -68,11 +69,6 @@ class RelaySCP:
         wait_until(lambda: echo(self.settings.scp_port, "RELAY"), 30, "the relay SCP")
         return self
 
-    def clear(self) -> None:
-        assert self.settings.staging_dir is not None
-        shutil.rmtree(self.settings.staging_dir)
-        self.settings.staging_dir.mkdir()
-
     def stop(self) -> None:
         assert self._stop is not None
         self._loop.call_soon_threadsafe(self._stop.set)
@@ -97,15 +93,31 @@ def outgoing(paths: list[Path]) -> OutgoingSeries:
         for n, p in enumerate(paths)])
 
 
-def timed(run: Callable[[], None], reset: Callable[[], None], rounds: int) -> float:
-    """Median seconds of `rounds` runs, each from an emptied receiver."""
-    seconds = []
+Case = tuple[Callable[[], None], Callable[[], None]]  # (run, empty the receiver)
+
+
+def timed(cases: dict[str, Case], rounds: int) -> dict[str, float]:
+    """Median seconds per case; rounds interleave the cases so that a change in the
+    machine's load during the run weighs on all of them alike."""
+    seconds: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(rounds):
-        reset()
-        start = time.perf_counter()
-        run()
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds)
+        for name, (run, reset) in cases.items():
+            reset()
+            start = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in seconds.items()}
+
+
+def bare_scp() -> tuple[int, Callable[[], None]]:
+    """pynetdicom's floor: an SCP with the same contexts whose handler stores nothing."""
+    ae = scp.make_ae(load_settings(scp_ae_title="BARE"))
+    port = free_port()
+    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[
+        (evt.EVT_C_STORE, lambda event: event.encoded_dataset() and 0),
+        (evt.EVT_CONN_OPEN, scp.tune_connection)])
+    assert server is not None
+    return port, server.shutdown
 
 
 def report(title: str, count: int, ours: tuple[str, float], theirs: tuple[str, float],
@@ -133,21 +145,29 @@ def main() -> None:
         print(f"{args.count} instances of {size_kib:.0f} KiB, median of {args.rounds} rounds")
         orthanc = Orthanc(root / "orthanc").start()
         relay = RelaySCP(root / "relay").start()
+        bare_port, bare_stop = bare_scp()
+        series = outgoing(files)
+        sender = DicomDestination("127.0.0.1", orthanc.dicom_port, orthanc.aet, "RELAY")
+        folder = root / "files"
         try:
-            to_orthanc = timed(lambda: storescu(orthanc.dicom_port, orthanc.aet, root / "files"),
-                               orthanc.clear, args.rounds)
-            to_relay = timed(lambda: storescu(relay.settings.scp_port, "RELAY", root / "files"),
-                             relay.clear, args.rounds)
-            series = outgoing(files)
-            sender = DicomDestination("127.0.0.1", orthanc.dicom_port, orthanc.aet, "RELAY")
-            relay_to_orthanc = timed(lambda: sender.send(series), orthanc.clear, args.rounds)
+            result = timed({
+                "orthanc": (lambda: storescu(orthanc.dicom_port, orthanc.aet, folder),
+                            orthanc.clear),
+                "relay": (lambda: storescu(relay.settings.scp_port, "RELAY", folder),
+                          lambda: None),
+                "bare": (lambda: storescu(bare_port, "BARE", folder), lambda: None),
+                "sender": (lambda: sender.send(series), orthanc.clear),
+            }, args.rounds)
         finally:
+            bare_stop()
             relay.stop()
             orthanc.stop()
-    report("receive (storescu as the sender)", args.count, ("relay SCP", to_relay),
-           ("Orthanc SCP", to_orthanc), 1.0)
+    report("receive (storescu as the sender)", args.count, ("relay SCP", result["relay"]),
+           ("Orthanc SCP", result["orthanc"]), 1.0)
+    print(f"  {'(pynetdicom SCP storing nothing)':<34} "
+          f"{args.count / result['bare']:8.1f} instances/s")
     report("send (Orthanc as the receiver)", args.count, ("relay sender (pynetdicom)",
-           relay_to_orthanc), ("storescu", to_orthanc), 0.9)
+           result["sender"]), ("storescu", result["orthanc"]), 0.9)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,13 @@ bookkeeping lives on the asyncio loop, so the handlers reach it only through
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import ipaddress
 import logging
 import socket
 from collections.abc import Callable
 from io import BytesIO
-from typing import Any, TypeVar
+from typing import Any
 
 from pydicom import dcmread
 from pydicom import uid as uids
@@ -37,7 +36,6 @@ SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC210
 CLOSE_INTERVAL = 1.0
-LOOP_ANSWER_TIMEOUT = 30.0
 MAX_PDU = 4 * 1024 * 1024
 
 # The acceptor's order wins when a context offers several, so the compressed
@@ -50,7 +48,6 @@ TRANSFER_SYNTAXES = [
     uids.ImplicitVRLittleEndian, uids.ExplicitVRBigEndian,
 ]
 
-T = TypeVar("T")
 DUL_POLL_DELAY = 0.0002
 
 
@@ -74,18 +71,6 @@ class Receiver:
         self._staging = area
         self._allowed = [ipaddress.ip_network(h, strict=False) for h in allowed_hosts]
 
-    def _on_loop(self, call: Callable[..., T], *args: Any) -> T:
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                future.set_result(call(*args))
-            except Exception as exc:  # handed back to the waiting thread
-                future.set_exception(exc)
-
-        self._loop.call_soon_threadsafe(run)
-        return future.result(LOOP_ANSWER_TIMEOUT)
-
     def on_store(self, event: evt.Event) -> int:
         try:
             data = event.encoded_dataset(include_meta=True)
@@ -95,20 +80,14 @@ class Receiver:
             return CANNOT_UNDERSTAND
         sop_uid = str(event.request.AffectedSOPInstanceUID)
         try:
-            folder = self._on_loop(self._staging.reserve, series_uid)
-        except Exception:  # the service is stopping or stuck: the peer may try again
-            log.warning("instance refused: staging unavailable", exc_info=True)
-            return OUT_OF_RESOURCES
-        stored = False
-        try:
-            staging.write_instance(folder, sop_uid, data)
-            stored = True
+            landed = staging.write_instance(self._staging.landing_dir, sop_uid, data)
         except OSError:
             log.error("instance refused: cannot write it to staging", exc_info=True)
-        finally:
-            with contextlib.suppress(RuntimeError):  # the loop has already closed
-                self._loop.call_soon_threadsafe(self._staging.arrived, series_uid, stored)
-        return SUCCESS if stored else OUT_OF_RESOURCES
+            return OUT_OF_RESOURCES
+        # Stored whole, so acknowledged; if the loop has stopped, start-up recovers it.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._staging.arrived, series_uid, landed)
+        return SUCCESS
 
     def on_requested(self, event: evt.Event) -> None:
         """Refuse an address that is not on the allow-list before anything is negotiated."""

@@ -1,13 +1,14 @@
 """Instances received over the network, gathered per series until the series is stable.
 
-A staged delivery is one folder per series. It closes once nothing has arrived
-for it for the stable age (as Orthanc's StableAge does), and is then renamed
-into the incoming folder as a finished folder: from there it takes the same
-path as a folder delivery, duplicate merging included. An instance arriving
-after its series closed opens a new staged delivery of that series.
+A received instance is first written whole into ``staging/.landing/``; the
+asyncio loop, which owns the bookkeeping, then moves it into the staged
+delivery of its series (one folder per series). A delivery closes once nothing
+has arrived for it for the stable age (as Orthanc's StableAge does), and is
+renamed into the incoming folder as a finished folder: from there it takes the
+same path as a folder delivery, duplicate merging included. An instance
+arriving after its series closed opens a new staged delivery of that series.
 
-The bookkeeping is owned by the asyncio loop; the threads that write files
-only ask it (``reserve``) and tell it (``arrived``) through the loop.
+The threads that receive never wait for the loop: they hand it each landed file.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 PARTIAL_SUFFIX = ".part"
+LANDING = ".landing"
 
 
 def uid_key(uid: str) -> str:
@@ -34,7 +36,6 @@ def uid_key(uid: str) -> str:
 class _OpenDelivery:
     folder: Path
     last_arrival: float
-    in_flight: int = 0
     instances: int = 0
 
 
@@ -48,30 +49,28 @@ class Staging:
         self._open: dict[str, _OpenDelivery] = {}
 
     @property
+    def landing_dir(self) -> Path:
+        return self._staging_dir / LANDING
+
+    @property
     def open_series(self) -> int:
         return len(self._open)
 
-    def reserve(self, series_uid: str) -> Path:
-        """The folder an instance of this series goes into; it stays open until ``arrived``."""
+    def arrived(self, series_uid: str, landed: Path) -> None:
+        """Move a landed instance into the open delivery of its series."""
         delivery = self._open.get(series_uid)
         if delivery is None:
-            name = f"scp-{uid_key(series_uid)}-{uuid.uuid4().hex[:8]}"
-            delivery = _OpenDelivery(self._staging_dir / name, self._clock())
-            self._open[series_uid] = delivery
-        delivery.in_flight += 1
-        return delivery.folder
-
-    def arrived(self, series_uid: str, stored: bool) -> None:
-        delivery = self._open[series_uid]
-        delivery.in_flight -= 1
+            folder = self._staging_dir / f"scp-{uid_key(series_uid)}-{uuid.uuid4().hex[:8]}"
+            folder.mkdir(parents=True)
+            delivery = self._open[series_uid] = _OpenDelivery(folder, self._clock())
+        os.rename(landed, delivery.folder / landed.name)
         delivery.last_arrival = self._clock()
-        delivery.instances += int(stored)
+        delivery.instances += 1
 
     def close_stable(self) -> list[Path]:
         """Hand every series that has been quiet for the stable age over to ingest."""
         now = self._clock()
-        stable = [uid for uid, d in self._open.items()
-                  if d.in_flight == 0 and now - d.last_arrival >= self._stable_age]
+        stable = [uid for uid, d in self._open.items() if now - d.last_arrival >= self._stable_age]
         handed = []
         for series_uid in stable:
             delivery = self._open.pop(series_uid)
@@ -105,20 +104,24 @@ def hand_over(folder: Path, incoming_dir: Path) -> Path | None:
 
 def recover(staging_dir: Path, incoming_dir: Path) -> list[Path]:
     """Deliveries staged by a process that stopped: every whole file in them was
-    acknowledged to its sender, so they are handed over as they are."""
+    acknowledged to its sender, so they are handed over as they are. Landed files
+    not yet sorted go as one more delivery: ingest groups files by their series."""
+    landing = staging_dir / LANDING
+    if landing.is_dir() and any(landing.iterdir()):
+        landing.rename(staging_dir / f"scp-landed-{uuid.uuid4().hex[:8]}")
     if not staging_dir.is_dir():
         return []
     handed = [hand_over(folder, incoming_dir) for folder in sorted(staging_dir.iterdir())
-              if folder.is_dir()]
+              if folder.is_dir() and folder.name != LANDING]
     return [path for path in handed if path is not None]
 
 
 def write_instance(folder: Path, sop_instance_uid: str, data: bytes) -> Path:
-    """Write the bytes as received, under a temporary name first so no half file is seen."""
+    """Write the bytes as received, under a temporary name first so no half file is seen.
+    Two associations may carry the same instance at once: each copy has its own name."""
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{uid_key(sop_instance_uid)}.dcm"
-    # Two associations may carry the same instance at once: each writes its own partial.
-    partial = folder / f"{target.name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}"
+    target = folder / f"{uid_key(sop_instance_uid)}-{uuid.uuid4().hex[:8]}.dcm"
+    partial = target.with_name(target.name + PARTIAL_SUFFIX)
     with open(partial, "wb") as stream:
         stream.write(data)
     os.replace(partial, target)

@@ -31,47 +31,52 @@ class FakeClock:
         return self.now
 
 
+def land(area: Staging, series_uid: str, sop_uid: str, data: bytes) -> None:
+    area.arrived(series_uid, staging.write_instance(area.landing_dir, sop_uid, data))
+
+
 def test_a_series_closes_only_after_the_stable_age(tmp_path: Path) -> None:
     clock = FakeClock()
     area = Staging(tmp_path / "staging", tmp_path / "incoming", 5.0, clock)
-    folder = area.reserve("1.2.3")
-    staging.write_instance(folder, "1.2.3.1", b"one")
-    area.arrived("1.2.3", True)
-    clock.now = 4.9
+    land(area, "1.2.3", "1.2.3.1", b"one")
+    clock.now = 3
+    land(area, "1.2.3", "1.2.3.2", b"two")
+    clock.now = 7.9
     assert area.close_stable() == []
-    clock.now = 5.0
+    clock.now = 8.0
     [handed] = area.close_stable()
-    assert handed.parent == tmp_path / "incoming" and not folder.exists()
-    assert [p.read_bytes() for p in handed.iterdir()] == [b"one"]
+    assert handed.parent == tmp_path / "incoming"
+    assert sorted(p.read_bytes() for p in handed.iterdir()) == [b"one", b"two"]
+    assert not any(area.landing_dir.iterdir())
 
 
-def test_an_instance_in_flight_keeps_its_series_open(tmp_path: Path) -> None:
-    clock = FakeClock()
-    area = Staging(tmp_path / "staging", tmp_path / "incoming", 1.0, clock)
-    area.reserve("1.2.3")
-    clock.now = 100
-    assert area.close_stable() == [] and area.open_series == 1
+def test_each_series_is_its_own_delivery(tmp_path: Path) -> None:
+    area = Staging(tmp_path / "staging", tmp_path / "incoming", 0.0)
+    land(area, "1.2.3", "1.2.3.1", b"one")
+    land(area, "1.2.4", "1.2.4.1", b"other")
+    assert area.open_series == 2 and len(area.close_stable()) == 2
 
 
 def test_a_late_instance_starts_a_new_delivery_of_its_series(tmp_path: Path) -> None:
     clock = FakeClock()
     area = Staging(tmp_path / "staging", tmp_path / "incoming", 1.0, clock)
-    first = area.reserve("1.2.3")
-    staging.write_instance(first, "1.2.3.1", b"one")
-    area.arrived("1.2.3", True)
+    land(area, "1.2.3", "1.2.3.1", b"one")
     clock.now = 2
-    area.close_stable()
-    second = area.reserve("1.2.3")
-    assert second != first and second.parent == first.parent
+    [first] = area.close_stable()
+    land(area, "1.2.3", "1.2.3.2", b"late")
+    clock.now = 4
+    [second] = area.close_stable()
+    assert first != second and [p.read_bytes() for p in second.iterdir()] == [b"late"]
 
 
 def test_recovery_hands_over_whole_files_and_drops_partial_ones(tmp_path: Path) -> None:
     folder = tmp_path / "staging" / "scp-abc-1"
     staging.write_instance(folder, "1.2.3.1", b"whole")
-    (folder / "x.dcm.1234.part").write_bytes(b"half")
+    (folder / "x.dcm.part").write_bytes(b"half")
+    staging.write_instance(tmp_path / "staging" / staging.LANDING, "1.2.3.2", b"landed")
     (tmp_path / "staging" / "scp-empty-2").mkdir()
-    [handed] = staging.recover(tmp_path / "staging", tmp_path / "incoming")
-    assert [p.read_bytes() for p in handed.iterdir()] == [b"whole"]
+    handed = staging.recover(tmp_path / "staging", tmp_path / "incoming")
+    assert sorted(p.read_bytes() for d in handed for p in d.iterdir()) == [b"landed", b"whole"]
     assert not any((tmp_path / "staging").iterdir())
 
 
