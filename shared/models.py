@@ -7,7 +7,7 @@ originals in clear.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from sqlalchemy import JSON, Column, Text
@@ -111,3 +111,25 @@ class OutboxMessage(SQLModel, table=True):
     series_id: int
     trace_id: str = Field(max_length=32)
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class SeriesMetadata(SQLModel, table=True):
+    """The searchable subset of a series as sent to a bucket: de-identified values only,
+    read back from the files the sender delivered (pseudonyms, new UIDs, shifted dates)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    series_id: int = Field(foreign_key="series.id", unique=True)
+    location: str = Field(sa_column=Column(Text, nullable=False))
+    format: str = Field(max_length=8)  # "nifti" or "dicom"
+    # Why a series meant to be a volume went as DICOM files.
+    fallback_reason: str | None = Field(default=None, max_length=128)
+    modality: str | None = Field(default=None, max_length=16, index=True)
+    body_part: str | None = Field(default=None, max_length=64, index=True)
+    series_description: str | None = Field(default=None, max_length=64)
+    patient_pseudonym: str | None = Field(default=None, max_length=64, index=True)
+    study_uid: str | None = Field(default=None, max_length=64, index=True)
+    series_uid: str | None = Field(default=None, max_length=64)
+    study_date: date | None = Field(default=None, index=True)
+    slice_thickness: float | None = None
+    fields: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -11,12 +11,23 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 
 from relay_api.auth import parse_entries
-from relay_api.routes import admin, dashboard, failures, health, images, me, series, stats, studies
+from relay_api.routes import (
+    admin,
+    dashboard,
+    failures,
+    health,
+    images,
+    me,
+    search,
+    series,
+    stats,
+    studies,
+)
 from relay_api.schemas import problem_responses
 from relay_shared.runtime import Runtime, serve_http
 
 PROBLEM = "application/problem+json"
-ROUTERS = (health, me, series, images, studies, failures, stats, admin, dashboard)
+ROUTERS = (health, me, series, images, studies, failures, stats, search, admin, dashboard)
 DESCRIPTION = """Series received, de-identified and passed on, with their images, failures
 and history. Every route but the probes and `/metrics` needs `Authorization: Bearer <token>`
 (`relay token new --role reader|operator|admin`). Responses carry internal ids,

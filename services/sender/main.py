@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import functools
 
+from sqlalchemy.engine import Engine
+
 from relay_sender.destinations import Destination, FolderDestination
 from relay_sender.dicomweb import DicomWebDestination
 from relay_sender.dimse import DicomDestination
+from relay_sender.gcs import GcsDestination, make_client
 from relay_sender.handlers import SendContext, send_series
 from relay_sender.orthanc import OrthancDestination
 from relay_shared.models import Stage
@@ -16,7 +19,7 @@ from relay_shared.settings import Destination as DestinationName
 from relay_shared.settings import Settings
 
 
-def build_destinations(settings: Settings) -> list[Destination]:
+def build_destinations(settings: Settings, engine: Engine | None = None) -> list[Destination]:
     built: list[Destination] = []
     for name in settings.destinations or []:
         if name is DestinationName.OUTBOX:
@@ -39,10 +42,17 @@ def build_destinations(settings: Settings) -> list[Destination]:
                 if settings.dicomweb_password else None
             built.append(DicomWebDestination(settings.dicomweb_url, settings.dicomweb_username,
                                              secret, settings.http_timeout))
+        elif name is DestinationName.GCS:
+            assert settings.gcs_bucket is not None
+            # The engine lets it keep the searchable metadata subset of what it sent.
+            built.append(GcsDestination(make_client(settings.gcs_endpoint), settings.gcs_bucket,
+                                        settings.gcs_prefix, settings.gcs_format,
+                                        settings.gcs_sidecar_fields, engine,
+                                        settings.http_timeout))
     return built
 
 
 async def run(rt: Runtime, stop: asyncio.Event) -> None:
-    ctx = SendContext(rt.engine, rt.store, build_destinations(rt.settings))
+    ctx = SendContext(rt.engine, rt.store, build_destinations(rt.settings, rt.engine))
     await consume_until_stopped(rt, stop, rt.settings.send_queue,
                                 functools.partial(send_series, ctx), Stage.SEND)
