@@ -99,6 +99,10 @@ class Settings(BaseSettings):
         default_factory=lambda: ["rtnLongModifDatesOpt"]
     )
     deid_recipe: Path | None = None
+    # An external identifiers service; without it, the local keyed pseudonymizer.
+    identifiers_url: str | None = None
+    identifiers_token: SecretStr | None = None
+    identifiers_timeout: float = Field(10.0, gt=0)
     # Keys that encrypt the original identity kept for the admin's mapping.
     identifier_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

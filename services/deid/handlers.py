@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from relay_deid.identifiers import IdentifiersSource, LocalIdentifiers
 from relay_shared.db import record_event, session_scope
 from relay_shared.deid import (
     DeidConfig,
@@ -48,6 +49,10 @@ class DeidContext:
     config: DeidConfig
     send_queue: str
     vault: IdentifierVault | None = None
+    identifiers: IdentifiersSource | None = None
+
+    def source(self) -> IdentifiersSource:
+        return self.identifiers or LocalIdentifiers(self.pseudonymizer)
 
 
 def deidentify_series(ctx: DeidContext, series_id: int) -> None:
@@ -60,7 +65,7 @@ def deidentify_series(ctx: DeidContext, series_id: int) -> None:
                                                              series.attempts + 1, utcnow())
         record_event(session, series_id, SERVICE, "started", f"{len(pending)} image(s)")
     try:
-        ids, identity, originals, results = _deidentify_all(ctx, series_id, pending)
+        ids, origin, originals, results = _deidentify_all(ctx, series_id, pending)
     except SeriesHeld as exc:
         _hold(ctx, series_id, str(exc))
         return
@@ -68,7 +73,7 @@ def deidentify_series(ctx: DeidContext, series_id: int) -> None:
     if leaks:
         _quarantine_leaking(ctx, series_id, pending, leaks)
         return
-    _finish(ctx, series_id, ids, identity, results)
+    _finish(ctx, series_id, ids, origin, results)
 
 
 def _pending_images(session: Session, series_id: int) -> list[Image]:
@@ -86,16 +91,26 @@ class ImageResult:
     originals: IdentifyingValues | None = None
 
 
+@dataclass
+class Origin:
+    """Where the series' identity came from: the originals (sealed before storing)
+    and, from an identifiers service, the hash of its answer."""
+
+    identity: dict[str, str] = field(default_factory=dict)
+    source: str = "local"
+    response_sha256: str | None = None
+
+
 IDENTITY_KEYWORDS = ("PatientID", "PatientName", "PatientBirthDate", "AccessionNumber",
                      "StudyInstanceUID", "SeriesInstanceUID")
 
 
 def _deidentify_all(ctx: DeidContext, series_id: int, images: list[Image]
-                    ) -> tuple[Identifiers, dict[str, str], IdentifyingValues, list[ImageResult]]:
+                    ) -> tuple[Identifiers, Origin, IdentifyingValues, list[ImageResult]]:
     """One header read per image: identifiers, the original identity for the admin's
     mapping, the originals for the leak guard, the outputs."""
     ids: Identifiers | None = None
-    identity: dict[str, str] = {}
+    origin = Origin()
     first_patient: str | None = None
     originals: IdentifyingValues | None = None
     results: list[ImageResult] = []
@@ -110,8 +125,10 @@ def _deidentify_all(ctx: DeidContext, series_id: int, images: list[Image]
         patient = str(header.get("PatientID", "")).strip()
         if ids is None:
             first_patient = patient
-            identity = {k: str(header.get(k, "")) for k in IDENTITY_KEYWORDS}
-            ids = ctx.pseudonymizer.identifiers_for(patient, str(header.get("PatientName", "")))
+            origin.identity = {k: str(header.get(k, "")) for k in IDENTITY_KEYWORDS}
+            ids, origin.response_sha256 = ctx.source().identifiers_for(
+                patient, str(header.get("PatientName", "")))
+            origin.source = ctx.source().source
         elif patient != first_patient:
             raise SeriesHeld("the images of this series disagree on PatientID: held for a "
                              "person to resolve")
@@ -124,7 +141,7 @@ def _deidentify_all(ctx: DeidContext, series_id: int, images: list[Image]
                 originals.update(result.originals)
     if ids is None or originals is None:
         raise SeriesHeld("no image of this series could be read and de-identified")
-    return ids, identity, originals, results
+    return ids, origin, originals, results
 
 
 def _reason(what: str, exc: BaseException) -> str:
@@ -196,7 +213,7 @@ def _quarantine_leaking(ctx: DeidContext, series_id: int, images: list[Image],
               extra={"series_id": series_id, "hits": len(leaks)})
 
 
-def _finish(ctx: DeidContext, series_id: int, ids: Identifiers, identity: dict[str, str],
+def _finish(ctx: DeidContext, series_id: int, ids: Identifiers, origin: Origin,
             results: list[ImageResult]) -> None:
     with session_scope(ctx.engine) as session:
         series = session.get(Series, series_id)
@@ -208,7 +225,8 @@ def _finish(ctx: DeidContext, series_id: int, ids: Identifiers, identity: dict[s
             image.reason, image.updated_at = result.reason, utcnow()
             if not result.ok:
                 _quarantine_original(ctx, series_id, image)
-        _save_identifiers(session, series, ids, ctx.vault.seal(identity) if ctx.vault else None)
+        sealed = ctx.vault.seal(origin.identity) if ctx.vault else None
+        _save_identifiers(session, series, ids, origin, sealed)
         series.audit = _series_audit(results, ids)
         series.key_id, series.status, series.stage = ids.key_id, Status.DONEPROCESSING, Stage.SEND
         series.error, series.updated_at = None, utcnow()
@@ -230,14 +248,15 @@ def _quarantine_original(ctx: DeidContext, series_id: int, image: Image) -> None
         image.quarantine_path = str(shutil.move(source, target))
 
 
-def _save_identifiers(session: Session, series: Series, ids: Identifiers,
+def _save_identifiers(session: Session, series: Series, ids: Identifiers, origin: Origin,
                       sealed: tuple[str, str] | None) -> None:
     row = session.exec(select(SeriesIdentifiers).where(
         SeriesIdentifiers.series_id == series.id)).first()
     if row is None:
-        row = SeriesIdentifiers(series_id=series.id, source="local", key_id=ids.key_id,  # type: ignore[arg-type]
-                                patient_pseudonym=ids.patient_id,
-                                date_shift_days=ids.date_shift_days)
+        row = SeriesIdentifiers(series_id=series.id, source=origin.source,  # type: ignore[arg-type]
+                                key_id=ids.key_id, patient_pseudonym=ids.patient_id,
+                                date_shift_days=ids.date_shift_days,
+                                response_sha256=origin.response_sha256)
         session.add(row)
     if sealed is not None and row.originals_purged_at is None:
         row.original_key_id, row.original_encrypted = sealed

@@ -6,9 +6,21 @@ import asyncio
 import functools
 
 from relay_deid.handlers import DeidContext, deidentify_series
+from relay_deid.identifiers import RemoteIdentifiers
 from relay_shared.deid import DeidConfig
 from relay_shared.models import Stage
 from relay_shared.runtime import Runtime, consume_until_stopped
+from relay_shared.settings import Settings
+
+
+def _identifiers_source(settings: Settings) -> RemoteIdentifiers | None:
+    if not settings.identifiers_url:
+        return None
+    token = settings.identifiers_token.get_secret_value() if settings.identifiers_token else None
+    return RemoteIdentifiers(settings.identifiers_url, settings.deid_key_id,
+                             settings.identifiers_timeout, token=token,
+                             verify=str(settings.tls_ca_bundle) if settings.tls_ca_bundle
+                             else settings.tls_verify)
 
 
 async def run(rt: Runtime, stop: asyncio.Event) -> None:
@@ -16,6 +28,6 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
                                       str(rt.settings.deid_recipe) if rt.settings.deid_recipe
                                       else None)
     ctx = DeidContext(rt.engine, rt.store, rt.pseudonymizer, config, rt.settings.send_queue,
-                      rt.vault)
+                      rt.vault, _identifiers_source(rt.settings))
     await consume_until_stopped(rt, stop, rt.settings.deid_queue,
                                 functools.partial(deidentify_series, ctx), Stage.DEID)
