@@ -17,7 +17,7 @@ from tests.e2e.pipeline import TOKEN_ENTRY, api_get, corpus, wait_for_series
 from tests.services.sender.test_gcs import BUCKET, Emulator
 from tests.support.services import RelayProcess, free_port, relay_env, run_relay, wait_until
 
-pytestmark = [pytest.mark.e2e]
+pytestmark = [pytest.mark.e2e, pytest.mark.gcs]
 PREFIX = "research/relay"
 
 

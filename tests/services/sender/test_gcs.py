@@ -140,6 +140,7 @@ def generations(emulator: Emulator, prefix: str) -> dict[str, int | None]:
     return {name: blob.generation for name, blob in emulator.objects(prefix).items()}
 
 
+@pytest.mark.gcs
 def test_a_ct_series_arrives_as_one_volume_with_its_sidecar(
         tmp_path: Path, emulator: Emulator, prefix: str) -> None:
     rt = relay(tmp_path, emulator, prefix)
@@ -176,6 +177,7 @@ def assert_nothing_identifying(text: str, spec: SeriesSpec) -> None:
         assert value not in text
 
 
+@pytest.mark.gcs
 def test_a_repeated_send_changes_nothing(tmp_path: Path, emulator: Emulator,
                                          prefix: str) -> None:
     rt = relay(tmp_path, emulator, prefix)
@@ -193,6 +195,7 @@ def test_a_repeated_send_changes_nothing(tmp_path: Path, emulator: Emulator,
         assert len(list(session.exec(select(SeriesMetadata)))) == 1
 
 
+@pytest.mark.gcs
 def test_dicom_files_are_verified_one_by_one(tmp_path: Path, emulator: Emulator,
                                              prefix: str) -> None:
     rt = relay(tmp_path, emulator, prefix, fmt="dicom")
@@ -213,6 +216,7 @@ def test_dicom_files_are_verified_one_by_one(tmp_path: Path, emulator: Emulator,
     assert objects[lost_name].download_as_bytes() == lost.path.read_bytes()
 
 
+@pytest.mark.gcs
 def test_a_single_image_goes_as_dicom_with_the_reason(tmp_path: Path, emulator: Emulator,
                                                        prefix: str) -> None:
     rt = relay(tmp_path, emulator, prefix)
@@ -234,6 +238,7 @@ def test_a_single_image_goes_as_dicom_with_the_reason(tmp_path: Path, emulator: 
             == "a single image"
 
 
+@pytest.mark.gcs
 def test_different_content_under_the_same_name_is_never_replaced(
         tmp_path: Path, emulator: Emulator, prefix: str) -> None:
     rt = relay(tmp_path, emulator, prefix, fmt="dicom")
@@ -249,6 +254,7 @@ def test_different_content_under_the_same_name_is_never_replaced(
     assert generations(emulator, prefix) == before
 
 
+@pytest.mark.gcs
 @pytest.mark.parametrize("same", [True, False])
 def test_an_upload_that_loses_a_race_is_checked_by_checksum(
         tmp_path: Path, emulator: Emulator, prefix: str, monkeypatch: pytest.MonkeyPatch,
@@ -285,6 +291,7 @@ def test_an_unreachable_bucket_is_a_retryable_error(tmp_path: Path) -> None:
         dest.missing(series)
 
 
+@pytest.mark.gcs
 def test_search_finds_what_was_sent(tmp_path: Path, emulator: Emulator, prefix: str) -> None:
     rt = relay(tmp_path, emulator, prefix)
     ct_series(tmp_path / "ct", instances=4)
