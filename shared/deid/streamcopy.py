@@ -23,6 +23,7 @@ import os
 import struct
 import zlib
 from collections.abc import Callable
+from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO
@@ -50,6 +51,11 @@ Trailing = Callable[[Dataset], Dataset | None]
 
 class StreamCopyError(ValueError):
     """The source cannot be copied: truncated, or not the encoding claimed."""
+
+
+@lru_cache(maxsize=64)
+def _encoding(transfer_syntax: str) -> _Encoding:
+    return _Encoding(transfer_syntax)
 
 
 class _Encoding:
@@ -89,11 +95,11 @@ def write_deidentified(src_path: Path, dst_path: Path, header: Dataset | Header,
     where the pixel data starts."""
     dst_path = Path(dst_path)
     part = dst_path.with_name(dst_path.name + ".part")
-    if isinstance(header, Header) and UID(header.transfer_syntax or "").is_deflated:
-        header = header.to_dataset()
     syntax = header.transfer_syntax if isinstance(header, Header) else \
         header.file_meta.TransferSyntaxUID
-    enc = _Encoding(syntax or ExplicitVRLittleEndian)
+    enc = _encoding(syntax or ExplicitVRLittleEndian)
+    if isinstance(header, Header) and enc.deflated:
+        header = header.to_dataset()
     try:
         with open(src_path, "rb") as src, open(part, "wb") as out:
             if isinstance(header, Header):
