@@ -18,6 +18,7 @@ ROUTES = [
     ("GET", "/api/v1/studies", "reader"),
     ("GET", "/api/v1/failures", "reader"),
     ("GET", "/api/v1/stats", "reader"),
+    ("GET", "/api/v1/search", "reader"),
     ("POST", "/api/v1/series/{failed}/retry", "operator"),
     ("GET", "/api/v1/admin/identifiers", "admin"),
     ("GET", "/api/v1/admin/series/{done}/audit", "admin"),
