@@ -197,6 +197,7 @@ def relay_runner(guard: bool) -> Callable[[list[Path], Path], None]:
     def run(paths: list[Path], out: Path) -> None:
         ids = None
         originals = IdentifyingValues()
+        kept = []  # the service keeps each instance's audit and originals until the end
         for path in paths:
             header = read_header(path)
             if ids is None:
@@ -205,6 +206,7 @@ def relay_runner(guard: bool) -> Callable[[list[Path], Path], None]:
             result = deidentify(header, ids, pseudo, config, known=originals)
             write_deidentified(path, out / path.name, result.dataset)
             originals.update(result.originals)
+            kept.append((result.audit, result.originals))
         if guard:
             for path in paths:
                 if find_leaks(read_header(out / path.name), originals):

@@ -33,8 +33,9 @@ META_KEEP = frozenset({0x00020001, 0x00020002, 0x00020010})
 class DeidResult:
     dataset: Dataset | Header  # the same kind as was given
     audit: dict
-    # The originals met while de-identifying this instance: the same set
-    # identifying_values() returns, so the caller need not walk twice.
+    # The originals met while de-identifying this instance (less those already
+    # in `known`): the same set identifying_values() returns, so the caller
+    # need not walk twice.
     originals: IdentifyingValues = field(default_factory=IdentifyingValues)
 
 
@@ -52,7 +53,10 @@ def deidentify(
     present, is left untouched.
 
     `known`: originals already met in other instances of the series; free
-    text is scrubbed of them too, and they are part of `result.originals`.
+    text is scrubbed of them too. `result.originals` holds what this
+    instance adds to them (all of its originals when `known` is None), so
+    that `known.update(result.originals)` is the series' set and a caller
+    keeping every result does not keep a copy of `known` per instance.
 
     Both kinds go through the raw engine (`rawengine.py`) when the header is
     within what it handles, else through the Dataset engine (`handlers.py`);

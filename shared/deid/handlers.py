@@ -37,9 +37,8 @@ class Run:
         self.pseudo = pseudo
         self.actions = plan.actions
         self.codec: str | None = None
+        self.known = known  # not copied: see rawengine.RawRun
         self.originals = IdentifyingValues()
-        if known is not None:
-            self.originals.update(known)
         self.deferred: list[tuple[Dataset, int, str | None]] = []
         self.removed: set[int] = set()
         self.replaced: set[int] = set()
@@ -82,11 +81,11 @@ class Run:
     def scrub_deferred(self) -> None:
         """Free text is scrubbed last, once every original of the instance
         is known (a description comes before the patient's name in a file)."""
-        if not len(self.originals):
+        if not len(self.originals) and not (self.known is not None and len(self.known)):
             return
         for ds, tag, codec in self.deferred:
             vr, values = read_values(ds, tag, codec, self.plan.vr(tag))
-            clean = [self.originals.scrub(v) for v in values]
+            clean = [self.originals.scrub(v, self.known) for v in values]
             if clean != values:
                 write_values(ds, tag, vr, clean, codec)
                 self.cleaned.add(tag)

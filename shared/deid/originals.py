@@ -80,11 +80,12 @@ class IdentifyingValues:
             self._add_one(vr, value)
 
     def add_raw(self, elem: tuple[str, bytes], codec: str,
-                values: Callable[[tuple[str, bytes], str], list[str]]) -> None:
+                values: Callable[[tuple[str, bytes], str], list[str]],
+                known: IdentifyingValues | None = None) -> None:
         """Add an element given as (VR, bytes), decoded by `values` once:
-        the same bytes met again (in the next instance) are skipped."""
+        the same bytes met again (here or in `known`) are skipped."""
         key = (codec, elem)
-        if key not in self._raw_seen:
+        if key not in self._raw_seen and (known is None or key not in known._raw_seen):
             self._raw_seen.add(key)
             self.add(elem[0], values(elem, codec))
 
@@ -127,21 +128,33 @@ class IdentifyingValues:
             self._matcher = _compile(frozenset(self.texts | self.dates), frozenset(self.words))
         return self._matcher
 
-    def search(self, text: str) -> bool:
-        """Whether free text holds any original (UIDs included)."""
-        matcher = self._matcher_now()
+    def search(self, text: str, also: IdentifyingValues | None = None) -> bool:
+        """Whether free text holds any original (UIDs included), of these
+        or of `also`."""
+        matcher = self._matcher_with(also)
         if matcher is not None and matcher.search(text):
             return True
-        return bool(self.uids_in(text, first=True))
+        return bool(self.uids_in(text, first=True) or (also and also.uids_in(text, first=True)))
 
-    def scrub(self, text: str) -> str:
-        """`text` with every original replaced by SCRUBBED."""
-        matcher = self._matcher_now()
+    def scrub(self, text: str, also: IdentifyingValues | None = None) -> str:
+        """`text` with every original (of these or of `also`) replaced by SCRUBBED."""
+        matcher = self._matcher_with(also)
         if matcher is not None and matcher.search(text):
             text = matcher.pattern.sub(SCRUBBED, text)
-        for uid in sorted(self.uids_in(text), key=len, reverse=True):
+        found = self.uids_in(text) | (also.uids_in(text) if also is not None else set())
+        for uid in sorted(found, key=len, reverse=True):
             text = text.replace(uid, SCRUBBED)
         return text
+
+    def _matcher_with(self, also: IdentifyingValues | None) -> _Matcher | None:
+        """The matcher of the union, without copying `also` (which, for a
+        series, holds every UID of every instance before)."""
+        if also is None or not (also.texts or also.dates or also.words):
+            return self._matcher_now()
+        if not (self.texts or self.dates or self.words):
+            return also._matcher_now()
+        return _compile(frozenset(self.texts | self.dates | also.texts | also.dates),
+                        frozenset(self.words | also.words))
 
     def uids_in(self, text: str, first: bool = False) -> set[str]:
         """The original UIDs that occur in `text` (as substrings). A UID is

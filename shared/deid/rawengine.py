@@ -47,9 +47,10 @@ class RawRun:
         self.codec = header.codec
         self.order = header.encoding.order
         self.actions = raw_actions(plan)
+        # What this instance adds to `known`: not a copy of it, which for a
+        # series of thousands would hold every instance's UIDs once per instance.
+        self.known = known
         self.originals = IdentifyingValues()
-        if known is not None:
-            self.originals.update(known)
         self.deferred: list[tuple[Item, int]] = []
         self.removed: set[int] = set()
         self.replaced: set[int] = set()
@@ -91,21 +92,21 @@ class RawRun:
                 for sub in elem[1]:
                     collect_all(sub, self)
         elif tag in self.plan.identifying and elem[0] in TEXTUAL_VRS:
-            self.originals.add_raw(elem, self.codec, text_values)
+            self.originals.add_raw(elem, self.codec, text_values, self.known)
 
     def new_uid(self, value: str) -> str:
         return value if not value or value in UID_dictionary else self.pseudo.uid(value)
 
     def scrub_deferred(self) -> None:
         """Free text is scrubbed last, once every original of the instance is known."""
-        if not len(self.originals):
+        if not len(self.originals) and not (self.known is not None and len(self.known)):
             return
         for item, tag in self.deferred:
             elem = item[tag]
             if elem[0] not in TEXTUAL_VRS:
                 continue
             values = text_values(elem, self.codec)
-            clean = [self.originals.scrub(v) for v in values]
+            clean = [self.originals.scrub(v, self.known) for v in values]
             if clean != values:
                 self.write(item, tag, elem[0], clean)
                 self.cleaned.add(tag)
@@ -123,7 +124,7 @@ def collect_all(item: Item, run: RawRun) -> None:
             for sub in elem[1]:
                 collect_all(sub, run)
         elif (tag in identifying or elem[0] == "UI") and elem[0] in TEXTUAL_VRS:
-            run.originals.add_raw(elem, codec, text_values)
+            run.originals.add_raw(elem, codec, text_values, run.known)
 
 
 # -- the actions -------------------------------------------------------------
@@ -183,7 +184,7 @@ def uid(item: Item, tag: int, run: RawRun) -> None:
         return
     new = [run.new_uid(v) for v in values]
     if new != values:  # well-known UIDs (SOP classes, coding schemes) stay
-        run.originals.add_raw(elem, run.codec, text_values)
+        run.originals.add_raw(elem, run.codec, text_values, run.known)
         run.write(item, tag, "UI", new)
         run.replaced.add(tag)
 
@@ -209,7 +210,7 @@ def shift(item: Item, tag: int, run: RawRun) -> None:
     if not values:
         return
     if tag in run.plan.identifying:
-        run.originals.add_raw(elem, run.codec, text_values)
+        run.originals.add_raw(elem, run.codec, text_values, run.known)
     shifted = shift_values(values, elem[0], run.ids.date_shift_days)
     run.write(item, tag, elem[0], cast("list[str]", shifted))
     run.shifted.add(tag)

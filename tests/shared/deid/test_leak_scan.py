@@ -112,3 +112,25 @@ def test_nested_values_are_searched_on_bytes() -> None:
     originals.add("PN", "watson^emma")
     assert find_leaks(as_header(ds), originals) == [
         "(0008,1140)[0].(0040,A730)[0].(0040,A123)"]
+
+
+def test_known_originals_scrub_later_instances_without_being_copied() -> None:
+    config = DeidConfig(options=frozenset({"cleanDescOpt"}))
+    first = deidentify(as_header(base()), PSEUDO.identifiers_for("MRN-4711"), PSEUDO, config)
+    known = first.originals
+    sizes = len(known)
+    later = base()
+    later.PatientName = "ROE^RICHARD"
+    later.SOPInstanceUID = later.file_meta.MediaStorageSOPInstanceUID = "1.2.999.2"
+    later.ImageComments = "compare with John Doe, study 1.2.999.1"
+    for header in (as_header(later), reread(later)):
+        result = deidentify(header, PSEUDO.identifiers_for("MRN-4711"), PSEUDO, config,
+                            known=known)
+        out = result.dataset if isinstance(result.dataset, Dataset) else \
+            result.dataset.to_dataset()
+        assert "DOE" not in out.ImageComments.upper()
+        assert "1.2.999.1" not in out.ImageComments
+        assert "DOE^JOHN" not in result.originals.texts  # already in known
+        assert "ROE^RICHARD" in result.originals.texts
+        assert "1.2.999.2" in result.originals.uids
+        assert len(known) == sizes
