@@ -16,6 +16,8 @@ from relay_api.schemas import Page
 from relay_shared.models import Series, SeriesMetadata, Status
 
 router = APIRouter(prefix="/api/v1/search", tags=["search"])
+# No control characters: PostgreSQL refuses a NUL in any text it is asked to compare.
+PLAIN = r"^[^\x00-\x1f]*$"
 
 
 class SearchHit(BaseModel):
@@ -73,12 +75,13 @@ def _filtered(f: Filters) -> Select[tuple[SeriesMetadata, Status]]:
 @router.get("", response_model=Page[SearchHit])
 def search(
     session: SessionDep, _: Reader,
-    modality: Annotated[str | None, Query(max_length=16)] = None,
-    body_part: Annotated[str | None, Query(max_length=64)] = None,
-    patient_pseudonym: Annotated[str | None, Query(max_length=64)] = None,
-    study_uid: Annotated[str | None, Query(max_length=64)] = None,
+    modality: Annotated[str | None, Query(max_length=16, pattern=PLAIN)] = None,
+    body_part: Annotated[str | None, Query(max_length=64, pattern=PLAIN)] = None,
+    patient_pseudonym: Annotated[str | None, Query(max_length=64, pattern=PLAIN)] = None,
+    study_uid: Annotated[str | None, Query(max_length=64, pattern=PLAIN)] = None,
     description: Annotated[str | None, Query(
-        max_length=64, description="Part of the series description, any case")] = None,
+        max_length=64, pattern=PLAIN,
+        description="Part of the series description, any case")] = None,
     study_date_from: Annotated[date | None, Query(
         description="Shifted study date on or after (YYYY-MM-DD)")] = None,
     study_date_to: Annotated[date | None, Query(description="On or before")] = None,

@@ -313,4 +313,6 @@ def test_search_finds_what_was_sent(tmp_path: Path, emulator: Emulator, prefix: 
     study_date = hit["study_date"]
     assert found(f"study_date_from={study_date}&study_date_to={study_date}") == [series_id]
     assert found("study_date_to=1900-01-01") == []
+    assert found("description=knee") == []  # the profile removed the description
+    assert api.get("/api/v1/search?body_part=%00").status_code == 422
     assert client(rt, role=None).get("/api/v1/search").status_code == 401
