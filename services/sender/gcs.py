@@ -172,20 +172,20 @@ class GcsDestination:
             return
         blob = self._bucket.blob(upload.name)
         blob.metadata = upload.metadata
-        try:
-            with google_calls("upload"):
+        with google_calls("upload"):
+            try:
                 blob.upload_from_string(upload.content, content_type=upload.content_type,
                                         if_generation_match=0, timeout=self._timeout,
                                         retry=self._retry)
-        except DestinationError as exc:
-            if not isinstance(exc.__cause__, google_errors.PreconditionFailed):
-                raise
-            with google_calls("read"):  # written in between: by us, or something else?
+                return
+            except google_errors.PreconditionFailed:
+                # Stored since the listing: by a retried request of ours, or by another.
                 current = self._bucket.get_blob(upload.name, timeout=self._timeout,
                                                 retry=self._retry)
-            if current is None:
-                raise
-            self._same_or_refuse(upload.name, current, sums)
+        if current is None:
+            raise DestinationError(f"gcs refused {upload.name} as existing, then did not "
+                                   "show it")
+        self._same_or_refuse(upload.name, current, sums)
 
     def _same_or_refuse(self, name: str, blob: storage.Blob, sums: Checksums) -> None:
         if not sums.match(blob):
