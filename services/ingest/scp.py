@@ -14,13 +14,13 @@ import contextlib
 import ipaddress
 import logging
 import socket
-from collections.abc import Callable
 from io import BytesIO
-from typing import Any
+from typing import cast
 
 from pydicom import dcmread
 from pydicom import uid as uids
 from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -78,7 +78,7 @@ class Receiver:
         except Exception:  # whatever the peer sent, it is not a dataset we can file
             log.warning("instance refused: cannot read its series", exc_info=True)
             return CANNOT_UNDERSTAND
-        sop_uid = str(event.request.AffectedSOPInstanceUID)
+        sop_uid = str(cast(C_STORE, event.request).AffectedSOPInstanceUID)
         try:
             landed = staging.write_instance(self._staging.landing_dir, sop_uid, data)
         except OSError:
@@ -102,7 +102,7 @@ class Receiver:
         event.assoc.acse.send_reject(0x01, 0x01, 0x01)
         event.assoc.kill()  # waits for the reject to leave, as pynetdicom's own refusals do
 
-    def handlers(self) -> list[tuple[Any, Callable[..., Any]]]:
+    def handlers(self) -> list[evt.EventHandlerType]:
         return [(evt.EVT_C_STORE, self.on_store), (evt.EVT_CONN_OPEN, tune_connection),
                 (evt.EVT_REQUESTED, self.on_requested), (evt.EVT_C_ECHO, lambda _e: SUCCESS)]
 
@@ -120,7 +120,7 @@ def make_ae(settings: Settings) -> AE:
     ae = AE(ae_title=settings.scp_ae_title)
     ae.add_supported_context(Verification)
     for context in AllStoragePresentationContexts:
-        ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+        ae.add_supported_context(str(context.abstract_syntax), TRANSFER_SYNTAXES)
     ae.require_calling_aet = list(settings.scp_allowed_aes)
     ae.maximum_associations = 64
     # Peers send PDUs up to this size: a whole instance in a few PDUs rather than
