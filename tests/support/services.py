@@ -201,7 +201,10 @@ class RelayProcess:
 
 
 def relay_env(base: dict[str, str], **settings: object) -> dict[str, str]:
+    """The environment of a relay process under test. Its DICOM listener is off
+    unless a test gives it a port: the default 11112 is never a test's to take."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    env["RELAY_SCP_PORT"] = "0"
     env.update(base)
     env.update({f"RELAY_{k.upper()}": str(v) for k, v in settings.items()})
     return env
