@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Column, Text
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -72,6 +72,13 @@ class Image(SQLModel, table=True):
     size_bytes: int | None = None
     # Tells a harmless re-delivery from a reused SOPInstanceUID with other content.
     content_sha256: str | None = Field(default=None, max_length=64)
+    # Burned-in text: why the pixels may hold text (NULL: nothing suggests it), whether
+    # regions were blacked out, the OCR gate's verdict ("passed", "held", "off",
+    # "released") and the whole decision in words.
+    pixel_flag: str | None = Field(default=None, max_length=128)
+    pixel_redacted: bool = False
+    pixel_gate: str | None = Field(default=None, max_length=16)
+    pixel_reason: str | None = Field(default=None, sa_column=Column(Text))
     updated_at: datetime = Field(default_factory=utcnow)
 
 
@@ -133,3 +140,68 @@ class SeriesMetadata(SQLModel, table=True):
     slice_thickness: float | None = None
     fields: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class FollowCursor(SQLModel, table=True):
+    """How far the changes feed of one followed Orthanc has been taken."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(unique=True, max_length=255)
+    last_change: int = 0
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class FollowedSeries(SQLModel, table=True):
+    """A stable series taken from a followed Orthanc, so a replayed change is skipped.
+    ``orthanc_id`` is Orthanc's own resource id (a hash), not a DICOM UID."""
+
+    __table_args__ = (UniqueConstraint("source", "orthanc_id",
+                                       name="uq_followedseries_source_orthanc_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=255)
+    orthanc_id: str = Field(max_length=64)
+    # The de-identified SeriesInstanceUID, as Series.series_uid holds it.
+    series_uid: str | None = Field(default=None, max_length=64, index=True)
+    instances: int = 0
+    taken_at: datetime = Field(default_factory=utcnow)
+    deleted_at: datetime | None = None
+
+
+class RowState(StrEnum):
+    QUEUED = "QUEUED"
+    FOUND = "FOUND"
+    NOT_FOUND = "NOT_FOUND"
+    AMBIGUOUS = "AMBIGUOUS"
+    RETRIEVING = "RETRIEVING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+class Collection(SQLModel, table=True):
+    """A worklist handed over to be collected from the PACS."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class CollectionRow(SQLModel, table=True):
+    """One row of a worklist. The query (an accession number, or a patient id and dates)
+    is identifying: it is kept encrypted for the collector, and as a keyed hash
+    (``query_key``) that tells a row already collected by an earlier worklist."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    collection_id: int = Field(foreign_key="collection.id", index=True)
+    row_number: int
+    query_key: str = Field(max_length=64, index=True)
+    query_encrypted: str | None = Field(default=None, sa_column=Column(Text))
+    query_key_id: str | None = Field(default=None, max_length=32)
+    state: str = Field(default=RowState.QUEUED.value, max_length=16, index=True)
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    # De-identified StudyInstanceUIDs and SeriesInstanceUIDs the PACS answered with.
+    study_uids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    series_uids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    instances: int | None = None
+    attempts: int = 0
+    retrieved_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow, index=True)

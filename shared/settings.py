@@ -106,6 +106,15 @@ class Settings(BaseSettings):
     # Keys that encrypt the original identity kept for the admin's mapping.
     identifier_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Burned-in text: an operator's region rules file (extends the built-in one, checked
+    # at start), the OCR gate on images that may hold text, the modalities it skips, and
+    # whether any legible text holds an image (else only text matching an original value).
+    pixel_rules: Path | None = None
+    pixel_ocr: bool = True
+    pixel_ocr_off_modalities: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    pixel_ocr_any_text: bool = False
+    _split_pixels = field_validator("pixel_ocr_off_modalities", mode="before")(_split_commas)
+
     # Retention, in days: originals kept for the mapping, quarantined files, and the
     # working files of series that stay FAILED.
     retain_originals_days: float = Field(30.0, ge=0)

@@ -31,6 +31,7 @@ from relay_shared.metrics import INSTANCES_DEIDENTIFIED, INSTANCES_FAILED
 from relay_shared.models import Image, Series, SeriesIdentifiers, Stage, Status, Study, utcnow
 from relay_shared.outbox import enqueue
 from relay_shared.paths import WorkStore
+from relay_shared.pixels import PixelOutcome, PixelPolicy, counts, record
 from relay_shared.vault import IdentifierVault
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class DeidContext:
     send_queue: str
     vault: IdentifierVault | None = None
     identifiers: IdentifiersSource | None = None
+    pixels: PixelPolicy = field(default_factory=PixelPolicy)
 
     def source(self) -> IdentifiersSource:
         return self.identifiers or LocalIdentifiers(self.pseudonymizer)
@@ -89,6 +91,7 @@ class ImageResult:
     reason: str | None = None
     audit: dict | None = None
     originals: IdentifyingValues | None = None
+    pixels: PixelOutcome | None = None  # set for images whose pixels may hold text
 
 
 @dataclass
@@ -153,18 +156,25 @@ def _deidentify_image(ctx: DeidContext, series_id: int, image_id: int,
                       ids: Identifiers, known: IdentifyingValues | None) -> ImageResult:
     source = ctx.store.original(series_id, image_id)
     target = ctx.store.deidentified(series_id, image_id)
+    pixels = None
     try:
+        assessment = ctx.pixels.assess(header)  # before the profile removes the device
         # `known` lets free text be scrubbed of values seen in earlier images too.
         result = deidentify(header, ids, ctx.pseudonymizer, ctx.config, known=known)
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_deidentified(source, target, result.dataset)
+        if assessment.flagged:
+            pixels = ctx.pixels.process(assessment, source, target, result.dataset,
+                                        result.originals, ctx.pseudonymizer)
+        else:
+            write_deidentified(source, target, result.dataset)
     except OSError:
         raise  # disk full, I/O error: the machine's fault, not the image's; retry the series
     except Exception as exc:  # one bad image must not stop the series; its reason is kept
         log.warning("image failed", extra={"series_id": series_id, "image_id": image_id,
                                           "error_type": type(exc).__name__})
         return ImageResult(image_id, False, _reason("de-identification failed", exc))
-    return ImageResult(image_id, True, audit=result.audit, originals=result.originals)
+    return ImageResult(image_id, True, audit=result.audit, originals=result.originals,
+                       pixels=pixels)
 
 
 def _leak_check(ctx: DeidContext, series_id: int, originals: IdentifyingValues,
@@ -225,6 +235,7 @@ def _finish(ctx: DeidContext, series_id: int, ids: Identifiers, origin: Origin,
             image.reason, image.updated_at = result.reason, utcnow()
             if not result.ok:
                 _quarantine_original(ctx, series_id, image)
+            record(image, result.pixels, ctx.store)
         sealed = ctx.vault.seal(origin.identity) if ctx.vault else None
         _save_identifiers(session, series, ids, origin, sealed)
         series.audit = _series_audit(results, ids)
@@ -232,11 +243,15 @@ def _finish(ctx: DeidContext, series_id: int, ids: Identifiers, origin: Origin,
         series.error, series.updated_at = None, utcnow()
         enqueue(session, ctx.send_queue, series)
         ok = sum(r.ok for r in results)
+        held = series.audit["pixels"]["held"]
         record_event(session, series_id, SERVICE, "deidentified",
-                     f"{ok} image(s) de-identified, {len(results) - ok} failed")
+                     f"{ok} image(s) de-identified, {len(results) - ok} failed, "
+                     f"{held} held for burned-in text")
     INSTANCES_DEIDENTIFIED.inc(ok)
     if ok < len(results):
         INSTANCES_FAILED.labels(stage="deid", reason="deid_error").inc(len(results) - ok)
+    if held:
+        INSTANCES_FAILED.labels(stage="deid", reason="burned_in_text").inc(held)
 
 
 def _quarantine_original(ctx: DeidContext, series_id: int, image: Image) -> None:
@@ -268,4 +283,5 @@ def _save_identifiers(session: Session, series: Series, ids: Identifiers, origin
 def _series_audit(results: list[ImageResult], ids: Identifiers) -> dict:
     audit = merge_audits([r.audit for r in results if r.ok and r.audit])
     audit["identifiers_sha256"] = ids.digest()
+    audit["pixels"] = counts(r.pixels for r in results)
     return audit

@@ -9,6 +9,7 @@ from relay_deid.handlers import DeidContext, deidentify_series
 from relay_deid.identifiers import RemoteIdentifiers
 from relay_shared.deid import DeidConfig
 from relay_shared.models import Stage
+from relay_shared.pixels import PixelPolicy
 from relay_shared.runtime import Runtime, consume_until_stopped
 from relay_shared.settings import Settings
 
@@ -28,6 +29,7 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
                                       str(rt.settings.deid_recipe) if rt.settings.deid_recipe
                                       else None)
     ctx = DeidContext(rt.engine, rt.store, rt.pseudonymizer, config, rt.settings.send_queue,
-                      rt.vault, _identifiers_source(rt.settings))
+                      rt.vault, _identifiers_source(rt.settings),
+                      PixelPolicy.from_settings(rt.settings))
     await consume_until_stopped(rt, stop, rt.settings.deid_queue,
                                 functools.partial(deidentify_series, ctx), Stage.DEID)
