@@ -144,6 +144,32 @@ class Settings(BaseSettings):
     dicomweb_username: str | None = None
     dicomweb_password: SecretStr | None = None
 
+    # Pull sources. The follower takes each stable series from the changes feed of
+    # every Orthanc listed (credentials, if any, are the same for all); it starts at
+    # the feed's end unless told to take what the server already holds, and may
+    # delete a series from its source once the relay has it DONE. The collector asks
+    # the PACS by C-FIND and retrieves to this relay's SCP by C-MOVE (or by C-GET on
+    # the same association); its request rate and the retrievals it runs at once are
+    # bounded so a clinical PACS never feels it.
+    follow_orthanc_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    follow_orthanc_username: str | None = None
+    follow_orthanc_password: SecretStr | None = None
+    follow_poll_interval: float = Field(5.0, gt=0)
+    follow_batch: int = Field(100, ge=1, le=10_000)
+    follow_from_start: bool = False
+    follow_delete_after_done: bool = False
+    pacs_host: str | None = None
+    pacs_port: int = Field(104, ge=1, le=65535)
+    pacs_ae_title: str = Field("PACS", min_length=1, max_length=16)
+    pacs_retrieve: str = Field("move", pattern=r"^(move|get)$")
+    pacs_timeout: float = Field(60.0, gt=0)
+    collect_rate: float = Field(2.0, gt=0)
+    collect_max_concurrent: int = Field(2, ge=1, le=64)
+    collect_poll_interval: float = Field(2.0, gt=0)
+    # A retrieved row whose series have not all reached DONE by then is FAILED.
+    collect_done_timeout: float = Field(3600.0, gt=0)
+    _split_follow = field_validator("follow_orthanc_urls", mode="before")(_split_commas)
+
     # Google Cloud Storage destination. Credentials are found the way Google's libraries
     # find them (GOOGLE_APPLICATION_CREDENTIALS, workload identity); the endpoint
     # override is for an emulator, which is spoken to without credentials.

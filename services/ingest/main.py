@@ -7,9 +7,9 @@ import contextlib
 import logging
 from pathlib import Path
 
-from relay_ingest import scp
+from relay_ingest import collector, follower, scp
 from relay_ingest.handlers import claim, ingest_claimed, is_finished
-from relay_shared import outbox
+from relay_shared import outbox, tlsconfig
 from relay_shared.metrics import INSTANCES_RECEIVED
 from relay_shared.runtime import Runtime
 
@@ -19,7 +19,14 @@ log = logging.getLogger(__name__)
 async def run(rt: Runtime, stop: asyncio.Event) -> None:
     incoming = rt.settings.incoming_dir
     assert incoming is not None
+    if rt.settings.scp_port:
+        tlsconfig.scp_context(rt.settings)  # a certificate that cannot be used stops start-up
     network = asyncio.create_task(scp.serve(rt.settings, stop)) if rt.settings.scp_port else None
+    # Pull sources run beside the watch loop; what they fetch lands in incoming.
+    pulls = [asyncio.create_task(follower.run(rt, stop))] if rt.settings.follow_orthanc_urls \
+        else []
+    if rt.settings.pacs_host:
+        pulls.append(asyncio.create_task(collector.run(rt, stop)))
     while not stop.is_set():
         # Claimed folders left by a crash, or by a round that failed (database down),
         # are taken up again before anything new.
@@ -34,6 +41,7 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), rt.settings.watch_interval)
     if network is not None:
         await network
+    await asyncio.gather(*pulls)
 
 
 def _folders(root: Path) -> list[Path]:
