@@ -144,6 +144,36 @@ class Settings(BaseSettings):
     dicomweb_username: str | None = None
     dicomweb_password: SecretStr | None = None
 
+    # DICOM over TLS (plain DICOM unless set). The SCP: its certificate (with any
+    # intermediates) and key; with a CA, client certificates are checked against it,
+    # and required with scp_tls_require_client_cert (then, with an AE allow-list, the
+    # calling AE title must be the certificate's CN or a DNS name of it). Associations
+    # the relay opens: dicom_tls on, the CA that signs the peers (else the system's),
+    # a client certificate for peers that want one, and the name the peer's
+    # certificate must carry when it is not the host dialled.
+    scp_tls_cert: Path | None = None
+    scp_tls_key: Path | None = None
+    scp_tls_ca: Path | None = None
+    scp_tls_require_client_cert: bool = False
+    dicom_tls: bool = False
+    dicom_tls_ca: Path | None = None
+    dicom_tls_cert: Path | None = None
+    dicom_tls_key: Path | None = None
+    dicom_tls_server_name: str | None = None
+
+    @model_validator(mode="after")
+    def _check_dicom_tls(self) -> Settings:
+        for side in ("scp", "dicom"):
+            cert, key = getattr(self, f"{side}_tls_cert"), getattr(self, f"{side}_tls_key")
+            if (cert is None) != (key is None):
+                raise ValueError(f"RELAY_{side.upper()}_TLS_CERT and RELAY_{side.upper()}"
+                                 "_TLS_KEY go together")
+        if self.scp_tls_require_client_cert and (self.scp_tls_cert is None
+                                                 or self.scp_tls_ca is None):
+            raise ValueError("RELAY_SCP_TLS_REQUIRE_CLIENT_CERT needs RELAY_SCP_TLS_CERT, "
+                             "RELAY_SCP_TLS_KEY and RELAY_SCP_TLS_CA")
+        return self
+
     # Pull sources. The follower takes each stable series from the changes feed of
     # every Orthanc listed (credentials, if any, are the same for all); it starts at
     # the feed's end unless told to take what the server already holds, and may

@@ -5,6 +5,11 @@ decode, no re-encode, compressed pixel data untouched) into the staging folder
 of their series. pynetdicom calls the handlers on its own threads; the staging
 bookkeeping lives on the asyncio loop, so the handlers reach it only through
 ``loop.call_soon_threadsafe``. A handler never raises: it answers with a status.
+
+Over TLS (``RELAY_SCP_TLS_CERT``) the handshake runs on the association's thread when
+the connection opens; a peer whose certificate does not verify is logged with the
+link that failed and disconnected. With client certificates required and an AE
+allow-list, the calling AE title must be the certificate's CN or one of its DNS names.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
+import ssl
 from io import BytesIO
 from typing import cast
 
@@ -26,6 +32,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from relay_ingest import staging
 from relay_ingest.staging import Staging
+from relay_shared import tlsconfig
 from relay_shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,10 +73,12 @@ class Receiver:
     """The C-STORE and association handlers, bound to one loop and one staging area."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, area: Staging,
-                 allowed_hosts: list[str]) -> None:
+                 allowed_hosts: list[str], certificate_names_ae: bool = False) -> None:
         self._loop = loop
         self._staging = area
         self._allowed = [ipaddress.ip_network(h, strict=False) for h in allowed_hosts]
+        # Mutual TLS with an AE allow-list: the certificate must name the calling AE.
+        self._certificate_names_ae = certificate_names_ae
 
     def on_store(self, event: evt.Event) -> int:
         try:
@@ -89,21 +98,49 @@ class Receiver:
             self._loop.call_soon_threadsafe(self._staging.arrived, series_uid, landed)
         return SUCCESS
 
-    def on_requested(self, event: evt.Event) -> None:
-        """Refuse an address that is not on the allow-list before anything is negotiated."""
-        if not self._allowed:
+    def on_open(self, event: evt.Event) -> None:
+        """Finish the TLS handshake (if any) here, on the association's own thread."""
+        sock = event.assoc.dul.socket
+        refused = tlsconfig.handshake(sock.socket if sock is not None else None)
+        if refused is None:
+            tune_connection(event)
             return
-        host = event.assoc.requestor.address
+        log.warning("TLS connection refused", extra={
+            "peer": event.address[0], "reason": refused})
+        sock.close()  # the association then ends without a word on the wire
+
+    def on_requested(self, event: evt.Event) -> None:
+        """Refuse an address that is not on the allow-list, or a certificate that does not
+        name the calling AE, before anything is negotiated."""
+        if not self._host_allowed(event.assoc.requestor.address):
+            self._reject(event, "association refused: address not allowed", {})
+        elif self._certificate_names_ae:
+            # The requestor's AE title is filled in after this event; the request has it.
+            calling = str(event.assoc.requestor.primitive.calling_ae_title).strip()
+            sock = event.assoc.dul.socket.socket
+            peer = sock.getpeercert() if isinstance(sock, ssl.SSLSocket) else None
+            names = tlsconfig.certificate_names(peer)
+            if calling not in names:
+                self._reject(event, "association refused: client certificate does not name "
+                             "the calling AE", {"calling_ae": calling,
+                                                "certificate_names": sorted(names)})
+
+    def _host_allowed(self, host: str) -> bool:
+        if not self._allowed:
+            return True
         with contextlib.suppress(ValueError):
-            if any(ipaddress.ip_address(host) in net for net in self._allowed):
-                return
-        log.warning("association refused: address not allowed")
+            return any(ipaddress.ip_address(host) in net for net in self._allowed)
+        return False
+
+    @staticmethod
+    def _reject(event: evt.Event, message: str, extra: dict[str, object]) -> None:
+        log.warning(message, extra=extra)
         # rejected-permanent, service-user, no reason given
         event.assoc.acse.send_reject(0x01, 0x01, 0x01)
         event.assoc.kill()  # waits for the reject to leave, as pynetdicom's own refusals do
 
     def handlers(self) -> list[evt.EventHandlerType]:
-        return [(evt.EVT_C_STORE, self.on_store), (evt.EVT_CONN_OPEN, tune_connection),
+        return [(evt.EVT_C_STORE, self.on_store), (evt.EVT_CONN_OPEN, self.on_open),
                 (evt.EVT_REQUESTED, self.on_requested), (evt.EVT_C_ECHO, lambda _e: SUCCESS)]
 
 
@@ -131,11 +168,14 @@ def make_ae(settings: Settings) -> AE:
 
 def start(settings: Settings, receiver: Receiver) -> ThreadedAssociationServer:
     ae = make_ae(settings)
+    context = tlsconfig.scp_context(settings)
     server = ae.start_server((settings.scp_host, settings.scp_port), block=False,
-                             evt_handlers=receiver.handlers())
+                             evt_handlers=receiver.handlers(), ssl_context=context)
     assert server is not None
-    log.info("DICOM SCP listening", extra={"ae_title": settings.scp_ae_title,
-                                           "port": settings.scp_port})
+    log.info("DICOM SCP listening", extra={
+        "ae_title": settings.scp_ae_title, "port": settings.scp_port,
+        "tls": context is not None,
+        "client_certificates": settings.scp_tls_require_client_cert})
     return server
 
 
@@ -145,8 +185,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     staging.recover(settings.staging_dir, settings.incoming_dir)
     area = Staging(settings.staging_dir, settings.incoming_dir, settings.stable_age)
     try:
-        server = start(settings, Receiver(asyncio.get_running_loop(), area,
-                                          settings.scp_allowed_hosts))
+        receiver = Receiver(asyncio.get_running_loop(), area, settings.scp_allowed_hosts,
+                            settings.scp_tls_require_client_cert
+                            and bool(settings.scp_allowed_aes))
+        server = start(settings, receiver)
+    except tlsconfig.TlsConfigError as exc:
+        log.error("DICOM SCP not started: TLS set-up", extra={"error": str(exc)})
+        return
     except OSError as exc:
         log.error("DICOM SCP not started: cannot listen", extra={
             "port": settings.scp_port, "error": str(exc)})

@@ -7,12 +7,14 @@ even when the HTTP status says the request as a whole went through.
 
 from __future__ import annotations
 
+import ssl
 import uuid
 from collections.abc import Iterator
 
 import httpx
 
 from relay_sender.destinations import DestinationError, OutgoingInstance, OutgoingSeries
+from relay_shared.tlsconfig import http_failure
 
 BATCH_BYTES = 32 * 1024 * 1024
 BATCH_INSTANCES = 100
@@ -50,9 +52,10 @@ class DicomWebDestination:
     name = "dicomweb"
 
     def __init__(self, url: str, username: str | None = None, password: str | None = None,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, verify: ssl.SSLContext | bool = True) -> None:
         auth = httpx.BasicAuth(username, password or "") if username else None
-        self._client = httpx.Client(base_url=url.rstrip("/"), auth=auth, timeout=timeout)
+        self._client = httpx.Client(base_url=url.rstrip("/"), auth=auth, timeout=timeout,
+                                    verify=verify)
 
     def send(self, series: OutgoingSeries) -> None:
         for batch in batches(series.instances):
@@ -66,7 +69,7 @@ class DicomWebDestination:
                 f"/studies/{series.study_instance_uid}", content=multipart(batch, boundary),
                 headers={"Content-Type": content_type, "Accept": DICOM_JSON})
         except httpx.HTTPError as exc:
-            raise DestinationError(f"dicomweb unreachable: {type(exc).__name__}") from exc
+            raise DestinationError(http_failure("dicomweb", exc)) from exc
         if response.status_code not in (200, 202):
             raise DestinationError(f"dicomweb refused {len(batch)} instance(s) of series "
                                    f"{series.series_id}: HTTP {response.status_code}")
@@ -96,7 +99,7 @@ class DicomWebDestination:
             response = self._client.get(path, params={"limit": QIDO_PAGE, "offset": offset},
                                         headers={"Accept": DICOM_JSON})
         except httpx.HTTPError as exc:
-            raise DestinationError(f"dicomweb query failed: {type(exc).__name__}") from exc
+            raise DestinationError(http_failure("dicomweb", exc)) from exc
         if response.status_code in (204, 404):
             return []  # nothing of the series is there
         if response.status_code != 200:

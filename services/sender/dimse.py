@@ -23,6 +23,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from relay_sender.destinations import DestinationError, OutgoingInstance, OutgoingSeries
+from relay_shared import tlsconfig
 
 log = logging.getLogger(__name__)
 # pynetdicom's INFO lines print query identifiers and other dataset values.
@@ -62,8 +63,9 @@ class DicomDestination:
     name = "dicom"
 
     def __init__(self, host: str, port: int, called_ae: str, calling_ae: str = "RELAY",
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, tls: tlsconfig.ClientTls | None = None) -> None:
         self._address = (host, port)
+        self._tls = tls  # fresh tls_args per association, None for plain DICOM
         self._called_ae = called_ae
         self._calling_ae = calling_ae
         self._timeout = timeout
@@ -85,24 +87,34 @@ class DicomDestination:
             connected.set()
             tune_connection(event)
 
+        tls_args = self._tls() if self._tls else None
         assoc = self._ae(contexts).associate(host, port, ae_title=self._called_ae,
-                                             evt_handlers=[(evt.EVT_CONN_OPEN, on_open)])
+                                             evt_handlers=[(evt.EVT_CONN_OPEN, on_open)],
+                                             tls_args=tls_args)
         if not assoc.is_established:
-            raise DestinationError(self._refusal(assoc, connected.is_set()))
+            refused = tlsconfig.failure_of(tls_args)
+            raise DestinationError(self._where() + f": {refused}" if refused
+                                   else self._refusal(assoc, connected.is_set()))
         try:
             yield assoc
         finally:
             if assoc.is_established:
                 assoc.release()
 
+    def _where(self) -> str:
+        return f"DICOM AE {self._called_ae} at {self._address[0]}:{self._address[1]}"
+
     def _refusal(self, assoc: Association, connected: bool) -> str:
-        where = f"DICOM AE {self._called_ae} at {self._address[0]}:{self._address[1]}"
+        where = self._where()
         if not connected:
             return f"{where} could not be reached (connection refused or timed out)"
         if assoc.is_rejected:
             return f"{where} refused the association"
         if assoc.is_aborted:
-            return f"{where} aborted the association"
+            # Under TLS 1.3 a server refuses a client certificate only after the handshake.
+            hint = " (over TLS: it may have refused the relay's client certificate, " \
+                "RELAY_DICOM_TLS_CERT)" if self._tls else ""
+            return f"{where} aborted the association{hint}"
         return f"{where} did not answer the association request in time"
 
     def send(self, series: OutgoingSeries) -> None:

@@ -13,6 +13,7 @@ from relay_sender.dimse import DicomDestination
 from relay_sender.gcs import GcsDestination, make_client
 from relay_sender.handlers import SendContext, send_series
 from relay_sender.orthanc import OrthancDestination
+from relay_shared import tlsconfig
 from relay_shared.models import Stage
 from relay_shared.runtime import Runtime, consume_until_stopped
 from relay_shared.settings import Destination as DestinationName
@@ -30,18 +31,22 @@ def build_destinations(settings: Settings, engine: Engine | None = None) -> list
             password = settings.orthanc_password.get_secret_value() \
                 if settings.orthanc_password else None
             built.append(OrthancDestination(settings.orthanc_url, settings.orthanc_username,
-                                            password, settings.http_timeout))
+                                            password, settings.http_timeout,
+                                            verify=tlsconfig.http_verify(settings)))
         elif name is DestinationName.DICOM:
             assert settings.dicom_host is not None
             built.append(DicomDestination(settings.dicom_host, settings.dicom_port,
                                           settings.dicom_ae_title,
-                                          settings.dicom_calling_ae_title, settings.dicom_timeout))
+                                          settings.dicom_calling_ae_title, settings.dicom_timeout,
+                                          tlsconfig.dicom_client_factory(settings,
+                                                                         settings.dicom_host)))
         elif name is DestinationName.DICOMWEB:
             assert settings.dicomweb_url is not None
             secret = settings.dicomweb_password.get_secret_value() \
                 if settings.dicomweb_password else None
             built.append(DicomWebDestination(settings.dicomweb_url, settings.dicomweb_username,
-                                             secret, settings.http_timeout))
+                                             secret, settings.http_timeout,
+                                             verify=tlsconfig.http_verify(settings)))
         elif name is DestinationName.GCS:
             assert settings.gcs_bucket is not None
             # The engine lets it keep the searchable metadata subset of what it sent.
@@ -53,6 +58,7 @@ def build_destinations(settings: Settings, engine: Engine | None = None) -> list
 
 
 async def run(rt: Runtime, stop: asyncio.Event) -> None:
+    tlsconfig.warn_if_unverified(rt.settings, "sender")
     ctx = SendContext(rt.engine, rt.store, build_destinations(rt.settings, rt.engine))
     await consume_until_stopped(rt, stop, rt.settings.send_queue,
                                 functools.partial(send_series, ctx), Stage.SEND)

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
 from relay_sender.destinations import DestinationError, OutgoingInstance, OutgoingSeries
+from relay_shared.tlsconfig import http_failure
 
 
 class OrthancDestination:
     name = "orthanc"
 
     def __init__(self, url: str, username: str | None = None, password: str | None = None,
-                 timeout: float = 30.0, concurrency: int = 4) -> None:
+                 timeout: float = 30.0, concurrency: int = 4,
+                 verify: ssl.SSLContext | bool = True) -> None:
         auth = httpx.BasicAuth(username, password or "") if username else None
         self._client = httpx.Client(base_url=url.rstrip("/"), auth=auth, timeout=timeout,
-                                    limits=httpx.Limits(max_connections=concurrency))
+                                    limits=httpx.Limits(max_connections=concurrency),
+                                    verify=verify)
         self._concurrency = concurrency
 
     def send(self, series: OutgoingSeries) -> None:
@@ -29,7 +33,7 @@ class OrthancDestination:
             response = self._client.post("/instances", content=instance.path.read_bytes(),
                                          headers={"Content-Type": "application/dicom"})
         except httpx.HTTPError as exc:
-            raise DestinationError(f"orthanc unreachable: {type(exc).__name__}") from exc
+            raise DestinationError(http_failure("orthanc", exc)) from exc
         if response.status_code != 200:
             raise DestinationError(
                 f"orthanc refused image {instance.image_id}: HTTP {response.status_code}")
@@ -41,7 +45,9 @@ class OrthancDestination:
             response = self._client.post("/tools/find", json=query)
             response.raise_for_status()
         except httpx.HTTPError as exc:
-            raise DestinationError(f"orthanc query failed: {type(exc).__name__}") from exc
+            if isinstance(exc, httpx.HTTPStatusError):
+                raise DestinationError(f"orthanc query failed: {type(exc).__name__}") from exc
+            raise DestinationError(http_failure("orthanc", exc)) from exc
         held = {item["MainDicomTags"].get("SOPInstanceUID") for item in response.json()}
         return {i.sop_instance_uid for i in series.instances} - held
 
