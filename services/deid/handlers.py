@@ -164,7 +164,7 @@ def _deidentify_image(ctx: DeidContext, series_id: int, image_id: int,
         target.parent.mkdir(parents=True, exist_ok=True)
         if assessment.flagged:
             pixels = ctx.pixels.process(assessment, source, target, result.dataset,
-                                        result.originals, ctx.pseudonymizer)
+                                        [known, result.originals], ctx.pseudonymizer)
         else:
             write_deidentified(source, target, result.dataset)
     except OSError:

@@ -8,6 +8,7 @@ the fast path (header de-identified, pixel data copied as bytes).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -70,9 +71,12 @@ class PixelPolicy:
         return assess(original_header, self.rules)
 
     def process(self, assessment: Assessment, source: Path, target: Path,
-                header: Header | Dataset, originals: IdentifyingValues,
+                header: Header | Dataset,
+                originals: IdentifyingValues | Iterable[IdentifyingValues | None],
                 pseudonymizer: Pseudonymizer) -> PixelOutcome:
-        """Write `target` from the de-identified `header` and `source`'s pixels."""
+        """Write `target` from the de-identified `header` and `source`'s pixels.
+        `originals`: the series' original values, or the sets that make them up."""
+        originals = _merged(originals)
         try:
             pixels = load_pixels(source)
         except Unredactable as exc:
@@ -113,6 +117,17 @@ class PixelPolicy:
 
 
 OFF = GateResult(False, "OCR is off for this modality")
+
+
+def _merged(originals: IdentifyingValues | Iterable[IdentifyingValues | None]
+            ) -> IdentifyingValues:
+    if isinstance(originals, IdentifyingValues):
+        return originals
+    merged = IdentifyingValues()
+    for part in originals:
+        if part is not None:
+            merged.update(part)
+    return merged
 
 
 def _add_clean_pixel_code(ds: Dataset) -> None:

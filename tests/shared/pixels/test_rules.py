@@ -52,7 +52,7 @@ def test_the_builtin_rules_load_and_an_operator_file_extends_them(tmp_path: Path
     ("version: x\nregions: [\n", "not valid YAML"),
 ])
 def test_a_mistake_is_reported_with_its_line(tmp_path: Path, text: str, message: str) -> None:
-    with pytest.raises(PixelRulesError, match="rules.yaml") as caught:
+    with pytest.raises(PixelRulesError, match=r"rules\.yaml") as caught:
         load_rules(_write(tmp_path, text))
     assert message in str(caught.value)
 
@@ -62,7 +62,7 @@ def test_settings_name_the_rules_file_and_the_policy_checks_it_at_start(tmp_path
     settings = load_settings(pixel_rules=bad, pixel_ocr=False,
                              pixel_ocr_off_modalities="us, sc")
     assert settings.pixel_ocr_off_modalities == ["us", "sc"]
-    with pytest.raises(PixelRulesError, match=":3: a rule needs|:3: rule 'a' needs"):
+    with pytest.raises(PixelRulesError, match=r":3: rule .a. needs"):
         PixelPolicy.from_settings(settings)
 
 
