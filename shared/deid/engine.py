@@ -63,11 +63,14 @@ def deidentify(
     the two apply the same plan.
     """
     if isinstance(ds, Header):
+        source = ds.data or ds.encode()
         try:
-            return deidentify_header(ds, ids, pseudonymizer, config, known=known)
-        except Unsupported:
-            ds = dcmread(BytesIO(ds.data), stop_before_pixels=True)
-            return deidentify_dataset(ds, ids, pseudonymizer, config, known=known)
+            result = deidentify_header(ds, ids, pseudonymizer, config, known=known)
+        except Unsupported:  # `ds` is half done: start again from its bytes
+            dataset = dcmread(BytesIO(source), stop_before_pixels=True)
+            return deidentify_dataset(dataset, ids, pseudonymizer, config, known=known)
+        ds.data = b""  # the original bytes do not travel with the output
+        return result
     try:
         result = deidentify_header(header_from_dataset(ds), ids, pseudonymizer, config,
                                    known=known)

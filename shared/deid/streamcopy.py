@@ -1,9 +1,11 @@
-"""Write a de-identified header followed by the source's pixel data, copied
-as raw bytes. The one module of the package that does I/O.
+"""Read a header without its pixel data (`read_header`), and write a
+de-identified header followed by the source's pixel data, copied as raw
+bytes. The one module of the package that does I/O.
 
 The pixel data is never decoded and never held whole: it is located in the
-source by walking element headers (values are skipped, not read), then
-copied by the kernel (copy_file_range) or in chunks. Deflated files are
+source by the header's parser (a `Header` knows its offset) or by walking
+element headers (values are skipped, not read), then copied by the kernel
+(copy_file_range) or in chunks. Deflated files are
 inflated and deflated again as a stream.
 
 Elements stored after the pixel data (private groups 7FE1 and up, digital

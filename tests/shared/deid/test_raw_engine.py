@@ -99,3 +99,25 @@ def test_code_extensions_are_left_to_pydicom() -> None:
     ds.SpecificCharacterSet = ["ISO 2022 IR 6", "ISO 2022 IR 87"]
     with pytest.raises(Unsupported):
         header_from_dataset(reread(ds))
+
+
+def test_a_header_the_raw_engine_gives_up_on_halfway_goes_through_pydicom(monkeypatch) -> None:
+    """Whatever makes the raw engine stop, the header is done again by the
+    Dataset engine from the original bytes, not from the half-done header."""
+    from relay_shared.deid import deidentify
+    from relay_shared.deid.header import Header
+    from relay_shared.deid.rawengine import RawRun
+
+    def give_up(run) -> None:
+        raise Unsupported("only pydicom can")
+
+    ds = as_syntax(three_deep(), ExplicitVRLittleEndian)
+    header = parse_file(header_from_dataset(ds).encode())
+    assert isinstance(header, Header)
+    monkeypatch.setattr(RawRun, "scrub_deferred", give_up)
+    result = deidentify(header, PSEUDO.identifiers_for("PATIENT-1"), PSEUDO, DeidConfig())
+    monkeypatch.undo()
+    assert isinstance(result.dataset, Dataset)
+    _, old = both(ds, DeidConfig())
+    assert flatten(result.dataset) == flatten(old.dataset)
+    assert result.audit == old.audit
