@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from relay_api.auth import parse_entries
 from relay_api.routes import (
     admin,
+    collections,
     dashboard,
     failures,
     health,
@@ -28,7 +29,8 @@ from relay_api.schemas import problem_responses
 from relay_shared.runtime import Runtime, serve_http
 
 PROBLEM = "application/problem+json"
-ROUTERS = (health, me, series, images, held, studies, failures, stats, search, admin, dashboard)
+ROUTERS = (health, me, series, images, held, studies, failures, stats, search, collections,
+           admin, dashboard)
 DESCRIPTION = """Series received, de-identified and passed on, with their images, failures
 and history. Every route but the probes and `/metrics` needs `Authorization: Bearer <token>`
 (`relay token new --role reader|operator|admin`). Responses carry internal ids,

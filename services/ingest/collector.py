@@ -1,12 +1,10 @@
 """Collect a worklist from a PACS: find each row's study, retrieve it, follow it to DONE.
 
-A worklist is a CSV of accession numbers, or of patient ids with a date range.
-Each row is a CollectionRow: QUEUED, then NOT_FOUND, AMBIGUOUS (an accession
+A worklist (``worklist.py``) is a CSV of accession numbers, or of patient ids with
+a date range. Each row is a CollectionRow: QUEUED, then NOT_FOUND, AMBIGUOUS (an accession
 number that names more than one study), or FOUND and RETRIEVING, then DONE once
 every series the PACS listed for it is DONE in the relay, or FAILED with its
-reason. The query values are identifying, so a row keeps them encrypted (for the
-collector) and as a keyed hash, which is how a worklist handed over again skips
-the rows collected already. Retrieved instances arrive on the relay's SCP (C-MOVE)
+reason. Retrieved instances arrive on the relay's SCP (C-MOVE)
 or straight into incoming (C-GET) and take the ordinary path from there.
 """
 
@@ -14,12 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
-import io
 import logging
 import uuid
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pydicom.dataset import Dataset
@@ -27,109 +22,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from relay_ingest.pacs import Pacs, PacsError, RateLimit
+from relay_ingest.worklist import Query
 from relay_shared.db import session_scope
-from relay_shared.deid import Pseudonymizer
-from relay_shared.models import Collection, CollectionRow, RowState, Series, Status, utcnow
+from relay_shared.models import CollectionRow, RowState, Series, Status, utcnow
 from relay_shared.runtime import Runtime
 from relay_shared.settings import Settings
 from relay_shared.vault import IdentifierVault
 
 log = logging.getLogger(__name__)
-ACCESSION_HEADERS = {"accession", "accession_number", "accessionnumber", "acc"}
-SETTLED = {RowState.DONE, RowState.NOT_FOUND, RowState.AMBIGUOUS, RowState.FAILED}
 FAILED_SERIES = {Status.FAILED, Status.QUARANTINED}
-
-
-class WorklistError(ValueError):
-    """The worklist cannot be read; the message says which line and why."""
-
-
-@dataclass(frozen=True)
-class Query:
-    """One worklist row: an accession number, or a patient id with a date range."""
-
-    accession: str = ""
-    patient_id: str = ""
-    date_from: str = ""
-    date_to: str = ""
-
-    @property
-    def canonical(self) -> str:
-        if self.accession:
-            return f"accession:{self.accession}"
-        return f"patient:{self.patient_id}:{self.date_from}:{self.date_to}"
-
-    def as_dict(self) -> dict[str, str]:
-        return {k: v for k, v in vars(self).items() if v}
-
-
-def parse_worklist(text: str) -> list[Query]:
-    """A header naming accession_number, or patient_id with date_from and date_to
-    (YYYYMMDD); a file with no header is one accession number per line."""
-    lines = [row for row in csv.reader(io.StringIO(text.lstrip("\ufeff")))
-             if any(cell.strip() for cell in row)]
-    if not lines:
-        raise WorklistError("the worklist is empty")
-    header = [cell.strip().lower().replace(" ", "_") for cell in lines[0]]
-    if not (set(header) & (ACCESSION_HEADERS | {"patient_id"})):
-        return [_accession(row[0], n) for n, row in enumerate(lines, start=1)]
-    queries = [_row(dict(zip(header, (c.strip() for c in row), strict=False)), n)
-               for n, row in enumerate(lines[1:], start=2)]
-    if not queries:
-        raise WorklistError("the worklist has a header and no rows")
-    return queries
-
-
-def _accession(value: str, line: int) -> Query:
-    value = value.strip()
-    if not value or len(value) > 16 or "\\" in value or "*" in value or "?" in value:
-        raise WorklistError(f"line {line}: an accession number has 1 to 16 characters, "
-                            "without wildcards")
-    return Query(accession=value)
-
-
-def _row(row: dict[str, str], line: int) -> Query:
-    accession = next((row[h] for h in ACCESSION_HEADERS if row.get(h)), "")
-    if accession:
-        return _accession(accession, line)
-    patient_id = row.get("patient_id", "")
-    dates = row.get("date_from", ""), row.get("date_to", "")
-    if not patient_id or any(c in patient_id for c in "\\*?") or len(patient_id) > 64:
-        raise WorklistError(f"line {line}: neither an accession number nor a patient id")
-    for value in dates:
-        if value and (len(value) != 8 or not value.isdigit()):
-            raise WorklistError(f"line {line}: dates are YYYYMMDD")
-    return Query(patient_id=patient_id, date_from=dates[0], date_to=dates[1])
-
-
-def create_collection(engine: Engine, vault: IdentifierVault, pseudonymizer: Pseudonymizer,
-                      name: str, queries: list[Query]) -> int:
-    """Record a worklist; rows an earlier worklist collected already start DONE."""
-    with session_scope(engine) as session:
-        collection = Collection(name=name[:128] or "worklist")
-        session.add(collection)
-        session.flush()
-        for number, query in enumerate(queries, start=1):
-            key_id, sealed = vault.seal(query.as_dict())
-            row = CollectionRow(collection_id=collection.id, row_number=number,
-                                query_key=pseudonymizer.text(query.canonical, 32),
-                                query_encrypted=sealed, query_key_id=key_id)
-            _skip_if_collected(session, row)
-            session.add(row)
-        assert collection.id is not None
-        return collection.id
-
-
-def _skip_if_collected(session: Session, row: CollectionRow) -> None:
-    earlier = session.exec(select(CollectionRow).where(
-        CollectionRow.query_key == row.query_key, CollectionRow.state == RowState.DONE.value)
-        .order_by(col(CollectionRow.id))).first()
-    if earlier is not None:
-        row.state = RowState.DONE.value
-        row.reason = (f"collected already (collection {earlier.collection_id}, "
-                      f"row {earlier.row_number})")
-        row.study_uids, row.series_uids = list(earlier.study_uids), list(earlier.series_uids)
-        row.instances = earlier.instances
 
 
 def _update(engine: Engine, row_id: int, **values: object) -> None:

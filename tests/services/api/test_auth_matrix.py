@@ -20,6 +20,9 @@ ROUTES = [
     ("GET", "/api/v1/stats", "reader"),
     ("GET", "/api/v1/search", "reader"),
     ("POST", "/api/v1/series/{failed}/retry", "operator"),
+    ("GET", "/api/v1/collections/1", "reader"),
+    ("GET", "/api/v1/collections/1/report.csv", "reader"),
+    ("POST", "/api/v1/collections", "operator"),
     ("GET", "/api/v1/admin/identifiers", "admin"),
     ("GET", "/api/v1/admin/series/{done}/audit", "admin"),
     ("GET", "/api/v1/admin/events", "admin"),
@@ -27,6 +30,17 @@ ROUTES = [
 PUBLIC = ["/healthz", "/readyz", "/metrics", "/dashboard", "/api/v1/openapi.json",
           "/dashboard/static/dashboard.js"]
 RANK = {role: n for n, role in enumerate(ROLES)}
+# What a route that takes a body is given when the role may call it.
+BODIES = {"/api/v1/collections": {"csv": "accession_number\nACC-MATRIX-2\n"}}
+
+
+@pytest.fixture(autouse=True)
+def _collection(rt: Runtime) -> None:
+    """Collection 1, for the routes that read one."""
+    from relay_ingest.worklist import Query, create_collection
+
+    create_collection(rt.engine, rt.vault, rt.pseudonymizer, "matrix",
+                      [Query(accession="ACC-MATRIX-1")])
 
 
 def _path(template: str, seeded: Seeded) -> str:
@@ -39,7 +53,8 @@ def test_every_api_route_is_in_the_matrix(rt: Runtime) -> None:
     documented = {(method, path) for path, item in create_app(rt).openapi()["paths"].items()
                   for method in (m.upper() for m in item) if path.startswith("/api/v1")}
     tested = {(method, template.replace("{done}", "{series_id}")
-               .replace("{failed}", "{series_id}").replace("/images/1", "/images/{image_id}"))
+               .replace("{failed}", "{series_id}").replace("/images/1", "/images/{image_id}")
+               .replace("/collections/1", "/collections/{collection_id}"))
               for method, template, _ in ROUTES}
     assert documented == tested
 
@@ -67,7 +82,8 @@ def test_wrong_token_is_401(rt: Runtime, seeded: Seeded, method: str, template: 
 @pytest.mark.parametrize(("method", "template", "least"), ROUTES)
 def test_each_role_gets_what_it_may(rt: Runtime, seeded: Seeded, role: str, method: str,
                                     template: str, least: str) -> None:
-    response = client(rt, role).request(method, _path(template, seeded))
+    response = client(rt, role).request(method, _path(template, seeded),
+                                        json=BODIES.get(template))
     if RANK[role] >= RANK[least]:
         assert response.status_code in (200, 202), response.text
     else:

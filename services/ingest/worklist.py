@@ -1,0 +1,115 @@
+"""Worklists: read from CSV, recorded as collection rows.
+
+The query values (accession numbers, patient ids) are identifying, so a row keeps
+them encrypted for the collector, and as a keyed hash that tells a row already
+collected by an earlier worklist: handing the same worklist over again skips it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from relay_shared.db import session_scope
+from relay_shared.deid import Pseudonymizer
+from relay_shared.models import Collection, CollectionRow, RowState
+from relay_shared.vault import IdentifierVault
+
+ACCESSION_HEADERS = {"accession", "accession_number", "accessionnumber", "acc"}
+SETTLED = {RowState.DONE, RowState.NOT_FOUND, RowState.AMBIGUOUS, RowState.FAILED}
+
+
+class WorklistError(ValueError):
+    """The worklist cannot be read; the message says which line and why."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """One worklist row: an accession number, or a patient id with a date range."""
+
+    accession: str = ""
+    patient_id: str = ""
+    date_from: str = ""
+    date_to: str = ""
+
+    @property
+    def canonical(self) -> str:
+        if self.accession:
+            return f"accession:{self.accession}"
+        return f"patient:{self.patient_id}:{self.date_from}:{self.date_to}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: v for k, v in vars(self).items() if v}
+
+
+def parse_worklist(text: str) -> list[Query]:
+    """A header naming accession_number, or patient_id with date_from and date_to
+    (YYYYMMDD); a file with no header is one accession number per line."""
+    lines = [row for row in csv.reader(io.StringIO(text.lstrip("\ufeff")))
+             if any(cell.strip() for cell in row)]
+    if not lines:
+        raise WorklistError("the worklist is empty")
+    header = [cell.strip().lower().replace(" ", "_") for cell in lines[0]]
+    if not (set(header) & (ACCESSION_HEADERS | {"patient_id"})):
+        return [_accession(row[0], n) for n, row in enumerate(lines, start=1)]
+    queries = [_row(dict(zip(header, (c.strip() for c in row), strict=False)), n)
+               for n, row in enumerate(lines[1:], start=2)]
+    if not queries:
+        raise WorklistError("the worklist has a header and no rows")
+    return queries
+
+
+def _accession(value: str, line: int) -> Query:
+    value = value.strip()
+    if not value or len(value) > 16 or "\\" in value or "*" in value or "?" in value:
+        raise WorklistError(f"line {line}: an accession number has 1 to 16 characters, "
+                            "without wildcards")
+    return Query(accession=value)
+
+
+def _row(row: dict[str, str], line: int) -> Query:
+    accession = next((row[h] for h in ACCESSION_HEADERS if row.get(h)), "")
+    if accession:
+        return _accession(accession, line)
+    patient_id = row.get("patient_id", "")
+    dates = row.get("date_from", ""), row.get("date_to", "")
+    if not patient_id or any(c in patient_id for c in "\\*?") or len(patient_id) > 64:
+        raise WorklistError(f"line {line}: neither an accession number nor a patient id")
+    for value in dates:
+        if value and (len(value) != 8 or not value.isdigit()):
+            raise WorklistError(f"line {line}: dates are YYYYMMDD")
+    return Query(patient_id=patient_id, date_from=dates[0], date_to=dates[1])
+
+
+def create_collection(engine: Engine, vault: IdentifierVault, pseudonymizer: Pseudonymizer,
+                      name: str, queries: list[Query]) -> int:
+    """Record a worklist; rows an earlier worklist collected already start DONE."""
+    with session_scope(engine) as session:
+        collection = Collection(name=name[:128] or "worklist")
+        session.add(collection)
+        session.flush()
+        for number, query in enumerate(queries, start=1):
+            key_id, sealed = vault.seal(query.as_dict())
+            row = CollectionRow(collection_id=collection.id, row_number=number,
+                                query_key=pseudonymizer.text(query.canonical, 32),
+                                query_encrypted=sealed, query_key_id=key_id)
+            _skip_if_collected(session, row)
+            session.add(row)
+        assert collection.id is not None
+        return collection.id
+
+
+def _skip_if_collected(session: Session, row: CollectionRow) -> None:
+    earlier = session.exec(select(CollectionRow).where(
+        CollectionRow.query_key == row.query_key, CollectionRow.state == RowState.DONE.value)
+        .order_by(col(CollectionRow.id))).first()
+    if earlier is not None:
+        row.state = RowState.DONE.value
+        row.reason = (f"collected already (collection {earlier.collection_id}, "
+                      f"row {earlier.row_number})")
+        row.study_uids, row.series_uids = list(earlier.study_uids), list(earlier.series_uids)
+        row.instances = earlier.instances
