@@ -187,10 +187,17 @@ async def run_services(settings: Settings, services: list[ServiceMain],
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
-    await rt.bus.close()
+    work_left = not await rt.bus.wait_idle(0)
+    await rt.bus.close()  # a message still in hand goes back to its queue
     rt.engine.dispose()
     if failure is not None:
         raise failure
+    if work_left:
+        # The handler's thread cannot be interrupted and Python would wait for it at exit;
+        # its work is idempotent and its message is back in the queue, so leave now.
+        log.warning("shutdown grace ran out; the message in hand was handed back")
+        logging.shutdown()
+        os._exit(0)
 
 
 async def consume_until_stopped(rt: Runtime, stop: asyncio.Event, queue: str,
