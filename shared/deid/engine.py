@@ -13,7 +13,7 @@ from pydicom.uid import UID
 
 from .config import DeidConfig
 from .handlers import Run
-from .header import Header, Unsupported, header_from_dataset, text_bytes, text_values
+from .header import TEXTUAL_VRS, Header, Unsupported, header_from_dataset, text_bytes, text_values
 from .identifiers import Identifiers, Pseudonymizer
 from .originals import IdentifyingValues
 from .plan import UNSET, Plan, plan_for
@@ -153,6 +153,8 @@ def _add_extra_raw(header: Header, ids: Identifiers, plan: Plan) -> None:
         tag = _keyword_tag(keyword)
         if tag not in header.body and tag not in recipe_tags:
             vr = dictionary_VR(tag)
+            if vr not in TEXTUAL_VRS:
+                raise Unsupported("an identifiers value for an attribute that is not text")
             header.body[tag] = (vr, text_bytes(vr, [value], header.codec))
 
 

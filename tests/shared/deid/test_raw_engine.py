@@ -121,3 +121,21 @@ def test_a_header_the_raw_engine_gives_up_on_halfway_goes_through_pydicom(monkey
     _, old = both(ds, DeidConfig())
     assert flatten(result.dataset) == flatten(old.dataset)
     assert result.audit == old.audit
+
+
+def test_engines_agree_on_values_from_the_identifiers_service() -> None:
+    from dataclasses import replace
+
+    ids = replace(PSEUDO.identifiers_for("PATIENT-1"), accession_number="ACC-PSEUDO",
+                  extra={"InstitutionName": "RESEARCH SITE", "PatientComments": "none"})
+    ds = as_syntax(three_deep(), ImplicitVRLittleEndian)
+    ds.InstitutionName = "SAINT ELSEWHERE"
+    ds.AccessionNumber = "ACC-1"
+    ds = reread(ds)
+    config = DeidConfig()
+    raw = deidentify_header(header_from_dataset(ds), ids, PSEUDO, config)
+    old = deidentify_dataset(copy.deepcopy(ds), ids, PSEUDO, config)
+    assert_same(raw, old)
+    out = raw.dataset.to_dataset()
+    assert (out.InstitutionName, out.PatientComments, out.AccessionNumber) == (
+        "RESEARCH SITE", "none", "ACC-PSEUDO")
