@@ -62,10 +62,10 @@ class _ServerContext(ssl.SSLContext):
 class _RecordingSocket(ssl.SSLSocket):
     """Keeps a failed handshake, and the chain the peer presented, on its context."""
 
-    def connect(self, address: Any) -> None:
+    def do_handshake(self, block: bool = False) -> None:
         try:
-            super().connect(address)
-        except ssl.SSLError as exc:
+            super().do_handshake(block)
+        except ssl.SSLError as exc:  # before connect() drops the chain along with the failure
             context = self.context
             if isinstance(context, _ClientContext):
                 context.failure = exc
