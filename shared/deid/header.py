@@ -9,9 +9,9 @@ profile keeps is copied byte for byte.
 
 What this parser does not handle raises `Unsupported`, and the caller goes
 through pydicom instead: deflated transfer syntaxes, character sets with code
-extensions (ISO 2022) or set inside a sequence, public elements stored as UN,
-undefined lengths outside sequences, files without the DICM prefix. Pure: bytes
-in, bytes out.
+extensions (ISO 2022), ISO_IR 13, or set inside a sequence, public elements
+stored as UN, undefined lengths outside sequences, files without the DICM
+prefix. Pure: bytes in, bytes out.
 """
 
 from __future__ import annotations
@@ -36,9 +36,14 @@ KNOWN_VRS = LONG_VRS | {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "I
 TEXTUAL_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH",
                          "ST", "TM", "UC", "UI", "UR", "UT"})
 SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})  # a backslash there is text
-# Character sets that are one ASCII-compatible codec, where a value is its
-# text split on backslash. No code extensions, so no escape sequences.
-CODECS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
+# Character sets that are one codec, without code extensions (no escape
+# sequences): a value is decoded whole, then split on backslash, as pydicom
+# does. ISO_IR 13 is left to pydicom (its 0x5C is the yen sign).
+CODECS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1",
+          "ISO_IR 101": "iso8859_2", "ISO_IR 109": "iso8859_3", "ISO_IR 110": "iso8859_4",
+          "ISO_IR 126": "iso8859_7", "ISO_IR 127": "iso8859_6", "ISO_IR 138": "iso8859_8",
+          "ISO_IR 144": "iso8859_5", "ISO_IR 148": "iso8859_9", "ISO_IR 166": "tis_620",
+          "ISO_IR 192": "utf-8", "GB18030": "gb18030", "GBK": "gbk"}
 PREAMBLE = b"\x00" * 128 + b"DICM"
 VR_NAMES = {vr.encode(): vr for vr in KNOWN_VRS}
 META_VERSION = b"\x00\x01"
