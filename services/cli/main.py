@@ -206,5 +206,118 @@ def status(
         raise typer.Exit(1) from None
 
 
+@app.command()
+def collect(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                         help="CSV: accession_number, or patient_id, "
+                                              "date_from, date_to")],
+    name: Annotated[str | None, typer.Option(help="A label for the worklist")] = None,
+    wait: Annotated[bool, typer.Option(help="Wait until every row has settled")] = True,
+    timeout: Annotated[float, typer.Option(min=0, help="Longest wait, in seconds")] = 86400,
+) -> None:
+    """Hand a worklist to the collector (ingest with RELAY_PACS_HOST set) and print its report."""
+    from relay_ingest.worklist import WorklistError, parse_worklist
+
+    settings = _settings()
+    try:
+        queries = parse_worklist(path.read_text(encoding="utf-8-sig"))
+    except WorklistError as exc:
+        typer.echo(f"relay: {path}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    collection_id = _record_worklist(settings, name or path.name, queries)
+    typer.echo(f"collection {collection_id}: {len(queries)} row(s)")
+    if wait:
+        _print_collection(settings, collection_id, queries, timeout)
+
+
+def _record_worklist(settings: Settings, name: str, queries: list) -> int:  # type: ignore[type-arg]
+    from relay_ingest.worklist import create_collection
+    from relay_shared.db import make_engine, require_current_schema
+    from relay_shared.deid import Pseudonymizer
+    from relay_shared.runtime import make_vault
+
+    engine = make_engine(settings.sqlalchemy_url)
+    require_current_schema(engine)
+    pseudonymizer = Pseudonymizer(settings.deid_secret.get_secret_value().encode(),
+                                  settings.deid_key_id)
+    return create_collection(engine, make_vault(settings), pseudonymizer, name, queries)
+
+
+def _print_collection(settings: Settings, collection_id: int, queries: list,  # type: ignore[type-arg]
+                      timeout: float) -> None:
+    """Poll until settled, then one line per row with the value from the caller's own file."""
+    import time
+
+    from sqlmodel import Session
+
+    from relay_api.routes.collections import describe
+    from relay_shared.db import make_engine
+
+    engine = make_engine(settings.sqlalchemy_url)
+    deadline = time.monotonic() + timeout
+    while True:
+        with Session(engine) as session:
+            described = describe(session, collection_id)
+        if described.settled or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    for row in described.rows:
+        query = queries[row.row - 1]
+        value = query.accession or f"{query.patient_id} {query.date_from}-{query.date_to}"
+        typer.echo(f"{row.row:>5}  {value:<24} {row.state.value:<10} {row.reason or ''}")
+    typer.echo(", ".join(f"{state}: {count}" for state, count in
+                         sorted(described.rows_by_state.items())))
+    if not described.settled:
+        raise typer.Exit(1)
+
+
+@app.command("mock-site")
+def mock_site(
+    duration: Annotated[float, typer.Option(min=1, help="Seconds to run")] = 300,
+    studies_per_hour: Annotated[float, typer.Option(min=0.01)] = 60,
+    modalities: Annotated[str, typer.Option(help="Comma list of CT, MR, CR, DX, PT, US")
+                          ] = "CT,MR,CR",
+    series: Annotated[str, typer.Option(help="Series per study, MIN-MAX")] = "1-3",
+    instances: Annotated[str, typer.Option(help="Instances per series, MIN-MAX")] = "5-20",
+    size: Annotated[int, typer.Option(min=8, max=1024, help="Rows and columns")] = 64,
+    to: Annotated[str, typer.Option(help="dicom (C-STORE) or folder (incoming)")] = "dicom",
+    host: Annotated[str | None, typer.Option(help="SCP host (RELAY_SCP_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="SCP port (RELAY_SCP_PORT)")] = None,
+    ae_title: Annotated[str | None, typer.Option(help="SCP AE (RELAY_SCP_AE_TITLE)")] = None,
+    seed: Annotated[int, typer.Option(help="Same seed, same site")] = 0,
+) -> None:
+    """Synthetic studies on a schedule, pushed to the relay; prints its figures at the end."""
+    from relay_ingest import mocksite
+
+    settings = _settings()
+    try:
+        profile = mocksite.Profile(
+            modalities=tuple(m.strip().upper() for m in modalities.split(",") if m.strip()),
+            studies_per_hour=studies_per_hour, series_per_study=_span(series),
+            instances_per_series=_span(instances), size=size, seed=seed)
+        if not profile.modalities or set(profile.modalities) - set(mocksite.SOP_CLASSES):
+            raise ValueError("--modalities: a comma list of " + ", ".join(mocksite.SOP_CLASSES))
+    except ValueError as exc:
+        typer.echo(f"relay: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if to == "folder":
+        assert settings.incoming_dir is not None
+        push = mocksite.push_as_folder(settings.incoming_dir)
+    else:
+        push = mocksite.push_by_cstore(host or settings.scp_host, port or settings.scp_port,
+                                       ae_title or settings.scp_ae_title)
+    figures = mocksite.run(profile, push, duration)
+    for line in figures.lines(studies_per_hour):
+        typer.echo(line)
+
+
+def _span(text: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    span = (int(low), int(high or low))
+    if span[0] < 1 or span[1] < span[0]:
+        raise ValueError(f"{text!r} is not MIN-MAX with 1 <= MIN <= MAX")
+    return span
+
+
 def main() -> None:  # pragma: no cover - console entry
     sys.exit(app())

@@ -65,18 +65,18 @@ def create(body: CollectionIn, rt: RuntimeDep, _: Operator) -> CollectionOut:
     collection_id = create_collection(rt.engine, rt.vault, rt.pseudonymizer, body.name,
                                       queries)
     with Session(rt.engine) as session:
-        return _describe(session, collection_id)
+        return describe(session, collection_id)
 
 
 @router.get("/{collection_id}", response_model=CollectionOut, responses=NOT_FOUND)
 def read(collection_id: Id, session: SessionDep, _: Reader) -> CollectionOut:
-    return _describe(session, collection_id)
+    return describe(session, collection_id)
 
 
 @router.get("/{collection_id}/report.csv", responses={
     **NOT_FOUND, 200: {"content": {"text/csv": {}}, "description": "One line per row"}})
 def report(collection_id: Id, session: SessionDep, _: Reader) -> Response:
-    described = _describe(session, collection_id)
+    described = describe(session, collection_id)
     return Response(report_csv(described), media_type="text/csv", headers={
         "Content-Disposition": f'attachment; filename="collection-{collection_id}.csv"'})
 
@@ -92,7 +92,7 @@ def report_csv(described: CollectionOut) -> str:
     return out.getvalue()
 
 
-def _describe(session: Session, collection_id: int) -> CollectionOut:
+def describe(session: Session, collection_id: int) -> CollectionOut:
     collection = session.get(Collection, collection_id)
     if collection is None:
         raise HTTPException(404, f"collection {collection_id} does not exist")
