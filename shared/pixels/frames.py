@@ -77,7 +77,9 @@ class Pixels:
         return str(self.attrs.PhotometricInterpretation).upper()
 
     def display(self) -> np.ndarray:
-        """(frames, rows, cols) of brightness, for reading text off."""
+        """(frames, rows, cols) of brightness from 0 to 1, for reading text off. Eight
+        bits are scaled by their full range, not the image's: a dim, redacted frame
+        must not have its speckle stretched into what looks like text."""
         arr = self.array.transpose(0, 2, 3, 1) if self.planar else self.array
         if arr.ndim == 4:
             if self.photometric.startswith("YBR"):
@@ -85,7 +87,12 @@ class Pixels:
             else:
                 arr = arr[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114],
                                                                  np.float32)
-        return -arr.astype(np.float32) if self.photometric == "MONOCHROME1" else arr
+        arr = arr.astype(np.float32)
+        bits = int(self.attrs.get("BitsStored", 8))
+        low = float(arr.min()) if int(self.attrs.get("PixelRepresentation", 0)) else 0.0
+        high = float(2 ** bits - 1) if bits <= 8 else float(arr.max())
+        scaled = (arr - low) / (high - low) if high > low else arr * 0
+        return 1 - scaled if self.photometric == "MONOCHROME1" else scaled
 
 
 def load_pixels(source: Path) -> Pixels:

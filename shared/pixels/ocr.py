@@ -21,6 +21,7 @@ from relay_shared.deid import IdentifyingValues
 MAX_FRAMES = 8  # frames read per image, spread over a cine loop; burned-in text is static
 CONFIDENT = 60  # Tesseract's word confidence, 0-100, above which a word counts as text
 MIN_WORD = 3
+TEXT_LEVEL = 0.5  # of full brightness: below it is image, not annotation
 GAP = 16  # rows of background between stacked frames
 FOLD = str.maketrans("OILSB|", "011580")
 MONTHS = {m: i + 1 for i, m in enumerate(
@@ -53,7 +54,7 @@ def check_tesseract() -> str:
 
 
 def gate(display: np.ndarray, originals: IdentifyingValues, any_text: bool) -> GateResult:
-    """`display`: (frames, rows, cols) brightness, after redaction."""
+    """`display`: (frames, rows, cols) brightness from 0 to 1, after redaction."""
     words = read_words(display)
     hit = identifying_kind(" ".join(w for w, _ in words), originals)
     if hit:
@@ -75,6 +76,8 @@ def read_words(display: np.ndarray) -> list[tuple[str, float]]:
     # Workers scale by processes; Tesseract's own threads would only contend with them.
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     sheet = _contact_sheet(display)
+    if sheet.min() == 255:  # nothing bright enough left to be text: no need to ask
+        return []
     data = pytesseract.image_to_data(Image.fromarray(sheet), config="--psm 11",
                                      output_type=pytesseract.Output.DICT)
     return [(str(text).strip(), float(conf)) for text, conf in zip(data["text"], data["conf"],
@@ -91,11 +94,12 @@ def _contact_sheet(display: np.ndarray) -> np.ndarray:
                     for i in range(min(count, MAX_FRAMES))})
     parts = []
     for index in picks:
-        frame = display[index].astype(np.float32)
-        low, high = float(frame.min()), float(frame.max())
-        scaled = (frame - low) * (255.0 / (high - low)) if high > low else frame * 0
+        scaled = np.clip(display[index], 0, 1) * 255.0
+        # Burned-in text is drawn bright; dimmer speckle only makes Tesseract hunt
+        # for letters in noise (seconds per frame), so it is flattened to ground.
+        scaled[scaled < TEXT_LEVEL * 255] = 0
         parts.append(255 - scaled.astype(np.uint8))
-        parts.append(np.full((GAP, frame.shape[1]), 255, np.uint8))
+        parts.append(np.full((GAP, scaled.shape[1]), 255, np.uint8))
     return np.vstack(parts[:-1])
 
 
