@@ -253,7 +253,4 @@ def http_failure(what: str, exc: BaseException) -> str:
     tls = verification_error(exc)
     if tls is None:
         return f"{what} unreachable: {type(exc).__name__}"
-    detail = describe(tls, [], "RELAY_TLS_CA_BUNDLE")
-    hint = " (trust its CA with RELAY_TLS_CA_BUNDLE)" \
-        if isinstance(tls, ssl.SSLCertVerificationError) else ""
-    return f"{what}: {detail}{hint}"
+    return f"{what}: {describe(tls, [], 'RELAY_TLS_CA_BUNDLE (or the system CAs)')}"

@@ -101,12 +101,14 @@ class Receiver:
     def on_open(self, event: evt.Event) -> None:
         """Finish the TLS handshake (if any) here, on the association's own thread."""
         sock = event.assoc.dul.socket
-        refused = tlsconfig.handshake(sock.socket if sock is not None else None)
+        if sock is None:
+            return
+        refused = tlsconfig.handshake(sock.socket)
         if refused is None:
             tune_connection(event)
             return
         log.warning("TLS connection refused", extra={
-            "peer": event.address[0], "reason": refused})
+            "peer": event.assoc.requestor.address, "reason": refused})
         sock.close()  # the association then ends without a word on the wire
 
     def on_requested(self, event: evt.Event) -> None:
@@ -116,9 +118,10 @@ class Receiver:
             self._reject(event, "association refused: address not allowed", {})
         elif self._certificate_names_ae:
             # The requestor's AE title is filled in after this event; the request has it.
-            calling = str(event.assoc.requestor.primitive.calling_ae_title).strip()
-            sock = event.assoc.dul.socket.socket
-            peer = sock.getpeercert() if isinstance(sock, ssl.SSLSocket) else None
+            request, sock = event.assoc.requestor.primitive, event.assoc.dul.socket
+            calling = str(request.calling_ae_title if request else "").strip()
+            tls = sock.socket if sock is not None else None
+            peer = tls.getpeercert() if isinstance(tls, ssl.SSLSocket) else None
             names = tlsconfig.certificate_names(peer)
             if calling not in names:
                 self._reject(event, "association refused: client certificate does not name "
