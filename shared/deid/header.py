@@ -64,7 +64,7 @@ Item = dict[int, Elem]
 class Encoding:
     """How the dataset after the file meta is encoded; structs built once."""
 
-    __slots__ = ("implicit", "length", "little", "long", "order", "plain", "short")
+    __slots__ = ("implicit", "little", "long", "order", "plain", "short")
 
     def __init__(self, implicit: bool, little: bool):
         self.implicit, self.little = implicit, little
@@ -72,7 +72,6 @@ class Encoding:
         self.short = struct.Struct(order + "HH2sH")
         self.long = struct.Struct(order + "HH2s2xL")
         self.plain = struct.Struct(order + "HHL")  # implicit elements, items, delimiters
-        self.length = struct.Struct(order + "L")
 
 
 ENCODINGS = {(i, e): Encoding(i, e) for i in (False, True) for e in (False, True)}
