@@ -68,7 +68,7 @@ class OrthancSource:
         self._client = httpx.Client(base_url=url.rstrip("/"), auth=auth, verify=verify,
                                     timeout=settings.http_timeout)
 
-    def _get(self, path: str, **params: object) -> httpx.Response:
+    def _get(self, path: str, **params: str | int) -> httpx.Response:
         try:
             response = self._client.get(path, params=params or None)
         except httpx.HTTPError as exc:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, evt
 
 from relay_ingest.scp import tune_connection
@@ -109,7 +109,7 @@ class StudyMaker:
     def _series(self, common: Dataset, modality: str, number: int) -> list[Dataset]:
         series_uid, frame_uid = generate_uid(), generate_uid()
         count = self._rng.randint(*self.profile.instances_per_series)
-        sop_uids = [generate_uid() for _ in range(count)]
+        sop_uids = [str(generate_uid()) for _ in range(count)]
         return [_instance(common, modality, number, series_uid, frame_uid, sop_uids, index,
                           self.profile.size) for index in range(count)]
 
@@ -148,11 +148,11 @@ def _instance(common: Dataset, modality: str, number: int, series_uid: str, fram
               sop_uids: list[str], index: int, size: int) -> Dataset:
     ds = Dataset()
     ds.update(common)
-    sop_class = SOP_CLASSES[modality]
+    sop_class = UID(SOP_CLASSES[modality])
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.MediaStorageSOPClassUID = sop_class
-    ds.file_meta.MediaStorageSOPInstanceUID = sop_uids[index]
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(sop_uids[index])
     ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_uids[index]
     ds.SeriesInstanceUID, ds.FrameOfReferenceUID = series_uid, frame_uid
     ds.Modality, ds.SeriesNumber, ds.InstanceNumber = modality, number, index + 1

@@ -37,7 +37,7 @@ PENDING = {0xFF00, 0xFF01}
 SUCCESS = 0x0000
 WARNING = 0xB000
 # One association carries at most 128 contexts: the retrieve model and the storage classes.
-GET_STORAGE_CONTEXTS = StoragePresentationContexts[:127]
+GET_STORAGE_CLASSES = [str(c.abstract_syntax) for c in StoragePresentationContexts[:127]]
 
 
 class PacsError(Exception):
@@ -124,9 +124,9 @@ class Pacs:
         """C-GET into NAME.tmpXXXX inside incoming, renamed to NAME once complete."""
         ae = self._ae()
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
-        for context in GET_STORAGE_CONTEXTS:
-            ae.add_requested_context(context.abstract_syntax)
-        roles = [build_role(c.abstract_syntax, scp_role=True) for c in GET_STORAGE_CONTEXTS]
+        for sop_class in GET_STORAGE_CLASSES:
+            ae.add_requested_context(sop_class)
+        roles = [build_role(sop_class, scp_role=True) for sop_class in GET_STORAGE_CLASSES]
         partial = incoming / f"{name}.tmp{uuid.uuid4().hex[:8]}"
         partial.mkdir(parents=True)
 
