@@ -7,6 +7,7 @@ import functools
 
 from relay_deid.handlers import DeidContext, deidentify_series
 from relay_deid.identifiers import RemoteIdentifiers
+from relay_shared import tlsconfig
 from relay_shared.deid import DeidConfig
 from relay_shared.models import Stage
 from relay_shared.pixels import PixelPolicy
@@ -20,11 +21,12 @@ def _identifiers_source(settings: Settings) -> RemoteIdentifiers | None:
     token = settings.identifiers_token.get_secret_value() if settings.identifiers_token else None
     return RemoteIdentifiers(settings.identifiers_url, settings.deid_key_id,
                              settings.identifiers_timeout, token=token,
-                             verify=str(settings.tls_ca_bundle) if settings.tls_ca_bundle
-                             else settings.tls_verify)
+                             verify=tlsconfig.http_verify(settings))
 
 
 async def run(rt: Runtime, stop: asyncio.Event) -> None:
+    if rt.settings.identifiers_url:
+        tlsconfig.warn_if_unverified(rt.settings, "deid")
     config = DeidConfig.from_settings(rt.settings.deid_options,
                                       str(rt.settings.deid_recipe) if rt.settings.deid_recipe
                                       else None)

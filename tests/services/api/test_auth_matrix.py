@@ -20,6 +20,7 @@ ROUTES = [
     ("GET", "/api/v1/stats", "reader"),
     ("GET", "/api/v1/search", "reader"),
     ("POST", "/api/v1/series/{failed}/retry", "operator"),
+    ("POST", "/api/v1/images/1/release", "admin"),
     ("GET", "/api/v1/collections/1", "reader"),
     ("GET", "/api/v1/collections/1/report.csv", "reader"),
     ("POST", "/api/v1/collections", "operator"),
@@ -32,6 +33,9 @@ PUBLIC = ["/healthz", "/readyz", "/metrics", "/dashboard", "/api/v1/openapi.json
 RANK = {role: n for n, role in enumerate(ROLES)}
 # What a route that takes a body is given when the role may call it.
 BODIES = {"/api/v1/collections": {"csv": "accession_number\nACC-MATRIX-2\n"}}
+# Authorised but refused by state: the seeded data holds no image to release
+# (releasing is tested on a held image in tests/shared/pixels).
+AUTHORISED = {"/api/v1/images/1/release": (409,)}
 
 
 @pytest.fixture(autouse=True)
@@ -85,7 +89,7 @@ def test_each_role_gets_what_it_may(rt: Runtime, seeded: Seeded, role: str, meth
     response = client(rt, role).request(method, _path(template, seeded),
                                         json=BODIES.get(template))
     if RANK[role] >= RANK[least]:
-        assert response.status_code in (200, 202), response.text
+        assert response.status_code in (200, 202, *AUTHORISED.get(template, ())), response.text
     else:
         assert response.status_code == 403
         assert response.json()["detail"] == f"this needs the {least} role"
