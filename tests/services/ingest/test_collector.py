@@ -165,3 +165,27 @@ def test_the_rate_limit_spaces_requests() -> None:
     for _ in range(5):
         limit.wait()
     assert time.monotonic() - start >= 0.19
+
+
+def test_relay_collect_records_a_worklist_and_refuses_a_bad_one(tmp_path: Path,
+                                                                monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from relay_cli.main import app
+
+    monkeypatch.setenv("RELAY_DATA_DIR", str(tmp_path / "var"))
+    (tmp_path / "var").mkdir()
+    upgrade(load_settings().sqlalchemy_url)
+    good, bad = tmp_path / "cohort.csv", tmp_path / "bad.csv"
+    good.write_text("accession_number\nACC-1\nACC-2\n")
+    bad.write_text("accession_number\nACC-*\n")
+    runner = CliRunner()
+    result = runner.invoke(app, ["collect", str(good), "--no-wait"])
+    assert result.exit_code == 0, result.output
+    assert "collection 1: 2 row(s)" in result.output
+    result = runner.invoke(app, ["collect", str(bad)])
+    assert result.exit_code == 2 and "line 2" in result.output
+    assert "ACC-*" not in result.output
+    result = runner.invoke(app, ["collect", str(good), "--timeout", "0"])
+    assert result.exit_code == 1  # nothing collects in this test: the rows are still QUEUED
+    assert "ACC-1" in result.output and "QUEUED" in result.output
