@@ -28,7 +28,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, evt
 
-from relay_ingest.scp import tune_connection
+from relay_shared.dicomnet import tune_connection
 
 SOP_CLASSES = {
     "CT": "1.2.840.10008.5.1.4.1.1.2", "MR": "1.2.840.10008.5.1.4.1.1.4",

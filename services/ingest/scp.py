@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import socket
 import ssl
 from io import BytesIO
 from typing import cast
@@ -33,6 +32,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from relay_ingest import staging
 from relay_ingest.staging import Staging
 from relay_shared import tlsconfig
+from relay_shared.dicomnet import tune_connection
 from relay_shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,20 +54,6 @@ TRANSFER_SYNTAXES = [
     uids.DeflatedExplicitVRLittleEndian, uids.ExplicitVRLittleEndian,
     uids.ImplicitVRLittleEndian, uids.ExplicitVRBigEndian,
 ]
-
-DUL_POLL_DELAY = 0.0002
-
-
-def tune_connection(event: evt.Event) -> None:
-    """Without TCP_NODELAY every C-STORE waits for the peer's delayed ACK. pynetdicom's
-    reader thread sleeps 1 ms whenever it finds nothing to do, which alone costs a
-    few ms per instance; it polls faster while this association is open."""
-    sock = event.assoc.dul.socket
-    if sock is not None and sock.socket is not None:
-        with contextlib.suppress(OSError):
-            sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    event.assoc.dul._run_loop_delay = DUL_POLL_DELAY
-
 
 class Receiver:
     """The C-STORE and association handlers, bound to one loop and one staging area."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from relay_sender.destinations import DestinationError, OutgoingInstance, OutgoingSeries
 from relay_shared import tlsconfig
+from relay_shared.dicomnet import tune_connection
 
 log = logging.getLogger(__name__)
 # pynetdicom's INFO lines print query identifiers and other dataset values.
@@ -37,20 +37,6 @@ MAX_CONTEXTS = 128
 # Success, and the warnings that still mean "stored" (coercion, elements discarded).
 STORED = {0x0000, 0xB000, 0xB006, 0xB007}
 PENDING = {0xFF00, 0xFF01}
-DUL_POLL_DELAY = 0.0002
-
-
-def tune_connection(event: evt.Event) -> None:
-    """Without TCP_NODELAY every C-STORE waits for the peer's delayed ACK. pynetdicom's
-    reader thread sleeps 1 ms whenever it finds nothing to do, which alone costs a
-    few ms per instance; it polls faster while this association is open."""
-    sock = event.assoc.dul.socket
-    if sock is not None and sock.socket is not None:
-        with contextlib.suppress(OSError):
-            sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    event.assoc.dul._run_loop_delay = DUL_POLL_DELAY
-
-
 def presentation_contexts(paths: list[Path]) -> list[tuple[str, str]]:
     pairs = set()
     for path in paths:
