@@ -300,6 +300,9 @@ def mock_site(
     except ValueError as exc:
         typer.echo(f"relay: {exc}", err=True)
         raise typer.Exit(2) from None
+    if to not in ("dicom", "folder") or (to == "dicom" and not (port or settings.scp_port)):
+        typer.echo("relay: --to is dicom (with --port or RELAY_SCP_PORT) or folder", err=True)
+        raise typer.Exit(2)
     if to == "folder":
         assert settings.incoming_dir is not None
         push = mocksite.push_as_folder(settings.incoming_dir)

@@ -63,7 +63,9 @@ class Collector:
         except PacsError as exc:
             _update(self._engine, row_id, state=RowState.FAILED, reason=str(exc))
         except Exception as exc:  # a row must never stay in hand because of one surprise
-            log.exception("collection row failed", extra={"row_id": row_id})
+            # The type only: a parser's message may quote a value.
+            log.error("collection row failed", extra={"row_id": row_id,
+                                                      "error": type(exc).__name__})
             _update(self._engine, row_id, state=RowState.FAILED, reason=type(exc).__name__)
 
     def _collect(self, row_id: int) -> None:
