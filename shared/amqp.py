@@ -168,7 +168,8 @@ class AmqpBus:
         async with self._connection.channel() as channel:
             for queue in sorted(self._declared):
                 for name in (queue, f"{queue}.retry", f"{queue}.dead"):
-                    result = await channel.channel.queue_declare(name, passive=True)
+                    underlay = await channel.get_underlay_channel()
+                    result = await underlay.queue_declare(name, passive=True)
                     depths[name] = result.message_count or 0
         return depths
 

@@ -7,9 +7,10 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Response
@@ -110,7 +111,6 @@ async def serve_http(app: FastAPI, host: str, port: int, stop: asyncio.Event) ->
     config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                             lifespan="off")
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     await stop.wait()
     server.should_exit = True
@@ -160,7 +160,7 @@ def stop_on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(signum, stop.set)
 
 
-ServiceMain = Callable[[Runtime, asyncio.Event], Awaitable[None]]
+ServiceMain = Callable[[Runtime, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 async def run_services(settings: Settings, services: list[ServiceMain],
