@@ -37,6 +37,7 @@ from pynetdicom import evt
 from relay_ingest import scp
 from relay_sender.destinations import OutgoingInstance, OutgoingSeries
 from relay_sender.dimse import DicomDestination
+from relay_sender.orthanc import OrthancDestination
 from relay_shared.settings import load_settings
 from tests.support.dicom_factory import Patient, SeriesSpec, write_series
 from tests.support.services import Orthanc, free_port, wait_until
@@ -148,6 +149,7 @@ def main() -> None:
         bare_port, bare_stop = bare_scp()
         series = outgoing(files)
         sender = DicomDestination("127.0.0.1", orthanc.dicom_port, orthanc.aet, "RELAY")
+        rest_sender = OrthancDestination(orthanc.url)
         folder = root / "files"
         try:
             result = timed({
@@ -157,6 +159,7 @@ def main() -> None:
                           lambda: None),
                 "bare": (lambda: storescu(bare_port, "BARE", folder), lambda: None),
                 "sender": (lambda: sender.send(series), orthanc.clear),
+                "rest": (lambda: rest_sender.send(series), orthanc.clear),
             }, args.rounds)
         finally:
             bare_stop()
@@ -168,6 +171,8 @@ def main() -> None:
           f"{args.count / result['bare']:8.1f} instances/s")
     report("send (Orthanc as the receiver)", args.count, ("relay sender (pynetdicom)",
            result["sender"]), ("storescu", result["orthanc"]), 0.9)
+    report("send, the orthanc destination (REST, 4 connections)", args.count,
+           ("relay sender (REST)", result["rest"]), ("storescu", result["orthanc"]), 0.9)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,287 @@
+"""The whole pipeline on real RabbitMQ, PostgreSQL and Orthanc, against its baselines.
+
+One run, one machine, the same files for every row:
+  baselines   plain pydicom read + write; Orthanc's own REST upload (1 and 4 connections)
+  pipeline    first file in incoming -> last series DONE, with 1 and with 2 deid workers,
+              each stage's rate from the series' event history, peak memory per process
+  deid drain  a queued backlog de-identified by 1 worker, then by 2 (nothing else running)
+  memory      optional: peak memory of the deid worker on one long series
+
+    .venv/bin/python bench/pipeline_bench.py --instances 1000 --series 10
+    .venv/bin/python bench/pipeline_bench.py --instances 200 --series 4 --memory-series 2000
+
+It is a benchmark, not a test: on a shared machine compare rows of the same run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psycopg
+from pydicom import dcmread
+from pydicom.uid import generate_uid
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.dicom_factory import Patient, SeriesSpec, make_instance
+from tests.support.services import (
+    AMQP_URL,
+    Orthanc,
+    RelayProcess,
+    create_database,
+    delete_queues,
+    free_port,
+    relay_env,
+    run_relay,
+    wait_until,
+)
+
+
+def make_corpus(root: Path, series: int, per_series: int, seed: int) -> list[Path]:
+    """512x512 16-bit CT series with identifying values in many places, the same every
+    time for one seed (UIDs derived from it, pixel noise seeded)."""
+    folders = []
+    rng = np.random.default_rng(seed)
+    for n in range(series):
+        patient = Patient(f"MRN-{seed}-{n % 3}", f"Bench^Patient{n % 3}", accession=f"A{seed}{n}")
+        spec = SeriesSpec(patient, instances=per_series, rows=512, columns=512,
+                          study_uid=generate_uid(entropy_srcs=[str(seed), "study", str(n % 3)]),
+                          series_uid=generate_uid(entropy_srcs=[str(seed), "series", str(n)]),
+                          sop_uids=[generate_uid(entropy_srcs=[str(seed), str(n), str(i)])
+                                    for i in range(per_series)])
+        folder = root / f"series-{n:03d}"
+        folder.mkdir(parents=True)
+        noise = rng.integers(0, 4000, (512, 512), dtype=np.uint16).tobytes()
+        for i in range(per_series):
+            ds = make_instance(spec, i)
+            ds.PixelData = noise
+            ds.save_as(folder / f"IM{i:05d}.dcm", enforce_file_format=True)
+        folders.append(folder)
+    return folders
+
+
+def files_of(folders: list[Path]) -> list[Path]:
+    return [p for folder in folders for p in sorted(folder.iterdir())]
+
+
+def pydicom_rate(files: list[Path], out: Path) -> float:
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    for n, path in enumerate(files):
+        dcmread(path).save_as(out / f"{n}.dcm")
+    return len(files) / (time.perf_counter() - started)
+
+
+def orthanc_upload_rate(orthanc: Orthanc, files: list[Path], connections: int) -> float:
+    orthanc.clear()
+    client = httpx.Client(base_url=orthanc.url, timeout=60,
+                          limits=httpx.Limits(max_connections=connections))
+
+    def upload(path: Path) -> None:
+        client.post("/instances", content=path.read_bytes()).raise_for_status()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(connections) as pool:
+        list(pool.map(upload, files))
+    elapsed = time.perf_counter() - started
+    client.close()
+    return len(files) / elapsed
+
+
+@dataclass
+class Run:
+    rate: float
+    stage_rates: dict[str, float] = field(default_factory=dict)
+    peak_mb: dict[str, float] = field(default_factory=dict)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Pipeline:
+    """Relay processes on a fresh database and fresh queues."""
+
+    def __init__(self, root: Path, orthanc: Orthanc) -> None:
+        self.root, self.orthanc = root, orthanc
+        self.url, self._drop = create_database()
+        self.prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        self.data = root / "var"
+        self.env = relay_env({}, data_dir=self.data, database_url=self.url, amqp_url=AMQP_URL,
+                             queue_prefix=self.prefix, orthanc_url=orthanc.url,
+                             deid_secret="benchmark-secret-0123456789", watch_interval=0.2,
+                             log_level="WARNING", api_port=free_port())
+        run_relay("db", "upgrade", env=self.env)
+        self.procs: dict[str, RelayProcess] = {}
+        self.probe_ports: dict[str, int] = {}
+
+    def start(self, name: str, service: str) -> None:
+        self.probe_ports[name] = free_port()
+        env = dict(self.env, RELAY_METRICS_PORT=str(self.probe_ports[name]))
+        self.procs[name] = RelayProcess(service, env, self.root / f"{name}.log").start()
+
+    def wait_ready(self) -> None:
+        """Start-up (imports, connections) is not the pipeline's throughput."""
+        def ready(port: int) -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+        for name, port in self.probe_ports.items():
+            wait_until(lambda port=port: ready(port), 120, f"{name} to be ready")
+
+    def event_span(self, first_kind: str, last_kind: str) -> float:
+        with psycopg.connect(self.url.replace("+psycopg", "")) as conn:
+            row = conn.execute(
+                "SELECT min(at) FILTER (WHERE kind = %s), max(at) FILTER (WHERE kind = %s) "
+                "FROM event", (first_kind, last_kind)).fetchone()
+        assert row is not None and row[0] is not None and row[1] is not None
+        return float((row[1] - row[0]).total_seconds())
+
+    def count(self, status: str) -> int:
+        with psycopg.connect(self.url.replace("+psycopg", "")) as conn:
+            row = conn.execute("SELECT count(*) FROM series WHERE status = %s",
+                               (status,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def stage_rates(self, instances: int) -> dict[str, float]:
+        """Each stage's instances over the span from its first series taken to its last
+        finished (stages overlap, so these are rates while busy, not shares of the total)."""
+        spans = {"deid": ("started", "deidentified"), "send": ("deidentified", "done")}
+        return {stage: instances / max(self.event_span(*kinds), 1e-3)
+                for stage, kinds in spans.items()}
+
+    def peaks(self) -> dict[str, float]:
+        return {name: peak_rss_mb(p.process.pid) for name, p in self.procs.items()
+                if p.process is not None}
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            proc.stop()
+        delete_queues(self.prefix)
+        self._drop()
+
+
+def deliver_all(folders: list[Path], incoming: Path) -> None:
+    incoming.mkdir(parents=True, exist_ok=True)
+    for folder in folders:
+        partial = incoming / f"{folder.name}.tmp{uuid.uuid4().hex[:6]}"
+        shutil.copytree(folder, partial)
+    for partial in sorted(incoming.iterdir()):
+        partial.rename(partial.with_name(partial.name.split(".tmp")[0]))
+
+
+def pipeline_run(root: Path, orthanc: Orthanc, folders: list[Path], workers: int) -> Run:
+    orthanc.clear()
+    pipe = Pipeline(root, orthanc)
+    try:
+        for name, service in [("ingest", "ingest"), ("sender", "sender"),
+                              *[(f"deid{n}", "deid") for n in range(workers)]]:
+            pipe.start(name, service)
+        pipe.wait_ready()
+        instances = len(files_of(folders))
+        staged = root / "staged"
+        # Copies are made first, outside the clock; renames put them in at once.
+        deliver_all(folders, staged)
+        (pipe.data / "incoming").mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        for folder in sorted(staged.iterdir()):
+            folder.rename(pipe.data / "incoming" / folder.name)
+        wait_until(lambda: pipe.count("DONE") == len(folders), 3600, "the pipeline", 0.2)
+        elapsed = time.perf_counter() - started
+        return Run(instances / elapsed, pipe.stage_rates(instances), pipe.peaks())
+    finally:
+        pipe.close()
+
+
+def deid_drain(root: Path, orthanc: Orthanc, folders: list[Path], workers: int) -> float:
+    pipe = Pipeline(root, orthanc)
+    try:
+        pipe.start("ingest", "ingest")
+        deliver_all(folders, pipe.data / "incoming")
+        wait_until(lambda: pipe.count("NEW") == len(folders), 3600, "the backlog", 0.2)
+        for n in range(workers):
+            pipe.start(f"deid{n}", "deid")
+        wait_until(lambda: pipe.count("DONEPROCESSING") == len(folders), 3600, "the drain", 0.2)
+        # From the first series taken to the last one done, as the event history saw it:
+        # worker start-up time is not de-identification.
+        return len(files_of(folders)) / pipe.event_span("started", "deidentified")
+    finally:
+        pipe.close()
+
+
+def memory_run(root: Path, orthanc: Orthanc, instances: int, seed: int) -> float:
+    folders = make_corpus(root / "long", 1, instances, seed + 1)
+    pipe = Pipeline(root / "memory", orthanc)
+    try:
+        pipe.start("ingest", "ingest")
+        pipe.start("deid0", "deid")
+        deliver_all(folders, pipe.data / "incoming")
+        wait_until(lambda: pipe.count("DONEPROCESSING") == 1, 3600, "the long series", 0.5)
+        return pipe.peaks()["deid0"]
+    finally:
+        pipe.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--instances", type=int, default=1000)
+    parser.add_argument("--series", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--memory-series", type=int, default=0,
+                        help="also measure deid's peak memory on one series this long")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="relay-bench-"))
+    orthanc = Orthanc(root / "orthanc").start()
+    try:
+        report(root, orthanc, args)
+    finally:
+        orthanc.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def report(root: Path, orthanc: Orthanc, args: argparse.Namespace) -> None:
+    folders = make_corpus(root / "corpus", args.series, args.instances // args.series, args.seed)
+    files = files_of(folders)
+    print(f"corpus: {len(files)} instances of 512x512 16-bit CT in {len(folders)} series")
+    base = {"pydicom read+write": pydicom_rate(files, root / "pydicom-out"),
+            "Orthanc REST upload, 1 connection": orthanc_upload_rate(orthanc, files, 1),
+            "Orthanc REST upload, 4 connections": orthanc_upload_rate(orthanc, files, 4)}
+    runs = {w: pipeline_run(root / f"run{w}", orthanc, folders, w) for w in (1, 2)}
+    drains = {w: deid_drain(root / f"drain{w}", orthanc, folders, w) for w in (1, 2)}
+    upload1 = base["Orthanc REST upload, 1 connection"]
+    print("\n| measure | instances/s | ratio |\n| --- | --- | --- |")
+    for name, rate in base.items():
+        print(f"| {name} | {rate:.0f} | |")
+    for workers, run in runs.items():
+        print(f"| pipeline end to end, {workers} deid worker(s) | {run.rate:.0f} | "
+              f"{run.rate / upload1:.2f}x Orthanc upload (1 conn.) |")
+        for stage, rate in run.stage_rates.items():
+            print(f"| - {stage} stage ({workers} deid) | {rate:.0f} | |")
+    for workers, rate in drains.items():
+        print(f"| deid draining a backlog, {workers} worker(s) | {rate:.0f} | "
+              f"{rate / base['pydicom read+write']:.2f}x pydicom |")
+    print(f"\ndeid scaling, 2 workers / 1: {drains[2] / drains[1]:.2f}x")
+    print("\n| process | peak memory, MB (1 deid) | (2 deid) |\n| --- | --- | --- |")
+    for name in runs[2].peak_mb:
+        print(f"| {name} | {runs[1].peak_mb.get(name, 0):.0f} | {runs[2].peak_mb[name]:.0f} |")
+    if args.memory_series:
+        peak = memory_run(root, orthanc, args.memory_series, args.seed)
+        print(f"\ndeid peak memory on one {args.memory_series}-instance series: {peak:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
