@@ -228,9 +228,11 @@ def _finish(ctx: DeidContext, series_id: int, ids: Identifiers, origin: Origin,
     with session_scope(ctx.engine) as session:
         series = session.get(Series, series_id)
         assert series is not None
+        # One query for the series' images: one per image was a third of the stage's time.
+        images = {image.id: image for image in session.exec(
+            select(Image).where(Image.series_id == series_id))}
         for result in results:
-            image = session.get(Image, result.image_id)
-            assert image is not None
+            image = images[result.image_id]
             image.status = Status.DONEPROCESSING if result.ok else Status.FAILED
             image.reason, image.updated_at = result.reason, utcnow()
             if not result.ok:

@@ -6,13 +6,12 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from tests.e2e.pipeline import OPERATOR_ENTRY, TOKEN_ENTRY
 from tests.support.isolated import PrivatePostgres, PrivateRabbit
 from tests.support.services import (
     Orthanc,
     RelayProcess,
+    answers,
     free_port,
     relay_env,
     run_relay,
@@ -65,14 +64,8 @@ class Stack:
             self.start(f"deid{n}", "deid")
         self.start("sender")
         self.start("api")
-        wait_until(self._api_answers, 60, "the api")
+        wait_until(lambda: answers(f"{self.api}/healthz", self.procs["api"]), 60, "the api")
         return self
-
-    def _api_answers(self) -> bool:
-        try:
-            return httpx.get(f"{self.api}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
 
     def kill(self, name: str) -> None:
         self.procs[name].stop(signal.SIGKILL)

@@ -19,6 +19,7 @@ from tests.support.dicom_factory import Patient, SeriesSpec, write_series
 from tests.support.services import (
     Orthanc,
     RelayProcess,
+    answers,
     free_port,
     print_logs,
     relay_env,
@@ -59,7 +60,7 @@ def node(tmp_path: Path, data_dir: Path, postgres_url: str, queue_prefix: str,
                           tmp_path / f"{service}.log").start()
              for service in ("ingest", "deid", "sender", "api")]
     api_url = f"http://127.0.0.1:{api_port}"
-    wait_until(lambda: _answers(f"{api_url}/readyz"), 60, "the api")
+    wait_until(lambda: answers(f"{api_url}/readyz"), 60, "the api")
     wait_until(lambda: echo(scp_port).returncode == 0, 60, "the SCP to answer C-ECHO")
     yield {"api": api_url, "scp_port": scp_port, "orthanc": network_orthanc}
     for proc in procs:
@@ -67,11 +68,6 @@ def node(tmp_path: Path, data_dir: Path, postgres_url: str, queue_prefix: str,
     print_logs(tmp_path.glob("*.log"))
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def echo(port: int, calling: str = "ECHOSCU") -> subprocess.CompletedProcess[str]:

@@ -9,13 +9,19 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import nibabel as nib
 import pytest
 
 from tests.e2e.pipeline import TOKEN_ENTRY, api_get, corpus, wait_for_series
 from tests.services.sender.test_gcs import BUCKET, Emulator
-from tests.support.services import RelayProcess, free_port, relay_env, run_relay, wait_until
+from tests.support.services import (
+    RelayProcess,
+    answers,
+    free_port,
+    relay_env,
+    run_relay,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.gcs]
 PREFIX = "research/relay"
@@ -33,7 +39,7 @@ def relay_to_gcs(tmp_path: Path) -> Iterator[dict]:
     proc = RelayProcess("up", env, tmp_path / "up.log", cwd=workdir).start()
     api_url = f"http://127.0.0.1:{api_port}"
     try:
-        wait_until(lambda: _ready(api_url, proc), 60, "relay up")
+        wait_until(lambda: answers(f"{api_url}/readyz", proc), 60, "relay up")
         yield {"api": api_url, "tmp": tmp_path, "env": env, "cwd": workdir,
                "emulator": emulator}
         assert proc.stop() == 0, (tmp_path / "up.log").read_text()[-3000:]
@@ -42,12 +48,6 @@ def relay_to_gcs(tmp_path: Path) -> Iterator[dict]:
         emulator.stop()
 
 
-def _ready(api_url: str, proc: RelayProcess) -> bool:
-    assert proc.alive(), "relay up exited"
-    try:
-        return httpx.get(f"{api_url}/readyz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_series_reach_done_as_volumes_and_are_found(relay_to_gcs: dict) -> None:

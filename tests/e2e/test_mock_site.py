@@ -12,7 +12,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from relay_ingest import mocksite
@@ -20,6 +19,7 @@ from tests.e2e.pipeline import TOKEN_ENTRY, wait_for_series
 from tests.support.services import (
     Orthanc,
     RelayProcess,
+    answers,
     free_port,
     print_logs,
     relay_env,
@@ -48,18 +48,13 @@ def relay(tmp_path: Path, data_dir: Path, postgres_url: str, queue_prefix: str,
                           tmp_path / f"{service}.log").start()
              for service in ("ingest", "deid", "sender", "api")]
     api = f"http://127.0.0.1:{api_port}"
-    wait_until(lambda: _answers(f"{api}/readyz"), 60, "the api")
+    wait_until(lambda: answers(f"{api}/readyz"), 60, "the api")
     yield {"env": env, "api": api, "scp_port": scp_port}
     for proc in procs:
         proc.stop()
     print_logs(tmp_path.glob("*.log"))
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_mock_site_run_reaches_the_destination_deidentified(relay: dict,

@@ -15,7 +15,14 @@ from sqlalchemy import create_engine, text
 
 from tests.e2e.pipeline import TOKEN_ENTRY, api_get, corpus, wait_for_series
 from tests.support.dicom_factory import SeriesSpec, deliver
-from tests.support.services import RelayProcess, free_port, relay_env, run_relay, wait_until
+from tests.support.services import (
+    RelayProcess,
+    answers,
+    free_port,
+    relay_env,
+    run_relay,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.e2e]
 INSTANCES = 10
@@ -32,7 +39,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     workdir.mkdir()
     proc = RelayProcess("up", env, tmp / "up.log", cwd=workdir).start()
     api = f"http://127.0.0.1:{api_port}"
-    wait_until(lambda: _ready(api, proc), 60, "relay up")
+    wait_until(lambda: answers(f"{api}/readyz", proc), 60, "relay up")
     specs, folders = corpus(tmp / "corpus", instances=INSTANCES)
     (folders[0] / "notes.txt").write_text("this is not DICOM")
     victim = folders[0] / "IM00003.dcm"
@@ -46,12 +53,6 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     assert proc.stop() == 0
 
 
-def _ready(api: str, proc: RelayProcess) -> bool:
-    assert proc.alive(), "relay up exited"
-    try:
-        return httpx.get(f"{api}/readyz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _samples(metrics: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -149,7 +150,7 @@ def test_separate_processes_each_serve_their_metrics(tmp_path: Path, data_dir: P
                           tmp_path / f"{s}.log").start() for s in (*ports, "api")]
     api = f"http://127.0.0.1:{api_port}"
     try:
-        wait_until(lambda: _ready(api, procs[-1]), 60, "the api")
+        wait_until(lambda: answers(f"{api}/readyz", procs[-1]), 60, "the api")
         _specs, folders = corpus(tmp_path / "corpus", instances=INSTANCES)
         for folder in folders[:2]:
             deliver(folder, data_dir / "incoming")

@@ -9,7 +9,14 @@ import pytest
 
 from tests.e2e.pipeline import TOKEN_ENTRY, api_get, assert_outbox_clean, corpus, wait_for_series
 from tests.support.dicom_factory import deliver
-from tests.support.services import RelayProcess, free_port, relay_env, run_relay, wait_until
+from tests.support.services import (
+    RelayProcess,
+    answers,
+    free_port,
+    relay_env,
+    run_relay,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.e2e]
 
@@ -24,19 +31,12 @@ def relay_up(tmp_path: Path) -> Iterator[dict]:
     workdir.mkdir()
     proc = RelayProcess("up", env, tmp_path / "up.log", cwd=workdir).start()
     api_url = f"http://127.0.0.1:{api_port}"
-    wait_until(lambda: _ready(api_url, proc), 60, "relay up")
+    wait_until(lambda: answers(f"{api_url}/readyz", proc), 60, "relay up")
     yield {"api": api_url, "var": workdir / "var", "tmp": tmp_path, "proc": proc, "env": env,
            "cwd": workdir}
     assert proc.stop() == 0, (tmp_path / "up.log").read_text()[-3000:]
 
 
-def _ready(api_url: str, proc: RelayProcess) -> bool:
-    import httpx
-    assert proc.alive(), "relay up exited"
-    try:
-        return httpx.get(f"{api_url}/readyz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_three_series_reach_done_in_the_outbox(relay_up: dict) -> None:

@@ -18,6 +18,7 @@ from tests.e2e.pipeline import (
 from tests.support.dicom_factory import deliver
 from tests.support.services import (
     RelayProcess,
+    answers,
     free_port,
     print_logs,
     relay_env,
@@ -43,7 +44,7 @@ def pipeline(tmp_path: Path, data_dir: Path, postgres_url: str, queue_prefix: st
         proc_env = dict(env, RELAY_METRICS_PORT=str(free_port()))
         procs.append(RelayProcess(service, proc_env, tmp_path / f"{service}.log").start())
     api_url = f"http://127.0.0.1:{api_port}"
-    wait_until(lambda: _up(api_url), 60, "the api")
+    wait_until(lambda: answers(f"{api_url}/readyz"), 60, "the api")
     yield {"env": env, "api": api_url, "data_dir": data_dir, "procs": procs,
            "orthanc": orthanc, "tmp": tmp_path}
     for proc in procs:
@@ -51,12 +52,6 @@ def pipeline(tmp_path: Path, data_dir: Path, postgres_url: str, queue_prefix: st
     print_logs(tmp_path.glob("*.log"))  # shown by pytest only when the test failed
 
 
-def _up(api_url: str) -> bool:
-    import httpx
-    try:
-        return httpx.get(f"{api_url}/readyz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def test_three_series_reach_done_and_orthanc_holds_them_deidentified(pipeline: dict) -> None:

@@ -27,6 +27,7 @@ from tests.support.dicom_factory import Patient, SeriesSpec, make_instance
 from tests.support.services import (
     Orthanc,
     RelayProcess,
+    answers,
     free_port,
     print_logs,
     relay_env,
@@ -54,11 +55,6 @@ class PullStack:
         self.procs.pop(service).stop(signal.SIGTERM)
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture
@@ -97,7 +93,7 @@ def _stack(tmp: Path, data_dir: Path, postgres_url: str, queue_prefix: str, scp_
     stack = PullStack(tmp, destination, env, f"http://127.0.0.1:{api_port}")
     for service in ("ingest", "deid", "sender", "api"):
         stack.start(service)
-    wait_until(lambda: _answers(f"{stack.api}/readyz"), 60, "the api")
+    wait_until(lambda: answers(f"{stack.api}/readyz"), 60, "the api")
     return stack
 
 

@@ -225,3 +225,14 @@ def print_logs(paths: Iterable[Path], lines: int = 40) -> None:
     for path in sorted(paths):
         tail = path.read_text(errors="replace").splitlines()[-lines:]
         print(f"===== {path.name}", *tail, sep="\n")
+
+
+def answers(url: str, process: RelayProcess | None = None) -> bool:
+    """Whether ``url`` answers 200 yet; a process that has died is a failure, not a wait."""
+    if process is not None and not process.alive():
+        tail = process.log_path.read_text(errors="replace")[-3000:]
+        raise AssertionError(f"relay {process.service} exited:\n{tail}")
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

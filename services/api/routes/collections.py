@@ -54,7 +54,8 @@ class CollectionOut(BaseModel):
 
 
 @router.post("", response_model=CollectionOut, status_code=status.HTTP_202_ACCEPTED,
-             responses={422: {"description": "The worklist cannot be read"}})
+             responses={400: {"description": "The body is not JSON (not even UTF-8)"},
+                        422: {"description": "The worklist cannot be read"}})
 def create(body: CollectionIn, rt: RuntimeDep, _: Operator) -> CollectionOut:
     """Hand a worklist over to be collected from the PACS (by ingest's collector); rows
     an earlier worklist collected already are DONE at once."""

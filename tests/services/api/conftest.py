@@ -4,12 +4,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from relay_shared.runtime import Runtime
 from tests.services.api.seed import TOKEN_ENTRIES, Seeded, make_runtime, seed
-from tests.support.services import RelayProcess, free_port, relay_env, wait_until
+from tests.support.services import RelayProcess, answers, free_port, relay_env, wait_until
 
 
 @pytest.fixture
@@ -42,15 +41,8 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     env = relay_env({}, data_dir=root / "var", api_port=port, api_tokens=TOKEN_ENTRIES)
     proc = RelayProcess("api", env, root / "api.log").start()
     url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _ready(url, proc), 60, "relay api")
+    wait_until(lambda: answers(f"{url}/readyz", proc), 60, "relay api")
     yield LiveApi(url, runtime, seeded_ids, root / "api.log")
     proc.stop()
     runtime.engine.dispose()
 
-
-def _ready(url: str, proc: RelayProcess) -> bool:
-    assert proc.alive(), "relay api exited"
-    try:
-        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
