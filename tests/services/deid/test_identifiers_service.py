@@ -3,14 +3,11 @@ a series that waits (is neither failed nor sent) while the service is down."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
-from fastapi import FastAPI, Request
 from pydicom import dcmread
 from sqlmodel import Session, select
 
@@ -19,34 +16,19 @@ from relay_deid.identifiers import IdentifiersUnavailable, RemoteIdentifiers
 from relay_shared.models import Series, SeriesIdentifiers, Status
 from tests.services.deid.test_handlers import _context, _ingest
 from tests.support.dicom_factory import Patient, SeriesSpec, write_series
-from tests.support.services import free_port, wait_until
+from tests.support.identifiers_service import IdentifiersService, identifiers_service
+from tests.support.services import free_port
 
 
 @pytest.fixture
-def identifiers_service() -> Iterator[tuple[str, list[dict]]]:
-    calls: list[dict] = []
-    app = FastAPI()
-
-    @app.post("/identifiers")
-    async def identifiers(request: Request) -> dict:
-        body = await request.json()
-        calls.append(body)
-        return {"patient_id": f"STUDY-{len(calls):04d}", "patient_name": "SUBJECT^ONE",
-                "date_shift_days": -42, "accession_number": None, "extra": {}}
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, 20, "the identifiers service")
-    yield f"http://127.0.0.1:{port}/identifiers", calls
-    server.should_exit = True
-    thread.join(10)
+def service() -> Iterator[IdentifiersService]:
+    with identifiers_service() as running:
+        yield running
 
 
 def test_the_service_names_the_patient_once_per_patient(tmp_path: Path,
-                                                         identifiers_service) -> None:  # type: ignore[no-untyped-def]
-    url, calls = identifiers_service
+                                                         service: IdentifiersService) -> None:
+    url, calls = service.url, service.calls
     ctx = _context(tmp_path)
     ctx = type(ctx)(**{**ctx.__dict__, "identifiers": RemoteIdentifiers(url, "k1")})
     patient = Patient("mrn-77 ", "Doe^Jane^^")
