@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from relay_sender.destinations import Destination, FolderDestination
@@ -20,6 +21,10 @@ from relay_shared.settings import Destination as DestinationName
 from relay_shared.settings import Settings
 
 
+def _revealed(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret else None
+
+
 def build_destinations(settings: Settings, engine: Engine | None = None) -> list[Destination]:
     built: list[Destination] = []
     for name in settings.destinations or []:
@@ -28,10 +33,9 @@ def build_destinations(settings: Settings, engine: Engine | None = None) -> list
             built.append(FolderDestination(settings.outbox_dir))
         elif name is DestinationName.ORTHANC:
             assert settings.orthanc_url is not None
-            password = settings.orthanc_password.get_secret_value() \
-                if settings.orthanc_password else None
             built.append(OrthancDestination(settings.orthanc_url, settings.orthanc_username,
-                                            password, settings.http_timeout,
+                                            _revealed(settings.orthanc_password),
+                                            settings.http_timeout,
                                             verify=tlsconfig.http_verify(settings)))
         elif name is DestinationName.DICOM:
             assert settings.dicom_host is not None
@@ -42,10 +46,9 @@ def build_destinations(settings: Settings, engine: Engine | None = None) -> list
                                                                          settings.dicom_host)))
         elif name is DestinationName.DICOMWEB:
             assert settings.dicomweb_url is not None
-            secret = settings.dicomweb_password.get_secret_value() \
-                if settings.dicomweb_password else None
             built.append(DicomWebDestination(settings.dicomweb_url, settings.dicomweb_username,
-                                             secret, settings.http_timeout,
+                                             _revealed(settings.dicomweb_password),
+                                             settings.http_timeout,
                                              verify=tlsconfig.http_verify(settings)))
         elif name is DestinationName.GCS:
             assert settings.gcs_bucket is not None

@@ -109,6 +109,15 @@ def test_dead_letter_then_retry_through_the_api(stack: Stack) -> None:
     assert len(stack.orthanc.instances()) == 5
 
 
+def _outage(stack: Stack, service: PrivateRabbit | PrivatePostgres) -> bool:
+    """Stop a dependency for a few seconds; whether /readyz said so meanwhile."""
+    service.stop()
+    reported = _not_ready(stack)
+    time.sleep(2)
+    service.start()
+    return reported
+
+
 def _not_ready(stack: Stack) -> bool:
     """The api's readiness probe turns 503 within a few seconds of an outage."""
     def unready() -> bool:
@@ -166,16 +175,10 @@ def test_kills_restarts_and_outages_lose_and_duplicate_nothing(stack: Stack) -> 
                 stack.restart(victim, "deid" if victim.startswith("deid") else "sender")
                 figures["processes killed"] += 1
                 if step == 1:
-                    stack.rabbit.stop()
-                    figures["not ready while broker down"] = _not_ready(stack)
-                    time.sleep(2)
-                    stack.rabbit.start()
+                    figures["not ready while broker down"] = _outage(stack, stack.rabbit)
                     figures["broker restarts"] += 1
                 if step == 3:
-                    stack.postgres.stop()
-                    figures["not ready while database down"] = _not_ready(stack)
-                    time.sleep(2)
-                    stack.postgres.start()
+                    figures["not ready while database down"] = _outage(stack, stack.postgres)
                     figures["database restarts"] += 1
                 if step == 4:
                     stack.orthanc.stop()
