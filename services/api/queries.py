@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -13,6 +15,11 @@ FAILED_IMAGE_STATUSES = (Status.FAILED, Status.QUARANTINED)
 _WEIGHT = {Status.NEW: 0.0, Status.PROCESSING: 0.25, Status.DONEPROCESSING: 0.5,
            Status.SENT: 0.75, Status.DONE: 1.0, Status.FAILED: 1.0, Status.QUARANTINED: 1.0}
 SETTLED = (Status.DONE, Status.FAILED, Status.QUARANTINED)
+
+
+def total_of(session: Session, query: Any) -> int:
+    """How many rows ``query`` matches before paging, for a Page's ``total``."""
+    return int(session.exec(select(func.count()).select_from(query.subquery())).one())
 
 
 def image_counts(session: Session, series_ids: list[int]) -> dict[int, dict[str, int]]:

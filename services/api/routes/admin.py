@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from sqlalchemy import func
 from sqlmodel import col, select
 
+from relay_api import queries
 from relay_api.deps import Admin, Id, Offset, SessionDep
 from relay_api.queries import events_of
 from relay_api.schemas import AuditEvent, IdentifierMapping, Page, SeriesAudit
@@ -29,7 +29,7 @@ def list_identifiers(session: SessionDep, _: Admin,
     query = select(SeriesIdentifiers)
     if patient_pseudonym is not None:
         query = query.where(SeriesIdentifiers.patient_pseudonym == patient_pseudonym)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    total = queries.total_of(session, query)
     rows = session.exec(query.order_by(col(SeriesIdentifiers.series_id).desc())
                         .offset(offset).limit(limit))
     return Page(items=[IdentifierMapping.model_validate(r, from_attributes=True) for r in rows],
@@ -65,7 +65,7 @@ def list_events(session: SessionDep, _: Admin,
         query = query.where(Event.series_id == series_id)
     if kind is not None:
         query = query.where(Event.kind == kind)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    total = queries.total_of(session, query)
     rows = session.exec(query.order_by(col(Event.id).desc()).offset(offset).limit(limit))
     return Page(items=[AuditEvent.model_validate(e, from_attributes=True) for e in rows],
                 total=total, limit=limit, offset=offset)

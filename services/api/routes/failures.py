@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import func, or_
+from sqlalchemy import or_
 from sqlmodel import col, select
 
 from relay_api import queries
@@ -24,7 +24,7 @@ def list_failures(session: SessionDep, _: Reader,
         col(Image.status).in_(queries.FAILED_IMAGE_STATUSES))
     query = select(Series).where(or_(col(Series.status).in_(queries.FAILED_IMAGE_STATUSES),
                                      col(Series.id).in_(failed_images)))
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    total = queries.total_of(session, query)
     rows = list(session.exec(query.order_by(col(Series.updated_at).desc(), col(Series.id).desc())
                              .offset(offset).limit(limit)))
     images = queries.failures_of(session, [s.id for s in rows if s.id is not None])

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from sqlalchemy import func
 from sqlmodel import col, select
 
 from relay_api import queries
@@ -27,7 +26,7 @@ def list_images(
         query = query.where(Image.series_id == series_id)
     if status_filter is not None:
         query = query.where(Image.status == status_filter)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    total = queries.total_of(session, query)
     rows = session.exec(query.order_by(col(Image.id)).offset(offset).limit(limit))
     return Page(items=[queries.image_out(i) for i in rows], total=total, limit=limit,
                 offset=offset)

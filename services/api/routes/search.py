@@ -11,6 +11,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.sql.expression import Select
 
+from relay_api import queries
 from relay_api.deps import Offset, Reader, SessionDep
 from relay_api.schemas import Page
 from relay_shared.models import Series, SeriesMetadata, Status
@@ -93,7 +94,7 @@ def search(
         modality=modality, body_part=body_part, patient_pseudonym=patient_pseudonym,
         study_uid=study_uid, description=description, study_date_from=study_date_from,
         study_date_to=study_date_to, format=format))
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    total = queries.total_of(session, query)
     rows = list(session.exec(query.order_by(col(SeriesMetadata.id).desc())
                              .offset(offset).limit(limit)))
     items = [SearchHit(status=status, **row.model_dump(exclude={"id"})) for row, status in rows]

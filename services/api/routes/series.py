@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
-from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -73,7 +72,7 @@ def list_series(
     offset: Offset = 0,
 ) -> Page[SeriesSummary]:
     query = _filtered(status_filter, patient_pseudonym, modality, created_from, created_to)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    total = queries.total_of(session, query)
     rows = list(session.exec(_ordered(query, sort).offset(offset).limit(limit)))
     return Page(items=queries.summaries(session, rows), total=total, limit=limit,
                 offset=offset)
