@@ -1,7 +1,8 @@
 """The DICOM SCP of ingest: C-ECHO, and C-STORE of every storage SOP class.
 
-Instances are written exactly as received (``event.encoded_dataset()``: no
-decode, no re-encode, compressed pixel data untouched) into the staging folder
+Instances are written exactly as received (the dataset bytes of the request
+behind a file meta: no decode, no re-encode, compressed pixel data untouched)
+into the staging folder
 of their series. pynetdicom calls the handlers on its own threads; the staging
 bookkeeping lives on the asyncio loop, so the handlers reach it only through
 ``loop.call_soon_threadsafe``. A handler never raises: it answers with a status.
@@ -24,7 +25,13 @@ from typing import cast
 
 from pydicom import dcmread
 from pydicom import uid as uids
-from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom import (
+    AE,
+    PYNETDICOM_IMPLEMENTATION_UID,
+    PYNETDICOM_IMPLEMENTATION_VERSION,
+    AllStoragePresentationContexts,
+    evt,
+)
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
@@ -32,6 +39,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from relay_ingest import staging
 from relay_ingest.staging import Staging
 from relay_shared import tlsconfig
+from relay_shared.deid import header
 from relay_shared.dicomnet import tune_connection
 from relay_shared.settings import Settings
 
@@ -43,6 +51,7 @@ SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC210
 CLOSE_INTERVAL = 1.0
+SERIES_INSTANCE_UID = 0x0020000E
 MAX_PDU = 4 * 1024 * 1024
 
 # The acceptor's order wins when a context offers several, so the compressed
@@ -67,15 +76,18 @@ class Receiver:
         self._certificate_names_ae = certificate_names_ae
 
     def on_store(self, event: evt.Event) -> int:
+        request = cast(C_STORE, event.request)
+        sop_uid = str(request.AffectedSOPInstanceUID)
         try:
-            data = event.encoded_dataset(include_meta=True)
-            series_uid = _series_uid(data)
+            dataset = cast(BytesIO, request.DataSet).getvalue()
+            prefix = part10_prefix(str(request.AffectedSOPClassUID), sop_uid,
+                                   str(event.context.transfer_syntax))
+            series_uid = _series_uid(prefix, dataset)
         except Exception:  # whatever the peer sent, it is not a dataset we can file
             log.warning("instance refused: cannot read its series", exc_info=True)
             return CANNOT_UNDERSTAND
-        sop_uid = str(cast(C_STORE, event.request).AffectedSOPInstanceUID)
         try:
-            landed = staging.write_instance(self._staging.landing_dir, sop_uid, data)
+            landed = staging.write_instance(self._staging.landing_dir, sop_uid, prefix, dataset)
         except OSError:
             log.error("instance refused: cannot write it to staging", exc_info=True)
             return OUT_OF_RESOURCES
@@ -133,10 +145,29 @@ class Receiver:
                 (evt.EVT_REQUESTED, self.on_requested), (evt.EVT_C_ECHO, lambda _e: SUCCESS)]
 
 
-def _series_uid(data: bytes) -> str:
-    header = dcmread(BytesIO(data), stop_before_pixels=True,
-                     specific_tags=["SeriesInstanceUID"])
-    value = str(header.get("SeriesInstanceUID", "")).strip()
+def part10_prefix(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str) -> bytes:
+    """Preamble, DICM and the file meta that turn a received dataset into a Part 10 file.
+
+    The same elements as pynetdicom's ``Event.file_meta``, encoded by the relay's own
+    encoder: through pydicom this cost more per instance than writing the file."""
+    meta: dict[int, tuple[str, bytes]] = {tag: ("UI", header.text_bytes("UI", [value], "ascii"))
+                                          for tag, value in (
+        (0x00020002, sop_class_uid), (0x00020003, sop_instance_uid),
+        (0x00020010, transfer_syntax), (0x00020012, PYNETDICOM_IMPLEMENTATION_UID))}
+    meta[0x00020013] = ("SH", header.text_bytes("SH", [PYNETDICOM_IMPLEMENTATION_VERSION],
+                                                "ascii"))
+    return b"\x00" * 128 + b"DICM" + header.encode_meta(meta)
+
+
+def _series_uid(prefix: bytes, dataset: bytes) -> str:
+    try:
+        value = header.parse_file(prefix + dataset).body.get(SERIES_INSTANCE_UID)
+        text = value[1].decode("ascii", "replace") if value else ""
+    except Exception:  # deflated, or a header the raw parser does not take: pydicom decides
+        found = dcmread(BytesIO(prefix + dataset), stop_before_pixels=True,
+                        specific_tags=["SeriesInstanceUID"]).get("SeriesInstanceUID", "")
+        text = str(found)
+    value = text.strip("\x00 ")
     if not value:
         raise ValueError("no SeriesInstanceUID")
     return value

@@ -13,7 +13,9 @@ The threads that receive never wait for the loop: they hand it each landed file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import logging
 import os
 import time
@@ -116,13 +118,33 @@ def recover(staging_dir: Path, incoming_dir: Path) -> list[Path]:
     return [path for path in handed if path is not None]
 
 
-def write_instance(folder: Path, sop_instance_uid: str, data: bytes) -> Path:
+def write_instance(folder: Path, sop_instance_uid: str, *parts: bytes) -> Path:
     """Write the bytes as received, under a temporary name first so no half file is seen.
-    Two associations may carry the same instance at once: each copy has its own name."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{uid_key(sop_instance_uid)}-{uuid.uuid4().hex[:8]}.dcm"
-    partial = target.with_name(target.name + PARTIAL_SUFFIX)
-    with open(partial, "wb") as stream:
-        stream.write(data)
+    Two associations may carry the same instance at once: each copy has its own name.
+    Called once per received instance, so it avoids per-call costs that add up (a
+    fresh UUID, a mkdir) and only creates the folder when it turns out to be missing."""
+    name = f"{uid_key(sop_instance_uid)}-{_NAME_PREFIX}{next(_names):x}.dcm"
+    target = os.path.join(folder, name)
+    partial = target + PARTIAL_SUFFIX
+    try:
+        descriptor = os.open(partial, _WRITE_FLAGS, 0o666)
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        descriptor = os.open(partial, _WRITE_FLAGS, 0o666)
+    try:
+        with open(descriptor, "wb", closefd=True) as stream:
+            for part in parts:
+                stream.write(part)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
     os.replace(partial, target)
-    return target
+    return Path(target)
+
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+# Unique across processes sharing a staging folder (random prefix) and within one
+# (the counter: next() on itertools.count is atomic under the GIL).
+_NAME_PREFIX = uuid.uuid4().hex[:6]
+_names = itertools.count()

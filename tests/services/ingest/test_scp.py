@@ -214,3 +214,24 @@ async def test_storescu_with_an_unknown_calling_ae_is_refused(
     assert "Rejected" in result.stdout + result.stderr
     await asyncio.sleep(1)
     assert delivered(settings) == []
+
+
+@pytest.mark.parametrize("sop_instance_uid", ["1.2.3.4", "1.2.3.45"])  # even and odd length
+def test_the_file_meta_written_is_the_one_pynetdicom_would_write(sop_instance_uid: str) -> None:
+    from pynetdicom.dsutils import create_file_meta, encode_file_meta
+    expected = encode_file_meta(create_file_meta(
+        sop_class_uid=CTImageStorage, sop_instance_uid=sop_instance_uid,
+        transfer_syntax=RLELossless))
+    prefix = scp.part10_prefix(CTImageStorage, sop_instance_uid, RLELossless)
+    assert prefix == b"\x00" * 128 + b"DICM" + expected
+
+
+def test_the_series_is_found_in_deflated_and_raw_encodings(tmp_path: Path) -> None:
+    for syntax in ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2", "1.2.840.10008.1.2.2"):
+        ds = make_instance(SeriesSpec(PATIENT, instances=1), 0)
+        ds.file_meta.TransferSyntaxUID = syntax
+        path = tmp_path / f"{syntax}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        data = path.read_bytes()
+        start = 132 + 12 + int.from_bytes(data[140:144], "little")
+        assert scp._series_uid(data[:start], data[start:]) == ds.SeriesInstanceUID
