@@ -165,6 +165,13 @@ def parse_dataset(data: bytes, pos: int, enc: Encoding,
     return body, end
 
 
+def parse_file_meta(data: bytes) -> tuple[Item, int]:
+    """The file meta of a Part 10 file, and where its dataset starts."""
+    if len(data) < 132 or data[128:132] != b"DICM":
+        raise Unsupported("no DICM prefix")
+    return _parse_meta(data, 132)
+
+
 def _parse_meta(data: bytes, pos: int) -> tuple[Item, int]:
     meta: Item = {}
     short, long = META.short, META.long

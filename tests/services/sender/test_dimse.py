@@ -4,6 +4,7 @@ that refuse or reject, so each failure gives its own clear error."""
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,5 +123,28 @@ def test_a_rejected_instance_names_its_status(tmp_path: Path) -> None:
         dest = DicomDestination("127.0.0.1", port, "PEER", CALLING, timeout=5)
         with pytest.raises(DestinationError, match=r"rejected image 0: status 0xA700"):
             dest.send(outgoing(paths))
+    finally:
+        server.shutdown()
+
+
+def test_a_peer_that_aborts_mid_series_is_a_clear_error_without_waiting_out_the_timeout(
+        tmp_path: Path) -> None:
+    paths = write_series(SeriesSpec(PATIENT, instances=3), tmp_path / "series")
+    ae = AE(ae_title="PEER")
+    ae.supported_contexts = AllStoragePresentationContexts
+    port = free_port()
+
+    def abort(event: evt.Event) -> int:
+        event.assoc.abort()
+        return 0x0000
+
+    server = ae.start_server(("127.0.0.1", port), block=False,
+                             evt_handlers=[(evt.EVT_C_STORE, abort)])
+    try:
+        dest = DicomDestination("127.0.0.1", port, "PEER", CALLING, timeout=30)
+        started = time.monotonic()
+        with pytest.raises(DestinationError, match=r"no answer for image 0"):
+            dest.send(outgoing(paths))
+        assert time.monotonic() - started < 15
     finally:
         server.shutdown()
