@@ -40,7 +40,7 @@ from relay_ingest import staging
 from relay_ingest.staging import Staging
 from relay_shared import tlsconfig
 from relay_shared.deid import header
-from relay_shared.dicomnet import tune_connection
+from relay_shared.dicomnet import encode_store_responses, tune_connection
 from relay_shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ class Receiver:
         refused = tlsconfig.handshake(sock.socket)
         if refused is None:
             tune_connection(event)
+            encode_store_responses(event.assoc)
             return
         log.warning("TLS connection refused", extra={
             "peer": event.assoc.requestor.address, "reason": refused})

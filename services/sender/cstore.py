@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,19 +26,9 @@ from pathlib import Path
 from pynetdicom.association import Association
 from pynetdicom.pdu_primitives import P_DATA
 
+from relay_shared import dimse
 from relay_shared.deid import header
 
-P_DATA_TF = 0x04
-PDU_HEADER = struct.Struct(">BxL")  # PDU type, reserved, length
-PDV_HEADER = struct.Struct(">LBB")  # item length, presentation context, control header
-PDV_OVERHEAD = PDU_HEADER.size - 2 + PDV_HEADER.size - 4  # 6: what pynetdicom leaves
-DATA, COMMAND, LAST = 0x00, 0x01, 0x02
-LOW_PRIORITY = 0x0002  # pynetdicom's default for C-STORE
-C_STORE_RQ_FIELD = 0x0001
-DATASET_PRESENT = 0x0001  # anything but 0x0101
-_IMPLICIT_HEADER = struct.Struct("<HHL")
-_US = struct.Struct("<H")
-_UL = struct.Struct("<L")
 FRAGMENT_WHEN_UNLIMITED = 1 << 20
 
 
@@ -51,7 +40,7 @@ class StoreError(Exception):
 class EncodedRequest:
     message_id: int
     # (presentation context, control header, bytes) in the order they go out
-    fragments: list[tuple[int, int, memoryview]]
+    fragments: list[dimse.Fragment]
     wire: bytes  # the fragments as P-DATA-TF PDUs
 
 
@@ -70,54 +59,11 @@ def encode_request(path: Path, message_id: int, contexts: dict[tuple[str, str], 
     if context_id is None:
         raise StoreError(f"the peer accepted no presentation context for SOP class "
                          f"{sop_class} in transfer syntax {syntax}")
-    command = command_set(message_id, sop_class, sop_instance)
-    size = max_pdu - PDV_OVERHEAD if max_pdu else FRAGMENT_WHEN_UNLIMITED
-    fragments = [(context_id, COMMAND | flag, part)
-                 for flag, part in _split(memoryview(command), size)]
-    fragments += [(context_id, DATA | flag, part)
-                  for flag, part in _split(memoryview(data)[start:], size)]
-    return EncodedRequest(message_id, fragments, pdus(fragments))
-
-
-def command_set(message_id: int, sop_class: str, sop_instance: str) -> bytes:
-    """The C-STORE-RQ command set (PS3.7 9.3.1.1), implicit VR little endian, in the
-    element order pynetdicom writes it. Through pynetdicom's message classes this
-    took longer than the peer takes to store a 128 KiB instance."""
-    elements = b"".join((
-        _element(0x0002, _ui(sop_class)),
-        _element(0x0100, _US.pack(C_STORE_RQ_FIELD)),
-        _element(0x0110, _US.pack(message_id)),
-        _element(0x0700, _US.pack(LOW_PRIORITY)),
-        _element(0x0800, _US.pack(DATASET_PRESENT)),
-        _element(0x1000, _ui(sop_instance)),
-    ))
-    return _element(0x0000, _UL.pack(len(elements))) + elements
-
-
-def _ui(uid: str) -> bytes:
-    value = uid.encode("ascii")
-    return value + b"\x00" if len(value) % 2 else value
-
-
-def _element(element: int, value: bytes) -> bytes:
-    return _IMPLICIT_HEADER.pack(0x0000, element, len(value)) + value
-
-
-def _split(payload: memoryview, size: int) -> Iterator[tuple[int, memoryview]]:
-    """Fragments of at most `size` bytes, the last one flagged LAST."""
-    last = max(len(payload) - 1, 0) // size
-    for index in range(last + 1):
-        yield (LAST if index == last else 0), payload[index * size:(index + 1) * size]
-
-
-def pdus(fragments: list[tuple[int, int, memoryview]]) -> bytes:
-    """Each fragment as a P-DATA-TF PDU holding one PDV, as pynetdicom sends them."""
-    out = bytearray()
-    for context_id, control, part in fragments:
-        out += PDU_HEADER.pack(P_DATA_TF, len(part) + PDV_OVERHEAD)
-        out += PDV_HEADER.pack(len(part) + 2, context_id, control)
-        out += part
-    return bytes(out)
+    command = dimse.store_request(message_id, sop_class, sop_instance)
+    size = max_pdu - dimse.PDV_OVERHEAD if max_pdu else FRAGMENT_WHEN_UNLIMITED
+    parts = [*dimse.fragments(context_id, dimse.COMMAND, memoryview(command), size),
+             *dimse.fragments(context_id, dimse.DATA, memoryview(data)[start:], size)]
+    return EncodedRequest(message_id, parts, dimse.pdus(parts))
 
 
 @contextlib.contextmanager
@@ -131,6 +77,28 @@ def reactor_paused(assoc: Association) -> Iterator[None]:
         yield
     finally:
         assoc._reactor_checkpoint.set()
+
+
+def read_answers_directly(assoc: Association) -> None:
+    """Have plain C-STORE responses read by the relay's decoder and queued as they are
+    (a ``dimse.StoreAnswer``); anything else goes through pynetdicom as before.
+    pynetdicom decodes every response into a pydicom Dataset first, on the DUL thread,
+    while the peer waits for the next request."""
+    provider = assoc.dimse
+    receive = provider.receive_primitive
+
+    def receive_answer(primitive: P_DATA) -> None:
+        values = primitive.presentation_data_value_list
+        if provider.message is None and len(values) == 1:
+            context_id, value = values[0]
+            if value[:1] == bytes([dimse.COMMAND | dimse.LAST]):
+                answer = dimse.read_store_response(value[1:])
+                if answer is not None:
+                    provider.msg_queue.put((context_id, answer))  # type: ignore[arg-type]
+                    return
+        receive(primitive)
+
+    provider.receive_primitive = receive_answer  # type: ignore[method-assign]
 
 
 class Writer:

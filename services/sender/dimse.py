@@ -25,7 +25,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from relay_sender import cstore
 from relay_sender.destinations import DestinationError, OutgoingInstance, OutgoingSeries
-from relay_shared import tlsconfig
+from relay_shared import dimse, tlsconfig
 from relay_shared.deid import header
 from relay_shared.dicomnet import tune_connection
 
@@ -145,6 +145,7 @@ class DicomDestination:
                     for c in assoc.accepted_contexts}
         max_pdu = int(assoc.acceptor.maximum_length or 0)
         writer = cstore.Writer(assoc)
+        cstore.read_answers_directly(assoc)
 
         def encoded(position: int) -> cstore.EncodedRequest:
             instance = instances[position]
@@ -174,16 +175,22 @@ class DicomDestination:
             assoc.abort()
             raise DestinationError(f"DICOM AE {self._called_ae} gave no answer for image "
                                    f"{instance.image_id} (timeout or association lost)")
-        code = getattr(answer, "Status", None)
-        if not isinstance(answer, C_STORE) or code is None \
-                or answer.MessageIDBeingRespondedTo != message_id:
+        code: int | None = None
+        if isinstance(answer, dimse.StoreAnswer):
+            code, responding_to, comment = answer.status, answer.responding_to, \
+                answer.error_comment
+        elif isinstance(answer, C_STORE) and answer.Status is not None:
+            code, responding_to, comment = int(answer.Status), \
+                answer.MessageIDBeingRespondedTo, answer.ErrorComment
+        if code is None or responding_to != message_id:
             assoc.abort()
             raise DestinationError(f"DICOM AE {self._called_ae} answered image "
                                    f"{instance.image_id} with something other than its "
                                    f"C-STORE response")
-        if int(code) not in STORED:
+        if code not in STORED:
+            said = f" ({comment})" if comment else ""
             raise DestinationError(f"DICOM AE {self._called_ae} rejected image "
-                                   f"{instance.image_id}: status 0x{int(code):04X}")
+                                   f"{instance.image_id}: status 0x{code:04X}{said}")
 
     def _answer(self, assoc: Association) -> object | None:
         """The peer's next DIMSE message, or None once the timeout passes or the

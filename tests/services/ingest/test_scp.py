@@ -235,3 +235,17 @@ def test_the_series_is_found_in_deflated_and_raw_encodings(tmp_path: Path) -> No
         data = path.read_bytes()
         start = 132 + 12 + int.from_bytes(data[140:144], "little")
         assert scp._series_uid(data[:start], data[start:]) == ds.SeriesInstanceUID
+
+
+async def test_an_instance_without_a_series_is_refused_with_its_status_and_nothing_kept(
+        running_scp: Callable[..., object], tmp_path: Path) -> None:
+    """The refusal goes out through the relay's own response encoder: the peer must
+    read it as the status the handler gave, for the right message."""
+    settings = await running_scp()  # type: ignore[misc]
+    good, bad = write_series(SeriesSpec(PATIENT, instances=2), tmp_path / "series")
+    ds = dcmread(bad)
+    del ds.SeriesInstanceUID
+    ds.save_as(bad, enforce_file_format=True)
+    statuses = await asyncio.to_thread(_pynetdicom_store, settings.scp_port, [good, bad, good])
+    assert statuses == [0x0000, scp.CANNOT_UNDERSTAND, 0x0000]
+    assert len(await wait_for_files(settings, 2)) == 2

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from pynetdicom.dimse_messages import C_STORE_RQ
 from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.dsutils import encode
 from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 
 from relay_sender import cstore
+from relay_shared import dimse
 from tests.support.dicom_factory import Patient, SeriesSpec, write_series
 
 
@@ -21,18 +21,11 @@ def pynetdicom_request(message_id: int, sop_instance: str, dataset: bytes) -> C_
     request.MessageID = message_id
     request.AffectedSOPClassUID = CTImageStorage
     request.AffectedSOPInstanceUID = sop_instance
-    request.Priority = cstore.LOW_PRIORITY
+    request.Priority = dimse.LOW_PRIORITY
     request.DataSet = BytesIO(dataset)
     message = C_STORE_RQ()
     message.primitive_to_message(request)
     return message
-
-
-@pytest.mark.parametrize("sop_instance", ["1.2.3.4", "1.2.3.45"])  # even and odd length
-@pytest.mark.parametrize("message_id", [1, 65535])
-def test_the_command_set_is_pynetdicoms(sop_instance: str, message_id: int) -> None:
-    expected = encode(pynetdicom_request(message_id, sop_instance, b"x").command_set, True, True)
-    assert cstore.command_set(message_id, CTImageStorage, sop_instance) == expected
 
 
 def pdu_of(primitive: object) -> bytes:
@@ -55,7 +48,7 @@ def test_the_pdus_on_the_wire_are_pynetdicoms(tmp_path: Path, max_pdu: int) -> N
     expected = b"".join(pdu_of(primitive) for primitive in message.encode_msg(3, max_pdu))
     assert ours.wire == expected
     if max_pdu:
-        assert all(len(part) + cstore.PDV_OVERHEAD <= max_pdu for *_, part in ours.fragments)
+        assert all(len(part) + dimse.PDV_OVERHEAD <= max_pdu for *_, part in ours.fragments)
 
 
 def test_a_file_whose_class_was_not_accepted_names_what_is_missing(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from pydicom import dcmread
+from pydicom.dataset import Dataset
 from pydicom.uid import RLELossless
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
@@ -111,6 +112,20 @@ def test_a_refused_association_is_a_clear_error(tmp_path: Path) -> None:
     try:
         dest = DicomDestination("127.0.0.1", port, "PEER", CALLING, timeout=5)
         with pytest.raises(DestinationError, match="refused the association"):
+            dest.send(outgoing(paths))
+    finally:
+        server.shutdown()
+
+
+def test_a_rejection_with_a_comment_carries_it(tmp_path: Path) -> None:
+    paths = write_series(SeriesSpec(PATIENT, instances=1), tmp_path / "series")
+    answer = Dataset()
+    answer.Status = 0xA700
+    answer.ErrorComment = "archive full"
+    server, port = _peer(answer)  # type: ignore[arg-type]
+    try:
+        dest = DicomDestination("127.0.0.1", port, "PEER", CALLING, timeout=5)
+        with pytest.raises(DestinationError, match=r"status 0xA700 \(archive full\)"):
             dest.send(outgoing(paths))
     finally:
         server.shutdown()
