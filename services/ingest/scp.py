@@ -3,9 +3,9 @@
 Instances are written exactly as received (the dataset bytes of the request
 behind a file meta: no decode, no re-encode, compressed pixel data untouched)
 into the staging folder
-of their series. pynetdicom calls the handlers on its own threads; the staging
-bookkeeping lives on the asyncio loop, so the handlers reach it only through
-``loop.call_soon_threadsafe``. A handler never raises: it answers with a status.
+of their series. pynetdicom calls the handlers on its own threads, which write
+through the staging area's lock; the asyncio loop only closes series that have
+gone quiet. A handler never raises: it answers with a status.
 
 Over TLS (``RELAY_SCP_TLS_CERT``) the handshake runs on the association's thread when
 the connection opens; a peer whose certificate does not verify is logged with the
@@ -67,9 +67,8 @@ TRANSFER_SYNTAXES = [
 class Receiver:
     """The C-STORE and association handlers, bound to one loop and one staging area."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, area: Staging,
-                 allowed_hosts: list[str], certificate_names_ae: bool = False) -> None:
-        self._loop = loop
+    def __init__(self, area: Staging, allowed_hosts: list[str],
+                 certificate_names_ae: bool = False) -> None:
         self._staging = area
         self._allowed = [ipaddress.ip_network(h, strict=False) for h in allowed_hosts]
         # Mutual TLS with an AE allow-list: the certificate must name the calling AE.
@@ -87,13 +86,10 @@ class Receiver:
             log.warning("instance refused: cannot read its series", exc_info=True)
             return CANNOT_UNDERSTAND
         try:
-            landed = staging.write_instance(self._staging.landing_dir, sop_uid, prefix, dataset)
+            self._staging.store(series_uid, sop_uid, prefix, dataset)
         except OSError:
             log.error("instance refused: cannot write it to staging", exc_info=True)
             return OUT_OF_RESOURCES
-        # Stored whole, so acknowledged; if the loop has stopped, start-up recovers it.
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._staging.arrived, series_uid, landed)
         return SUCCESS
 
     def on_open(self, event: evt.Event) -> None:
@@ -206,7 +202,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     staging.recover(settings.staging_dir, settings.incoming_dir)
     area = Staging(settings.staging_dir, settings.incoming_dir, settings.stable_age)
     try:
-        receiver = Receiver(asyncio.get_running_loop(), area, settings.scp_allowed_hosts,
+        receiver = Receiver(area, settings.scp_allowed_hosts,
                             settings.scp_tls_require_client_cert
                             and bool(settings.scp_allowed_aes))
         server = start(settings, receiver)

@@ -1,14 +1,16 @@
 """Instances received over the network, gathered per series until the series is stable.
 
-A received instance is first written whole into ``staging/.landing/``; the
-asyncio loop, which owns the bookkeeping, then moves it into the staged
-delivery of its series (one folder per series). A delivery closes once nothing
-has arrived for it for the stable age (as Orthanc's StableAge does), and is
-renamed into the incoming folder as a finished folder: from there it takes the
-same path as a folder delivery, duplicate merging included. An instance
-arriving after its series closed opens a new staged delivery of that series.
+Each received instance is written whole (under a partial name, then renamed) into
+the staged delivery of its series, one folder per series. A delivery closes once
+nothing has arrived for it for the stable age (as Orthanc's StableAge does), and
+is renamed into the incoming folder as a finished folder: from there it takes the
+same path as a folder delivery, duplicate merging included. An instance arriving
+after its series closed opens a new staged delivery of that series.
 
-The threads that receive never wait for the loop: they hand it each landed file.
+The receiving threads write straight into the delivery folder (a file costs one
+create and one rename, which on some disks is most of what receiving costs), so
+the bookkeeping is shared under a lock: a delivery with a write in progress is
+never closed under that write.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import hashlib
 import itertools
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -26,7 +29,6 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 PARTIAL_SUFFIX = ".part"
-LANDING = ".landing"
 
 
 def uid_key(uid: str) -> str:
@@ -39,6 +41,7 @@ class _OpenDelivery:
     folder: Path
     last_arrival: float
     instances: int = 0
+    writing: int = 0
 
 
 class Staging:
@@ -49,33 +52,43 @@ class Staging:
         self._stable_age = stable_age
         self._clock = clock
         self._open: dict[str, _OpenDelivery] = {}
-
-    @property
-    def landing_dir(self) -> Path:
-        return self._staging_dir / LANDING
+        self._lock = threading.Lock()
 
     @property
     def open_series(self) -> int:
-        return len(self._open)
+        with self._lock:
+            return len(self._open)
 
-    def arrived(self, series_uid: str, landed: Path) -> None:
-        """Move a landed instance into the open delivery of its series."""
-        delivery = self._open.get(series_uid)
-        if delivery is None:
-            folder = self._staging_dir / f"scp-{uid_key(series_uid)}-{uuid.uuid4().hex[:8]}"
-            folder.mkdir(parents=True)
-            delivery = self._open[series_uid] = _OpenDelivery(folder, self._clock())
-        os.rename(landed, delivery.folder / landed.name)
-        delivery.last_arrival = self._clock()
-        delivery.instances += 1
+    def store(self, series_uid: str, sop_instance_uid: str, *parts: bytes) -> Path:
+        """Write one instance into the open delivery of its series; safe from any thread."""
+        with self._lock:
+            delivery = self._open.get(series_uid)
+            if delivery is None:
+                folder = self._staging_dir / f"scp-{uid_key(series_uid)}-{uuid.uuid4().hex[:8]}"
+                folder.mkdir(parents=True)
+                delivery = self._open[series_uid] = _OpenDelivery(folder, self._clock())
+            delivery.writing += 1
+        try:
+            path = write_instance(delivery.folder, sop_instance_uid, *parts)
+        except BaseException:
+            with self._lock:
+                delivery.writing -= 1
+            raise
+        with self._lock:
+            delivery.writing -= 1
+            delivery.last_arrival = self._clock()
+            delivery.instances += 1
+        return path
 
     def close_stable(self) -> list[Path]:
         """Hand every series that has been quiet for the stable age over to ingest."""
-        now = self._clock()
-        stable = [uid for uid, d in self._open.items() if now - d.last_arrival >= self._stable_age]
+        with self._lock:
+            now = self._clock()
+            stable = [uid for uid, d in self._open.items()
+                      if not d.writing and now - d.last_arrival >= self._stable_age]
+            closing = [self._open.pop(uid) for uid in stable]
         handed = []
-        for series_uid in stable:
-            delivery = self._open.pop(series_uid)
+        for delivery in closing:
             target = hand_over(delivery.folder, self._incoming_dir)
             if target is not None:
                 handed.append(target)
@@ -106,15 +119,11 @@ def hand_over(folder: Path, incoming_dir: Path) -> Path | None:
 
 def recover(staging_dir: Path, incoming_dir: Path) -> list[Path]:
     """Deliveries staged by a process that stopped: every whole file in them was
-    acknowledged to its sender, so they are handed over as they are. Landed files
-    not yet sorted go as one more delivery: ingest groups files by their series."""
-    landing = staging_dir / LANDING
-    if landing.is_dir() and any(landing.iterdir()):
-        landing.rename(staging_dir / f"scp-landed-{uuid.uuid4().hex[:8]}")
+    acknowledged to its sender, so they are handed over as they are."""
     if not staging_dir.is_dir():
         return []
     handed = [hand_over(folder, incoming_dir) for folder in sorted(staging_dir.iterdir())
-              if folder.is_dir() and folder.name != LANDING]
+              if folder.is_dir()]
     return [path for path in handed if path is not None]
 
 

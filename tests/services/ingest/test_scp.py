@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -32,7 +33,7 @@ class FakeClock:
 
 
 def land(area: Staging, series_uid: str, sop_uid: str, data: bytes) -> None:
-    area.arrived(series_uid, staging.write_instance(area.landing_dir, sop_uid, data))
+    area.store(series_uid, sop_uid, data)
 
 
 def test_a_series_closes_only_after_the_stable_age(tmp_path: Path) -> None:
@@ -47,7 +48,7 @@ def test_a_series_closes_only_after_the_stable_age(tmp_path: Path) -> None:
     [handed] = area.close_stable()
     assert handed.parent == tmp_path / "incoming"
     assert sorted(p.read_bytes() for p in handed.iterdir()) == [b"one", b"two"]
-    assert not any(area.landing_dir.iterdir())
+    assert not any((tmp_path / "staging").iterdir())
 
 
 def test_each_series_is_its_own_delivery(tmp_path: Path) -> None:
@@ -73,11 +74,37 @@ def test_recovery_hands_over_whole_files_and_drops_partial_ones(tmp_path: Path) 
     folder = tmp_path / "staging" / "scp-abc-1"
     staging.write_instance(folder, "1.2.3.1", b"whole")
     (folder / "x.dcm.part").write_bytes(b"half")
-    staging.write_instance(tmp_path / "staging" / staging.LANDING, "1.2.3.2", b"landed")
     (tmp_path / "staging" / "scp-empty-2").mkdir()
     handed = staging.recover(tmp_path / "staging", tmp_path / "incoming")
-    assert sorted(p.read_bytes() for d in handed for p in d.iterdir()) == [b"landed", b"whole"]
+    assert sorted(p.read_bytes() for d in handed for p in d.iterdir()) == [b"whole"]
     assert not any((tmp_path / "staging").iterdir())
+
+
+def test_a_series_being_written_is_not_closed_under_the_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that outlasts the stable age keeps its delivery open until it is done."""
+    clock = FakeClock()
+    area = Staging(tmp_path / "staging", tmp_path / "incoming", 1.0, clock)
+    land(area, "1.2.3", "1.2.3.1", b"one")
+    writing, release = threading.Event(), threading.Event()
+    write = staging.write_instance
+
+    def slow_write(folder: Path, sop_uid: str, *parts: bytes) -> Path:
+        writing.set()
+        release.wait(10)
+        return write(folder, sop_uid, *parts)
+
+    monkeypatch.setattr(staging, "write_instance", slow_write)
+    writer = threading.Thread(target=land, args=(area, "1.2.3", "1.2.3.2", b"two"))
+    writer.start()
+    assert writing.wait(10)
+    clock.now = 5
+    assert area.close_stable() == []
+    release.set()
+    writer.join(10)
+    clock.now = 10
+    [handed] = area.close_stable()
+    assert sorted(p.read_bytes() for p in handed.iterdir()) == [b"one", b"two"]
 
 
 def scp_settings(data_dir: Path, **overrides: object) -> Settings:
