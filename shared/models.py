@@ -82,6 +82,28 @@ class Image(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class DeliveryState(StrEnum):
+    CONFIRMED = "CONFIRMED"  # the destination said it holds the image
+    FAILED = "FAILED"  # the last attempt did not get it confirmed; `error` says why
+
+
+class Delivery(SQLModel, table=True):
+    """What one destination last said about one image. A retry sends an image only
+    to the destinations that have not confirmed it."""
+
+    __table_args__ = (UniqueConstraint("image_id", "destination",
+                                       name="uq_delivery_image_id_destination"),)
+    id: int | None = Field(default=None, primary_key=True)
+    image_id: int = Field(foreign_key="image.id", index=True)
+    series_id: int = Field(foreign_key="series.id", index=True)
+    destination: str = Field(max_length=32)
+    state: str = Field(max_length=16)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    attempts: int = 0
+    confirmed_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class SeriesIdentifiers(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     series_id: int = Field(foreign_key="series.id", unique=True)

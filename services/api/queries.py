@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from relay_api.schemas import EventOut, ImageFailure, ImageOut, SeriesSummary
-from relay_shared.models import Event, Image, Series, Status, Study
+from relay_api.schemas import DeliveryOut, EventOut, ImageFailure, ImageOut, SeriesSummary
+from relay_shared.models import Delivery, Event, Image, Series, Status, Study
 
 FAILED_IMAGE_STATUSES = (Status.FAILED, Status.QUARANTINED)
 # How far along an image is; a failed image is as settled as a delivered one.
@@ -68,8 +68,17 @@ def summary(series: Series, counts: dict[str, int], pseudonym: str | None) -> Se
                          images_by_status=counts, progress=progress(series.status, counts))
 
 
-def image_out(image: Image) -> ImageOut:
-    return ImageOut.model_validate(image, from_attributes=True)
+def images_out(session: Session, images: list[Image]) -> list[ImageOut]:
+    """The images with each destination's result, in one query for all of them."""
+    deliveries: dict[int, list[DeliveryOut]] = {}
+    ids = [image.id for image in images if image.id is not None]
+    if ids:
+        for row in session.exec(select(Delivery).where(col(Delivery.image_id).in_(ids))
+                                .order_by(col(Delivery.destination))):
+            deliveries.setdefault(row.image_id, []).append(
+                DeliveryOut.model_validate(row, from_attributes=True))
+    return [ImageOut.model_validate(image, from_attributes=True).model_copy(
+        update={"deliveries": deliveries.get(image.id or 0, [])}) for image in images]
 
 
 def failures_of(session: Session, series_ids: list[int]) -> dict[int, list[ImageFailure]]:

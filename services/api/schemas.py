@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
-from relay_shared.models import Stage, Status
+from relay_shared.models import DeliveryState, Stage, Status
 
 
 class SeriesSummary(BaseModel):
@@ -29,6 +29,16 @@ class SeriesSummary(BaseModel):
     updated_at: datetime
 
 
+class DeliveryOut(BaseModel):
+    destination: str
+    state: DeliveryState = Field(description="CONFIRMED: the destination holds the image; "
+                                 "FAILED: the last attempt did not get it confirmed")
+    error: str | None
+    attempts: int
+    confirmed_at: datetime | None
+    updated_at: datetime
+
+
 class ImageOut(BaseModel):
     id: int
     series_id: int
@@ -39,6 +49,8 @@ class ImageOut(BaseModel):
     reason: str | None
     size_bytes: int | None
     updated_at: datetime
+    deliveries: list[DeliveryOut] = Field(
+        default_factory=list, description="Each destination's result for this image")
 
 
 class ImageFailure(BaseModel):

@@ -30,6 +30,9 @@ class DestinationError(Exception):
 
 class Destination(Protocol):
     name: str
+    # True: every send carries the whole series, even on a retry after some of its
+    # images were confirmed.
+    sends_whole_series: bool
 
     def send(self, series: OutgoingSeries) -> None:
         """Store every instance; storing one that is already there is harmless."""
@@ -42,6 +45,7 @@ class FolderDestination:
     """A local or mounted folder: <study>/<series>/<sop>.dcm, each written atomically."""
 
     name = "outbox"
+    sends_whole_series = False
 
     def __init__(self, root: Path) -> None:
         self._root = root

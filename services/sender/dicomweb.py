@@ -50,6 +50,7 @@ def multipart(instances: list[OutgoingInstance], boundary: str) -> bytes:
 
 class DicomWebDestination:
     name = "dicomweb"
+    sends_whole_series = False
 
     def __init__(self, url: str, username: str | None = None, password: str | None = None,
                  timeout: float = 30.0, verify: ssl.SSLContext | bool = True) -> None:

@@ -73,6 +73,7 @@ def read_file_meta(path: Path) -> dict[int, str]:
 
 class DicomDestination:
     name = "dicom"
+    sends_whole_series = False
 
     def __init__(self, host: str, port: int, called_ae: str, calling_ae: str = "RELAY",
                  timeout: float = 30.0, tls: tlsconfig.ClientTls | None = None) -> None:

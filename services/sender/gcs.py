@@ -100,6 +100,12 @@ class Upload:
 class GcsDestination:
     name = "gcs"
 
+    @property
+    def sends_whole_series(self) -> bool:
+        """A NIfTI volume is built from the whole series, never from the images an
+        earlier attempt left unconfirmed."""
+        return self._format is GcsFormat.NIFTI
+
     def __init__(self, client: storage.Client, bucket: str, prefix: str = "",
                  fmt: GcsFormat = GcsFormat.DICOM, fields: Sequence[str] = (),
                  engine: Engine | None = None, timeout: float = 60.0) -> None:

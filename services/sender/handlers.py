@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pydicom import dcmread
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from relay_sender.destinations import (
     Destination,
@@ -23,7 +23,7 @@ from relay_sender.destinations import (
 )
 from relay_shared.db import record_event, session_scope
 from relay_shared.metrics import INSTANCES_SENT, SERIES_FINISHED
-from relay_shared.models import Image, Series, Status, utcnow
+from relay_shared.models import Delivery, DeliveryState, Image, Series, Status, utcnow
 from relay_shared.paths import WorkStore
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,9 @@ def send_series(ctx: SendContext, series_id: int) -> None:
     if not already_sent:
         outgoing = _outgoing(ctx, series_id, images)
         for destination in ctx.destinations:
-            _deliver(destination, outgoing)
+            _deliver_unconfirmed(ctx, destination, outgoing)
         _mark(ctx, series_id, Status.SENT, f"{len(images)} image(s) confirmed at "
               + ", ".join(d.name for d in ctx.destinations))
-        for destination in ctx.destinations:
-            INSTANCES_SENT.labels(destination=destination.name).inc(len(images))
     shutil.rmtree(ctx.store.series_dir(series_id), ignore_errors=True)
     _mark(ctx, series_id, Status.DONE, "working files removed")
     SERIES_FINISHED.labels(status="DONE").inc()
@@ -74,6 +72,37 @@ def _outgoing(ctx: SendContext, series_id: int, images: list[Image]) -> Outgoing
     return OutgoingSeries(series_id, study_uid, series_uid, instances)
 
 
+def _deliver_unconfirmed(ctx: SendContext, destination: Destination,
+                         series: OutgoingSeries) -> None:
+    """Deliver the images this destination has not confirmed yet (all of them but on
+    a retry), and record its answer for each."""
+    confirmed = _confirmed(ctx, series.series_id, destination.name)
+    pending = replace(series, instances=[i for i in series.instances
+                                         if i.image_id not in confirmed])
+    if pending.instances and destination.sends_whole_series:
+        pending = series
+    if not pending.instances:
+        log.info("series already confirmed at destination", extra={
+            "series_id": series.series_id, "destination": destination.name})
+        return
+    try:
+        _deliver(destination, pending)
+    except NotHeld as exc:
+        _record(ctx, destination.name, pending, str(exc), exc.missing)
+        raise
+    except DestinationError as exc:
+        _record(ctx, destination.name, pending, str(exc), None)
+        raise
+    _record(ctx, destination.name, pending, None, set())
+    INSTANCES_SENT.labels(destination=destination.name).inc(len(pending.instances))
+
+
+class NotHeld(DestinationError):
+    def __init__(self, message: str, missing: set[str]) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
 def _deliver(destination: Destination, series: OutgoingSeries) -> None:
     """Send, then ask; resend what is missing; give up (for a retry) if still missing."""
     pending = series
@@ -82,11 +111,39 @@ def _deliver(destination: Destination, series: OutgoingSeries) -> None:
         missing = destination.missing(series)
         if not missing:
             return
-        pending = OutgoingSeries(series.series_id, series.study_instance_uid,
-                                 series.series_instance_uid,
-                                 [i for i in series.instances if i.sop_instance_uid in missing])
-    raise DestinationError(f"{destination.name} does not hold {len(missing)} of "
-                           f"{len(series.instances)} instance(s) after resending")
+        pending = replace(series, instances=[i for i in series.instances
+                                             if i.sop_instance_uid in missing])
+    raise NotHeld(f"{destination.name} does not hold {len(missing)} of "
+                  f"{len(series.instances)} instance(s) after resending", missing)
+
+
+def _confirmed(ctx: SendContext, series_id: int, destination: str) -> set[int]:
+    with session_scope(ctx.engine) as session:
+        return set(session.exec(select(Delivery.image_id).where(
+            Delivery.series_id == series_id, Delivery.destination == destination,
+            Delivery.state == DeliveryState.CONFIRMED)))
+
+
+def _record(ctx: SendContext, destination: str, series: OutgoingSeries, error: str | None,
+            missing: set[str] | None) -> None:
+    """Each image's result at the destination: confirmed, or failed with the error.
+    `missing` None: the attempt failed before the destination could be asked, so no
+    image of it counts as confirmed."""
+    now = utcnow()
+    by_image = {i.image_id: i for i in series.instances}
+    with session_scope(ctx.engine) as session:
+        rows = {d.image_id: d for d in session.exec(select(Delivery).where(
+            col(Delivery.image_id).in_(list(by_image)), Delivery.destination == destination))}
+        for image_id, instance in by_image.items():
+            row = rows.get(image_id) or Delivery(image_id=image_id, series_id=series.series_id,
+                                                 destination=destination, state="")
+            held = missing is not None and instance.sop_instance_uid not in missing
+            row.state = DeliveryState.CONFIRMED if held else DeliveryState.FAILED
+            row.error = None if held else error
+            row.confirmed_at = now if held else None
+            row.attempts += 1
+            row.updated_at = now
+            session.add(row)
 
 
 def _mark(ctx: SendContext, series_id: int, status: Status, detail: str) -> None:

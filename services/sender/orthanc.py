@@ -13,6 +13,7 @@ from relay_shared.tlsconfig import http_failure
 
 class OrthancDestination:
     name = "orthanc"
+    sends_whole_series = False
 
     def __init__(self, url: str, username: str | None = None, password: str | None = None,
                  timeout: float = 30.0, concurrency: int = 4,

@@ -28,7 +28,7 @@ def list_images(
         query = query.where(Image.status == status_filter)
     total = queries.total_of(session, query)
     rows = session.exec(query.order_by(col(Image.id)).offset(offset).limit(limit))
-    return Page(items=[queries.image_out(i) for i in rows], total=total, limit=limit,
+    return Page(items=queries.images_out(session, list(rows)), total=total, limit=limit,
                 offset=offset)
 
 
@@ -38,4 +38,5 @@ def get_image(image_id: Id, session: SessionDep, _: Reader) -> ImageOut:
     image = session.get(Image, image_id)
     if image is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"image {image_id} does not exist")
-    return queries.image_out(image)
+    [found] = queries.images_out(session, [image])
+    return found

@@ -88,7 +88,7 @@ def get_series(series_id: Id, session: SessionDep, _: Reader) -> SeriesDetail:
                           .order_by(col(Image.id)))
     return SeriesDetail(**summary.model_dump(),
                         failures=queries.failures_of(session, [series_id])[series_id],
-                        images=[queries.image_out(i) for i in images],
+                        images=queries.images_out(session, list(images)),
                         events=queries.events_of(session, series_id))
 
 
