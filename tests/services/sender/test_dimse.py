@@ -117,26 +117,23 @@ def test_a_refused_association_is_a_clear_error(tmp_path: Path) -> None:
         server.shutdown()
 
 
-def test_a_rejection_with_a_comment_carries_it(tmp_path: Path) -> None:
-    paths = write_series(SeriesSpec(PATIENT, instances=1), tmp_path / "series")
+def _comment(status: int, comment: str) -> Dataset:
     answer = Dataset()
-    answer.Status = 0xA700
-    answer.ErrorComment = "archive full"
+    answer.Status, answer.ErrorComment = status, comment
+    return answer
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    (0xA700, r"rejected image 0: status 0xA700$"),
+    (_comment(0xA700, "archive full"), r"rejected image 0: status 0xA700 \(archive full\)"),
+])
+def test_a_rejected_instance_names_its_status(tmp_path: Path, answer: int | Dataset,
+                                              expected: str) -> None:
+    paths = write_series(SeriesSpec(PATIENT, instances=2), tmp_path / "series")
     server, port = _peer(answer)  # type: ignore[arg-type]
     try:
         dest = DicomDestination("127.0.0.1", port, "PEER", CALLING, timeout=5)
-        with pytest.raises(DestinationError, match=r"status 0xA700 \(archive full\)"):
-            dest.send(outgoing(paths))
-    finally:
-        server.shutdown()
-
-
-def test_a_rejected_instance_names_its_status(tmp_path: Path) -> None:
-    paths = write_series(SeriesSpec(PATIENT, instances=2), tmp_path / "series")
-    server, port = _peer(0xA700)
-    try:
-        dest = DicomDestination("127.0.0.1", port, "PEER", CALLING, timeout=5)
-        with pytest.raises(DestinationError, match=r"rejected image 0: status 0xA700"):
+        with pytest.raises(DestinationError, match=expected):
             dest.send(outgoing(paths))
     finally:
         server.shutdown()
