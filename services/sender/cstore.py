@@ -6,8 +6,9 @@ the request, and hands it to its DUL thread one PDU at a time, all in Python whi
 the peer has nothing to do; then it waits for the answer while it has nothing to
 do. Sending a series that way ran at half the rate of dcmtk's storescu. Here the
 next request is encoded into its P-DATA-TF PDUs (PS3.8 9.3.5) while the peer stores
-the current one, and goes out in one write. Negotiation, release, abort and reading
-the peer's answers stay pynetdicom's.
+the current one, and goes out in one write. Negotiation, release and abort stay
+pynetdicom's; its thread still reads the peer's answers, which the relay decodes
+itself (``relay_shared.dimse``).
 
 Over TLS the socket is pynetdicom's DUL thread's alone (an OpenSSL connection is
 not for two threads at once), so the encoded fragments go through that thread.
