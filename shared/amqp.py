@@ -4,7 +4,9 @@ Topology per work queue Q: Q itself, Q.retry where a failed message waits out
 its delay (per-message TTL, then dead-lettered back to Q), and Q.dead where a
 message rests after its last attempt. Queues are durable, messages persistent,
 publishes confirmed; a consumer takes one message at a time and acks only after
-its handler (which commits to the database) has returned.
+its handler (which commits to the database) has returned. A message the broker
+delivers again (its worker stopped without settling it) counts as a failed
+attempt and goes by Q.retry, so the number of attempts bounds crash loops too.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ log = logging.getLogger(__name__)
 
 ATTEMPT_HEADER = "x-relay-attempt"
 ERROR_HEADER = "x-relay-error"
+
+
+class WorkerStopped(Exception):
+    def __init__(self) -> None:
+        super().__init__("a worker stopped while handling this series (it crashed, was "
+                         "killed or ran out of memory, or shut down before finishing)")
 
 
 class AmqpBus:
@@ -121,11 +129,22 @@ class AmqpBus:
             await incoming.ack()
             return
         attempt = int((incoming.headers or {}).get(ATTEMPT_HEADER, 1))  # type: ignore[arg-type]
-        try:
-            await handler(message, attempt)
-        except Exception as exc:  # every failure goes through the same retry policy
+        failure: Exception | None = None
+        if incoming.redelivered:
+            # A worker took this message and stopped before settling it. Counted as a
+            # failed attempt, so a message that brings down every worker that takes it
+            # (out of memory, a crashing codec) ends dead instead of going round forever.
+            failure = WorkerStopped()
+            log.warning("message redelivered: its last worker stopped while handling it",
+                        extra={"series_id": message.series_id, "attempt": attempt})
+        else:
             try:
-                await self._after_failure(queue, message, attempt, exc, on_give_up)
+                await handler(message, attempt)
+            except Exception as exc:  # every failure goes through the same retry policy
+                failure = exc
+        if failure is not None:
+            try:
+                await self._after_failure(queue, message, attempt, failure, on_give_up)
             except Exception:  # the broker or database is down: keep the message
                 log.warning("could not schedule the retry; message returned to the queue",
                             exc_info=True)

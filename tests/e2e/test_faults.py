@@ -109,6 +109,30 @@ def test_dead_letter_then_retry_through_the_api(stack: Stack) -> None:
     assert len(stack.orthanc.instances()) == 5
 
 
+def test_a_series_that_brings_down_every_worker_ends_failed_not_looping(stack: Stack) -> None:
+    """Each worker that takes the series is killed mid-series (as the kernel kills a
+    process out of memory): the broker's redeliveries count as attempts, so after
+    RELAY_MAX_ATTEMPTS of them the series is FAILED, its message parked as dead."""
+    stack.settings.update(max_attempts=3, retry_base_delay=0.2)
+    with identifiers_service(delay=30) as slow:
+        stack.settings.update(identifiers_url=slow.url)
+        stack.up()
+        write_series(SeriesSpec(Patient("MRN-11", "Franklin^Rosalind"), instances=5),
+                     stack.root / "s")
+        deliver(stack.root / "s", stack.data_dir / "incoming")
+        series_id = _first_series_id(stack)
+        for taken in range(1, 4):
+            wait_until(lambda taken=taken: len(slow.calls) == taken, 60,
+                       f"a worker to take the series (time {taken})")
+            stack.restart("deid0", "deid")  # SIGKILL, then a fresh worker
+        wait_until(lambda: _series_status(stack, series_id) == "FAILED", 60, "the give-up")
+        detail = api_get(stack.api, f"/api/v1/series/{series_id}")
+        assert detail["stage"] == "deid" and "worker stopped" in detail["error"]
+        assert _queue_depth(stack.rabbit.node, "relay.deid.dead") == 1
+        time.sleep(2)
+        assert len(slow.calls) == 3  # taken three times, not a fourth
+
+
 def _outage(stack: Stack, service: PrivateRabbit | PrivatePostgres) -> bool:
     """Stop a dependency for a few seconds; whether /readyz said so meanwhile."""
     service.stop()
