@@ -28,6 +28,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelMove,
 )
 
+from relay_shared import tlsconfig
 from relay_shared.dicomnet import tune_connection
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,9 @@ class Retrieved:
 
 class Pacs:
     def __init__(self, host: str, port: int, called_ae: str, calling_ae: str, timeout: float,
-                 limit: RateLimit) -> None:
+                 limit: RateLimit, tls: tlsconfig.ClientTls | None = None) -> None:
         self._address = (host, port)
+        self._tls = tls  # fresh tls_args per association; None for plain DICOM
         self._called_ae = called_ae
         self._calling_ae = calling_ae
         self._timeout = timeout
@@ -87,12 +89,15 @@ class Pacs:
     def _association(self, ae: AE, handlers: list | None = None, roles: list | None = None
                      ) -> Iterator[Association]:
         self._limit.wait()
+        tls_args = self._tls() if self._tls else None
         assoc = ae.associate(*self._address, ae_title=self._called_ae, ext_neg=roles,
                              evt_handlers=[(evt.EVT_CONN_OPEN, tune_connection),
-                                           *(handlers or [])])
+                                           *(handlers or [])], tls_args=tls_args)
         if not assoc.is_established:
-            raise PacsError(f"PACS {self._called_ae} at {self._address[0]}:{self._address[1]} "
-                            "refused or did not answer the association")
+            where = f"PACS {self._called_ae} at {self._address[0]}:{self._address[1]}"
+            refused = tlsconfig.failure_of(tls_args)
+            raise PacsError(f"{where}: {refused}" if refused
+                            else f"{where} refused or did not answer the association")
         try:
             yield assoc
         finally:

@@ -18,9 +18,14 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 from pynetdicom.transport import ThreadedAssociationServer
 
+from relay_ingest.collector import Collector
+from relay_ingest.pacs import Pacs, PacsError
 from relay_sender.destinations import DestinationError, OutgoingInstance, OutgoingSeries
 from relay_sender.dimse import DicomDestination
 from relay_sender.main import build_destinations
+from relay_shared.bus import InProcessBus, RetryPolicy
+from relay_shared.db import upgrade
+from relay_shared.runtime import build_runtime
 from relay_shared.settings import load_settings
 from tests.services.security.conftest import Certificates
 from tests.support.certs import Leaf
@@ -148,3 +153,40 @@ def test_a_peer_that_wants_a_client_certificate_says_so(
     with pytest.raises(DestinationError, match="RELAY_DICOM_TLS_CERT"):
         destination.send(series)
     assert peer.stored == {}
+
+
+def pull_source(peer: Peer, certs: Certificates, tmp_path: Path) -> Pacs:
+    """The collector's PACS client, built from the settings the way ingest builds it."""
+    settings = load_settings(data_dir=tmp_path / "var", pacs_host="127.0.0.1",
+                             pacs_port=peer.port, pacs_ae_title=PEER_AE, pacs_timeout=10,
+                             dicom_tls=True, dicom_tls_ca=certs.ca,
+                             dicom_tls_cert=certs.relay_client.cert,
+                             dicom_tls_key=certs.relay_client.key)
+    settings.ensure_dirs()
+    upgrade(settings.sqlalchemy_url)
+    rt = build_runtime(settings, bus=InProcessBus(RetryPolicy()))
+    return Collector(settings, rt.engine, rt.vault, rt.pseudonymizer.uid).pacs
+
+
+def image_query(series_uid: str) -> Dataset:
+    query = Dataset()
+    query.QueryRetrieveLevel = "IMAGE"
+    query.SeriesInstanceUID = series_uid
+    query.SOPInstanceUID = ""
+    return query
+
+
+def test_a_pull_source_queries_its_pacs_over_mutual_tls(
+        peers: list[Peer], certs: Certificates, tmp_path: Path) -> None:
+    """Worklist queries carry accession numbers and patient IDs: they go over TLS too."""
+    peers.append(peer := Peer(certs.server, client_ca=certs.ca))
+    peer.stored["1.2.3.4.1"] = "1.2.3.4"
+    [match] = pull_source(peer, certs, tmp_path).find(image_query("1.2.3.4"))
+    assert match.SOPInstanceUID == "1.2.3.4.1"
+
+
+def test_a_pull_source_refuses_a_pacs_whose_certificate_does_not_verify(
+        peers: list[Peer], certs: Certificates, tmp_path: Path) -> None:
+    peers.append(peer := Peer(certs.self_signed_server))
+    with pytest.raises(PacsError, match=r"certificate verification failed.*self-signed"):
+        pull_source(peer, certs, tmp_path).find(image_query("1.2.3.4"))
