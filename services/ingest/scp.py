@@ -2,10 +2,10 @@
 
 Instances are written exactly as received (the dataset bytes of the request
 behind a file meta: no decode, no re-encode, compressed pixel data untouched)
-into the staging folder
-of their series. pynetdicom calls the handlers on its own threads, which write
-through the staging area's lock; the asyncio loop only closes series that have
-gone quiet. A handler never raises: it answers with a status.
+into the staging folder of their series. pynetdicom calls the handlers on its own
+threads, which write through the staging area's lock; the asyncio loop only
+closes series that have gone quiet. A handler never raises: it answers with a
+status.
 
 Over TLS (``RELAY_SCP_TLS_CERT``) the handshake runs on the association's thread when
 the connection opens; a peer whose certificate does not verify is logged with the
@@ -65,7 +65,7 @@ TRANSFER_SYNTAXES = [
 ]
 
 class Receiver:
-    """The C-STORE and association handlers, bound to one loop and one staging area."""
+    """The C-STORE and association handlers, bound to one staging area."""
 
     def __init__(self, area: Staging, allowed_hosts: list[str],
                  certificate_names_ae: bool = False) -> None:

@@ -66,16 +66,20 @@ def _first_series_id(stack: Stack) -> int:
     return int(items[0]["id"])
 
 
+def _deliver_series(stack: Stack, patient: Patient, instances: int) -> int:
+    """Drop one series folder into incoming; its id once the relay has recorded it."""
+    write_series(SeriesSpec(patient, instances=instances), stack.root / "s")
+    deliver(stack.root / "s", stack.data_dir / "incoming")
+    return _first_series_id(stack)
+
+
 def test_sigterm_finishes_the_message_in_hand_and_exits_zero(stack: Stack) -> None:
     # The identifiers service answers after 3 s, so the signal lands mid-series on any
     # machine; the grace (20 s) is long enough to finish it.
     with identifiers_service(delay=3) as slow:
         stack.settings.update(identifiers_url=slow.url)
         stack.up()
-        write_series(SeriesSpec(Patient("MRN-5", "Turing^Alan"), instances=40),
-                     stack.root / "s")
-        deliver(stack.root / "s", stack.data_dir / "incoming")
-        series_id = _first_series_id(stack)
+        series_id = _deliver_series(stack, Patient("MRN-5", "Turing^Alan"), 40)
         wait_until(lambda: len(slow.calls) == 1, 60, "deid to ask for the identifiers")
         started = time.monotonic()
         assert stack.procs["deid0"].stop(signal.SIGTERM, timeout=60) == 0
@@ -93,9 +97,7 @@ def test_dead_letter_then_retry_through_the_api(stack: Stack) -> None:
     stack.up()
     stack.procs["sender"].stop()
     stack.start("sender", orthanc_url=dead_orthanc)
-    write_series(SeriesSpec(Patient("MRN-6", "Hopper^Grace"), instances=5), stack.root / "s")
-    deliver(stack.root / "s", stack.data_dir / "incoming")
-    series_id = _first_series_id(stack)
+    series_id = _deliver_series(stack, Patient("MRN-6", "Hopper^Grace"), 5)
     wait_until(lambda: _series_status(stack, series_id) == "FAILED", 60, "the dead letter")
     detail = api_get(stack.api, f"/api/v1/series/{series_id}")
     assert detail["stage"] == "send" and "orthanc unreachable" in detail["error"]
@@ -117,10 +119,7 @@ def test_a_series_that_brings_down_every_worker_ends_failed_not_looping(stack: S
     with identifiers_service(delay=30) as slow:
         stack.settings.update(identifiers_url=slow.url)
         stack.up()
-        write_series(SeriesSpec(Patient("MRN-11", "Franklin^Rosalind"), instances=5),
-                     stack.root / "s")
-        deliver(stack.root / "s", stack.data_dir / "incoming")
-        series_id = _first_series_id(stack)
+        series_id = _deliver_series(stack, Patient("MRN-11", "Franklin^Rosalind"), 5)
         for taken in range(1, 4):
             wait_until(lambda taken=taken: len(slow.calls) == taken, 60,
                        f"a worker to take the series (time {taken})")
@@ -167,9 +166,7 @@ def test_a_crash_between_commit_and_publish_loses_nothing(stack: Stack) -> None:
     stack.up()
     stack.procs["deid0"].stop()
     crashing = stack.start("deid0", "deid", fault_exit_after_commit="deid")
-    write_series(SeriesSpec(Patient("MRN-7", "Noether^Emmy"), instances=6), stack.root / "s")
-    deliver(stack.root / "s", stack.data_dir / "incoming")
-    series_id = _first_series_id(stack)
+    series_id = _deliver_series(stack, Patient("MRN-7", "Noether^Emmy"), 6)
     wait_until(lambda: not crashing.alive(), 60, "the injected crash")
     assert crashing.process is not None and crashing.process.returncode == 137
     # No deid runs any more: only the outbox sweep can have sent the committed work on.
@@ -281,10 +278,7 @@ def test_sigterm_hands_back_work_that_outlasts_the_grace(stack: Stack) -> None:
         stack.up()
         stack.procs["deid0"].stop()
         stack.start("deid0", "deid", shutdown_grace=1)
-        write_series(SeriesSpec(Patient("MRN-10", "Johnson^Katherine"), instances=20),
-                     stack.root / "s")
-        deliver(stack.root / "s", stack.data_dir / "incoming")
-        series_id = _first_series_id(stack)
+        series_id = _deliver_series(stack, Patient("MRN-10", "Johnson^Katherine"), 20)
         wait_until(lambda: len(slow.calls) == 1, 60, "deid to ask for the identifiers")
         started = time.monotonic()
         assert stack.procs["deid0"].stop(signal.SIGTERM, timeout=60) == 0
