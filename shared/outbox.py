@@ -13,6 +13,7 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select
 
+from relay_shared import series_lock
 from relay_shared.bus import Bus
 from relay_shared.db import session_scope
 from relay_shared.messages import SeriesMessage
@@ -48,15 +49,18 @@ WAITING_FOR = {
 async def requeue_stuck(engine: Engine, bus: Bus, queues: dict[Stage, str],
                         older_than: timedelta) -> int:
     """Give a message again to series left in a working state with none in flight
-    (an in-process bus that died with its messages, a message lost by hand)."""
+    (an in-process bus that died with its messages, a message lost by hand). A series
+    a worker is still on (a long one) is left to it: it is not stuck."""
     cutoff = utcnow() - older_than
     stuck: list[tuple[Stage, Series]] = []
+    in_hand = series_lock.held(engine)
     with Session(engine) as session:
         for stage, statuses in WAITING_FOR.items():
             query = select(Series).where(Series.stage == stage,
                                          col(Series.status).in_(statuses),
                                          col(Series.updated_at) <= cutoff)
-            stuck.extend((stage, series) for series in session.exec(query))
+            stuck.extend((stage, series) for series in session.exec(query)
+                         if series.id not in in_hand)
     for stage, series in stuck:
         assert series.id is not None
         await bus.publish(queues[stage], SeriesMessage(series_id=series.id,

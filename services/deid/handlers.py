@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from relay_deid.identifiers import IdentifiersSource, LocalIdentifiers
+from relay_shared import series_lock
 from relay_shared.db import record_event, session_scope
 from relay_shared.deid import (
     DeidConfig,
@@ -58,6 +59,12 @@ class DeidContext:
 
 
 def deidentify_series(ctx: DeidContext, series_id: int) -> None:
+    # A second worker given the same series waits here, then finds it done.
+    with series_lock.exclusive(ctx.engine, series_id):
+        _deidentify_series(ctx, series_id)
+
+
+def _deidentify_series(ctx: DeidContext, series_id: int) -> None:
     with session_scope(ctx.engine) as session:
         series = session.get(Series, series_id)
         if series is None or series.status not in (Status.NEW, Status.PROCESSING):

@@ -21,6 +21,7 @@ from relay_sender.destinations import (
     OutgoingInstance,
     OutgoingSeries,
 )
+from relay_shared import series_lock
 from relay_shared.db import record_event, session_scope
 from relay_shared.metrics import INSTANCES_SENT, SERIES_FINISHED
 from relay_shared.models import Delivery, DeliveryState, Image, Series, Status, utcnow
@@ -39,6 +40,13 @@ class SendContext:
 
 
 def send_series(ctx: SendContext, series_id: int) -> None:
+    # A second sender given the same series waits here, then finds it sent: never
+    # two senders on one series, which would send its study twice.
+    with series_lock.exclusive(ctx.engine, series_id):
+        _send_series(ctx, series_id)
+
+
+def _send_series(ctx: SendContext, series_id: int) -> None:
     with session_scope(ctx.engine) as session:
         series = session.get(Series, series_id)
         if series is None or series.status not in (Status.DONEPROCESSING, Status.SENT):

@@ -1,0 +1,73 @@
+"""One worker at a time on a series, across processes.
+
+A series' message can be in two workers' hands at once: RabbitMQ hands a message
+that is still being worked on to another consumer when the first one's channel
+closes (a network blip, or its consumer timeout on a long series), and the sweep
+requeues a series that has sat in a working state for long. Two deid workers would
+then both queue the series for sending, and two senders would both send it. A
+PostgreSQL advisory lock keyed by the series makes the second worker wait until the
+first is done; it then finds the work done and skips it. The lock belongs to the
+holder's database session, so a worker that dies lets go of it at once.
+
+SQLite runs the relay as one process with an in-process bus, where no message is
+handed to two workers: there the lock is nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+# The first key of the relay's advisory locks ("RELY"), so that another program's
+# advisory locks in the same database never collide with a series id.
+NAMESPACE = 0x52454C59
+
+log = logging.getLogger(__name__)
+
+
+def _shared(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+@contextmanager
+def exclusive(engine: Engine, series_id: int) -> Iterator[None]:
+    """Hold the series' lock for the block, waiting for whoever holds it now."""
+    if not _shared(engine):
+        yield
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:namespace, :series_id)"),
+                           {"namespace": NAMESPACE, "series_id": series_id})
+        connection.commit()  # the lock outlives transactions; don't idle in one
+        try:
+            yield
+        finally:
+            _release(connection, series_id)
+
+
+def _release(connection: Connection, series_id: int) -> None:
+    try:
+        connection.execute(text("SELECT pg_advisory_unlock(:namespace, :series_id)"),
+                           {"namespace": NAMESPACE, "series_id": series_id})
+        connection.commit()
+    except Exception:
+        # The connection broke, which ended the session and its lock; a pooled
+        # connection that might still hold it must never be handed out again.
+        log.warning("could not release the lock of series %s; its connection is dropped",
+                    series_id, exc_info=True)
+        connection.invalidate()
+
+
+def held(engine: Engine) -> set[int]:
+    """The series some worker holds the lock of now."""
+    if not _shared(engine):
+        return set()
+    with engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid = :namespace AND objsubid = 2"), {"namespace": NAMESPACE})
+        return {int(row[0]) for row in rows}
