@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -40,6 +41,16 @@ class IncompleteDicomError(BadDicomFile):
     pass
 
 
+class CorruptDicomError(BadDicomFile):
+    pass
+
+
+# What pydicom raises on values it cannot decode (a bad VR, a length that does not
+# fit the VR, bytes that are not the declared character set).
+UNREADABLE = (ValueError, KeyError, TypeError, NotImplementedError, struct.error,
+              BytesLengthException)
+
+
 @dataclass(frozen=True)
 class InstanceHeader:
     """The few original values ingest needs; they are hashed before they are stored."""
@@ -55,18 +66,21 @@ class InstanceHeader:
 
 def read_header(path: Path) -> InstanceHeader:
     dataset = read_checked(path)
-    missing = [keyword for keyword in REQUIRED if not dataset.get(keyword)]
-    if missing:
-        raise IncompleteDicomError(f"missing required attribute(s): {', '.join(missing)}")
-    return InstanceHeader(
-        sop_class_uid=str(dataset.SOPClassUID),
-        sop_instance_uid=str(dataset.SOPInstanceUID),
-        series_instance_uid=str(dataset.SeriesInstanceUID),
-        study_instance_uid=str(dataset.StudyInstanceUID),
-        transfer_syntax_uid=str(dataset.file_meta.get("TransferSyntaxUID", "")),
-        modality=str(dataset.get("Modality", "")) or None,
-        patient_id=str(dataset.get("PatientID", "")),
-    )
+    try:  # pydicom converts a value when it is first read, so a corrupt one fails here
+        missing = [keyword for keyword in REQUIRED if not dataset.get(keyword)]
+        if missing:
+            raise IncompleteDicomError(f"missing required attribute(s): {', '.join(missing)}")
+        return InstanceHeader(
+            sop_class_uid=str(dataset.SOPClassUID),
+            sop_instance_uid=str(dataset.SOPInstanceUID),
+            series_instance_uid=str(dataset.SeriesInstanceUID),
+            study_instance_uid=str(dataset.StudyInstanceUID),
+            transfer_syntax_uid=str(dataset.file_meta.get("TransferSyntaxUID", "")),
+            modality=str(dataset.get("Modality", "")) or None,
+            patient_id=str(dataset.get("PatientID", "")),
+        )
+    except UNREADABLE as exc:
+        raise CorruptDicomError(f"unreadable DICOM value: {type(exc).__name__}: {exc}") from None
 
 
 def read_checked(path: Path) -> Dataset:
@@ -79,7 +93,10 @@ def read_checked(path: Path) -> Dataset:
                 dataset = dcmread(stream, defer_size=1024)
         except InvalidDicomError as exc:
             raise NotDicomError(f"not a DICOM Part 10 file: {exc}") from None
-        except (EOFError, OSError, ValueError, KeyError, TypeError, NotImplementedError) as exc:
+        except zlib.error as exc:
+            raise TruncatedDicomError(f"the deflated data set is cut short or corrupt: {exc}"
+                                      ) from None
+        except (EOFError, OSError, *UNREADABLE) as exc:
             raise TruncatedDicomError(f"unreadable DICOM: {type(exc).__name__}: {exc}") from None
     for warning in caught:
         if "End of file" in str(warning.message) or "delimiter" in str(warning.message):

@@ -1,10 +1,18 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydicom.encaps import encapsulate
-from pydicom.uid import RLELossless
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    RLELossless,
+)
 
 from relay_shared.dicomfiles import (
+    BadDicomFile,
     IncompleteDicomError,
     NotDicomError,
     TruncatedDicomError,
@@ -65,3 +73,41 @@ def test_missing_uids_are_named(tmp_path: Path, spec: SeriesSpec) -> None:
     ds.save_as(tmp_path / "a.dcm", enforce_file_format=True)
     with pytest.raises(IncompleteDicomError, match="SeriesInstanceUID"):
         read_header(tmp_path / "a.dcm")
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian,
+                                    DeflatedExplicitVRLittleEndian])
+@given(cut=st.floats(0.0, 1.0), flips=st.lists(
+    st.tuples(st.floats(0.0, 1.0, exclude_max=True), st.integers(0, 255)), max_size=4))
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_damaged_file_is_read_or_named_bad_never_anything_else(
+        tmp_path: Path, syntax: str, cut: float, flips: list[tuple[float, int]]) -> None:
+    """Whatever a file's damage, ingest gets its header or a reason: an exception of
+    any other kind would stop the whole delivery it came in."""
+    ds = make_instance(SeriesSpec(Patient("MRN-1", "Doe^Jane"), instances=1, rows=8,
+                                  columns=8), 0)
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.save_as(tmp_path / "whole.dcm", enforce_file_format=True)
+    data = bytearray((tmp_path / "whole.dcm").read_bytes())
+    data = data[:max(1, int(len(data) * cut))]
+    for where, value in flips:
+        data[int(where * len(data))] = value
+    damaged = tmp_path / "damaged.dcm"
+    damaged.write_bytes(bytes(data))
+    try:
+        header = read_header(damaged)
+    except BadDicomFile as exc:
+        assert str(exc), "a bad file is named with its reason"
+    else:
+        assert header.sop_instance_uid and header.series_instance_uid
+
+
+def test_a_cut_deflated_file_is_named_as_such(tmp_path: Path, spec: SeriesSpec) -> None:
+    ds = make_instance(spec, 0)
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(tmp_path / "whole.dcm", enforce_file_format=True)
+    data = (tmp_path / "whole.dcm").read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(data[:len(data) - 40])
+    with pytest.raises(TruncatedDicomError, match="deflated"):
+        read_header(tmp_path / "cut.dcm")

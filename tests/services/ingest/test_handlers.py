@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 from sqlmodel import Session, select
 
 from relay_ingest.handlers import claim, ingest_claimed
@@ -114,3 +115,23 @@ def test_a_delivery_with_nothing_readable_is_recorded_not_dropped(env, tmp_path:
         series = session.get(Series, series_id)
         assert series is not None and series.status is Status.FAILED
     assert (store.quarantine_for(series_id) / "a.txt").exists()
+
+
+def test_a_cut_deflated_file_is_set_aside_and_its_series_goes_on(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    engine, store, _ = env
+    spec = SeriesSpec(Patient("P1", "Doe^Jane"), instances=4)
+    *_, last = write_series(spec, tmp_path / "src")
+    last.unlink()
+    deflated = make_instance(spec, 3)
+    deflated.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    deflated.save_as(tmp_path / "whole.dcm", enforce_file_format=True)
+    data = (tmp_path / "whole.dcm").read_bytes()
+    (tmp_path / "src" / "cut.dcm").write_bytes(data[:len(data) // 2])
+
+    (series_id,) = _ingest(env, tmp_path / "src")
+
+    images = _images(engine)
+    assert sorted(i.status for i in images) == sorted([Status.NEW] * 3 + [Status.FAILED])
+    (failed,) = [i for i in images if i.status is Status.FAILED]
+    assert failed.reason and "deflated" in failed.reason, failed.reason
+    assert (store.quarantine_for(series_id) / "cut.dcm").exists()
