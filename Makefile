@@ -32,7 +32,7 @@ test-unit: setup ## Only the tests that need nothing running
 
 lint: setup ## Ruff and mypy
 	$(BIN)/ruff check shared services tests
-	$(BIN)/mypy shared
+	$(BIN)/mypy shared services
 
 bench: setup system-deps ## De-identification throughput against pydicom and gdcmanon
 	$(BIN)/python bench/deid_bench.py
