@@ -15,7 +15,6 @@ from sqlmodel import Session, select
 
 from relay_deid.handlers import DeidContext, deidentify_series
 from relay_deid.identifiers import LocalIdentifiers
-from relay_ingest.handlers import claim, ingest_claimed
 from relay_sender.destinations import OutgoingSeries
 from relay_sender.handlers import SendContext, send_series
 from relay_sender.orthanc import OrthancDestination
@@ -23,7 +22,7 @@ from relay_shared.deid import DeidConfig, Identifiers
 from relay_shared.models import Event, OutboxMessage, Series, Status
 from relay_shared.runtime import Runtime
 from tests.services.api.seed import make_runtime
-from tests.services.sender.test_gcs import through_deid
+from tests.services.sender.test_gcs import through_deid, through_ingest
 from tests.shared.test_series_lock import waiting_for_lock
 from tests.support.dicom_factory import Patient, SeriesSpec, write_series
 from tests.support.services import Orthanc, wait_until
@@ -103,12 +102,8 @@ def test_two_senders_given_one_series_send_it_once(tmp_path: Path, postgres_url:
 def test_two_deid_workers_given_one_series_queue_it_for_sending_once(
         tmp_path: Path, postgres_url: str) -> None:
     rt = runtime(tmp_path, postgres_url)
-    write_series(SeriesSpec(PATIENT, instances=3), tmp_path / "incoming-copy")
-    assert rt.settings.incoming_dir is not None
-    incoming = rt.settings.incoming_dir / "series"
-    (tmp_path / "incoming-copy").rename(incoming)
-    (series_id,) = ingest_claimed(claim(incoming, rt.store), rt.engine, rt.store,
-                                  rt.pseudonymizer.uid, rt.settings.deid_queue)
+    write_series(SeriesSpec(PATIENT, instances=3), tmp_path / "series")
+    series_id = through_ingest(rt, tmp_path / "series")
     gate = FirstCallWaits(rt.engine)
 
     class Counted(LocalIdentifiers):

@@ -103,14 +103,20 @@ def ct_series(folder: Path, instances: int = 20) -> SeriesSpec:
     return spec
 
 
-def through_deid(rt: Runtime, folder: Path) -> int:
-    """Ingest and de-identify one series folder the way the services do."""
+def through_ingest(rt: Runtime, folder: Path) -> int:
+    """Ingest one series folder the way the services do."""
     incoming = rt.settings.incoming_dir
     assert incoming is not None
     copy = incoming / folder.name
     shutil.copytree(folder, copy)
     (series_id,) = ingest_claimed(claim(copy, rt.store), rt.engine, rt.store,
                                   rt.pseudonymizer.uid, rt.settings.deid_queue)
+    return series_id
+
+
+def through_deid(rt: Runtime, folder: Path) -> int:
+    """Ingest and de-identify one series folder the way the services do."""
+    series_id = through_ingest(rt, folder)
     config = DeidConfig.from_settings(rt.settings.deid_options, None)
     deidentify_series(DeidContext(rt.engine, rt.store, rt.pseudonymizer, config,
                                   rt.settings.send_queue, rt.vault), series_id)
