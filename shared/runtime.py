@@ -18,14 +18,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from relay_shared import outbox
+from relay_shared import ops_gauges, outbox, transitions
 from relay_shared.amqp import AmqpBus
 from relay_shared.bus import Bus, InProcessBus, RetryPolicy, describe
 from relay_shared.db import make_engine, require_current_schema
 from relay_shared.deid import Pseudonymizer
 from relay_shared.logs import series_context
 from relay_shared.messages import SeriesMessage
-from relay_shared.metrics import IN_FLIGHT, SERIES_FINISHED, STAGE_SECONDS
+from relay_shared.metrics import IN_FLIGHT, STAGE_SECONDS
 from relay_shared.models import Stage
 from relay_shared.paths import WorkStore
 from relay_shared.retention import purge
@@ -57,6 +57,7 @@ def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
     settings.ensure_dirs()
     engine = make_engine(settings.sqlalchemy_url)
     require_current_schema(engine)
+    transitions.install()
     assert settings.work_dir is not None and settings.quarantine_dir is not None
     return Runtime(
         settings=settings,
@@ -127,6 +128,7 @@ async def sweep(rt: Runtime, stop: asyncio.Event, requeue_stuck: bool) -> None:
         timedelta(seconds=rt.settings.stuck_after)
     next_purge = 0.0
     while not stop.is_set():
+        await refresh_gauges(rt)
         try:
             await outbox.flush(rt.engine, rt.bus,
                                older_than=timedelta(seconds=rt.settings.outbox_grace))
@@ -140,6 +142,12 @@ async def sweep(rt: Runtime, stop: asyncio.Event, requeue_stuck: bool) -> None:
         stuck_after = timedelta(seconds=rt.settings.stuck_after)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), rt.settings.sweep_interval)
+
+
+async def refresh_gauges(rt: Runtime) -> None:
+    ops_gauges.record_dependencies(database=await asyncio.to_thread(database_ok, rt.engine),
+                                   broker=await rt.bus.is_healthy())
+    ops_gauges.record_certificates(rt.settings)
 
 
 async def _purge_when_due(rt: Runtime, due: float) -> float:
@@ -222,7 +230,6 @@ async def consume_until_stopped(rt: Runtime, stop: asyncio.Event, queue: str,
 
     async def give_up(message: SeriesMessage, error: str) -> None:
         await asyncio.to_thread(mark_failed, rt.engine, message.series_id, error, stage)
-        SERIES_FINISHED.labels(status="FAILED").inc()
 
     await rt.bus.consume(queue, handle, give_up)
     await stop.wait()
