@@ -53,3 +53,6 @@ def project_label(series: object) -> str:
     """The project a series' metrics are counted under. There is one implicit project
     today; when series carry theirs, this is the one place that reads it."""
     return DEFAULT_PROJECT
+WEBHOOK_DELIVERIES = Counter("relay_webhook_deliveries_total",
+                             "Webhook delivery attempts by outcome (delivered, failed, gave_up)",
+                             ["hook", "outcome"])

@@ -27,6 +27,8 @@ from relay_shared.logs import series_context
 from relay_shared.messages import SeriesMessage
 from relay_shared.metrics import IN_FLIGHT, STAGE_SECONDS
 from relay_shared.models import Stage
+from relay_shared.notify import delivery as notify_delivery
+from relay_shared.notify import record as notify_record
 from relay_shared.paths import WorkStore
 from relay_shared.retention import purge
 from relay_shared.series_state import mark_failed, note_failed_attempt
@@ -58,6 +60,7 @@ def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
     engine = make_engine(settings.sqlalchemy_url)
     require_current_schema(engine)
     transitions.install()
+    notify_record.install(engine, settings.webhooks)
     assert settings.work_dir is not None and settings.quarantine_dir is not None
     return Runtime(
         settings=settings,
@@ -182,6 +185,8 @@ async def run_services(settings: Settings, services: list[ServiceMain],
     await rt.bus.connect()
     tasks = [asyncio.create_task(service(rt, stop)) for service in services]
     tasks.append(asyncio.create_task(sweep(rt, stop, requeue_stuck)))
+    if requeue_stuck and settings.webhooks:  # one deliverer keeps each hook's order
+        tasks.append(asyncio.create_task(notify_delivery.run(rt.engine, settings, stop)))
     if probes_port:
         tasks.append(asyncio.create_task(
             serve_http(probe_app(rt), settings.api_host, probes_port, stop)))

@@ -17,6 +17,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
+from relay_shared.notify.hooks import Webhook
+
 # A well-known placeholder: fine on a laptop, refused in production.
 DEVELOPMENT_SECRET = "development-only-secret-change-me"
 
@@ -220,6 +222,37 @@ class Settings(BaseSettings):
             if tag is None or dictionary_VR(tag) == "SQ":
                 raise ValueError(f"{keyword} is not a DICOM keyword of a plain attribute")
         return value
+
+    # Webhooks: RELAY_WEBHOOKS is a JSON list of {"name", "url", "events"} (events default
+    # to all). Each is signed with its own secret from RELAY_WEBHOOK_SECRETS (a JSON
+    # object, hook name to secret) or else with RELAY_WEBHOOK_SECRET; both can be files
+    # in RELAY_SECRETS_DIR. Failed deliveries are retried with doubling delay up to the
+    # cap, and after the last attempt wait, visible in the API, for a person's retry.
+    webhooks: list[Webhook] = Field(default_factory=list)
+    webhook_secret: SecretStr | None = None
+    webhook_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    webhook_timeout: float = Field(10.0, gt=0)
+    webhook_max_attempts: int = Field(12, ge=1, le=1000)
+    webhook_retry_base_delay: float = Field(5.0, gt=0)
+    webhook_retry_max_delay: float = Field(3600.0, gt=0)
+    webhook_poll_interval: float = Field(2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_webhooks(self) -> Settings:
+        names = [hook.name for hook in self.webhooks]
+        if len(set(names)) != len(names):
+            raise ValueError("RELAY_WEBHOOKS names a hook twice")
+        for name in names:
+            if self.webhook_secret_for(name) is None:
+                raise ValueError(f"webhook {name} has no secret: set RELAY_WEBHOOK_SECRET, "
+                                 f"or RELAY_WEBHOOK_SECRETS with an entry for it")
+        if unknown := set(self.webhook_secrets) - set(names):
+            raise ValueError(f"RELAY_WEBHOOK_SECRETS names no such hook: {sorted(unknown)}")
+        return self
+
+    def webhook_secret_for(self, name: str) -> bytes | None:
+        secret = self.webhook_secrets.get(name) or self.webhook_secret
+        return secret.get_secret_value().encode() if secret else None
 
     _split = field_validator("api_tokens", "deid_options", "identifier_keys",
                              mode="before")(_split_commas)

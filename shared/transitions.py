@@ -3,7 +3,8 @@
 Stages set ``series.status`` in many places (ingest, deid, sender, the api's retry and
 release, the projects' hold and drop). Rather than a call at each, one listener on
 the ORM session notices every series whose status changed in a flush, whichever code
-changed it. What it records goes into the same transaction (a notification row, see
+changed it. What it records goes into the same transaction, written just before the
+commit when everything the transaction changed is flushed (a notification row, see
 ``relay_shared.notify``); what it observes (a metric) waits for the commit, so a
 rolled-back change counts for nothing.
 """
@@ -35,20 +36,21 @@ class Transition:
     received_at: datetime
 
 
-# Called inside the flush, on the flushing session, for each transition: the place to
-# write rows that must commit with the change.
-InFlush = Callable[[Session, Transition], None]
-_in_flush: list[InFlush] = []
+# Called just before the commit, with everything flushed, for each transition of the
+# transaction: the place to write rows that must commit with the change.
+BeforeCommit = Callable[[Session, Transition], None]
+_before_commit_hooks: list[BeforeCommit] = []
 
 
-def install(in_flush: InFlush | None = None) -> None:
-    """Listen on every session of this process (idempotent); ``in_flush`` is added once."""
+def install(before_commit: BeforeCommit | None = None) -> None:
+    """Listen on every session of this process (idempotent); a hook is added once."""
     if not event.contains(Session, "after_flush", _after_flush):
         event.listen(Session, "after_flush", _after_flush)
+        event.listen(Session, "before_commit", _before_commit)
         event.listen(Session, "after_commit", _after_commit)
         event.listen(Session, "after_soft_rollback", _forget)
-    if in_flush is not None and in_flush not in _in_flush:
-        _in_flush.append(in_flush)
+    if before_commit is not None and before_commit not in _before_commit_hooks:
+        _before_commit_hooks.append(before_commit)
 
 
 def _value(status: Any) -> str | None:
@@ -74,11 +76,18 @@ def _after_flush(session: Session, _context: object) -> None:
         change = status_change(obj)
         if change is None:
             continue
-        transition = Transition(obj.id, change[0], change[1], project_label(obj),
-                                _aware(obj.created_at))
-        for hook in _in_flush:
+        session.info.setdefault(COMMITTED_KEY, []).append(
+            Transition(obj.id, change[0], change[1], project_label(obj),
+                       _aware(obj.created_at)))
+
+
+def _before_commit(session: Session) -> None:
+    # What the commit would flush is flushed now, so the hooks see the whole change
+    # (a series' images, whatever order the stage set them in).
+    session.flush()
+    for transition in session.info.get(COMMITTED_KEY, []):
+        for hook in _before_commit_hooks:
             hook(session, transition)
-        session.info.setdefault(COMMITTED_KEY, []).append(transition)
 
 
 def _after_commit(session: Session) -> None:
