@@ -63,7 +63,7 @@ def list_notifications(session: SessionDep, _: Operator,
                         409: {"description": "It was delivered already"}})
 def retry_notification(notification_id: Id, rt: RuntimeDep, _: Operator) -> NotificationOut:
     """Send a notification again from its first attempt (one that gave up, once its
-    receiver is fixed); it goes behind those already waiting for its hook."""
+    receiver is fixed). It keeps its place: it goes before its hook's later ones."""
     with session_scope(rt.engine) as session:
         row = session.get(Notification, notification_id)
         if row is None:

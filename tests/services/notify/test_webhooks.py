@@ -97,6 +97,20 @@ def notifications(rt: Runtime) -> list[Notification]:
 
 
 def test_each_status_change_arrives_signed_and_in_order(rt, receiver):
+    assert_changes_arrive_in_order(rt, receiver)
+
+
+@pytest.mark.postgres
+def test_each_status_change_arrives_in_order_on_postgresql(tmp_path, port, receiver,
+                                                           postgres_url):
+    rt = runtime(tmp_path / "var", port, database_url=postgres_url)
+    try:
+        assert_changes_arrive_in_order(rt, receiver)
+    finally:
+        rt.engine.dispose()
+
+
+def assert_changes_arrive_in_order(rt: Runtime, receiver: Receiver) -> None:
     receiver.start()
     first, second = new_series(rt, "1"), new_series(rt, "2")
     set_status(rt, first, Status.PROCESSING)  # not an event anyone asked for
