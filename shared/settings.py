@@ -8,6 +8,7 @@ outbox folder as the only destination.
 
 from __future__ import annotations
 
+import json
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -228,14 +229,36 @@ class Settings(BaseSettings):
     # object, hook name to secret) or else with RELAY_WEBHOOK_SECRET; both can be files
     # in RELAY_SECRETS_DIR. Failed deliveries are retried with doubling delay up to the
     # cap, and after the last attempt wait, visible in the API, for a person's retry.
-    webhooks: list[Webhook] = Field(default_factory=list)
+    webhooks: Annotated[list[Webhook], NoDecode] = Field(default_factory=list)
     webhook_secret: SecretStr | None = None
-    webhook_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    webhook_secrets: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
     webhook_timeout: float = Field(10.0, gt=0)
     webhook_max_attempts: int = Field(12, ge=1, le=1000)
     webhook_retry_base_delay: float = Field(5.0, gt=0)
     webhook_retry_max_delay: float = Field(3600.0, gt=0)
     webhook_poll_interval: float = Field(2.0, gt=0)
+
+    @field_validator("webhooks", mode="before")
+    @classmethod
+    def _webhooks_json(cls, value: object) -> object:
+        return cls._json_setting(value, [])
+
+    @field_validator("webhook_secrets", mode="before")
+    @classmethod
+    def _webhook_secrets_json(cls, value: object) -> object:
+        return cls._json_setting(value, {})
+
+    @staticmethod
+    def _json_setting(value: object, empty: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():  # set but empty: none
+            return empty
+        try:
+            return json.loads(value)
+        except ValueError:
+            # The value itself is not repeated: RELAY_WEBHOOK_SECRETS holds secrets.
+            raise ValueError("is not valid JSON") from None
 
     @model_validator(mode="after")
     def _check_webhooks(self) -> Settings:
@@ -246,6 +269,10 @@ class Settings(BaseSettings):
             if self.webhook_secret_for(name) is None:
                 raise ValueError(f"webhook {name} has no secret: set RELAY_WEBHOOK_SECRET, "
                                  f"or RELAY_WEBHOOK_SECRETS with an entry for it")
+        plain = [h.name for h in self.webhooks if not h.url.startswith("https://")]
+        if plain and self.env is Environment.PRODUCTION:
+            raise ValueError(f"webhooks {plain} are not https://: their bodies hold "
+                             f"pseudonyms, which go over HTTPS in production")
         if unknown := set(self.webhook_secrets) - set(names):
             raise ValueError(f"RELAY_WEBHOOK_SECRETS names no such hook: {sorted(unknown)}")
         return self

@@ -64,3 +64,26 @@ def test_the_signature_is_what_receivers_verify():
     ("IGNORED", Event.SERIES_IGNORED), ("PROCESSING", None), ("SENT", None)])
 def test_statuses_map_to_events(status, event):
     assert series_event(status) == event
+
+
+def test_malformed_json_is_named_without_repeating_the_secret(monkeypatch):
+    monkeypatch.setenv("RELAY_WEBHOOKS", json.dumps([HOOK]))
+    monkeypatch.setenv("RELAY_WEBHOOK_SECRETS", '{"lab": "hunter2-very-secret"')
+    with pytest.raises(SettingsError, match=r"RELAY_WEBHOOK_SECRETS: .*not valid JSON") as err:
+        load_settings()
+    assert "hunter2" not in str(err.value)
+
+
+def test_secrets_can_be_files_in_the_secrets_dir(monkeypatch, tmp_path):
+    (tmp_path / "RELAY_WEBHOOK_SECRETS").write_text(json.dumps({"lab": "from-a-file"}))
+    monkeypatch.setenv("RELAY_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("RELAY_WEBHOOKS", json.dumps([HOOK]))
+    assert load_settings().webhook_secret_for("lab") == b"from-a-file"
+
+
+def test_production_wants_https_receivers():
+    plain = {"name": "lab", "url": "http://lab.example.org/hook"}
+    with pytest.raises(SettingsError, match=r"webhooks \['lab'\] are not https://"):
+        load_settings(env="production", deid_secret="a-production-secret-of-length",
+                      webhooks=[plain], webhook_secret="s")
+    assert load_settings(webhooks=[plain], webhook_secret="s").webhooks[0].name == "lab"
