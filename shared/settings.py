@@ -237,6 +237,8 @@ class Settings(BaseSettings):
     webhook_retry_base_delay: float = Field(5.0, gt=0)
     webhook_retry_max_delay: float = Field(3600.0, gt=0)
     webhook_poll_interval: float = Field(2.0, gt=0)
+    # Delivered notifications are kept this long for the API, then deleted.
+    webhook_retain_days: float = Field(30.0, ge=0)
 
     @field_validator("webhooks", mode="before")
     @classmethod

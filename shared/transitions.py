@@ -6,7 +6,8 @@ the ORM session notices every series whose status changed in a flush, whichever 
 changed it. What it records goes into the same transaction, written just before the
 commit when everything the transaction changed is flushed (a notification row, see
 ``relay_shared.notify``); what it observes (a metric) waits for the commit, so a
-rolled-back change counts for nothing.
+rolled-back change counts for nothing. A Core ``UPDATE series SET status`` would pass
+it by: statuses change through the ORM.
 """
 
 from __future__ import annotations

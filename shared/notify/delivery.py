@@ -17,7 +17,7 @@ from datetime import timedelta
 
 import httpx
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 
 from relay_shared.db import session_scope
 from relay_shared.metrics import WEBHOOK_DELIVERIES
@@ -26,6 +26,7 @@ from relay_shared.notify.hooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, Webhoo
 from relay_shared.settings import Settings
 
 log = logging.getLogger(__name__)
+PRUNE_INTERVAL = 3600.0
 
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
@@ -113,12 +114,26 @@ def _apply(row: Notification, error: str | None, settings: Settings) -> str:
     return "failed"
 
 
+def prune_delivered(engine: Engine, older_than: timedelta) -> int:
+    """Delete delivered notifications older than ``older_than``; undelivered ones stay."""
+    with session_scope(engine) as session:
+        result = session.execute(delete(Notification).where(
+            Notification.state == NotificationState.DELIVERED.value,
+            col(Notification.delivered_at) < utcnow() - older_than))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def run(engine: Engine, settings: Settings, stop: asyncio.Event) -> None:
     """Deliver until ``stop``; a database or receiver that is down waits for the next round."""
+    retain = timedelta(days=settings.webhook_retain_days)
+    next_prune = 0.0
     async with http_client(settings) as client:
         while not stop.is_set():
             try:
                 await deliver_due(engine, settings, client)
+                if time.monotonic() >= next_prune:
+                    await asyncio.to_thread(prune_delivered, engine, retain)
+                    next_prune = time.monotonic() + PRUNE_INTERVAL
             except Exception:  # the database is down: try again on the next round
                 log.warning("webhook delivery round failed", exc_info=True)
             with contextlib.suppress(TimeoutError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,15 @@ def test_bodies_hold_ids_pseudonyms_and_counts_only(rt, receiver):
     body = receiver.accepted[0]["body"]
     assert set(body) == {"event", "event_id", "occurred_at", "project", "series", "images"}
     assert ORIGINAL_NAME not in json.dumps(body)
+
+
+def test_delivered_notifications_are_pruned_after_their_time_undelivered_stay(rt, receiver):
+    receiver.start()
+    set_status(rt, new_series(rt, "10"), Status.DONE)
+    deliver(rt)
+    receiver.stop()
+    set_status(rt, new_series(rt, "11"), Status.DONE)
+    deliver(rt)  # the receiver is gone: this one stays PENDING
+    assert delivery.prune_delivered(rt.engine, timedelta(days=1)) == 0
+    assert delivery.prune_delivered(rt.engine, timedelta(0)) == 1
+    assert [n.state for n in notifications(rt)] == ["PENDING"]
