@@ -14,8 +14,9 @@ from relay_shared.settings import Settings
 
 log = logging.getLogger(__name__)
 # The settings that name a PEM file of certificates, each reported under its own name.
-CERTIFICATE_SETTINGS = ("scp_tls_cert", "scp_tls_ca", "dicom_tls_cert", "dicom_tls_ca",
-                        "tls_ca_bundle")
+# Not RELAY_TLS_CA_BUNDLE: it may be a whole system bundle, whose oldest roots expire
+# without harm to the relay and would page someone for nothing.
+CERTIFICATE_SETTINGS = ("scp_tls_cert", "scp_tls_ca", "dicom_tls_cert", "dicom_tls_ca")
 
 
 def record_dependencies(database: bool, broker: bool) -> None:
