@@ -131,8 +131,9 @@ async def sweep(rt: Runtime, stop: asyncio.Event, requeue_stuck: bool) -> None:
         timedelta(seconds=rt.settings.stuck_after)
     next_purge = 0.0
     while not stop.is_set():
-        await refresh_gauges(rt)
         try:
+            # First: what follows fails when a dependency is down.
+            await refresh_gauges(rt.settings, rt.engine, rt.bus)
             await outbox.flush(rt.engine, rt.bus,
                                older_than=timedelta(seconds=rt.settings.outbox_grace))
             if requeue_stuck:
@@ -147,10 +148,10 @@ async def sweep(rt: Runtime, stop: asyncio.Event, requeue_stuck: bool) -> None:
             await asyncio.wait_for(stop.wait(), rt.settings.sweep_interval)
 
 
-async def refresh_gauges(rt: Runtime) -> None:
-    ops_gauges.record_dependencies(database=await asyncio.to_thread(database_ok, rt.engine),
-                                   broker=await rt.bus.is_healthy())
-    ops_gauges.record_certificates(rt.settings)
+async def refresh_gauges(settings: Settings, engine: Engine, bus: Bus) -> None:
+    ops_gauges.record_dependencies(database=await asyncio.to_thread(database_ok, engine),
+                                   broker=await bus.is_healthy())
+    ops_gauges.record_certificates(settings)
 
 
 async def _purge_when_due(rt: Runtime, due: float) -> float:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
+import pytest
 from prometheus_client import REGISTRY
 
 from relay_shared import ops_gauges
@@ -43,3 +45,39 @@ def test_dependencies_are_one_or_zero():
     ops_gauges.record_dependencies(database=True, broker=False)
     assert REGISTRY.get_sample_value("relay_dependency_up", {"dependency": "database"}) == 1
     assert REGISTRY.get_sample_value("relay_dependency_up", {"dependency": "broker"}) == 0
+
+
+def dependency(name: str) -> float | None:
+    return REGISTRY.get_sample_value("relay_dependency_up", {"dependency": name})
+
+
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+def test_a_lost_database_and_broker_show_as_unreachable(tmp_path: Path):
+    from relay_shared.amqp import AmqpBus
+    from relay_shared.bus import RetryPolicy
+    from relay_shared.db import make_engine, upgrade
+    from relay_shared.runtime import refresh_gauges
+    from tests.support import services
+
+    url, drop = services.create_database()
+    upgrade(url)
+    services.ensure_rabbitmq()
+    bus = AmqpBus(services.AMQP_URL, RetryPolicy(max_attempts=1))
+    settings = load_settings(data_dir=tmp_path, database_url=url)
+    engine = make_engine(url)
+
+    async def refresh_twice() -> tuple[tuple, tuple]:
+        await bus.connect()
+        await refresh_gauges(settings, engine, bus)
+        up = (dependency("database"), dependency("broker"))
+        drop()  # the database goes away, as a failed-over primary would
+        await bus.close()
+        await refresh_gauges(settings, engine, bus)
+        return up, (dependency("database"), dependency("broker"))
+
+    try:
+        assert asyncio.run(refresh_twice()) == ((1, 1), (0, 0))
+    finally:
+        engine.dispose()
+        drop()
