@@ -234,10 +234,13 @@ def _record_worklist(settings: Settings, name: str, queries: list) -> int:  # ty
     from relay_ingest.worklist import create_collection
     from relay_shared.db import make_engine, require_current_schema
     from relay_shared.deid import Pseudonymizer
+    from relay_shared.notify import record as notify_record
     from relay_shared.runtime import make_vault
 
     engine = make_engine(settings.sqlalchemy_url)
     require_current_schema(engine)
+    # A worklist whose rows were all collected before is finished at once: tell the hooks.
+    notify_record.install(engine, settings.webhooks)
     pseudonymizer = Pseudonymizer(settings.deid_secret.get_secret_value().encode(),
                                   settings.deid_key_id)
     return create_collection(engine, make_vault(settings), pseudonymizer, name, queries)

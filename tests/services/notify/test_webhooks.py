@@ -236,3 +236,20 @@ def test_delivered_notifications_are_pruned_after_their_time_undelivered_stay(rt
     assert delivery.prune_delivered(rt.engine, timedelta(days=1)) == 0
     assert delivery.prune_delivered(rt.engine, timedelta(0)) == 1
     assert [n.state for n in notifications(rt)] == ["PENDING"]
+
+
+def test_a_worklist_collected_before_finishes_at_once_and_says_so(rt, receiver):
+    from relay_ingest.worklist import Query, create_collection
+
+    receiver.start()
+    first = create_collection(rt.engine, rt.vault, rt.pseudonymizer, "first",
+                              [Query(accession="ACC-HOOK-1")])
+    with session_scope(rt.engine) as session:
+        row = session.exec(select(CollectionRow).where(
+            CollectionRow.collection_id == first)).one()
+        row.state = RowState.DONE.value
+    again = create_collection(rt.engine, rt.vault, rt.pseudonymizer, "again",
+                              [Query(accession="ACC-HOOK-1")])
+    assert deliver(rt) == 2
+    assert [a["body"]["collection"]["id"] for a in receiver.accepted] == [first, again]
+    assert "ACC-HOOK-1" not in json.dumps([a["body"] for a in receiver.accepted])
