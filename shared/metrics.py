@@ -31,3 +31,8 @@ def reason_label(reason: str) -> str:
 def count_failed(stage: str, reasons: list[str]) -> None:
     for reason in reasons:
         INSTANCES_FAILED.labels(stage=stage, reason=reason_label(reason)).inc()
+PROJECTS_RELOADS = Counter("relay_projects_reloads_total",
+                           "Rereads of the projects file, by result (applied, refused)",
+                           ["result"])
+SERIES_ROUTED = Counter("relay_series_routed_total", "Series routed by ingest, by project "
+                        "and action (no project: project \"\")", ["project", "action"])
