@@ -28,6 +28,7 @@ from relay_shared.messages import SeriesMessage
 from relay_shared.metrics import IN_FLIGHT, SERIES_FINISHED, STAGE_SECONDS
 from relay_shared.models import Stage
 from relay_shared.paths import WorkStore
+from relay_shared.projects import ProjectsRegistry
 from relay_shared.retention import purge
 from relay_shared.series_state import mark_failed, note_failed_attempt
 from relay_shared.settings import Settings
@@ -44,6 +45,8 @@ class Runtime:
     store: WorkStore
     pseudonymizer: Pseudonymizer
     vault: IdentifierVault
+    # The projects in force (RELAY_PROJECTS, or the implicit `default`), reread on change.
+    projects: ProjectsRegistry
 
 
 def make_bus(settings: Settings) -> Bus:
@@ -66,6 +69,7 @@ def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
         pseudonymizer=Pseudonymizer(settings.deid_secret.get_secret_value().encode(),
                                     settings.deid_key_id),
         vault=make_vault(settings),
+        projects=ProjectsRegistry(settings),
     )
 
 
@@ -174,6 +178,7 @@ async def run_services(settings: Settings, services: list[ServiceMain],
     await rt.bus.connect()
     tasks = [asyncio.create_task(service(rt, stop)) for service in services]
     tasks.append(asyncio.create_task(sweep(rt, stop, requeue_stuck)))
+    tasks.append(asyncio.create_task(rt.projects.watch(stop)))
     if probes_port:
         tasks.append(asyncio.create_task(
             serve_http(probe_app(rt), settings.api_host, probes_port, stop)))

@@ -164,6 +164,8 @@ def cross_check(file: ProjectsFile, lines: Mapping[Location, int], source: str,
         if value is None:
             problem(location, f"secret {reference} is not set (no such environment variable, "
                               "nor file in RELAY_SECRETS_DIR)")
+        elif location[-1] == "secret_env" and len(value) < 16:
+            problem(location, f"secret {reference} is shorter than 16 characters")
         else:
             secrets[reference] = value
     return secrets, sorted(problems, key=_line_number)

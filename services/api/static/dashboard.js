@@ -4,7 +4,8 @@
 
 const TOKEN_KEY = "relay-token";
 const RANKS = { reader: 1, operator: 2, admin: 3 };
-const STATUSES = ["NEW", "PROCESSING", "DONEPROCESSING", "SENT", "DONE", "FAILED", "QUARANTINED"];
+const STATUSES = ["NEW", "PROCESSING", "DONEPROCESSING", "SENT", "DONE", "FAILED", "QUARANTINED",
+                  "HELD", "IGNORED"];
 let role = null;
 let timer = null;
 
