@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .schema import Condition, Match, Project
 
@@ -29,7 +30,15 @@ class Arrival:
     incoming_subdir: str | None = None
 
 
-Test = Callable[[Arrival, HeaderValues], bool]
+class Value(NamedTuple):
+    """One attribute of the series, read once per series in the forms the tests want."""
+
+    values: tuple[str, ...]
+    text: str  # the values joined by backslashes, as DICOM writes them
+
+
+View = Mapping[str, Value]
+Test = Callable[[Arrival, View], bool]
 
 
 @dataclass(frozen=True)
@@ -48,61 +57,67 @@ def _number(text: str) -> float | None:
         return None
 
 
-def _equal_set(values: Iterable[object]) -> tuple[frozenset[str], frozenset[float]]:
-    texts = frozenset(str(v).strip() for v in values)
-    numbers = frozenset(float(v) for v in values if isinstance(v, int | float)
-                        and not isinstance(v, bool))
-    return texts, numbers
+def view_of(header: HeaderValues, keywords: Iterable[str]) -> dict[str, Value]:
+    view = {}
+    for keyword in keywords:
+        values = header.get(keyword)
+        if values and any(values):
+            view[keyword] = Value(tuple(values), "\\".join(values))
+    return view
 
 
 def _header_checks(keyword: str, condition: Condition) -> list[Check]:
     checks: list[Check] = []
     if condition.present is not None:
         wanted = condition.present
-        checks.append(Check(lambda _a, h: bool(h.get(keyword)) is wanted,
+        checks.append(Check(lambda _a, h: (keyword in h) is wanted,
                             f"{keyword} present: {str(wanted).lower()}", 0))
-    for name, values in (("equals", None if condition.equals is None else [condition.equals]),
-                         ("in", condition.in_)):
-        if values is not None:
-            checks.append(_in_check(keyword, name, values))
+    if condition.equals is not None:
+        checks.append(_in_check(keyword, [condition.equals], f"equals {condition.equals!r}"))
+    if condition.in_ is not None:
+        checks.append(_in_check(keyword, condition.in_, f"in {condition.in_!r}"))
     for bound in ("min", "max"):
         limit = getattr(condition, bound)
         if limit is not None:
             checks.append(_range_check(keyword, bound, limit))
     if condition.regex is not None:
         search = re.compile(condition.regex).search
-        checks.append(Check(lambda _a, h: bool(h.get(keyword)) and
-                            search("\\".join(h[keyword])) is not None,
+        checks.append(Check(lambda _a, h: keyword in h and search(h[keyword].text) is not None,
                             f"{keyword} regex {condition.regex!r}", 3))
     if condition.not_regex is not None:
         avoid = re.compile(condition.not_regex).search
-        checks.append(Check(lambda _a, h: avoid("\\".join(h.get(keyword, ()))) is None,
+        checks.append(Check(lambda _a, h: keyword not in h or avoid(h[keyword].text) is None,
                             f"{keyword} not_regex {condition.not_regex!r}", 3))
     return checks
 
 
-def _in_check(keyword: str, name: str, values: list[str | int | float]) -> Check:
-    texts, numbers = _equal_set(values)
+def _in_check(keyword: str, wanted: list[str | int | float], shown: str) -> Check:
+    texts = frozenset(str(v).strip() for v in wanted)
+    numbers = frozenset(float(v) for v in wanted
+                        if isinstance(v, int | float) and not isinstance(v, bool))
 
-    def test(_arrival: Arrival, header: HeaderValues) -> bool:
-        found = header.get(keyword)
-        if not found:
+    def test(_arrival: Arrival, view: View) -> bool:
+        found = view.get(keyword)
+        if found is None:
             return False
-        if "\\".join(found) in texts or any(v in texts for v in found):
-            return True
-        return bool(numbers) and any(_number(v) in numbers for v in found)
+        return (found.text in texts or not texts.isdisjoint(found.values)
+                or (bool(numbers) and not numbers.isdisjoint(map(_number, found.values))))
 
-    shown = values[0] if name == "equals" else values
-    return Check(test, f"{keyword} {name} {shown!r}", 1)
+    return Check(test, f"{keyword} {shown}", 1)
 
 
 def _range_check(keyword: str, bound: str, limit: float) -> Check:
-    def within(value: str) -> bool:
-        number = _number(value)
-        return number is not None and (number >= limit if bound == "min" else number <= limit)
+    def test(_arrival: Arrival, view: View) -> bool:
+        found = view.get(keyword)
+        if found is None:
+            return False
+        numbers = [_number(v) for v in found.values]
+        if None in numbers:
+            return False
+        return all((n >= limit if bound == "min" else n <= limit)  # type: ignore[operator]
+                   for n in numbers)
 
-    return Check(lambda _a, h: bool(h.get(keyword)) and all(within(v) for v in h[keyword]),
-                 f"{keyword} {bound} {limit:g}", 2)
+    return Check(test, f"{keyword} {bound} {limit:g}", 2)
 
 
 def _arrival_checks(match: Match) -> list[Check]:
@@ -135,27 +150,47 @@ class Decision:
 
 
 class Router:
+    """Projects' conditions, compiled once. A condition several projects share (the same
+    attribute, test and value) is evaluated once per series, when first needed."""
+
     def __init__(self, projects: Iterable[Project]) -> None:
         projects = list(projects)
-        self._rules = [(p.name, compile_match(p.match)) for p in projects]
         self.keywords = frozenset(k for p in projects for k in p.match.header)
+        self._checks: list[Check] = []
+        index: dict[str, int] = {}
+        self._rules: list[tuple[str, tuple[int, ...]]] = []
+        for project in projects:
+            ids = []
+            for check in compile_match(project.match):
+                if check.describe not in index:
+                    index[check.describe] = len(self._checks)
+                    self._checks.append(check)
+                ids.append(index[check.describe])
+            self._rules.append((project.name, tuple(ids)))
 
-    def route(self, arrival: Arrival, header: HeaderValues) -> str | None:
-        """The name of the first project whose every condition holds, or None."""
-        for name, checks in self._rules:
-            for check in checks:
-                if not check.test(arrival, header):
+    def _first(self, arrival: Arrival, header: HeaderValues, failed: list[tuple[str, str]] | None
+               ) -> str | None:
+        view = view_of(header, self.keywords)
+        checks = self._checks
+        known: list[bool | None] = [None] * len(checks)
+        for name, ids in self._rules:
+            for i in ids:
+                held = known[i]
+                if held is None:
+                    held = known[i] = checks[i].test(arrival, view)
+                if not held:
+                    if failed is not None:
+                        failed.append((name, checks[i].describe))
                     break
             else:
                 return name
         return None
 
+    def route(self, arrival: Arrival, header: HeaderValues) -> str | None:
+        """The name of the first project whose every condition holds, or None."""
+        return self._first(arrival, header, None)
+
     def explain(self, arrival: Arrival, header: HeaderValues) -> Decision:
         """As `route`, with the condition that turned each earlier project away."""
         failed: list[tuple[str, str]] = []
-        for name, checks in self._rules:
-            miss = next((c for c in checks if not c.test(arrival, header)), None)
-            if miss is None:
-                return Decision(name, tuple(failed))
-            failed.append((name, miss.describe))
-        return Decision(None, tuple(failed))
+        return Decision(self._first(arrival, header, failed), tuple(failed))
