@@ -112,6 +112,7 @@ class ProjectsRegistry:
     async def watch(self, stop: asyncio.Event) -> None:
         """Reread on SIGHUP and whenever the file changes, until stopped."""
         if self._settings.projects is None:
+            await stop.wait()  # a task that ended early would stop the whole process
             return
         hangup = asyncio.Event()
         loop = asyncio.get_running_loop()
