@@ -118,16 +118,20 @@ class ProjectsRegistry:
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, hangup.set)
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first(stop, hangup), WATCH_INTERVAL)
-            if stop.is_set():
-                break
-            if hangup.is_set():
-                hangup.clear()
-                await asyncio.to_thread(self.reload)
-            else:
-                await asyncio.to_thread(self.reload_if_changed)
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_first(stop, hangup), WATCH_INTERVAL)
+                if stop.is_set():
+                    break
+                if hangup.is_set():
+                    hangup.clear()
+                    await asyncio.to_thread(self.reload)
+                else:
+                    await asyncio.to_thread(self.reload_if_changed)
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGHUP)
 
 
 async def _first(*events: asyncio.Event) -> None:
