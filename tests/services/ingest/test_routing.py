@@ -71,7 +71,7 @@ def _series(engine, series_id: int) -> tuple[Series, list[Image], int]:  # type:
 def test_the_calling_ae_recorded_by_the_scp_routes_the_series(relay, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     write_series(SeriesSpec(Patient("P1", "Doe^Jane"), instances=2), tmp_path / "ct")
     series_id = _ingest(relay, tmp_path / "ct", Arrival("scp", calling_ae="CT_ROOM1"))
-    series, images, queued = _series(relay[0], series_id)
+    series, _images, queued = _series(relay[0], series_id)
     assert (series.project, series.source, series.status) == ("ct-room", "scp", Status.NEW)
     assert series.projects_sha256 == relay[2].current.sha256 and queued == 1
 
