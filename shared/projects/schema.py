@@ -147,11 +147,14 @@ class OutboxDestination(Strict):
     path: Path
 
 
-class OrthancDestination(Strict):
-    kind: Literal["orthanc"]
+class _HttpAccount(Strict):
     url: str = Field(pattern=r"^https?://")
     username: str | None = None
     password_env: str | None = Field(None, pattern=ENV_NAME)
+
+
+class OrthancDestination(_HttpAccount):
+    kind: Literal["orthanc"]
 
 
 class DicomDestination(Strict):
@@ -163,11 +166,8 @@ class DicomDestination(Strict):
     timeout: float = Field(30.0, gt=0)
 
 
-class DicomwebDestination(Strict):
+class DicomwebDestination(_HttpAccount):
     kind: Literal["dicomweb"]
-    url: str = Field(pattern=r"^https?://")
-    username: str | None = None
-    password_env: str | None = Field(None, pattern=ENV_NAME)
 
 
 class GcsDestination(Strict):
