@@ -84,8 +84,10 @@ class IngestRouter:
         elif project.action is Action.SEND:
             routed = Routed(project.name, project.action, projects.sha256, arrival.source)
         else:
+            held_by = "; ".join(projects.router.conditions(project.name)) or "every series"
             routed = Routed(project.name, project.action, projects.sha256, arrival.source,
-                            f"project {project.name}: action {project.action.value}")
+                            f"project {project.name}: action {project.action.value} "
+                            f"({held_by})")
         SERIES_ROUTED.labels(project=routed.project or "", action=routed.action.value).inc()
         return routed
 

@@ -168,6 +168,10 @@ class Router:
                 ids.append(index[check.describe])
             self._rules.append((project.name, tuple(ids)))
 
+    def conditions(self, name: str) -> list[str]:
+        """A project's conditions in words (the rules, never a value of a series)."""
+        return [self._checks[i].describe for n, ids in self._rules if n == name for i in ids]
+
     def _first(self, arrival: Arrival, header: HeaderValues, failed: list[tuple[str, str]] | None
                ) -> str | None:
         view = view_of(header, self.keywords)

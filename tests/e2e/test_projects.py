@@ -195,7 +195,8 @@ def test_each_series_goes_where_its_project_says_with_that_projects_pseudonyms(
     assert [s["status"] for s in unrouted] == ["IGNORED"]
     assert unrouted[0]["error"].startswith("no project takes this series: scouts: "
                                            "SeriesDescription regex")
-    assert scout["error"] == "project scouts: action drop"
+    assert scout["error"] == ("project scouts: action drop "
+                              "(SeriesDescription regex '(?i)scout|localizer')")
 
     # Two projects, two pseudonym spaces; one project, one pseudonym.
     assert len(orthanc.instances()) == 8 and len(orthanc_b.instances()) == 4

@@ -84,6 +84,13 @@ def test_conditions_read_dicom_values(condition: dict, values: tuple, holds: boo
     assert (rules.route(Arrival("scp"), header) == "p") is holds
 
 
+def test_a_projects_conditions_are_named_cheapest_first() -> None:
+    assert router(LUNG).conditions("lung") == [
+        "source in ['scp']", "calling_ae in ['CT_ROOM1']", "Modality in ['CT']",
+        "SliceThickness max 5", "StudyDescription regex '(?i)chest|thorax'",
+        "SeriesDescription not_regex '(?i)scout|localizer'"]
+
+
 def test_the_router_knows_which_attributes_it_reads() -> None:
     assert router(LUNG).keywords == {"Modality", "StudyDescription", "SeriesDescription",
                                      "SliceThickness"}
