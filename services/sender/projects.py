@@ -7,8 +7,10 @@ project of a relay without a projects file sends to RELAY_DESTINATIONS, as befor
 
 `dispatch: study`: a series of such a project waits, de-identified, until its
 study is whole. The study (its series in this project) is whole once none of
-them is still before the send stage (NEW, PROCESSING, HELD) and none has changed
-for RELAY_STUDY_STABLE_AGE seconds; then all of them are sent, one after another.
+them is still before the send stage (NEW, PROCESSING, HELD) and none of their
+images has arrived or changed for RELAY_STUDY_STABLE_AGE seconds; then all of
+them are sent, one after another. A waiting series is marked as seen each time
+its message comes, so the sweep does not take it for a stuck one at every round.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from relay_sender.handlers import SendContext, send_series
 from relay_sender.orthanc import OrthancDestination
 from relay_shared import tlsconfig
 from relay_shared.db import record_event, session_scope
-from relay_shared.models import Event, Series, Status, utcnow
+from relay_shared.models import Event, Image, Series, Status, utcnow
 from relay_shared.outbox import enqueue
 from relay_shared.projects import (
     DestinationConfig,
@@ -150,7 +152,8 @@ def study_whole(engine: Engine, study_id: int | None, project: str | None,
         same_study = (Series.study_id == study_id, Series.project == project)
         pending = session.exec(select(func.count()).select_from(Series).where(
             *same_study, col(Series.status).in_(BEFORE_SEND))).one()
-        latest = session.exec(select(func.max(Series.updated_at)).where(*same_study)).one()
+        latest = session.exec(select(func.max(Image.updated_at)).join(
+            Series, col(Series.id) == Image.series_id).where(*same_study)).one()
     if pending:
         return False
     if latest is None:
@@ -169,8 +172,12 @@ def waiting_series(engine: Engine) -> list[int]:
 
 
 def _note_waiting(engine: Engine, series_id: int) -> None:
-    """Said once per series; the series' updated_at is left alone (it measures the study)."""
+    """Said once per series. Touching the series (not its images, which time the study)
+    keeps the sweep from sending it again before RELAY_STUCK_AFTER."""
     with session_scope(engine) as session:
+        series = session.get(Series, series_id)
+        if series is not None:
+            series.updated_at = utcnow()
         seen = session.exec(select(Event.id).where(Event.series_id == series_id,
                                                    Event.kind == "waiting")).first()
         if seen is None:

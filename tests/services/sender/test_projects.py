@@ -104,6 +104,7 @@ def test_a_study_is_whole_once_nothing_is_before_send_and_it_has_been_stable(
         for series_id in (first, second, other_project):
             series = session.get(Series, series_id)
             assert series is not None
-            series.status = Status.DONEPROCESSING
-            series.updated_at = utcnow() - timedelta(seconds=120)
-    assert study_whole(engine, study_id, "trial", 60)
+            series.status, series.updated_at = Status.DONEPROCESSING, utcnow()
+            for image in session.exec(select(Image).where(Image.series_id == series_id)):
+                image.updated_at = utcnow() - timedelta(seconds=120)
+    assert study_whole(engine, study_id, "trial", 60)  # the images time it, not the series
