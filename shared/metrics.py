@@ -50,9 +50,16 @@ CERTIFICATE_NOT_AFTER = Gauge(
 
 
 def project_label(series: object) -> str:
-    """The project a series' metrics are counted under. There is one implicit project
-    today; when series carry theirs, this is the one place that reads it."""
-    return DEFAULT_PROJECT
+    """The project a series' metrics are counted under: the one that took it, or the
+    implicit project when no projects file routed it."""
+    return getattr(series, "project", None) or DEFAULT_PROJECT
+
+
 WEBHOOK_DELIVERIES = Counter("relay_webhook_deliveries_total",
                              "Webhook delivery attempts by outcome (delivered, failed, gave_up)",
                              ["hook", "outcome"])
+PROJECTS_RELOADS = Counter("relay_projects_reloads_total",
+                           "Rereads of the projects file, by result (applied, refused)",
+                           ["result"])
+SERIES_ROUTED = Counter("relay_series_routed_total", "Series routed by ingest, by project "
+                        "and action (no project: project \"\")", ["project", "action"])

@@ -26,6 +26,8 @@ class Status(StrEnum):
     DONE = "DONE"
     FAILED = "FAILED"
     QUARANTINED = "QUARANTINED"
+    IGNORED = "IGNORED"  # a project dropped it (or none took it): nothing kept but the record
+    HELD = "HELD"  # its project holds it until an operator releases or drops it
 
 
 class Stage(StrEnum):
@@ -55,6 +57,11 @@ class Series(SQLModel, table=True):
     key_id: str | None = Field(default=None, max_length=32)
     trace_id: str = Field(max_length=32)
     audit: dict | None = Field(default=None, sa_column=Column(JSON))
+    # How it arrived (scp, folder, follow, collect), and the project that took it with
+    # the hash of the projects file that routed it (NULL: no file, the implicit project).
+    source: str | None = Field(default=None, max_length=16)
+    project: str | None = Field(default=None, max_length=40, index=True)
+    projects_sha256: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
 

@@ -30,6 +30,7 @@ from relay_shared.models import Stage
 from relay_shared.notify import delivery as notify_delivery
 from relay_shared.notify import record as notify_record
 from relay_shared.paths import WorkStore
+from relay_shared.projects import ProjectsRegistry
 from relay_shared.retention import purge
 from relay_shared.series_state import mark_failed, note_failed_attempt
 from relay_shared.settings import Settings
@@ -46,6 +47,8 @@ class Runtime:
     store: WorkStore
     pseudonymizer: Pseudonymizer
     vault: IdentifierVault
+    # The projects in force (RELAY_PROJECTS, or the implicit `default`), reread on change.
+    projects: ProjectsRegistry
 
 
 def make_bus(settings: Settings) -> Bus:
@@ -70,6 +73,7 @@ def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
         pseudonymizer=Pseudonymizer(settings.deid_secret.get_secret_value().encode(),
                                     settings.deid_key_id),
         vault=make_vault(settings),
+        projects=ProjectsRegistry(settings),
     )
 
 
@@ -188,6 +192,7 @@ async def run_services(settings: Settings, services: list[ServiceMain],
     tasks.append(asyncio.create_task(sweep(rt, stop, requeue_stuck)))
     if requeue_stuck and settings.webhooks:  # one deliverer keeps each hook's order
         tasks.append(asyncio.create_task(notify_delivery.run(rt.engine, settings, stop)))
+    tasks.append(asyncio.create_task(rt.projects.watch(stop)))
     if probes_port:
         tasks.append(asyncio.create_task(
             serve_http(probe_app(rt), settings.api_host, probes_port, stop)))

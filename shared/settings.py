@@ -203,6 +203,14 @@ class Settings(BaseSettings):
     collect_done_timeout: float = Field(3600.0, gt=0)
     _split_follow = field_validator("follow_orthanc_urls", mode="before")(_split_commas)
 
+    # Research projects: a `version: 1` YAML file that routes each series to a project
+    # (its own de-identification, key and destinations; see docs/projects.md). Without
+    # it, one implicit project `default` built from these settings takes every series.
+    # A project with `dispatch: study` sends a study once no series of it has arrived
+    # or changed for the study stable age.
+    projects: Path | None = None
+    study_stable_age: float = Field(300.0, gt=0)
+
     # Google Cloud Storage destination. Credentials are found the way Google's libraries
     # find them (GOOGLE_APPLICATION_CREDENTIALS, workload identity); the endpoint
     # override is for an emulator, which is spoken to without credentials.

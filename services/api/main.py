@@ -21,6 +21,7 @@ from relay_api.routes import (
     images,
     me,
     notifications,
+    projects,
     search,
     series,
     stats,
@@ -31,7 +32,7 @@ from relay_shared.runtime import Runtime, serve_http
 
 PROBLEM = "application/problem+json"
 ROUTERS = (health, me, series, images, held, studies, failures, stats, search, collections,
-           admin, dashboard, notifications)
+           admin, projects, dashboard, notifications)
 DESCRIPTION = """Series received, de-identified and passed on, with their images, failures
 and history. Every route but the probes and `/metrics` needs `Authorization: Bearer <token>`
 (`relay token new --role reader|operator|admin`). Responses carry internal ids,

@@ -29,6 +29,9 @@ ROUTES = [
     ("GET", "/api/v1/admin/events", "admin"),
     ("GET", "/api/v1/notifications", "operator"),
     ("POST", "/api/v1/notifications/1/retry", "operator"),
+    ("GET", "/api/v1/projects", "reader"),
+    ("POST", "/api/v1/series/{done}/release", "operator"),
+    ("POST", "/api/v1/series/{done}/drop", "operator"),
 ]
 PUBLIC = ["/healthz", "/readyz", "/metrics", "/dashboard", "/api/v1/openapi.json",
           "/dashboard/static/dashboard.js"]
@@ -37,7 +40,9 @@ RANK = {role: n for n, role in enumerate(ROLES)}
 BODIES = {"/api/v1/collections": {"csv": "accession_number\nACC-MATRIX-2\n"}}
 # Authorised but refused by state: the seeded data holds no image to release
 # (releasing is tested on a held image in tests/shared/pixels).
-AUTHORISED = {"/api/v1/images/1/release": (409,),
+# Neither is a series held (holding and releasing are tested in tests/e2e/test_projects).
+AUTHORISED = {"/api/v1/images/1/release": (409,), "/api/v1/series/{done}/release": (409,),
+              "/api/v1/series/{done}/drop": (409,),
               # no webhook is configured, so there is no notification to retry
               "/api/v1/notifications/1/retry": (404,)}
 
