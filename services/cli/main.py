@@ -127,17 +127,23 @@ def submit(path: Annotated[Path, typer.Argument(exists=True, file_okay=False,
 
 
 @token_app.command("new")
-def token_new(role: Annotated[str, typer.Option(help="reader, operator or admin")] = "reader"
-              ) -> None:
-    """Print a fresh token and the RELAY_API_TOKENS entry that admits it."""
-    from relay_api.auth import Role, hash_token, new_token
+def token_new(
+    name: Annotated[str, typer.Option(help="Who holds it (a person or a service); the audit "
+                                           "trail names each read and retry by it")],
+    role: Annotated[str, typer.Option(help="reader, operator or admin")] = "reader",
+) -> None:
+    """Print a fresh token and the RELAY_API_TOKENS entry (NAME:ROLE:SHA256) that admits it."""
+    from relay_api.auth import NAME, Role, hash_token, new_token
 
     if role.upper() not in Role.__members__:
         typer.echo("relay: --role must be reader, operator or admin", err=True)
         raise typer.Exit(2)
+    if not NAME.match(name):
+        typer.echo("relay: --name is 1-64 letters, digits, '_', '.', '@' or '-'", err=True)
+        raise typer.Exit(2)
     token = new_token()
     typer.echo(f"token: {token}")
-    typer.echo(f"entry: {role.lower()}:{hash_token(token)}")
+    typer.echo(f"entry: {name}:{role.lower()}:{hash_token(token)}")
 
 
 @app.command()
