@@ -14,8 +14,10 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from relay_shared.reasons import RelayError
 
-class VaultError(Exception):
+
+class VaultError(RelayError):
     pass
 
 
