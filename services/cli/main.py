@@ -239,14 +239,11 @@ def collect(
 def _record_worklist(settings: Settings, name: str, queries: list) -> int:  # type: ignore[type-arg]
     from relay_ingest.worklist import create_collection
     from relay_shared.db import make_engine, require_current_schema
-    from relay_shared.deid import Pseudonymizer
     from relay_shared.runtime import make_vault
 
     engine = make_engine(settings.sqlalchemy_url)
     require_current_schema(engine)
-    pseudonymizer = Pseudonymizer(settings.deid_secret.get_secret_value().encode(),
-                                  settings.deid_key_id)
-    return create_collection(engine, make_vault(settings), pseudonymizer, name, queries)
+    return create_collection(engine, make_vault(settings), name, queries)
 
 
 def _print_collection(settings: Settings, collection_id: int, queries: list,  # type: ignore[type-arg]
