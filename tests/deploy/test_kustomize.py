@@ -221,11 +221,35 @@ def test_every_secret_is_documented_and_created_by_the_script(rendered, overlay)
             assert key in guide and f"{key}=" in script, (name, key)
 
 
+# Each secret reaches only the pods that use it.
+SECRETS_OF = {
+    "relay-ingest": {"relay-deid-secret", "relay-vault-keys"},
+    "relay-deid": {"relay-deid-secret", "relay-vault-keys"},
+    "relay-sender": {"relay-sender-credentials"},
+    "relay-api": {"relay-vault-keys", "relay-api-tokens"},
+    "relay-db-upgrade": set(),
+}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_relay_containers_read_the_shared_config(rendered, overlay):
+def test_relay_containers_read_the_shared_config_and_only_their_secrets(rendered, overlay):
     for workload, container in relay_containers(rendered[overlay]):
+        name = workload["metadata"]["name"]
         sources = {next(iter(s.values()))["name"] for s in container["envFrom"]}
-        assert sources == {"relay-config", "relay-secrets"}, workload["metadata"]["name"]
+        assert sources == {"relay-config", "relay-secrets", *SECRETS_OF[name]}, name
+
+
+def test_prod_ingress_routes_only_the_api_and_the_dashboard(rendered):
+    ingress = by_kind(rendered["prod"], "Ingress")["relay-api"]
+    paths = {p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]}
+    assert paths == {"/api", "/dashboard"}
+
+
+def test_prod_scp_service_has_a_source_allow_list_and_the_scp_tls(rendered):
+    service = by_kind(rendered["prod"], "Service")["relay-ingest"]
+    assert service["spec"]["loadBalancerSourceRanges"]
+    config = by_kind(rendered["prod"], "ConfigMap")["relay-config"]["data"]
+    assert config["RELAY_SCP_ALLOWED_AES"] and config["RELAY_SCP_TLS_CERT"]
 
 
 def test_no_overlay_needs_a_secret_file():
