@@ -257,3 +257,17 @@ def test_no_overlay_needs_a_secret_file():
     for path in Path(ROOT / "k8s").rglob("kustomization.yaml"):
         text = path.read_text()
         assert "secretGenerator" not in text, path
+
+
+def test_prod_config_is_one_production_accepts(rendered, monkeypatch):
+    """The overlay's settings pass RELAY_ENV=production's refusals, with its one
+    named exception (the in-cluster Orthanc over plain HTTP)."""
+    from relay_shared.settings import load_settings
+
+    for name in [n for n in os.environ if n.startswith("RELAY_")]:
+        monkeypatch.delenv(name)
+    config = by_kind(rendered["prod"], "ConfigMap")["relay-config"]["data"]
+    for name, value in config.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.production and [e.value for e in settings.allow_insecure] == ["plain-http"]
