@@ -51,7 +51,8 @@ def _run(service_names: list[str], probes: bool, upgrade_first: bool = False) ->
     except Exception as exc:  # a start-up failure is reported plainly, not as a traceback
         from relay_api.auth import TokenConfigError
         from relay_shared.deid import DeidConfigError
-        if isinstance(exc, TokenConfigError | DeidConfigError):
+        from relay_shared.production import UnsafeInProduction
+        if isinstance(exc, TokenConfigError | DeidConfigError | UnsafeInProduction):
             typer.echo(f"relay: {exc}", err=True)
             raise typer.Exit(2) from None
         raise
