@@ -21,12 +21,17 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from zxcvbn import zxcvbn
+
 if TYPE_CHECKING:
     from relay_shared.settings import Settings
 
-# An HMAC key worth the name: a character-frequency estimate of 128 bits or more.
-# `openssl rand -base64 32` gives about 190; sixteen "a" give 0.
+# An HMAC key worth the name: 128 bits or more by zxcvbn's estimate of the guesses it
+# takes (words, keyboard runs, repeats and dates count for little) and by the entropy of
+# its character frequencies. `openssl rand -base64 32` gives about 145; sixteen "a" 0.
 MIN_SECRET_BITS = 128
+# zxcvbn's cost grows fast with length; a prefix this long already decides.
+ESTIMATE_PREFIX = 200
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
 
@@ -53,13 +58,15 @@ class UnsafeInProduction(ValueError):
 
 
 def estimated_bits(secret: str) -> float:
-    """Shannon entropy of the secret's own character frequencies, times its length: a
-    lower bound for repeated or patterned text, near the truth for random text."""
+    """The lower of two estimates: zxcvbn's guesses, and the Shannon entropy of the
+    secret's own character frequencies times its length."""
     if not secret:
         return 0.0
     counts = Counter(secret)
     per_char = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts.values())
-    return per_char * len(secret)
+    head = secret[:ESTIMATE_PREFIX]
+    guessed = zxcvbn(head, max_length=len(head))["guesses_log10"] * math.log2(10)
+    return min(per_char * len(secret), guessed)
 
 
 def is_loopback(host: str) -> bool:
