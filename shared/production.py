@@ -21,8 +21,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from zxcvbn import zxcvbn
-
 if TYPE_CHECKING:
     from relay_shared.settings import Settings
 
@@ -64,6 +62,8 @@ def estimated_bits(secret: str) -> float:
         return 0.0
     counts = Counter(secret)
     per_char = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts.values())
+    from zxcvbn import zxcvbn  # its word lists take a while to load: only when asked
+
     head = secret[:ESTIMATE_PREFIX]
     guessed = zxcvbn(head, max_length=len(head))["guesses_log10"] * math.log2(10)
     return min(per_char * len(secret), guessed)
