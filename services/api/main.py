@@ -56,7 +56,8 @@ def create_app(rt: Runtime) -> FastAPI:
     for module in ROUTERS:
         secured = module.router.prefix.startswith("/api/v1")
         app.include_router(module.router,
-                           responses=problem_responses(401, 403, 422) if secured else None)
+                           responses=problem_responses(401, 403, 413, 422, 503)
+                           if secured else None)
     app.mount("/dashboard/static", dashboard.static_files(), name="dashboard-static")
     app.add_api_route("/", lambda: RedirectResponse("/dashboard"), include_in_schema=False)
     app.add_exception_handler(HTTPException, http_problem)  # type: ignore[arg-type]
