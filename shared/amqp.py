@@ -24,6 +24,7 @@ from aio_pika.abc import (
 
 from relay_shared.bus import GiveUp, Handler, RetryPolicy, describe
 from relay_shared.messages import SeriesMessage
+from relay_shared.reasons import RelayError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ ATTEMPT_HEADER = "x-relay-attempt"
 ERROR_HEADER = "x-relay-error"
 
 
-class WorkerStopped(Exception):
+class WorkerStopped(RelayError):
     def __init__(self) -> None:
         super().__init__("a worker stopped while handling this series (it crashed, was "
                          "killed or ran out of memory, or shut down before finishing)")

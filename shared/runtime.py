@@ -10,6 +10,7 @@ import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 import uvicorn
@@ -23,13 +24,19 @@ from relay_shared.amqp import AmqpBus
 from relay_shared.bus import Bus, InProcessBus, RetryPolicy, describe
 from relay_shared.db import make_engine, require_current_schema
 from relay_shared.deid import Pseudonymizer
-from relay_shared.logs import series_context
+from relay_shared.logs import enable_phi_debug, series_context
 from relay_shared.messages import SeriesMessage
 from relay_shared.metrics import IN_FLIGHT, STAGE_SECONDS
 from relay_shared.models import Stage
 from relay_shared.notify import delivery as notify_delivery
 from relay_shared.notify import record as notify_record
 from relay_shared.paths import WorkStore
+from relay_shared.production import (
+    Insecure,
+    UnsafeInProduction,
+    check_for_service,
+    weak_secret,
+)
 from relay_shared.projects import ProjectsRegistry
 from relay_shared.retention import purge
 from relay_shared.series_state import mark_failed, note_failed_attempt
@@ -45,10 +52,21 @@ class Runtime:
     engine: Engine
     bus: Bus
     store: WorkStore
-    pseudonymizer: Pseudonymizer
-    vault: IdentifierVault
     # The projects in force (RELAY_PROJECTS, or the implicit `default`), reread on change.
     projects: ProjectsRegistry
+
+    # Built when a service first needs them: in production each refuses a missing key
+    # there, so a pod that never uses the deid secret or the vault is not given them.
+    @cached_property
+    def pseudonymizer(self) -> Pseudonymizer:
+        if not self.settings.deid_secret_given:
+            check_for_service(self.settings, weak_secret())
+        return Pseudonymizer(self.settings.deid_secret.get_secret_value().encode(),
+                             self.settings.deid_key_id)
+
+    @cached_property
+    def vault(self) -> IdentifierVault:
+        return make_vault(self.settings)
 
 
 def make_bus(settings: Settings) -> Bus:
@@ -70,9 +88,6 @@ def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
         engine=engine,
         bus=bus or make_bus(settings),
         store=WorkStore(settings.work_dir, settings.quarantine_dir),
-        pseudonymizer=Pseudonymizer(settings.deid_secret.get_secret_value().encode(),
-                                    settings.deid_key_id),
-        vault=make_vault(settings),
         projects=ProjectsRegistry(settings),
     )
 
@@ -80,6 +95,10 @@ def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
 def make_vault(settings: Settings) -> IdentifierVault:
     if settings.identifier_keys:
         return IdentifierVault(parse_keys(settings.identifier_keys))
+    # A laptop's convenience; production keeps the vault's key apart from the deid secret.
+    check_for_service(settings, UnsafeInProduction(
+        "RELAY_IDENTIFIER_KEYS", "not set, so the vault's key would be derived from the deid "
+        "secret", Insecure.DERIVED_VAULT_KEY))
     secret = settings.deid_secret.get_secret_value().encode()
     return IdentifierVault({settings.deid_key_id: derive_key(secret, settings.deid_key_id)})
 
@@ -184,6 +203,7 @@ async def run_services(settings: Settings, services: list[ServiceMain],
     """Run services in this process until SIGTERM/SIGINT, then drain within the grace.
     A service that dies stops the process with its error, rather than leaving a
     half-working process that probes would still call alive."""
+    enable_phi_debug(settings.log_phi_debug)
     rt = build_runtime(settings)
     stop = asyncio.Event()
     stop_on_signals(stop)

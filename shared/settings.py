@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from relay_shared.notify.hooks import Webhook
+from relay_shared.production import Insecure, global_refusals
 
 # A well-known placeholder: fine on a laptop, refused in production.
 DEVELOPMENT_SECRET = "development-only-secret-change-me"
@@ -326,13 +327,6 @@ class Settings(BaseSettings):
                 self.destinations.append(Destination.GCS)
         if Destination.ORTHANC in self.destinations and not self.orthanc_url:
             raise ValueError("RELAY_DESTINATIONS names orthanc but RELAY_ORTHANC_URL is not set")
-        if self.env is Environment.PRODUCTION:
-            secret = self.deid_secret.get_secret_value()
-            if secret == DEVELOPMENT_SECRET or len(secret) < 16:
-                raise ValueError(
-                    "RELAY_DEID_SECRET must be set to a secret of at least 16 characters "
-                    "in production"
-                )
         return self
 
     @model_validator(mode="after")
@@ -344,6 +338,35 @@ class Settings(BaseSettings):
         if Destination.GCS in (self.destinations or []) and not self.gcs_bucket:
             raise ValueError("RELAY_DESTINATIONS names gcs but RELAY_GCS_BUCKET is not set")
         return self
+
+    # Hardening: the PHI debug log (off: its lines may quote patient data), the api's
+    # request limits and Swagger page (None: on in development, off in production), and
+    # the named exceptions a production site accepts on purpose (relay_shared.production).
+    log_phi_debug: bool = False
+    api_max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    api_request_timeout: float = Field(60.0, gt=0)
+    api_docs: bool | None = None
+    allow_insecure: Annotated[list[Insecure], NoDecode] = Field(default_factory=list)
+    _split_insecure = field_validator("allow_insecure", mode="before")(_split_commas)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_in_production(self) -> Settings:
+        refusals = global_refusals(self) if self.production else []
+        if refusals:
+            raise ValueError("; ".join(str(r) for r in refusals))
+        return self
+
+    @property
+    def production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def deid_secret_given(self) -> bool:
+        return self.deid_secret.get_secret_value() != DEVELOPMENT_SECRET
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        return not self.production if self.api_docs is None else self.api_docs
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -41,7 +41,7 @@ class Api:
                               f"{type(exc).__name__}") from None
         if response.status_code in (401, 403):
             raise StatusError("the API refused the token: set RELAY_API_TOKEN or pass --token "
-                              "(`relay token new --role reader` makes one)")
+                              "(`relay token new --name NAME --role reader` makes one)")
         if response.status_code != 200:
             raise StatusError(f"{path} answered {response.status_code}")
         return dict(response.json())

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import itertools
 import logging
 import os
+import secrets
 import shutil
 import threading
 import time
@@ -35,9 +37,15 @@ log = logging.getLogger(__name__)
 PARTIAL_SUFFIX = ".part"
 
 
+# Names only need to be distinct, not stable across restarts: a key of this process
+# alone, so a name in a log or a directory listing cannot be matched to a known UID.
+_NAME_KEY = secrets.token_bytes(32)
+
+
 def uid_key(uid: str) -> str:
-    """A folder or file name for a UID that does not show the UID itself."""
-    return hashlib.sha256(uid.encode()).hexdigest()[:24]
+    """A folder or file name for a UID that does not show the UID, nor let anyone
+    holding a list of UIDs find it (an unkeyed hash would)."""
+    return hmac.new(_NAME_KEY, uid.encode(), hashlib.sha256).hexdigest()[:24]
 
 
 @dataclass

@@ -52,7 +52,7 @@ def _collection(rt: Runtime) -> None:
     """Collection 1, for the routes that read one."""
     from relay_ingest.worklist import Query, create_collection
 
-    create_collection(rt.engine, rt.vault, rt.pseudonymizer, "matrix",
+    create_collection(rt.engine, rt.vault, "matrix",
                       [Query(accession="ACC-MATRIX-1")])
 
 

@@ -242,13 +242,13 @@ def test_a_worklist_collected_before_finishes_at_once_and_says_so(rt, receiver):
     from relay_ingest.worklist import Query, create_collection
 
     receiver.start()
-    first = create_collection(rt.engine, rt.vault, rt.pseudonymizer, "first",
+    first = create_collection(rt.engine, rt.vault, "first",
                               [Query(accession="ACC-HOOK-1")])
     with session_scope(rt.engine) as session:
         row = session.exec(select(CollectionRow).where(
             CollectionRow.collection_id == first)).one()
         row.state = RowState.DONE.value
-    again = create_collection(rt.engine, rt.vault, rt.pseudonymizer, "again",
+    again = create_collection(rt.engine, rt.vault, "again",
                               [Query(accession="ACC-HOOK-1")])
     assert deliver(rt) == 2
     assert [a["body"]["collection"]["id"] for a in receiver.accepted] == [first, again]
