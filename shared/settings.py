@@ -14,7 +14,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    ModelWrapValidatorHandler,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
@@ -35,6 +42,7 @@ class Destination(StrEnum):
     DICOM = "dicom"
     DICOMWEB = "dicomweb"
     GCS = "gcs"
+    S3 = "s3"
 
 
 class GcsFormat(StrEnum):
@@ -335,6 +343,45 @@ class Settings(BaseSettings):
             raise ValueError("RELAY_DESTINATIONS names dicomweb but RELAY_DICOMWEB_URL is not set")
         if Destination.GCS in (self.destinations or []) and not self.gcs_bucket:
             raise ValueError("RELAY_DESTINATIONS names gcs but RELAY_GCS_BUCKET is not set")
+        return self
+
+    # S3 and S3-compatible storage (MinIO, Ceph: set the endpoint), in the layouts and
+    # formats of the GCS destination. Keys from RELAY_S3_ACCESS_KEY_ID and
+    # RELAY_S3_SECRET_ACCESS_KEY (files in RELAY_SECRETS_DIR, like every secret), or
+    # without them from the AWS credential chain (environment, shared files, an instance
+    # or pod role). A bucket set with no RELAY_DESTINATIONS adds s3 to the defaults.
+    s3_bucket: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    s3_prefix: str = Field("", pattern=r"^[A-Za-z0-9._/-]*$")
+    s3_region: str | None = Field(None, pattern=r"^[a-z0-9-]{1,32}$")
+    s3_endpoint: str | None = Field(None, pattern=r"^https?://")
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_format: GcsFormat = GcsFormat.DICOM
+    s3_sidecar_fields: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_SIDECAR_FIELDS))
+
+    _split_s3 = field_validator("s3_sidecar_fields", mode="before")(_split_commas)
+
+    @field_validator("s3_sidecar_fields")
+    @classmethod
+    def _known_s3_keywords(cls, value: list[str]) -> list[str]:
+        return cls._known_keywords(value)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check_s3(cls, data: object, handler: ModelWrapValidatorHandler[Settings]
+                  ) -> Settings:
+        self = handler(data)
+        # Only a list nobody set gains s3; the defaults are filled in by then.
+        named = isinstance(data, dict) and data.get("destinations") is not None
+        if self.s3_bucket and not named and self.destinations is not None \
+                and Destination.S3 not in self.destinations:
+            self.destinations.append(Destination.S3)
+        if Destination.S3 in (self.destinations or []) and not self.s3_bucket:
+            raise ValueError("RELAY_DESTINATIONS names s3 but RELAY_S3_BUCKET is not set")
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("RELAY_S3_ACCESS_KEY_ID and RELAY_S3_SECRET_ACCESS_KEY go "
+                             "together")
         return self
 
     @property
