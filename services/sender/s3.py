@@ -7,8 +7,9 @@ HeadObject must show the size and the checksum computed here from the content: t
 SHA-256 of the whole object, or for a multipart one the SHA-256 of its parts' digests
 and their count, as S3 computes it. A store that keeps no SHA-256 is checked by its
 ETag, the MD5 in the same two forms. Receipt is proved the same way, object by object,
-before any clean-up. A repeated send never overwrites: an object listed with the same
-content is skipped, one with other content is refused and left as it is.
+before any clean-up (a volume or sidecar, built here, right after its upload). A
+repeated send never overwrites: an object listed with the same content is skipped,
+one with other content is refused and left as it is.
 """
 
 from __future__ import annotations
@@ -169,7 +170,9 @@ class S3Destination(ObjectStoreDestination):
         with s3_calls("upload"):
             self._transfers.upload(source, self._bucket_name, upload.name,
                                    extra_args=extra).result()
-        if not self._verified(upload.name, expected):
+        # A file is checked by missing(), which the sender asks before any clean-up; what
+        # is built here (a volume, a sidecar) is checked now, while its content is known.
+        if isinstance(upload.body, bytes) and not self._verified(upload.name, expected):
             raise DestinationError(f"s3 does not show {upload.name} as uploaded: its size "
                                    "or checksum differs")
 
