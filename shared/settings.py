@@ -384,6 +384,33 @@ class Settings(BaseSettings):
                              "together")
         return self
 
+    # DICOMweb archives that want a bearer token: a fixed one, or OAuth2 client
+    # credentials (the token fetched from the endpoint, cached, renewed). One way in per
+    # archive: these or RELAY_DICOMWEB_USERNAME. Secrets may be files in RELAY_SECRETS_DIR.
+    dicomweb_token: SecretStr | None = None
+    dicomweb_token_url: str | None = Field(None, pattern=r"^https?://")
+    dicomweb_client_id: str | None = None
+    dicomweb_client_secret: SecretStr | None = None
+    dicomweb_scope: str | None = None
+
+    @model_validator(mode="after")
+    def _check_dicomweb_auth(self) -> Settings:
+        ways = [name for name, value in (("RELAY_DICOMWEB_USERNAME", self.dicomweb_username),
+                                         ("RELAY_DICOMWEB_TOKEN", self.dicomweb_token),
+                                         ("RELAY_DICOMWEB_TOKEN_URL", self.dicomweb_token_url))
+                if value]
+        if len(ways) > 1:
+            raise ValueError(f"{' and '.join(ways)} are set: choose one way to sign in")
+        if self.dicomweb_token_url and not (self.dicomweb_client_id
+                                            and self.dicomweb_client_secret):
+            raise ValueError("RELAY_DICOMWEB_TOKEN_URL needs RELAY_DICOMWEB_CLIENT_ID and "
+                             "RELAY_DICOMWEB_CLIENT_SECRET")
+        if self.env is Environment.PRODUCTION and self.dicomweb_token_url and \
+                not self.dicomweb_token_url.startswith("https://"):
+            raise ValueError("RELAY_DICOMWEB_TOKEN_URL must be https:// in production: the "
+                             "client secret goes to it")
+        return self
+
     @property
     def sqlalchemy_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'relay.db').resolve()}"

@@ -47,10 +47,14 @@ def build_destinations(settings: Settings, engine: Engine | None = None) -> list
                                                                          settings.dicom_host)))
         elif name is DestinationName.DICOMWEB:
             assert settings.dicomweb_url is not None
-            built.append(DicomWebDestination(settings.dicomweb_url, settings.dicomweb_username,
-                                             _revealed(settings.dicomweb_password),
-                                             settings.http_timeout,
-                                             verify=tlsconfig.http_verify(settings)))
+            built.append(DicomWebDestination(
+                settings.dicomweb_url, settings.dicomweb_username,
+                _revealed(settings.dicomweb_password), settings.http_timeout,
+                verify=tlsconfig.http_verify(settings),
+                token=_revealed(settings.dicomweb_token),
+                token_url=settings.dicomweb_token_url, client_id=settings.dicomweb_client_id,
+                client_secret=_revealed(settings.dicomweb_client_secret),
+                scope=settings.dicomweb_scope))
         elif name is DestinationName.GCS:
             assert settings.gcs_bucket is not None
             # The engine lets it keep the searchable metadata subset of what it sent.
