@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 
-from tests.support.services import free_port, port_open, wait_until
+from tests.support.services import end, free_port, port_open, wait_until
 
 ACCESS_KEY_ID = "relay-test-key"
 SECRET_ACCESS_KEY = "relay-test-secret"  # moto accepts any key
@@ -54,10 +54,5 @@ class MotoS3:
         return bytes(self.client().get_object(Bucket=self.bucket, Key=key)["Body"].read())
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        end(self.process)
         self._log.close()

@@ -71,6 +71,16 @@ def status(rt: Runtime, series_id: int) -> Status:
         return series.status
 
 
+def send_until_done(rt: Runtime, series_id: int) -> None:
+    send_series(SendContext(rt.engine, rt.store, [destination(rt)]), series_id)
+    assert status(rt, series_id) is Status.DONE
+
+
+def one_instance(folder: Path) -> OutgoingSeries:
+    (path,) = save(ct_slices(SeriesSpec(PATIENT, instances=1)), folder)
+    return OutgoingSeries(1, "2.25.1", "2.25.2", [OutgoingInstance(1, "2.25.3", path)])
+
+
 def versions(moto: MotoS3, prefix: str) -> dict[str, tuple[str, object]]:
     return {key: (item["ETag"], item["LastModified"])
             for key, item in moto.objects(prefix).items()}
@@ -85,9 +95,7 @@ def test_a_dicom_series_arrives_file_by_file_verified(tmp_path: Path, moto: Moto
     series = outgoing(rt, series_id)
     sent = {i.sop_instance_uid: i.path.read_bytes() for i in series.instances}
     pseudonym = dcmread(series.instances[0].path, stop_before_pixels=True).PatientID
-    send_series(SendContext(rt.engine, rt.store, [destination(rt)]), series_id)
-
-    assert status(rt, series_id) is Status.DONE
+    send_until_done(rt, series_id)
     assert not rt.store.series_dir(series_id).exists()
     objects = moto.objects(prefix)
     base = f"{prefix}/{pseudonym}/{series.study_instance_uid}/" \
@@ -115,9 +123,7 @@ def test_a_ct_series_arrives_as_one_volume_with_its_sidecar(tmp_path: Path, moto
     ct_series(tmp_path / "ct", instances=12)
     series_id = through_deid(rt, tmp_path / "ct")
     digest = instances_digest(outgoing(rt, series_id))
-    send_series(SendContext(rt.engine, rt.store, [destination(rt)]), series_id)
-
-    assert status(rt, series_id) is Status.DONE
+    send_until_done(rt, series_id)
     objects = moto.objects(prefix)
     assert sorted(key.rsplit("/", 1)[1] for key in objects) == ["series.json", "series.nii.gz"]
     volume_key = next(key for key in objects if key.endswith(".nii.gz"))
@@ -136,8 +142,7 @@ def test_a_single_image_goes_as_dicom_with_the_reason(tmp_path: Path, moto: Moto
     rt = relay(tmp_path, moto, prefix, fmt="nifti")
     ct_series(tmp_path / "one", instances=1)
     series_id = through_deid(rt, tmp_path / "one")
-    send_series(SendContext(rt.engine, rt.store, [destination(rt)]), series_id)
-    assert status(rt, series_id) is Status.DONE
+    send_until_done(rt, series_id)
     with Session(rt.engine) as session:
         assert session.exec(select(Event).where(Event.kind == "s3-as-dicom")).one().detail \
             == "a single image"
@@ -247,17 +252,13 @@ def test_an_unreachable_store_is_a_retryable_error(tmp_path: Path) -> None:
     dest = S3Destination(BUCKET, endpoint=f"http://127.0.0.1:{free_port()}",
                          region="eu-west-1", access_key_id="k", secret_access_key="s",
                          timeout=2)
-    (path,) = save(ct_slices(SeriesSpec(PATIENT, instances=1)), tmp_path / "one")
-    series = OutgoingSeries(1, "2.25.1", "2.25.2", [OutgoingInstance(1, "2.25.3", path)])
     with pytest.raises(DestinationError, match="s3 listing failed: EndpointConnectionError"):
-        dest.missing(series)
+        dest.missing(one_instance(tmp_path / "one"))
 
 
 @pytest.mark.s3
 def test_a_missing_bucket_is_named_by_its_error_code(tmp_path: Path, moto: MotoS3) -> None:
     dest = S3Destination("no-such-bucket", endpoint=moto.url, region="eu-west-1",
                          access_key_id="k", secret_access_key="s")
-    (path,) = save(ct_slices(SeriesSpec(PATIENT, instances=1)), tmp_path / "one")
-    series = OutgoingSeries(1, "2.25.1", "2.25.2", [OutgoingInstance(1, "2.25.3", path)])
     with pytest.raises(DestinationError, match="s3 listing failed: NoSuchBucket"):
-        dest.send(series)
+        dest.send(one_instance(tmp_path / "one"))
