@@ -411,6 +411,21 @@ class Settings(BaseSettings):
                              "client secret goes to it")
         return self
 
+    # How the dicom destination proves receipt: a C-FIND at IMAGE level, or storage
+    # commitment (N-ACTION, then the AE's N-EVENT-REPORT to the listener here, where the
+    # AE must know RELAY_DICOM_CALLING_AE_TITLE; plain DICOM only).
+    dicom_verify: str = Field("find", pattern=r"^(find|commitment)$")
+    dicom_commitment_host: str = "127.0.0.1"
+    dicom_commitment_port: int = Field(11113, ge=1, le=65535)
+    dicom_commitment_timeout: float = Field(120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_dicom_commitment(self) -> Settings:
+        if self.dicom_verify == "commitment" and self.dicom_tls:
+            raise ValueError("RELAY_DICOM_VERIFY=commitment listens for the AE's reports "
+                             "in plain DICOM; it cannot be combined with RELAY_DICOM_TLS")
+        return self
+
     @property
     def sqlalchemy_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'relay.db').resolve()}"

@@ -8,6 +8,7 @@ import functools
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
+from relay_sender.commitment import CommittedDicomDestination
 from relay_sender.destinations import Destination, FolderDestination
 from relay_sender.dicomweb import DicomWebDestination
 from relay_sender.dimse import DicomDestination
@@ -38,6 +39,8 @@ def build_destinations(settings: Settings, engine: Engine | None = None) -> list
                                             _revealed(settings.orthanc_password),
                                             settings.http_timeout,
                                             verify=tlsconfig.http_verify(settings)))
+        elif name is DestinationName.DICOM and settings.dicom_verify == "commitment":
+            built.append(committed_dicom_destination(settings))
         elif name is DestinationName.DICOM:
             assert settings.dicom_host is not None
             built.append(DicomDestination(settings.dicom_host, settings.dicom_port,
@@ -65,6 +68,15 @@ def build_destinations(settings: Settings, engine: Engine | None = None) -> list
         elif name is DestinationName.S3:
             built.append(s3_destination(settings, engine))
     return built
+
+
+def committed_dicom_destination(settings: Settings) -> CommittedDicomDestination:
+    assert settings.dicom_host is not None
+    return CommittedDicomDestination(
+        settings.dicom_host, settings.dicom_port, settings.dicom_ae_title,
+        settings.dicom_calling_ae_title, settings.dicom_timeout,
+        listen_host=settings.dicom_commitment_host, listen_port=settings.dicom_commitment_port,
+        commitment_timeout=settings.dicom_commitment_timeout)
 
 
 def s3_destination(settings: Settings, engine: Engine | None) -> S3Destination:
