@@ -9,7 +9,9 @@ and their count, as S3 computes it. A store that keeps no SHA-256 is checked by 
 ETag, the MD5 in the same two forms. Receipt is proved the same way, object by object,
 before any clean-up (a volume or sidecar, built here, right after its upload). A
 repeated send never overwrites: an object listed with the same content is skipped,
-one with other content is refused and left as it is.
+one with other content is refused and left as it is. Uploads are not conditional
+(If-None-Match is not honoured by every S3-compatible store): the listing made just
+before decides, and the series lock keeps two senders off one series.
 """
 
 from __future__ import annotations
