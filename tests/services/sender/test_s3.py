@@ -262,3 +262,28 @@ def test_a_missing_bucket_is_named_by_its_error_code(tmp_path: Path, moto: MotoS
                          access_key_id="k", secret_access_key="s")
     with pytest.raises(DestinationError, match="s3 listing failed: NoSuchBucket"):
         dest.send(one_instance(tmp_path / "one"))
+
+
+def without_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No keys anywhere in the AWS chain, and never the instance metadata address."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 "AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.mark.s3
+def test_without_keys_the_aws_credential_chain_is_used(
+        tmp_path: Path, moto: MotoS3, prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    without_aws_credentials(monkeypatch, tmp_path)
+    series = one_instance(tmp_path / "one")
+    with pytest.raises(DestinationError, match="s3: no credentials; set RELAY_S3_ACCESS_KEY_ID"):
+        S3Destination(BUCKET, prefix, endpoint=moto.url, region="eu-west-1").send(series)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-the-environment")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-from-the-environment")
+    dest = S3Destination(BUCKET, prefix, endpoint=moto.url, region="eu-west-1")
+    dest.send(series)
+    assert dest.missing(series) == set()
