@@ -14,7 +14,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    ModelWrapValidatorHandler,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
@@ -36,6 +43,7 @@ class Destination(StrEnum):
     DICOM = "dicom"
     DICOMWEB = "dicomweb"
     GCS = "gcs"
+    S3 = "s3"
 
 
 class GcsFormat(StrEnum):
@@ -367,6 +375,87 @@ class Settings(BaseSettings):
     @property
     def api_docs_enabled(self) -> bool:
         return not self.production if self.api_docs is None else self.api_docs
+
+    # S3 and S3-compatible storage (MinIO, Ceph: set the endpoint), in the layouts and
+    # formats of the GCS destination. Keys from RELAY_S3_ACCESS_KEY_ID and
+    # RELAY_S3_SECRET_ACCESS_KEY (files in RELAY_SECRETS_DIR, like every secret), or
+    # without them from the AWS credential chain (environment, shared files, an instance
+    # or pod role). A bucket set with no RELAY_DESTINATIONS adds s3 to the defaults.
+    s3_bucket: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    s3_prefix: str = Field("", pattern=r"^[A-Za-z0-9._/-]*$")
+    s3_region: str | None = Field(None, pattern=r"^[a-z0-9-]{1,32}$")
+    s3_endpoint: str | None = Field(None, pattern=r"^https?://")
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_format: GcsFormat = GcsFormat.DICOM
+    s3_sidecar_fields: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_SIDECAR_FIELDS))
+
+    _split_s3 = field_validator("s3_sidecar_fields", mode="before")(_split_commas)
+
+    @field_validator("s3_sidecar_fields")
+    @classmethod
+    def _known_s3_keywords(cls, value: list[str]) -> list[str]:
+        return cls._known_keywords(value)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check_s3(cls, data: object, handler: ModelWrapValidatorHandler[Settings]
+                  ) -> Settings:
+        self = handler(data)
+        # Only a list nobody set gains s3; the defaults are filled in by then.
+        named = isinstance(data, dict) and data.get("destinations") is not None
+        if self.s3_bucket and not named and self.destinations is not None \
+                and Destination.S3 not in self.destinations:
+            self.destinations.append(Destination.S3)
+        if Destination.S3 in (self.destinations or []) and not self.s3_bucket:
+            raise ValueError("RELAY_DESTINATIONS names s3 but RELAY_S3_BUCKET is not set")
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("RELAY_S3_ACCESS_KEY_ID and RELAY_S3_SECRET_ACCESS_KEY go "
+                             "together")
+        return self
+
+    # DICOMweb archives that want a bearer token: a fixed one, or OAuth2 client
+    # credentials (the token fetched from the endpoint, cached, renewed). One way in per
+    # archive: these or RELAY_DICOMWEB_USERNAME. Secrets may be files in RELAY_SECRETS_DIR.
+    dicomweb_token: SecretStr | None = None
+    dicomweb_token_url: str | None = Field(None, pattern=r"^https?://")
+    dicomweb_client_id: str | None = None
+    dicomweb_client_secret: SecretStr | None = None
+    dicomweb_scope: str | None = None
+
+    @model_validator(mode="after")
+    def _check_dicomweb_auth(self) -> Settings:
+        ways = [name for name, value in (("RELAY_DICOMWEB_USERNAME", self.dicomweb_username),
+                                         ("RELAY_DICOMWEB_TOKEN", self.dicomweb_token),
+                                         ("RELAY_DICOMWEB_TOKEN_URL", self.dicomweb_token_url))
+                if value]
+        if len(ways) > 1:
+            raise ValueError(f"{' and '.join(ways)} are set: choose one way to sign in")
+        if self.dicomweb_token_url and not (self.dicomweb_client_id
+                                            and self.dicomweb_client_secret):
+            raise ValueError("RELAY_DICOMWEB_TOKEN_URL needs RELAY_DICOMWEB_CLIENT_ID and "
+                             "RELAY_DICOMWEB_CLIENT_SECRET")
+        if self.env is Environment.PRODUCTION and self.dicomweb_token_url and \
+                not self.dicomweb_token_url.startswith("https://"):
+            raise ValueError("RELAY_DICOMWEB_TOKEN_URL must be https:// in production: the "
+                             "client secret goes to it")
+        return self
+
+    # How the dicom destination proves receipt: a C-FIND at IMAGE level, or storage
+    # commitment (N-ACTION, then the AE's N-EVENT-REPORT to the listener here, where the
+    # AE must know RELAY_DICOM_CALLING_AE_TITLE; plain DICOM only).
+    dicom_verify: str = Field("find", pattern=r"^(find|commitment)$")
+    dicom_commitment_host: str = "127.0.0.1"
+    dicom_commitment_port: int = Field(11113, ge=1, le=65535)
+    dicom_commitment_timeout: float = Field(120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_dicom_commitment(self) -> Settings:
+        if self.dicom_verify == "commitment" and self.dicom_tls:
+            raise ValueError("RELAY_DICOM_VERIFY=commitment listens for the AE's reports "
+                             "in plain DICOM; it cannot be combined with RELAY_DICOM_TLS")
+        return self
 
     @property
     def sqlalchemy_url(self) -> str:

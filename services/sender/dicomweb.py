@@ -1,4 +1,5 @@
-"""A DICOMweb archive: STOW-RS to store, QIDO-RS to prove receipt.
+"""A DICOMweb archive: STOW-RS to store, QIDO-RS to prove receipt; HTTP Basic, a
+bearer token or OAuth2 client credentials to be let in (webauth.py).
 
 Instances go in multipart/related batches of bounded size, each part the file
 as stored. A STOW-RS answer lists failed instances in its FailedSOPSequence
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 import httpx
 
 from relay_sender.destinations import DestinationError, OutgoingInstance, OutgoingSeries
+from relay_sender.webauth import BearerToken, ClientCredentials
 from relay_shared.tlsconfig import http_failure
 
 BATCH_BYTES = 32 * 1024 * 1024
@@ -53,8 +55,19 @@ class DicomWebDestination:
     sends_whole_series = False
 
     def __init__(self, url: str, username: str | None = None, password: str | None = None,
-                 timeout: float = 30.0, verify: ssl.SSLContext | bool = True) -> None:
-        auth = httpx.BasicAuth(username, password or "") if username else None
+                 timeout: float = 30.0, verify: ssl.SSLContext | bool = True, *,
+                 token: str | None = None, token_url: str | None = None,
+                 client_id: str | None = None, client_secret: str | None = None,
+                 scope: str | None = None) -> None:
+        auth: httpx.Auth | None = None
+        if token_url:
+            auth = ClientCredentials(token_url, client_id or "", client_secret or "", scope,
+                                     timeout, verify)
+        elif token:
+            auth = BearerToken(token)
+        elif username:
+            auth = httpx.BasicAuth(username, password or "")
+        self._auth = auth
         self._client = httpx.Client(base_url=url.rstrip("/"), auth=auth, timeout=timeout,
                                     verify=verify)
 
@@ -109,6 +122,8 @@ class DicomWebDestination:
 
     def close(self) -> None:
         self._client.close()
+        if isinstance(self._auth, ClientCredentials):
+            self._auth.close()
 
 
 def _values(item: dict, tag: str) -> str:

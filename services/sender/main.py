@@ -7,6 +7,7 @@ import asyncio
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
+from relay_sender.commitment import CommittedDicomDestination
 from relay_sender.destinations import Destination, FolderDestination
 from relay_sender.dicomweb import DicomWebDestination
 from relay_sender.dimse import DicomDestination
@@ -14,6 +15,7 @@ from relay_sender.gcs import GcsDestination, make_client
 from relay_sender.handlers import SendContext
 from relay_sender.orthanc import OrthancDestination
 from relay_sender.projects import ProjectSenders, dispatch_studies
+from relay_sender.s3 import S3Destination
 from relay_shared import tlsconfig
 from relay_shared.models import Stage
 from relay_shared.runtime import Runtime, consume_until_stopped
@@ -37,6 +39,8 @@ def build_destinations(settings: Settings, engine: Engine | None = None) -> list
                                             _revealed(settings.orthanc_password),
                                             settings.http_timeout,
                                             verify=tlsconfig.http_verify(settings)))
+        elif name is DestinationName.DICOM and settings.dicom_verify == "commitment":
+            built.append(committed_dicom_destination(settings))
         elif name is DestinationName.DICOM:
             assert settings.dicom_host is not None
             built.append(DicomDestination(settings.dicom_host, settings.dicom_port,
@@ -46,10 +50,14 @@ def build_destinations(settings: Settings, engine: Engine | None = None) -> list
                                                                          settings.dicom_host)))
         elif name is DestinationName.DICOMWEB:
             assert settings.dicomweb_url is not None
-            built.append(DicomWebDestination(settings.dicomweb_url, settings.dicomweb_username,
-                                             _revealed(settings.dicomweb_password),
-                                             settings.http_timeout,
-                                             verify=tlsconfig.http_verify(settings)))
+            built.append(DicomWebDestination(
+                settings.dicomweb_url, settings.dicomweb_username,
+                _revealed(settings.dicomweb_password), settings.http_timeout,
+                verify=tlsconfig.http_verify(settings),
+                token=_revealed(settings.dicomweb_token),
+                token_url=settings.dicomweb_token_url, client_id=settings.dicomweb_client_id,
+                client_secret=_revealed(settings.dicomweb_client_secret),
+                scope=settings.dicomweb_scope))
         elif name is DestinationName.GCS:
             assert settings.gcs_bucket is not None
             # The engine lets it keep the searchable metadata subset of what it sent.
@@ -57,7 +65,30 @@ def build_destinations(settings: Settings, engine: Engine | None = None) -> list
                                         settings.gcs_prefix, settings.gcs_format,
                                         settings.gcs_sidecar_fields, engine,
                                         settings.http_timeout))
+        elif name is DestinationName.S3:
+            built.append(s3_destination(settings, engine))
     return built
+
+
+def committed_dicom_destination(settings: Settings) -> CommittedDicomDestination:
+    assert settings.dicom_host is not None
+    return CommittedDicomDestination(
+        settings.dicom_host, settings.dicom_port, settings.dicom_ae_title,
+        settings.dicom_calling_ae_title, settings.dicom_timeout,
+        listen_host=settings.dicom_commitment_host, listen_port=settings.dicom_commitment_port,
+        commitment_timeout=settings.dicom_commitment_timeout)
+
+
+def s3_destination(settings: Settings, engine: Engine | None) -> S3Destination:
+    assert settings.s3_bucket is not None
+    verify: bool | str = settings.tls_verify and (str(settings.tls_ca_bundle)
+                                                  if settings.tls_ca_bundle else True)
+    return S3Destination(settings.s3_bucket, settings.s3_prefix, region=settings.s3_region,
+                         endpoint=settings.s3_endpoint,
+                         access_key_id=_revealed(settings.s3_access_key_id),
+                         secret_access_key=_revealed(settings.s3_secret_access_key),
+                         fmt=settings.s3_format, fields=settings.s3_sidecar_fields,
+                         engine=engine, timeout=settings.http_timeout, verify=verify)
 
 
 async def run(rt: Runtime, stop: asyncio.Event) -> None:

@@ -39,6 +39,16 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def end(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """Terminate a server the tests started, killing it if it does not stop in time."""
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)

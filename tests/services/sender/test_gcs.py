@@ -33,7 +33,7 @@ from relay_shared.runtime import Runtime
 from tests.services.api.seed import client, make_runtime
 from tests.services.sender.test_nifti import ct_slices, expected_ras_affine, save
 from tests.support.dicom_factory import Patient, SeriesSpec
-from tests.support.services import free_port, port_open, wait_until
+from tests.support.services import end, free_port, port_open, wait_until
 
 BUCKET = "relay-research"
 PATIENT = Patient("MRN-6006", "Lamarr^Hedy", accession="ACC-6006")
@@ -67,12 +67,7 @@ class Emulator:
         return {b.name: b for b in self.client().list_blobs(BUCKET, prefix=prefix)}
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        end(self.process)
         self._log.close()
 
 
