@@ -14,6 +14,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from relay_deid.guarding import guard_findings
 from relay_deid.identifiers import IdentifiersSource, LocalIdentifiers
 from relay_shared import series_lock
 from relay_shared.db import record_event, session_scope
@@ -79,6 +80,8 @@ def _deidentify_series(ctx: DeidContext, series_id: int) -> None:
         _hold(ctx, series_id, str(exc))
         return
     leaks = _leak_check(ctx, series_id, originals, results)
+    leaks += guard_findings(ctx.store, series_id, results, ctx.config.options,
+                            ids.date_shift_days)
     if leaks:
         _quarantine_leaking(ctx, series_id, pending, leaks)
         return

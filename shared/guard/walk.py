@@ -1,0 +1,224 @@
+"""The guard's own reading of a DICOM file: every element at every depth, the
+file meta, private and UN elements, and what follows the pixel data.
+
+It shares nothing with the reader the profile uses, so a file that misleads
+one is unlikely to mislead the other the same way. Structure comes from the
+bytes (an explicit SQ, an undefined length, an item tag); meaning comes from
+the data dictionary: an element's VR is the dictionary's whatever the file
+claims, so a StudyDate written as LO is still a date and a name written as OB
+is still a name. What it cannot parse it refuses (`Unreadable`) rather than
+guess past: the caller fails the instance.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+import warnings
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from pydicom.charset import convert_encodings, decode_bytes
+from pydicom.datadict import dictionary_VR
+
+ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+UNDEFINED = 0xFFFFFFFF
+PIXEL_DATA = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+CHARSET, TRANSFER_SYNTAX = 0x00080005, 0x00020010
+LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ UC UN UR UT SV UV".split())
+SHORT_VRS = frozenset(b"AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US".split())
+IMPLICIT_LE, EXPLICIT_BE, DEFLATED = "1.2.840.10008.1.2", "1.2.840.10008.1.2.2", \
+    "1.2.840.10008.1.2.1.99"
+MAX_DEPTH = 32
+BULK_LIMIT = 4096
+RAW_VRS = frozenset({"UN", "OB", "OW", "SQ"})  # no text VR known: read as bytes
+SINGLE_VALUED = RAW_VRS | {"LT", "ST", "UT", "UR"}  # a backslash there is text
+PN_DELIMITERS = {0x5E, 0x3D}  # a longer binary value of no known text VR is data, not text
+
+
+class Unreadable(ValueError):
+    """The guard cannot read this file to the end; its reason is a fixed phrase."""
+
+
+@dataclass(slots=True)
+class Element:
+    path: str  # "(0040,A730)[0].(0040,A160)"; the tags only, never a value
+    tag: int
+    vr: str  # the dictionary's VR; for private and unknown tags the file's, or UN
+    value: bytes
+    encodings: tuple[str, ...]
+
+    def texts(self) -> list[str]:
+        """The value decoded under the data set's character set, split into
+        its values where the VR is multi-valued."""
+        vr, value = self.vr, self.value
+        if vr in RAW_VRS:
+            text = value.decode("latin-1")
+        elif len(self.encodings) == 1 or b"\x1b" not in value:
+            text = value.decode(self.encodings[0], "replace")
+        else:  # ISO 2022 code extensions, switched by escape sequences
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                text = decode_bytes(value, list(self.encodings),
+                                    PN_DELIMITERS if vr == "PN" else set())
+        text = text.rstrip("\x00 ")
+        if vr in SINGLE_VALUED:
+            return [text] if text else []
+        return [part.strip() for part in text.split("\\") if part.strip()]
+
+
+@lru_cache(maxsize=4096)
+def meaning_vr(tag: int, written: str) -> str:
+    """The dictionary's VR for a public tag; the file's for a private one."""
+    if tag >> 16 & 1:
+        return "LO" if tag & 0xFF00 == 0 and tag & 0xFF >= 0x10 else written
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        return written
+    return vr if " or " not in vr else written
+
+
+def read_elements(path: Path) -> Iterator[Element]:
+    """Every element of the file at `path`, meta first, in file order."""
+    with path.open("rb") as handle:
+        if path.stat().st_size == 0:
+            raise Unreadable("empty file")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            yield from parse(data)
+
+
+def parse(data: bytes | mmap.mmap) -> Iterator[Element]:
+    start = 132 if data[128:132] == b"DICM" else 0
+    meta_end, syntax = start, ""
+    if data[start:start + 2] == b"\x02\x00":
+        reader = _Reader(data, False, True)
+        meta: list[Element] = []
+        meta_end = reader.walk(start, len(data), "", (), 0, meta, group=2)
+        yield from meta
+        syntax = next((e.value.decode("ascii", "replace").strip("\x00 ") for e in meta
+                       if e.tag == TRANSFER_SYNTAX), "")
+    body: bytes | mmap.mmap = data
+    if syntax == DEFLATED:
+        try:
+            body = zlib.decompress(bytes(data[meta_end:]), -zlib.MAX_WBITS)
+        except zlib.error:
+            raise Unreadable("deflated data set that does not inflate") from None
+        meta_end = 0
+    implicit = syntax == IMPLICIT_LE or (not syntax and _looks_implicit(body, meta_end))
+    elements: list[Element] = []
+    _Reader(body, implicit, syntax != EXPLICIT_BE).walk(meta_end, len(body), "", (), 0,
+                                                         elements)
+    yield from elements
+
+
+def _looks_implicit(data: bytes | mmap.mmap, at: int) -> bool:
+    return bytes(data[at + 4:at + 6]) not in SHORT_VRS | LONG_VRS
+
+
+class _Reader:
+    def __init__(self, data: bytes | mmap.mmap, implicit: bool, little: bool):
+        self.data, self.implicit = data, implicit
+        order = "<" if little else ">"
+        self.tag_len = struct.Struct(order + "HHL")
+        self.short = struct.Struct(order + "HH2sH")
+        self.long_len = struct.Struct(order + "L")
+
+    def walk(self, at: int, end: int, prefix: str, encodings: tuple[str, ...], depth: int,
+             out: list[Element], group: int | None = None) -> int:
+        """Elements from `at` to `end` (or an item delimiter) into `out`; where it stopped."""
+        if depth > MAX_DEPTH:
+            raise Unreadable("sequences nested deeper than the guard reads")
+        encodings = encodings or ("iso8859",)
+        while at < end:
+            if at + 8 > end:
+                raise Unreadable("an element header runs past the end")
+            high, low, length = self.tag_len.unpack_from(self.data, at)
+            tag = high << 16 | low
+            if group is not None and high != group:
+                return at
+            if tag == ITEM_END:
+                return at + 8
+            if tag in (ITEM, SEQUENCE_END):
+                raise Unreadable("an item tag where an element belongs")
+            vr, at, length = self._header(at, tag, length)
+            meaning = meaning_vr(tag, vr)
+            path = f"{prefix}({high:04X},{low:04X})"
+            if vr == "SQ" or (meaning == "SQ" and (length == UNDEFINED or vr == "UN")) or (
+                    length == UNDEFINED and tag not in PIXEL_DATA):
+                at = self._sequence(at, length, path, encodings, depth, out, vr)
+                continue
+            if length == UNDEFINED:  # encapsulated pixel data: fragments to skip
+                at = self._skip_fragments(at)
+                continue
+            if at + length > end:
+                raise Unreadable("a value runs past the end of its data set")
+            if tag not in PIXEL_DATA:
+                value = bytes(self.data[at:at + length])
+                if tag == CHARSET:
+                    encodings = _encodings(value)
+                out.append(Element(path, tag, meaning, value, encodings))
+            at += length
+        return at
+
+    def _header(self, at: int, tag: int, length: int) -> tuple[str, int, int]:
+        if self.implicit:
+            return "UN", at + 8, length
+        _, _, vr_bytes, short = self.short.unpack_from(self.data, at)
+        if vr_bytes in SHORT_VRS:
+            return vr_bytes.decode(), at + 8, short
+        if vr_bytes in LONG_VRS:
+            if at + 12 > len(self.data):
+                raise Unreadable("an element header runs past the end")
+            return vr_bytes.decode(), at + 12, self.long_len.unpack_from(self.data, at + 8)[0]
+        raise Unreadable("an element with a VR the standard does not define")
+
+    def _sequence(self, at: int, length: int, path: str, encodings: tuple[str, ...],
+                  depth: int, out: list[Element], vr: str) -> int:
+        end = len(self.data) if length == UNDEFINED else at + length
+        if end > len(self.data):
+            raise Unreadable("a sequence runs past the end of its data set")
+        # A sequence stored as UN is encoded implicit little endian (PS3.5 6.2.2).
+        reader = _Reader(self.data, True, True) if vr == "UN" else self
+        index = 0
+        while at < end:
+            if at + 8 > len(self.data):
+                raise Unreadable("a sequence runs past the end of its data set")
+            high, low, item_length = reader.tag_len.unpack_from(self.data, at)
+            tag = high << 16 | low
+            if tag == SEQUENCE_END:
+                return at + 8
+            if tag != ITEM:
+                raise Unreadable("a sequence holds something other than items")
+            item_end = end if item_length == UNDEFINED else at + 8 + item_length
+            if item_end > end:
+                raise Unreadable("an item runs past the end of its sequence")
+            stop = reader.walk(at + 8, item_end, f"{path}[{index}].", encodings, depth + 1, out)
+            at = stop if item_length == UNDEFINED else item_end
+            index += 1
+        if length == UNDEFINED:
+            raise Unreadable("a sequence without its end")
+        return at
+
+    def _skip_fragments(self, at: int) -> int:
+        while at + 8 <= len(self.data):
+            high, low, length = self.tag_len.unpack_from(self.data, at)
+            tag = high << 16 | low
+            if tag == SEQUENCE_END:
+                return at + 8
+            if tag != ITEM or length == UNDEFINED or at + 8 + length > len(self.data):
+                raise Unreadable("encapsulated pixel data that does not parse")
+            at += 8 + length
+        raise Unreadable("encapsulated pixel data without its end")
+
+
+@lru_cache(maxsize=64)
+def _encodings(value: bytes) -> tuple[str, ...]:
+    terms = [t.strip() for t in value.decode("ascii", "replace").split("\\")]
+    try:
+        return tuple(convert_encodings(terms or [""]))
+    except LookupError:
+        return ("iso8859",)
