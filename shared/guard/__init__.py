@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from .check import Finding, Matchers, check_elements, minted
+from .check import Finding, Matchers, check_elements, minted, patterns_in
 from .originals import Originals
 from .rules import GuardRulesError, Rules, default_rules, load_rules
 from .walk import Unreadable, read_elements
 
 __all__ = ["Finding", "GuardRulesError", "Rules", "SeriesGuard", "Unreadable", "load_rules",
-           "minted"]
+           "minted", "patterns_in"]
 
 
 class SeriesGuard:

@@ -168,6 +168,15 @@ def _holds_uid(text: str, uids: frozenset[str]) -> bool:
     return False
 
 
+def patterns_in(text: str, rules: Rules) -> list[str]:
+    """The detectors that find something in `text`, as "kind.name"."""
+    found = []
+    for match in rules.detectors.finditer(fold(text)):
+        kind, _, name = (match.lastgroup or "").partition("__")
+        found.append(f"{kind}.{name}")
+    return found
+
+
 def _detect(element: Element, rules: Rules, dates: bool) -> str | None:
     for text in element.texts():
         for match in rules.detectors.finditer(fold(text)):

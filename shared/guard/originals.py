@@ -100,7 +100,8 @@ class Originals:
             self._add_uids(element.texts(), identifying)
         elif vr in DATE_VRS:
             self._add_dates(element.texts(), identifying, kept)
-        elif vr in CODE_VRS or element.tag in self.rules.coded_tags:
+        elif vr in CODE_VRS or element.tag in self.rules.coded_tags \
+                or element.tag in self.rules.vocabulary_tags:
             for text in element.texts():
                 self.vocabulary.update(words(text))
                 self.vocabulary.add(fold(text))

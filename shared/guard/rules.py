@@ -44,6 +44,7 @@ class Rules:
     name_vrs: frozenset[str]
     text_vrs: frozenset[str]
     coded_tags: frozenset[int]
+    vocabulary_tags: frozenset[int]
     attributes: Mapping[int, Attribute]
     repeating: tuple[tuple[int, int, Attribute], ...]  # (mask, value, attribute)
     detectors: re.Pattern[str]  # one pattern, a named group per detector
@@ -98,6 +99,7 @@ def _build(rules: dict[str, Any], table: dict[str, dict[str, Any]]) -> Rules:
         meta_identifying=frozenset(int(t, 16) for t in rules["meta_identifying"]),
         name_vrs=frozenset(fields["names"]), text_vrs=frozenset(fields["free_text"]),
         coded_tags=frozenset(int(t, 16) for t in fields["coded"]),
+        vocabulary_tags=frozenset(int(t, 16) for t in fields["vocabulary"]),
         attributes=attributes, repeating=tuple(repeating),
         detectors=_detectors(rules["detectors"]),
     )

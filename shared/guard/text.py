@@ -15,12 +15,19 @@ _UNBOUNDED = re.compile(
 _NAME_PARTS = re.compile(r"[\^=\s,.;/\\()\"'-]+")
 
 
+# Accents of the Latin, Greek and Cyrillic scripts: "Muller" in a report
+# gives away "Müller" as well. Marks of other scripts (kana voicing) stay.
+_ACCENTS = re.compile("[\u0300-\u036f]")
+
+
 def fold(text: str) -> str:
-    """NFKC, then full case folding: "Weiß" and "WEISS" are both "weiss",
-    full-width letters are the letters."""
+    """NFKC, full case folding, accents dropped: "Weiß" and "WEISS" are both
+    "weiss", "Zoë" is "zoe", full-width letters are the letters, the Turkish
+    dotless i is an i."""
     if text.isascii():
         return text.lower()
-    return unicodedata.normalize("NFKC", text).casefold()
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
+    return unicodedata.normalize("NFC", _ACCENTS.sub("", folded)).replace("\u0131", "i")
 
 
 def unbounded(text: str) -> bool:
