@@ -6,6 +6,7 @@ text: a component alone, in another case, another normalisation form, or
 (for scripts without spaces) run into the surrounding words.
 """
 
+# ruff: noqa: RUF001  (letters that look like Latin ones are the point of this file)
 from __future__ import annotations
 
 from dataclasses import dataclass
