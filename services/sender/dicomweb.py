@@ -13,7 +13,12 @@ from collections.abc import Iterator
 
 import httpx
 
-from relay_sender.destinations import DestinationError, OutgoingInstance, OutgoingSeries
+from relay_sender.destinations import (
+    DestinationError,
+    OutgoingInstance,
+    OutgoingSeries,
+    checked_uid,
+)
 from relay_shared.tlsconfig import http_failure
 
 BATCH_BYTES = 32 * 1024 * 1024
@@ -67,7 +72,8 @@ class DicomWebDestination:
         content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
         try:
             response = self._client.post(
-                f"/studies/{series.study_instance_uid}", content=multipart(batch, boundary),
+                f"/studies/{checked_uid(series.study_instance_uid)}",
+                content=multipart(batch, boundary),
                 headers={"Content-Type": content_type, "Accept": DICOM_JSON})
         except httpx.HTTPError as exc:
             raise DestinationError(http_failure("dicomweb", exc)) from exc
@@ -84,7 +90,8 @@ class DicomWebDestination:
         return {i.sop_instance_uid for i in series.instances} - self.held(series)
 
     def held(self, series: OutgoingSeries) -> set[str]:
-        path = (f"/studies/{series.study_instance_uid}/series/{series.series_instance_uid}"
+        path = (f"/studies/{checked_uid(series.study_instance_uid)}"
+                f"/series/{checked_uid(series.series_instance_uid)}"
                 "/instances")
         held: set[str] = set()
         offset = 0

@@ -36,7 +36,7 @@ from pydicom.multival import MultiValue
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from relay_sender.destinations import DestinationError, OutgoingSeries
+from relay_sender.destinations import DestinationError, OutgoingSeries, checked_uid
 from relay_sender.nifti import NotAVolume, to_volume
 from relay_shared.db import record_event, session_scope
 from relay_shared.models import SeriesMetadata, utcnow
@@ -125,7 +125,7 @@ class GcsDestination:
         header = dcmread(series.instances[0].path, stop_before_pixels=True,
                          specific_tags=["PatientID"])
         parts = [self._prefix, safe_part(str(header.get("PatientID") or "")),
-                 series.study_instance_uid, series.series_instance_uid]
+                 checked_uid(series.study_instance_uid), checked_uid(series.series_instance_uid)]
         return "/".join(part for part in parts if part) + "/"
 
     def send(self, series: OutgoingSeries) -> None:
@@ -163,7 +163,7 @@ class GcsDestination:
                     listed: dict[str, storage.Blob]) -> None:
         def one(instance_index: int) -> None:
             instance = series.instances[instance_index]
-            self._put(Upload(f"{base}{instance.sop_instance_uid}.dcm",
+            self._put(Upload(f"{base}{checked_uid(instance.sop_instance_uid)}.dcm",
                              instance.path.read_bytes(), "application/dicom"), listed)
 
         with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
