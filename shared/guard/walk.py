@@ -45,11 +45,16 @@ class Unreadable(ValueError):
 
 @dataclass(slots=True)
 class Element:
-    path: str  # "(0040,A730)[0].(0040,A160)"; the tags only, never a value
+    prefix: str  # the sequences and items it is in: "(0040,A730)[0]."
     tag: int
     vr: str  # the dictionary's VR; for private and unknown tags the file's, or UN
     value: bytes
     encodings: tuple[str, ...]
+
+    @property
+    def path(self) -> str:
+        """Where it is, e.g. "(0040,A730)[0].(0040,A160)": tags only, never a value."""
+        return f"{self.prefix}({self.tag >> 16:04X},{self.tag & 0xFFFF:04X})"
 
     def texts(self) -> list[str]:
         """The value decoded under the data set's character set, split into
@@ -146,10 +151,10 @@ class _Reader:
                 raise Unreadable("an item tag where an element belongs")
             vr, at, length = self._header(at, tag, length)
             meaning = meaning_vr(tag, vr)
-            path = f"{prefix}({high:04X},{low:04X})"
             if vr == "SQ" or (meaning == "SQ" and (length == UNDEFINED or vr == "UN")) or (
                     length == UNDEFINED and tag not in PIXEL_DATA):
-                at = self._sequence(at, length, path, encodings, depth, out, vr)
+                at = self._sequence(at, length, f"{prefix}({high:04X},{low:04X})", encodings,
+                                    depth, out, vr)
                 continue
             if length == UNDEFINED:  # encapsulated pixel data: fragments to skip
                 at = self._skip_fragments(at)
@@ -160,7 +165,7 @@ class _Reader:
                 value = bytes(self.data[at:at + length])
                 if tag == CHARSET:
                     encodings = _encodings(value)
-                out.append(Element(path, tag, meaning, value, encodings))
+                out.append(Element(prefix, tag, meaning, value, encodings))
             at += length
         return at
 
