@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-from relay_shared.guard import SeriesGuard, Unreadable
+from relay_shared.guard import Rules, SeriesGuard, Unreadable
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,10 @@ class _Store(Protocol):
 
 
 def guard_findings(store: _Store, series_id: int, results: Iterable[_Result],
-                   options: frozenset[str], date_shift_days: int | None) -> list[str]:
+                   options: frozenset[str], date_shift_days: int | None,
+                   rules: Rules | None = None) -> list[str]:
     """'image <id>: <path>: <rule>' for each finding; never a value."""
-    guard = SeriesGuard(options, date_shift_days)
+    guard = SeriesGuard(options, date_shift_days, rules)
     results = list(results)
     unreadable: set[int] = set()
     for result in results:

@@ -29,6 +29,7 @@ from relay_shared.deid import (
     merge_audits,
 )
 from relay_shared.deid.streamcopy import read_header, write_deidentified
+from relay_shared.guard import Rules as GuardRules
 from relay_shared.metrics import INSTANCES_DEIDENTIFIED, INSTANCES_FAILED
 from relay_shared.models import Image, Series, SeriesIdentifiers, Stage, Status, Study, utcnow
 from relay_shared.outbox import enqueue
@@ -54,6 +55,7 @@ class DeidContext:
     vault: IdentifierVault | None = None
     identifiers: IdentifiersSource | None = None
     pixels: PixelPolicy = field(default_factory=PixelPolicy)
+    guard_rules: GuardRules | None = None  # None: the built-in rules
 
     def source(self) -> IdentifiersSource:
         return self.identifiers or LocalIdentifiers(self.pseudonymizer)
@@ -81,7 +83,7 @@ def _deidentify_series(ctx: DeidContext, series_id: int) -> None:
         return
     leaks = _leak_check(ctx, series_id, originals, results)
     leaks += guard_findings(ctx.store, series_id, results, ctx.config.options,
-                            ids.date_shift_days)
+                            ids.date_shift_days, ctx.guard_rules)
     if leaks:
         _quarantine_leaking(ctx, series_id, pending, leaks)
         return

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from relay_shared.guard import patterns_in
 from relay_shared.guard.rules import GuardRulesError, default_rules, load_rules
 from relay_shared.guard.text import fold
+from relay_shared.settings import load_settings
 
 RULES = default_rules()
 
@@ -158,3 +159,9 @@ def test_folding_is_idempotent_and_ignores_case(text: str) -> None:
     once = fold(text)
     assert fold(once) == once
     assert fold(text.upper()) == fold(text.lower()) or not text.isascii()
+
+
+def test_a_site_pattern_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAY_GUARD_ID_PATTERNS", '{"case number": "kh-\\\\d{4}-\\\\d{6}"}')
+    rules = load_rules(load_settings().guard_id_patterns)
+    assert patterns_in("Fall KH-2024-000123", rules) == ["national_ids.site_case_number"]
