@@ -39,7 +39,7 @@ def guard_findings(store: _Store, series_id: int, results: Iterable[_Result],
     for result in results:
         try:
             guard.add_original(store.original(series_id, result.image_id))
-        except (Unreadable, OSError, ValueError):
+        except (Unreadable, OSError):
             # Its values are unknown to the guard; its output cannot be cleared.
             unreadable.add(result.image_id)
     findings: list[str] = []

@@ -37,8 +37,13 @@ class SeriesGuard:
 
     def add_original(self, path: Path) -> None:
         """Raises `Unreadable` when the guard cannot read the original to its end."""
-        self.originals.add(read_elements(path))
         self._matchers = None
+        try:
+            self.originals.add(read_elements(path))
+        except Unreadable:
+            raise
+        except Exception as exc:  # any damage the walk did not name: still unreadable
+            raise Unreadable(f"the original cannot be read ({type(exc).__name__})") from None
 
     def check(self, path: Path) -> list[Finding]:
         """What the output at `path` still gives away; an output the guard cannot
@@ -49,6 +54,9 @@ class SeriesGuard:
             elements = list(read_elements(path))
         except Unreadable as exc:
             return [Finding("", f"the guard cannot read the output: {exc.args[0]}")]
-        except (OSError, ValueError, OverflowError) as exc:
+        except Exception as exc:  # fail closed: what cannot be read cannot be cleared
             return [Finding("", f"the guard cannot read the output ({type(exc).__name__})")]
-        return check_elements(elements, self._matchers)
+        try:
+            return check_elements(elements, self._matchers)
+        except Exception as exc:
+            return [Finding("", f"the guard cannot check the output ({type(exc).__name__})")]

@@ -224,6 +224,8 @@ class _Reader:
 def _encodings(value: bytes) -> tuple[str, ...]:
     terms = [t.strip() for t in value.decode("ascii", "replace").split("\\")]
     try:
-        return tuple(convert_encodings(terms or [""]))
-    except LookupError:
-        return ("iso8859",)
+        with warnings.catch_warnings():  # a misspelt term is corrected, with a warning
+            warnings.simplefilter("ignore")
+            return tuple(convert_encodings(terms or [""]))
+    except (LookupError, ValueError):
+        raise Unreadable("a character set the guard cannot decode") from None

@@ -3,9 +3,12 @@ an output still gives away, in every script, and lets pass what does not."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
@@ -18,7 +21,7 @@ from pydicom.uid import (
 )
 
 from relay_shared.deid import Pseudonymizer
-from relay_shared.guard import SeriesGuard, minted
+from relay_shared.guard import SeriesGuard, Unreadable, minted
 from relay_shared.guard.rules import default_rules
 from tests.support.multilingual import PEOPLE, Person, sentence
 
@@ -269,3 +272,36 @@ def test_a_retained_uid_passes_under_rtnuidsopt(tmp_path: Path) -> None:
     out = output_of(source, StudyInstanceUID=source.StudyInstanceUID)
     assert findings(tmp_path, source, out, frozenset({"rtnUIDsOpt"})) == []
     assert findings(tmp_path, source, out) == ["(0020,000D): an original UID"]
+
+
+@given(data=st.data())
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_damaged_file_is_a_finding_never_an_exception(tmp_path: Path, data: st.DataObject
+                                                        ) -> None:
+    """Bytes flipped, cut or inserted anywhere: the original is refused with
+    `Unreadable` or read, the output gives findings or none, nothing raises."""
+    source = original("Kim^Minjun=김^민준", ImageComments="보호자 +82 2 312 3456",
+                      SOPInstanceUID="1.2.3.4.5.6", StudyInstanceUID="1.2.3.4.5.7",
+                      SeriesInstanceUID="1.2.3.4.5.8")  # the same bytes every time
+    source.ContentSequence = Sequence([_nested("김민준 환자"), _pname_item("Li^Wei")])
+    clean = bytearray(save(source, tmp_path / "clean.dcm").read_bytes())
+    damaged = bytearray(clean)
+    for _ in range(data.draw(st.integers(1, 8))):
+        at = data.draw(st.integers(0, len(damaged) - 1))
+        match data.draw(st.sampled_from(["flip", "cut", "insert"])):
+            case "flip":
+                damaged[at] = data.draw(st.integers(0, 255))
+            case "cut":
+                del damaged[at:at + data.draw(st.integers(1, 64))]
+            case "insert":
+                damaged[at:at] = data.draw(st.binary(min_size=1, max_size=16))
+    path = tmp_path / "damaged.dcm"
+    path.write_bytes(bytes(damaged) or b"\x00")
+    guard = SeriesGuard()
+    with contextlib.suppress(Unreadable):
+        guard.add_original(path)
+    guard.add_original(tmp_path / "clean.dcm")
+    assert isinstance(guard.check(path), list)
+    found = guard.check(tmp_path / "clean.dcm")  # the original itself, as an output
+    assert any("(0040,A730)[0].(0040,A730)[0].(0040,A160)" in str(f) for f in found)
