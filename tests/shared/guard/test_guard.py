@@ -23,6 +23,7 @@ from pydicom.uid import (
 from relay_shared.deid import Pseudonymizer
 from relay_shared.guard import SeriesGuard, Unreadable, minted
 from relay_shared.guard.rules import default_rules
+from relay_shared.guard.text import fold
 from tests.support.multilingual import PEOPLE, Person, sentence
 
 MINT = Pseudonymizer(b"guard-test-secret-0123456789")
@@ -305,3 +306,44 @@ def test_a_damaged_file_is_a_finding_never_an_exception(tmp_path: Path, data: st
     assert isinstance(guard.check(path), list)
     found = guard.check(tmp_path / "clean.dcm")  # the original itself, as an output
     assert any("(0040,A730)[0].(0040,A730)[0].(0040,A160)" in str(f) for f in found)
+
+
+ALPHABETS = {
+    "latin": "abcdefghijklmnopqrstuvwxyzäöüßéèçñłøåıę",  # noqa: RUF001 (the dotless i)
+    "greek": "αβγδεζηθικλμνξοπρστυφχψωάέήίόύώ",
+    "cyrillic": "абвгдежзийклмнопрстуфхцчшщыэюяёї",
+    "hebrew": "אבגדהוזחטיכלמנסעפצקרשת",
+    "arabic": "ابتثجحخدذرزسشصضطظعغفقكلمنهوي",
+}
+UNBOUNDED = {"han": "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗小明华伟芳娜静",
+             "hangul": "김이박최정강조윤장임민준서연지우",
+             "kana": "やまだたろうさとうヤマダタロウ"}
+
+
+@given(script=st.sampled_from(sorted(ALPHABETS)), data=st.data(),
+       change=st.sampled_from([str.upper, str.lower, str.title]))
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_surname_in_a_spaced_script_is_found_in_any_case(
+        tmp_path: Path, script: str, data: st.DataObject, change) -> None:
+    rules = default_rules()
+    # Not a particle, a placeholder, nor a word of the original's codes (CT, CHEST,
+    # ISO_IR 192): those are looked for in names only, as documented.
+    ordinary = rules.name_particles | rules.placeholders | {"iso", "ir", "ct", "chest"}
+    surname = data.draw(st.text(ALPHABETS[script], min_size=3, max_size=10).filter(
+        lambda s: fold(s) not in ordinary))
+    source = original(f"{surname}^Ann")
+    out = output_of(source, ImageComments=f"Seen by {change(surname)}, stable.")
+    assert findings(tmp_path, source, out) == ["(0020,4000): an original value in free text"]
+
+
+@given(script=st.sampled_from(sorted(UNBOUNDED)), data=st.data())
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_name_in_a_script_without_spaces_is_found_inside_text(
+        tmp_path: Path, script: str, data: st.DataObject) -> None:
+    family = data.draw(st.text(UNBOUNDED[script], min_size=1, max_size=2))
+    given_name = data.draw(st.text(UNBOUNDED[script], min_size=1, max_size=3))
+    source = original(f"{family}^{given_name}")
+    out = output_of(source, ImageComments=f"报告{given_name}已复查")
+    assert findings(tmp_path, source, out) == ["(0020,4000): an original value in free text"]
