@@ -51,7 +51,7 @@ class SeriesGuard:
         if self._matchers is None:
             self._matchers = Matchers(self.originals, self._shift)
         try:
-            elements = list(read_elements(path))
+            elements = read_elements(path)
         except Unreadable as exc:
             return [Finding("", f"the guard cannot read the output: {exc.args[0]}")]
         except Exception as exc:  # fail closed: what cannot be read cannot be cleared

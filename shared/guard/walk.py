@@ -13,10 +13,10 @@ guess past: the caller fails the instance.
 from __future__ import annotations
 
 import mmap
+import os
 import struct
 import warnings
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +30,8 @@ PIXEL_DATA = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 CHARSET, TRANSFER_SYNTAX = 0x00080005, 0x00020010
 LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ UC UN UR UT SV UV".split())
 SHORT_VRS = frozenset(b"AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US".split())
+LONG_NAMES = {code: code.decode() for code in LONG_VRS}
+SHORT_NAMES = {code: code.decode() for code in SHORT_VRS}
 IMPLICIT_LE, EXPLICIT_BE, DEFLATED = "1.2.840.10008.1.2", "1.2.840.10008.1.2.2", \
     "1.2.840.10008.1.2.1.99"
 MAX_DEPTH = 32
@@ -87,23 +89,22 @@ def meaning_vr(tag: int, written: str) -> str:
     return vr if " or " not in vr else written
 
 
-def read_elements(path: Path) -> Iterator[Element]:
+def read_elements(path: Path) -> list[Element]:
     """Every element of the file at `path`, meta first, in file order."""
     with path.open("rb") as handle:
-        if path.stat().st_size == 0:
+        if os.fstat(handle.fileno()).st_size == 0:
             raise Unreadable("empty file")
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            yield from parse(data)
+            return parse(data)
 
 
-def parse(data: bytes | mmap.mmap) -> Iterator[Element]:
+def parse(data: bytes | mmap.mmap) -> list[Element]:
     start = 132 if data[128:132] == b"DICM" else 0
     meta_end, syntax = start, ""
+    meta: list[Element] = []
     if data[start:start + 2] == b"\x02\x00":
         reader = _Reader(data, False, True)
-        meta: list[Element] = []
         meta_end = reader.walk(start, len(data), "", (), 0, meta, group=2)
-        yield from meta
         syntax = next((e.value.decode("ascii", "replace").strip("\x00 ") for e in meta
                        if e.tag == TRANSFER_SYNTAX), "")
     body: bytes | mmap.mmap = data
@@ -114,10 +115,8 @@ def parse(data: bytes | mmap.mmap) -> Iterator[Element]:
             raise Unreadable("deflated data set that does not inflate") from None
         meta_end = 0
     implicit = syntax == IMPLICIT_LE or (not syntax and _looks_implicit(body, meta_end))
-    elements: list[Element] = []
-    _Reader(body, implicit, syntax != EXPLICIT_BE).walk(meta_end, len(body), "", (), 0,
-                                                         elements)
-    yield from elements
+    _Reader(body, implicit, syntax != EXPLICIT_BE).walk(meta_end, len(body), "", (), 0, meta)
+    return meta
 
 
 def _looks_implicit(data: bytes | mmap.mmap, at: int) -> bool:
@@ -134,22 +133,43 @@ class _Reader:
 
     def walk(self, at: int, end: int, prefix: str, encodings: tuple[str, ...], depth: int,
              out: list[Element], group: int | None = None) -> int:
-        """Elements from `at` to `end` (or an item delimiter) into `out`; where it stopped."""
+        """Elements from `at` to `end` (or an item delimiter) into `out`; where it stopped.
+        One loop with its lookups bound to locals: it runs for every element of
+        every original and every output."""
         if depth > MAX_DEPTH:
             raise Unreadable("sequences nested deeper than the guard reads")
         encodings = encodings or ("iso8859",)
+        data, implicit, append = self.data, self.implicit, out.append
+        tag_len, short, long_len = (self.tag_len.unpack_from, self.short.unpack_from,
+                                    self.long_len.unpack_from)
         while at < end:
             if at + 8 > end:
                 raise Unreadable("an element header runs past the end")
-            high, low, length = self.tag_len.unpack_from(self.data, at)
+            high, low, length = tag_len(data, at)
             tag = high << 16 | low
             if group is not None and high != group:
                 return at
-            if tag == ITEM_END:
-                return at + 8
-            if tag in (ITEM, SEQUENCE_END):
-                raise Unreadable("an item tag where an element belongs")
-            vr, at, length = self._header(at, tag, length)
+            if tag >= ITEM:
+                if tag == ITEM_END:
+                    return at + 8
+                if tag in (ITEM, SEQUENCE_END):
+                    raise Unreadable("an item tag where an element belongs")
+            if implicit:
+                vr = "UN"
+                at += 8
+            else:
+                code, length = short(data, at)[2:]
+                vr = SHORT_NAMES.get(code, "")
+                if vr:
+                    at += 8
+                else:
+                    vr = LONG_NAMES.get(code, "")
+                    if not vr:
+                        raise Unreadable("an element with a VR the standard does not define")
+                    if at + 12 > end:
+                        raise Unreadable("an element header runs past the end")
+                    length = long_len(data, at + 8)[0]
+                    at += 12
             meaning = meaning_vr(tag, vr)
             if vr == "SQ" or (meaning == "SQ" and (length == UNDEFINED or vr == "UN")) or (
                     length == UNDEFINED and tag not in PIXEL_DATA):
@@ -162,24 +182,12 @@ class _Reader:
             if at + length > end:
                 raise Unreadable("a value runs past the end of its data set")
             if tag not in PIXEL_DATA:
-                value = bytes(self.data[at:at + length])
+                value = data[at:at + length]
                 if tag == CHARSET:
                     encodings = _encodings(value)
-                out.append(Element(prefix, tag, meaning, value, encodings))
+                append(Element(prefix, tag, meaning, value, encodings))
             at += length
         return at
-
-    def _header(self, at: int, tag: int, length: int) -> tuple[str, int, int]:
-        if self.implicit:
-            return "UN", at + 8, length
-        _, _, vr_bytes, short = self.short.unpack_from(self.data, at)
-        if vr_bytes in SHORT_VRS:
-            return vr_bytes.decode(), at + 8, short
-        if vr_bytes in LONG_VRS:
-            if at + 12 > len(self.data):
-                raise Unreadable("an element header runs past the end")
-            return vr_bytes.decode(), at + 12, self.long_len.unpack_from(self.data, at + 8)[0]
-        raise Unreadable("an element with a VR the standard does not define")
 
     def _sequence(self, at: int, length: int, path: str, encodings: tuple[str, ...],
                   depth: int, out: list[Element], vr: str) -> int:
