@@ -35,6 +35,10 @@ SHORT_NAMES = {code: code.decode() for code in SHORT_VRS}
 IMPLICIT_LE, EXPLICIT_BE, DEFLATED = "1.2.840.10008.1.2", "1.2.840.10008.1.2.2", \
     "1.2.840.10008.1.2.1.99"
 MAX_DEPTH = 32
+NUMBERS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "AT", "OF", "OD", "OL", "OV", "SV",
+                     "UV"})
+WRITTEN_AS_TEXT = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH",
+                             "ST", "TM", "UC", "UI", "UR", "UT"})
 BULK_LIMIT = 4096
 RAW_VRS = frozenset({"UN", "OB", "OW", "SQ"})  # no text VR known: read as bytes
 SINGLE_VALUED = RAW_VRS | {"LT", "ST", "UT", "UR"}  # a backslash there is text
@@ -181,11 +185,15 @@ class _Reader:
                 continue
             if at + length > end:
                 raise Unreadable("a value runs past the end of its data set")
-            if tag not in PIXEL_DATA:
-                value = data[at:at + length]
-                if tag == CHARSET:
-                    encodings = _encodings(value)
-                append(Element(prefix, tag, meaning, value, encodings))
+            if (meaning in NUMBERS and vr not in WRITTEN_AS_TEXT) or tag in PIXEL_DATA:
+                at += length  # binary numbers hold no text; pixels are another matter
+                continue
+            value = data[at:at + length]
+            if tag == CHARSET:
+                encodings = _encodings(value)
+            # Text written where the dictionary has a number is read as text.
+            append(Element(prefix, tag, "UN" if meaning in NUMBERS else meaning, value,
+                           encodings))
             at += length
         return at
 

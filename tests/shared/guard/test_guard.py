@@ -347,3 +347,11 @@ def test_any_name_in_a_script_without_spaces_is_found_inside_text(
     source = original(f"{family}^{given_name}")
     out = output_of(source, ImageComments=f"报告{given_name}已复查")
     assert findings(tmp_path, source, out) == ["(0020,4000): an original value in free text"]
+
+
+def test_text_written_where_the_dictionary_has_a_number_is_read_as_text(tmp_path: Path
+                                                                        ) -> None:
+    source = original()
+    out = output_of(source)
+    out.add(DataElement(0x00280010, "LO", "DOE JOHN"))  # Rows, a US, written as text
+    assert findings(tmp_path, source, out) == ["(0028,0010): an original value in free text"]
