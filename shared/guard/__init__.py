@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from .check import Finding, Matchers, check_elements, minted, patterns_in
+from .check import OUTPUT_SELECTION, Finding, Matchers, check_elements, minted, patterns_in
 from .originals import Originals
 from .rules import GuardRulesError, Rules, default_rules, load_rules
 from .walk import Unreadable, read_elements
@@ -39,7 +39,7 @@ class SeriesGuard:
         """Raises `Unreadable` when the guard cannot read the original to its end."""
         self._matchers = None
         try:
-            self.originals.add(read_elements(path))
+            self.originals.add(read_elements(path, self.originals.selection))
         except Unreadable:
             raise
         except Exception as exc:  # any damage the walk did not name: still unreadable
@@ -51,7 +51,7 @@ class SeriesGuard:
         if self._matchers is None:
             self._matchers = Matchers(self.originals, self._shift)
         try:
-            elements = read_elements(path)
+            elements = read_elements(path, OUTPUT_SELECTION)
         except Unreadable as exc:
             return [Finding("", f"the guard cannot read the output: {exc.args[0]}")]
         except Exception as exc:  # fail closed: what cannot be read cannot be cleared

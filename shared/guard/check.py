@@ -22,10 +22,12 @@ from datetime import date, timedelta
 from .originals import DATE_VRS, Originals, date_part, registry_uid
 from .rules import Rules
 from .text import fold, unbounded
-from .walk import BULK_LIMIT, Element
+from .walk import BULK_LIMIT, Element, Selection
 
 _UID_RUN = re.compile(r"\d+(?:\.\d+){3,}")
 JUDGED_LIMIT = 200_000
+# What an output is searched in: not code strings, times, ages, numbers (see above).
+OUTPUT_SELECTION = Selection(skip_vrs=frozenset({"CS", "TM", "AS", "IS", "DS"}))
 BINARY_VRS = frozenset({"UN", "OB", "OW", "SQ"})
 DETECTOR_REASONS = {"dates": "a date in free text", "phones": "a phone number in free text",
                     "emails": "an e-mail address in free text",

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from .rules import Rules
 from .text import fold, name_components, unbounded, words
-from .walk import BULK_LIMIT, Element
+from .walk import BULK_LIMIT, Element, Selection
 
 CODE_VRS = frozenset({"CS"})
 DATE_VRS = frozenset({"DA", "DT"})
@@ -40,6 +40,13 @@ class Originals:
 
     def __init__(self, rules: Rules, options: frozenset[str]):
         self.rules, self.options = rules, options
+        # What an original can give up: the table's attributes, and wherever
+        # they are names, UIDs, dates, code strings and private values.
+        self.selection = Selection(
+            skip_vrs=frozenset({"TM", "AS", "IS", "DS"}),
+            tags=frozenset(rules.attributes) | rules.meta_identifying | rules.coded_tags
+            | rules.vocabulary_tags,
+            always_vrs=frozenset({"PN", "UI", "DA", "DT", "CS"}))
         self.values: set[str] = set()  # whole values, folded: IDs, addresses, full names
         self.words: set[str] = set()  # name components in scripts with word boundaries
         self.short_words: set[str] = set()  # two-letter components: Li, Wu, Xu, Ma

@@ -45,6 +45,21 @@ SINGLE_VALUED = RAW_VRS | {"LT", "ST", "UT", "UR"}  # a backslash there is text
 PN_DELIMITERS = {0x5E, 0x3D}  # a longer binary value of no known text VR is data, not text
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which elements a reader keeps: the structure of every element is still
+    checked, but only the kept ones are made into `Element`s."""
+
+    skip_vrs: frozenset[str] = frozenset()  # by the dictionary's VR
+    tags: frozenset[int] | None = None  # None: every tag; else these, and...
+    always_vrs: frozenset[str] = frozenset()  # ...any element of these VRs, private
+    # elements and the repeating groups (50xx, 60xx) whatever their tag
+
+
+EVERYTHING = Selection()
+REPEATING_GROUPS = frozenset({0x5000, 0x6000})
+
+
 class Unreadable(ValueError):
     """The guard cannot read this file to the end; its reason is a fixed phrase."""
 
@@ -93,21 +108,22 @@ def meaning_vr(tag: int, written: str) -> str:
     return vr if " or " not in vr else written
 
 
-def read_elements(path: Path) -> list[Element]:
-    """Every element of the file at `path`, meta first, in file order."""
+def read_elements(path: Path, selection: Selection = EVERYTHING) -> list[Element]:
+    """Every element of the file at `path` (that `selection` keeps), meta first,
+    in file order."""
     with path.open("rb") as handle:
         if os.fstat(handle.fileno()).st_size == 0:
             raise Unreadable("empty file")
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            return parse(data)
+            return parse(data, selection)
 
 
-def parse(data: bytes | mmap.mmap) -> list[Element]:
+def parse(data: bytes | mmap.mmap, selection: Selection = EVERYTHING) -> list[Element]:
     start = 132 if data[128:132] == b"DICM" else 0
     meta_end, syntax = start, ""
     meta: list[Element] = []
     if data[start:start + 2] == b"\x02\x00":
-        reader = _Reader(data, False, True)
+        reader = _Reader(data, False, True, EVERYTHING)
         meta_end = reader.walk(start, len(data), "", (), 0, meta, group=2)
         syntax = next((e.value.decode("ascii", "replace").strip("\x00 ") for e in meta
                        if e.tag == TRANSFER_SYNTAX), "")
@@ -119,7 +135,8 @@ def parse(data: bytes | mmap.mmap) -> list[Element]:
             raise Unreadable("deflated data set that does not inflate") from None
         meta_end = 0
     implicit = syntax == IMPLICIT_LE or (not syntax and _looks_implicit(body, meta_end))
-    _Reader(body, implicit, syntax != EXPLICIT_BE).walk(meta_end, len(body), "", (), 0, meta)
+    _Reader(body, implicit, syntax != EXPLICIT_BE, selection).walk(meta_end, len(body), "", (),
+                                                                   0, meta)
     return meta
 
 
@@ -128,8 +145,9 @@ def _looks_implicit(data: bytes | mmap.mmap, at: int) -> bool:
 
 
 class _Reader:
-    def __init__(self, data: bytes | mmap.mmap, implicit: bool, little: bool):
-        self.data, self.implicit = data, implicit
+    def __init__(self, data: bytes | mmap.mmap, implicit: bool, little: bool,
+                 selection: Selection):
+        self.data, self.implicit, self.selection = data, implicit, selection
         order = "<" if little else ">"
         self.tag_len = struct.Struct(order + "HHL")
         self.short = struct.Struct(order + "HH2sH")
@@ -144,6 +162,8 @@ class _Reader:
             raise Unreadable("sequences nested deeper than the guard reads")
         encodings = encodings or ("iso8859",)
         data, implicit, append = self.data, self.implicit, out.append
+        skip_vrs, tags, always_vrs = (self.selection.skip_vrs, self.selection.tags,
+                                      self.selection.always_vrs)
         tag_len, short, long_len = (self.tag_len.unpack_from, self.short.unpack_from,
                                     self.long_len.unpack_from)
         while at < end:
@@ -185,12 +205,15 @@ class _Reader:
                 continue
             if at + length > end:
                 raise Unreadable("a value runs past the end of its data set")
-            if (meaning in NUMBERS and vr not in WRITTEN_AS_TEXT) or tag in PIXEL_DATA:
+            if tag == CHARSET:
+                encodings = _encodings(data[at:at + length])
+            if (meaning in NUMBERS and vr not in WRITTEN_AS_TEXT) or tag in PIXEL_DATA or \
+                    meaning in skip_vrs or (tags is not None and tag not in tags
+                                            and meaning not in always_vrs and not high & 1
+                                            and high & 0xFF00 not in REPEATING_GROUPS):
                 at += length  # binary numbers hold no text; pixels are another matter
                 continue
             value = data[at:at + length]
-            if tag == CHARSET:
-                encodings = _encodings(value)
             # Text written where the dictionary has a number is read as text.
             append(Element(prefix, tag, "UN" if meaning in NUMBERS else meaning, value,
                            encodings))
@@ -203,7 +226,7 @@ class _Reader:
         if end > len(self.data):
             raise Unreadable("a sequence runs past the end of its data set")
         # A sequence stored as UN is encoded implicit little endian (PS3.5 6.2.2).
-        reader = _Reader(self.data, True, True) if vr == "UN" else self
+        reader = _Reader(self.data, True, True, self.selection) if vr == "UN" else self
         index = 0
         while at < end:
             if at + 8 > len(self.data):
