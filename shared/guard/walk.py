@@ -17,6 +17,7 @@ import os
 import struct
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -40,6 +41,7 @@ NUMBERS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "AT", "OF", "OD", "OL",
 WRITTEN_AS_TEXT = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH",
                              "ST", "TM", "UC", "UI", "UR", "UT"})
 BULK_LIMIT = 4096
+HEAD_BYTES = 128 << 10  # read first; a header longer than this is read whole
 RAW_VRS = frozenset({"UN", "OB", "OW", "SQ"})  # no text VR known: read as bytes
 SINGLE_VALUED = RAW_VRS | {"LT", "ST", "UT", "UR"}  # a backslash there is text
 PN_DELIMITERS = {0x5E, 0x3D}  # a longer binary value of no known text VR is data, not text
@@ -110,15 +112,29 @@ def meaning_vr(tag: int, written: str) -> str:
 
 def read_elements(path: Path, selection: Selection = EVERYTHING) -> list[Element]:
     """Every element of the file at `path` (that `selection` keeps), meta first,
-    in file order."""
+    in file order. Read as the header, then what follows the pixel data: the
+    pixels are never read. A header longer than HEAD_BYTES, encapsulated or
+    deflated data, and damage are read again from a mapping of the whole file."""
     with path.open("rb") as handle:
-        if os.fstat(handle.fileno()).st_size == 0:
+        descriptor = handle.fileno()
+        size = os.fstat(descriptor).st_size
+        if size == 0:
             raise Unreadable("empty file")
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        if size <= HEAD_BYTES:
+            return parse(handle.read(), selection)
+        try:
+            return parse(handle.read(HEAD_BYTES), selection,
+                         lambda offset: os.pread(descriptor, size - offset, offset))
+        except Unreadable:
+            pass  # not within the head and the tail: the whole file decides
+        with mmap.mmap(descriptor, 0, access=mmap.ACCESS_READ) as data:
             return parse(data, selection)
 
 
-def parse(data: bytes | mmap.mmap, selection: Selection = EVERYTHING) -> list[Element]:
+def parse(data: bytes | mmap.mmap, selection: Selection = EVERYTHING,
+          tail: Callable[[int], bytes] | None = None) -> list[Element]:
+    """`tail`, when `data` is only the head of the file: the bytes from an offset
+    to the end of the file, fetched once the pixel data is reached."""
     start = 132 if data[128:132] == b"DICM" else 0
     meta_end, syntax = start, ""
     meta: list[Element] = []
@@ -129,14 +145,19 @@ def parse(data: bytes | mmap.mmap, selection: Selection = EVERYTHING) -> list[El
                        if e.tag == TRANSFER_SYNTAX), "")
     body: bytes | mmap.mmap = data
     if syntax == DEFLATED:
+        if tail is not None:
+            raise Unreadable("a deflated data set is read whole")
         try:
             body = zlib.decompress(bytes(data[meta_end:]), -zlib.MAX_WBITS)
         except zlib.error:
             raise Unreadable("deflated data set that does not inflate") from None
         meta_end = 0
     implicit = syntax == IMPLICIT_LE or (not syntax and _looks_implicit(body, meta_end))
-    _Reader(body, implicit, syntax != EXPLICIT_BE, selection).walk(meta_end, len(body), "", (),
-                                                                   0, meta)
+    reader = _Reader(body, implicit, syntax != EXPLICIT_BE, selection)
+    reader.tail = tail
+    reader.walk(meta_end, len(body), "", (), 0, meta)
+    if reader.tail is not None:
+        raise Unreadable("the head read holds no pixel data to skip")
     return meta
 
 
@@ -148,6 +169,7 @@ class _Reader:
     def __init__(self, data: bytes | mmap.mmap, implicit: bool, little: bool,
                  selection: Selection):
         self.data, self.implicit, self.selection = data, implicit, selection
+        self.tail: Callable[[int], bytes] | None = None
         order = "<" if little else ">"
         self.tag_len = struct.Struct(order + "HHL")
         self.short = struct.Struct(order + "HH2sH")
@@ -204,6 +226,11 @@ class _Reader:
                 at = self._skip_fragments(at)
                 continue
             if at + length > end:
+                if self.tail is not None and depth == 0 and tag in PIXEL_DATA:
+                    # Only the head was read: go on with what follows the pixels.
+                    data = self.data = data[:at] + self.tail(at + length)
+                    end, self.tail = len(data), None
+                    continue
                 raise Unreadable("a value runs past the end of its data set")
             if tag == CHARSET:
                 encodings = _encodings(data[at:at + length])

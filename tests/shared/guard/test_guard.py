@@ -355,3 +355,25 @@ def test_text_written_where_the_dictionary_has_a_number_is_read_as_text(tmp_path
     out = output_of(source)
     out.add(DataElement(0x00280010, "LO", "DOE JOHN"))  # Rows, a US, written as text
     assert findings(tmp_path, source, out) == ["(0028,0010): an original value in free text"]
+
+
+def _large(ds: Dataset) -> Dataset:
+    ds.Rows = ds.Columns = 512
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.PixelData = bytes(512 * 512 * 2)
+    return ds
+
+
+@pytest.mark.parametrize("header_bytes", [0, 300_000])
+def test_what_follows_large_pixel_data_is_read(tmp_path: Path, header_bytes: int) -> None:
+    """The guard reads a large file's header and what follows its pixels, not
+    the pixels; a header longer than it first reads is read whole."""
+    source = original()
+    out = _large(output_of(source))
+    if header_bytes:
+        out.private_block(0x0019, "ACME BLOB", create=True).add_new(0x01, "OB",
+                                                                    bytes(header_bytes))
+    out.add(DataElement(0x7FE10010, "LO", "DOE JOHN"))  # private, after the pixel data
+    assert findings(tmp_path, source, out) == ["(7FE1,0010): an original value in free text"]
+    assert (tmp_path / "output.dcm").stat().st_size > 500_000
