@@ -98,16 +98,28 @@ class Element:
         return [part.strip() for part in text.split("\\") if part.strip()]
 
 
-@lru_cache(maxsize=4096)
 def meaning_vr(tag: int, written: str) -> str:
     """The dictionary's VR for a public tag; the file's for a private one."""
-    if tag >> 16 & 1:
-        return "LO" if tag & 0xFF00 == 0 and tag & 0xFF >= 0x10 else written
-    try:
-        vr = dictionary_VR(tag)
-    except KeyError:
-        return written
-    return vr if " or " not in vr else written
+    return _dictionary_vr(tag) or written
+
+
+_BY_TAG: dict[int, str] = {}  # tag -> the dictionary's VR, "" where the file's counts
+
+
+def _dictionary_vr(tag: int) -> str:
+    found = _BY_TAG.get(tag)
+    if found is None:
+        if tag >> 16 & 1:
+            found = "LO" if tag & 0xFF00 == 0 and tag & 0xFF >= 0x10 else ""
+        else:
+            try:
+                found = dictionary_VR(tag)
+            except KeyError:
+                found = ""
+            found = "" if " or " in found else found
+        if len(_BY_TAG) < 65536:  # private tags are many; the dictionary is not
+            _BY_TAG[tag] = found
+    return found
 
 
 def read_elements(path: Path, selection: Selection = EVERYTHING) -> list[Element]:
@@ -183,7 +195,7 @@ class _Reader:
         if depth > MAX_DEPTH:
             raise Unreadable("sequences nested deeper than the guard reads")
         encodings = encodings or ("iso8859",)
-        data, implicit, append = self.data, self.implicit, out.append
+        data, implicit, append, by_tag = self.data, self.implicit, out.append, _BY_TAG
         skip_vrs, tags, always_vrs = (self.selection.skip_vrs, self.selection.tags,
                                       self.selection.always_vrs)
         tag_len, short, long_len = (self.tag_len.unpack_from, self.short.unpack_from,
@@ -191,7 +203,10 @@ class _Reader:
         while at < end:
             if at + 8 > end:
                 raise Unreadable("an element header runs past the end")
-            high, low, length = tag_len(data, at)
+            if implicit:
+                high, low, length = tag_len(data, at)
+            else:  # one unpack: tag, VR and the short length
+                high, low, code, length = short(data, at)
             tag = high << 16 | low
             if group is not None and high != group:
                 return at
@@ -204,7 +219,6 @@ class _Reader:
                 vr = "UN"
                 at += 8
             else:
-                code, length = short(data, at)[2:]
                 vr = SHORT_NAMES.get(code, "")
                 if vr:
                     at += 8
@@ -216,7 +230,8 @@ class _Reader:
                         raise Unreadable("an element header runs past the end")
                     length = long_len(data, at + 8)[0]
                     at += 12
-            meaning = meaning_vr(tag, vr)
+            meaning = by_tag.get(tag)
+            meaning = (_dictionary_vr(tag) if meaning is None else meaning) or vr
             if vr == "SQ" or (meaning == "SQ" and (length == UNDEFINED or vr == "UN")) or (
                     length == UNDEFINED and tag not in PIXEL_DATA):
                 at = self._sequence(at, length, f"{prefix}({high:04X},{low:04X})", encodings,
