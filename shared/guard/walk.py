@@ -41,7 +41,7 @@ NUMBERS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "AT", "OF", "OD", "OL",
 WRITTEN_AS_TEXT = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH",
                              "ST", "TM", "UC", "UI", "UR", "UT"})
 BULK_LIMIT = 4096
-HEAD_BYTES = 128 << 10  # read first; a header longer than this is read whole
+HEAD_BYTES = 64 << 10  # read first; a header longer than this is read whole
 RAW_VRS = frozenset({"UN", "OB", "OW", "SQ"})  # no text VR known: read as bytes
 SINGLE_VALUED = RAW_VRS | {"LT", "ST", "UT", "UR"}  # a backslash there is text
 PN_DELIMITERS = {0x5E, 0x3D}  # a longer binary value of no known text VR is data, not text
