@@ -41,7 +41,9 @@ NUMBERS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "AT", "OF", "OD", "OL",
 WRITTEN_AS_TEXT = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH",
                              "ST", "TM", "UC", "UI", "UR", "UT"})
 BULK_LIMIT = 4096
-HEAD_BYTES = 64 << 10  # read first; a header longer than this is read whole
+# Read first, in turn; a header longer than the last is read whole. Most
+# headers fit the first: reading more costs more than walking it.
+HEAD_BYTES = (16 << 10, 256 << 10)
 RAW_VRS = frozenset({"UN", "OB", "OW", "SQ"})  # no text VR known: read as bytes
 SINGLE_VALUED = RAW_VRS | {"LT", "ST", "UT", "UR"}  # a backslash there is text
 PN_DELIMITERS = {0x5E, 0x3D}  # a longer binary value of no known text VR is data, not text
@@ -124,23 +126,27 @@ def _dictionary_vr(tag: int) -> str:
 
 def read_elements(path: Path, selection: Selection = EVERYTHING) -> list[Element]:
     """Every element of the file at `path` (that `selection` keeps), meta first,
-    in file order. Read as the header, then what follows the pixel data: the
-    pixels are never read. A header longer than HEAD_BYTES, encapsulated or
-    deflated data, and damage are read again from a mapping of the whole file."""
-    with path.open("rb") as handle:
-        descriptor = handle.fileno()
+    in file order. Read as its head, then what follows the pixel data: the
+    pixels are never read. A header longer than the heads tried, encapsulated
+    or deflated data, and damage are read again from a mapping of the whole
+    file, which then decides."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
         size = os.fstat(descriptor).st_size
         if size == 0:
             raise Unreadable("empty file")
-        if size <= HEAD_BYTES:
-            return parse(handle.read(), selection)
-        try:
-            return parse(handle.read(HEAD_BYTES), selection,
-                         lambda offset: os.pread(descriptor, size - offset, offset))
-        except Unreadable:
-            pass  # not within the head and the tail: the whole file decides
+        for head in HEAD_BYTES:
+            if size <= head:
+                return parse(os.pread(descriptor, size, 0), selection)
+            try:
+                return parse(os.pread(descriptor, head, 0), selection,
+                             lambda offset: os.pread(descriptor, size - offset, offset))
+            except Unreadable:
+                continue  # not within this head and the tail: a larger one
         with mmap.mmap(descriptor, 0, access=mmap.ACCESS_READ) as data:
             return parse(data, selection)
+    finally:
+        os.close(descriptor)
 
 
 def parse(data: bytes | mmap.mmap, selection: Selection = EVERYTHING,

@@ -37,7 +37,7 @@ NOT_IDENTIFYING = [
     "1.2.840.10008.5.1.4.1.1.2", "Protocol version 2024", "T2 FLAIR 3D", "512 x 512",
     "CT Thorax mit KM", "Tomografía de tórax", "胸部CT平扫", "두부 CT", "頭部単純CT",
     "May be repeated", "Dose 1200 mGy.cm", "Window 400/40", "Mars protocol 3",
-    "Series 2024-A", "Kernel B30f", "left 1/2 of the field",
+    "Series 2024-A", "Kernel B30f", "left 1/2 of the field", "2.5 May 120",
 ]
 
 
