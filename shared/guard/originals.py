@@ -100,14 +100,9 @@ class Originals:
         vr = element.vr
         if vr in ("UN", "OB", "OW", "SQ") and len(element.value) > BULK_LIMIT:
             return
-        if vr == "PN":
-            for text in element.texts():
-                self.add_name(text)
-        elif vr == "UI":
-            self._add_uids(element.texts(), identifying)
-        elif vr in DATE_VRS:
-            self._add_dates(element.texts(), identifying, kept)
-        elif vr in CODE_VRS or element.tag in self.rules.coded_tags \
+        if self._add_typed(element, identifying, kept):
+            return
+        if vr in CODE_VRS or element.tag in self.rules.coded_tags \
                 or element.tag in self.rules.vocabulary_tags:
             for text in element.texts():
                 self.vocabulary.update(words(text))
@@ -119,16 +114,24 @@ class Originals:
         elif kept:
             self.kept_values.update(fold(t) for t in element.texts())
 
-    def _add_private(self, element: Element) -> None:
+    def _add_typed(self, element: Element, identifying: bool, kept: bool) -> bool:
+        """Names, UIDs and dates, wherever they are; False for other VRs."""
         vr = element.vr
         if vr == "PN":
             for text in element.texts():
                 self.add_name(text)
         elif vr == "UI":
-            self._add_uids(element.texts(), True)
+            self._add_uids(element.texts(), identifying)
         elif vr in DATE_VRS:
-            self._add_dates(element.texts(), True, False)
-        elif len(element.value) <= self.rules.max_value_length:
+            self._add_dates(element.texts(), identifying, kept)
+        else:
+            return False
+        return True
+
+    def _add_private(self, element: Element) -> None:
+        if self._add_typed(element, True, False):
+            return
+        if len(element.value) <= self.rules.max_value_length:
             # A private text identifies when it looks like an ID: free of
             # a dictionary, the guard cannot tell a name from a parameter.
             self._add_values([t for t in element.texts() if _DIGIT.search(t)
