@@ -143,10 +143,17 @@ def _check(element: Element, matchers: Matchers, rules: Rules) -> str | None:
         return _search(element, matchers.codes, "an original value in a code", matchers)
     if vr in rules.text_vrs or private or vr in BINARY_VRS:
         found = _search(element, matchers.text, "an original value in free text", matchers)
-        if found is None and (vr in rules.text_vrs):
+        if found is None and vr in rules.text_vrs and not _kept_by_option(tag, matchers):
             found = _detect(element, rules, matchers.dates_in_text)
         return found
     return None
+
+
+def _kept_by_option(tag: int, matchers: Matchers) -> bool:
+    """An attribute an option keeps (a device serial number under rtnDevIdOpt)
+    is the privacy officer's choice: its patterns are not the guard's to judge."""
+    attribute = matchers.originals.rules.attribute(tag)
+    return attribute is not None and bool(attribute.keep & matchers.originals.options)
 
 
 def _search(element: Element, pattern: re.Pattern[str] | None, reason: str,

@@ -377,3 +377,12 @@ def test_what_follows_large_pixel_data_is_read(tmp_path: Path, header_bytes: int
     out.add(DataElement(0x7FE10010, "LO", "DOE JOHN"))  # private, after the pixel data
     assert findings(tmp_path, source, out) == ["(7FE1,0010): an original value in free text"]
     assert (tmp_path / "output.dcm").stat().st_size > 500_000
+
+
+def test_an_attribute_an_option_keeps_is_not_judged_by_the_detectors(tmp_path: Path) -> None:
+    source = original(DeviceSerialNumber="123456789", StationName="CT-555-0199")
+    out = output_of(source, DeviceSerialNumber="123456789", StationName="CT-555-0199")
+    assert findings(tmp_path, source, out, frozenset({"rtnDevIdOpt"})) == []
+    assert findings(tmp_path, source, out) == [
+        "(0008,1010): an original value in free text",
+        "(0018,1000): an original value in free text"]
