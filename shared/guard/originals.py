@@ -184,4 +184,4 @@ class Originals:
     def secret_dates(self) -> set[str]:
         """Identifying dates that no option shows in the clear anyway (a newborn
         imaged on its birth date, with full dates kept)."""
-        return self.dates - self.kept_dates
+        return self.dates - self.kept_dates - self.rules.placeholder_dates

@@ -36,6 +36,7 @@ class Rules:
     unbounded_min: int
     substring_min: int
     placeholders: frozenset[str]
+    placeholder_dates: frozenset[str]
     name_particles: frozenset[str]
     registry_roots: tuple[str, ...]
     minted_root: str
@@ -93,6 +94,7 @@ def _build(rules: dict[str, Any], table: dict[str, dict[str, Any]]) -> Rules:
         word_min=names["word_min"], short_word_min=names["short_word_min"],
         unbounded_min=names["unbounded_min"], substring_min=rules["substring_min"],
         placeholders=frozenset(fold(p) for p in rules["placeholders"]),
+        placeholder_dates=frozenset(str(d) for d in rules["placeholder_dates"]),
         name_particles=frozenset(fold(p) for p in rules["name_particles"]),
         registry_roots=tuple(uids["registry_roots"]), minted_root=uids["minted_root"],
         relay_uids=frozenset(uids["relay_uids"]),

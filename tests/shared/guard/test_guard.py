@@ -236,9 +236,10 @@ def test_an_output_the_guard_cannot_read_fails(tmp_path: Path) -> None:
 
 # What must not be taken for a leak.
 def test_input_already_anonymized_does_not_match_the_relays_dummy(tmp_path: Path) -> None:
-    source = original("ANONYMIZED", PatientID="ANONYMIZED", InstitutionName="ANONYMIZED")
+    source = original("ANONYMIZED", PatientID="ANONYMIZED", InstitutionName="ANONYMIZED",
+                      ContentDate="19000101", PatientBirthDate="19000101")
     out = output_of(source, PatientName="ANONYMIZED", ReferringPhysicianName="ANONYMIZED",
-                    InstitutionName="ANONYMIZED")
+                    InstitutionName="ANONYMIZED", ContentDate="19000101")
     assert findings(tmp_path, source, out) == []
 
 
