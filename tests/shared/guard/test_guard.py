@@ -15,6 +15,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import (
     BasicTextSRStorage,
     CTImageStorage,
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     generate_uid,
@@ -387,3 +388,13 @@ def test_an_attribute_an_option_keeps_is_not_judged_by_the_detectors(tmp_path: P
     assert findings(tmp_path, source, out) == [
         "(0008,1010): an original value in free text",
         "(0018,1000): an original value in free text"]
+
+
+def test_a_deflated_output_is_read_inflated(tmp_path: Path) -> None:
+    source = original("Müller^Zoë")
+    guard = SeriesGuard()
+    guard.add_original(save(source, tmp_path / "original.dcm", DeflatedExplicitVRLittleEndian))
+    out = output_of(source, ImageComments="Befund an Frau Zoe Muller")
+    path = save(out, tmp_path / "output.dcm", DeflatedExplicitVRLittleEndian)
+    assert b"Muller" not in path.read_bytes()  # only readable once inflated
+    assert [str(f) for f in guard.check(path)] == ["(0020,4000): an original value in free text"]
