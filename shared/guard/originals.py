@@ -6,7 +6,7 @@ meta) gives up its value unless an option in force keeps it: the value a
 profile keeps in the clear is not a secret of the output. Names are always
 identifying, wherever they are. Private elements give up names, dates, UIDs
 and ID-like values unless safe private attributes are kept. Code strings and
-code meanings of the originals form the series' vocabulary: a name that is
+whole code meanings of the originals form the series' vocabulary: a name that is
 also a word of it ("HEAD", with BodyPartExamined HEAD) is looked for in person
 names only.
 """
@@ -104,9 +104,11 @@ class Originals:
             return
         if vr in CODE_VRS or element.tag in self.rules.coded_tags \
                 or element.tag in self.rules.vocabulary_tags:
+            free_text = element.tag in self.rules.vocabulary_tags
             for text in element.texts():
-                self.vocabulary.update(words(text))
                 self.vocabulary.add(fold(text))
+                if not free_text:  # a meaning gives its whole text, not its words:
+                    self.vocabulary.update(words(text))  # "CT for Smith" is no code
             if identifying and not cleaned and vr not in CODE_VRS:
                 self._add_values(element.texts())
         elif identifying and not cleaned and vr in self.rules.text_vrs | {"UN", "OB", "OW", "SQ"}:

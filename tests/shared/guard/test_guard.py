@@ -398,3 +398,14 @@ def test_a_deflated_output_is_read_inflated(tmp_path: Path) -> None:
     path = save(out, tmp_path / "output.dcm", DeflatedExplicitVRLittleEndian)
     assert b"Muller" not in path.read_bytes()  # only readable once inflated
     assert [str(f) for f in guard.check(path)] == ["(0020,4000): an original value in free text"]
+
+
+def test_a_name_written_into_a_code_meaning_is_not_made_a_code_word(tmp_path: Path) -> None:
+    """The vocabulary takes a code meaning whole: a RIS that wrote the patient's
+    name into one does not make the name an ordinary word."""
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator = "CT01", "99RIS"
+    code.CodeMeaning = "CT chest for Okonkwo"
+    source = original("OKONKWO^ADA", ProcedureCodeSequence=Sequence([code]))
+    out = output_of(source, ImageComments="Okonkwo tolerated the scan")
+    assert findings(tmp_path, source, out) == ["(0020,4000): an original value in free text"]
