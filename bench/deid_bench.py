@@ -4,9 +4,12 @@
   (b) the relay, per instance as the deid service does it: read_header,
       deidentify (with the originals of the instances before), write_deidentified
       (pixels copied as bytes);
-  (b+) the whole deid stage: (b), then the leak guard as the service runs it,
-      every output read back from disk (read_header) and searched (find_leaks)
-      for every original of the series;
+  (b+) (b), then the leak guard of the profile's own originals, every output
+      read back from disk (read_header) and searched (find_leaks) for every
+      original of the series;
+  (b++) the whole deid stage as the service runs it: (b+), then the
+      independent guard (relay_shared.guard) reads every original and every
+      output itself and runs its detectors;
   (c) GDCM's gdcmanon (PS3.15 basic profile, -e with a throw-away certificate),
       when installed (Debian package libgdcm-tools).
 
@@ -37,6 +40,9 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from relay_shared.deid import DeidConfig, IdentifyingValues, Pseudonymizer, deidentify, find_leaks
 from relay_shared.deid.streamcopy import read_header, write_deidentified
+from relay_shared.guard import SeriesGuard, patterns_in
+from relay_shared.guard.rules import default_rules
+from relay_shared.guard.walk import read_elements
 
 STUDY_UID = "1.2.826.0.1.3680043.8.498.11112222333344445555"
 SERIES_UID = "1.2.826.0.1.3680043.8.498.11112222333344445556"
@@ -189,7 +195,7 @@ def run_pydicom(paths: list[Path], out: Path) -> None:
         dcmread(path).save_as(out / path.name)
 
 
-def relay_runner(guard: bool) -> Callable[[list[Path], Path], None]:
+def relay_runner(guard: bool, independent: bool = False) -> Callable[[list[Path], Path], None]:
     """The calls services/deid/handlers.py makes, in its order."""
     pseudo = Pseudonymizer(b"benchmark-secret-0123456789", key_id="bench")
     config = DeidConfig()
@@ -211,8 +217,48 @@ def relay_runner(guard: bool) -> Callable[[list[Path], Path], None]:
             for path in paths:
                 if find_leaks(read_header(out / path.name), originals):
                     raise SystemExit(f"leak in {path.name}")
+        if independent:
+            assert ids is not None
+            check_independently(paths, out, config.options, ids.date_shift_days)
 
     return run
+
+
+def check_independently(paths: list[Path], out: Path, options: frozenset[str], shift: int,
+                        guard: SeriesGuard | None = None) -> None:
+    """As services/deid/guarding.py: every original, then every output."""
+    guard = guard or SeriesGuard(options, shift)
+    for path in paths:
+        guard.add_original(path)
+    for path in paths:
+        if guard.check(out / path.name):
+            raise SystemExit(f"the guard fails {path.name}")
+
+
+def guard_costs(paths: list[Path], out: Path) -> dict[str, float]:
+    """Milliseconds per instance of the independent guard's parts, on outputs
+    already written: reading the originals, checking the outputs (each
+    distinct value judged once per series), and the detectors alone run on
+    every free-text value of every output, as if no value repeated."""
+    rules = default_rules()
+    guard = SeriesGuard(rules=rules)
+    start = time.perf_counter()
+    for path in paths:
+        guard.add_original(path)
+    middle = time.perf_counter()
+    for path in paths:
+        guard.check(out / path.name)
+    end = time.perf_counter()
+    texts = [[text for element in read_elements(out / path.name)
+              if element.vr in rules.text_vrs for text in element.texts()] for path in paths]
+    detecting = time.perf_counter()
+    for output in texts:
+        for text in output:
+            patterns_in(text, rules)
+    detected = time.perf_counter()
+    return {"originals read": (middle - start) / len(paths) * 1000,
+            "outputs checked": (end - middle) / len(paths) * 1000,
+            "detectors, uncached": (detected - detecting) / len(paths) * 1000}
 
 
 def gdcmanon_runner(workdir: Path) -> Callable[[list[Path], Path], None] | None:
@@ -273,7 +319,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the generated files and outputs here")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per tool")
     parser.add_argument("--memory", action="store_true",
-                        help="also run (b+) once, untimed, under tracemalloc: peak Python memory")
+                        help="also run (b++) once, untimed, under tracemalloc: peak Python memory")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})  # gdcmanon inherits it
@@ -293,11 +339,12 @@ def report(work: Path, count: int, rounds: int, memory: bool = False) -> None:
           f"one core, python {sys.version.split()[0]}, median of {rounds} round(s)")
     runners = {"(a) pydicom read+write": run_pydicom,
                "(b) relay deid + stream copy": relay_runner(guard=False),
-               "(b+) relay, + leak guard read-back": relay_runner(guard=True)}
+               "(b+) relay, + leak guard read-back": relay_runner(guard=True),
+               "(b++) relay, + independent guard": relay_runner(guard=True, independent=True)}
     gdcm = gdcmanon_runner(work)
     if gdcm is not None:
         runners["(c) gdcmanon -e"] = gdcm
-    relay_runner(guard=True)(paths[:10], _fresh(work / "warmup"))
+    relay_runner(guard=True, independent=True)(paths[:10], _fresh(work / "warmup"))
     rates = measure(runners, paths, work, rounds)
     leftover = {name: values_left(work / f"out{i}") for i, name in enumerate(runners)}
     base = rates["(a) pydicom read+write"]
@@ -311,9 +358,13 @@ def report(work: Path, count: int, rounds: int, memory: bool = False) -> None:
     for name, left in leftover.items():
         if left and not name.startswith("(a)"):
             print(f"{name} left: {', '.join(sorted(PLANTED[v] for v in left))}")
+    relay_out = work / f"out{list(runners).index('(b++) relay, + independent guard')}"
+    costs = guard_costs(paths, relay_out)
+    print("independent guard, ms per instance: " + ", ".join(
+        f"{name} {value:.3f}" for name, value in costs.items()))
     if memory:
-        peak = peak_memory(relay_runner(guard=True), paths, work / "memory")
-        print(f"(b+) peak Python memory over the {count}-instance series: {peak / 2**20:.1f} MB "
+        peak = peak_memory(relay_runner(guard=True, independent=True), paths, work / "memory")
+        print(f"(b++) peak Python memory over the {count}-instance series: {peak / 2**20:.1f} MB "
               f"(tracemalloc; pixel data is copied by the kernel, never held)")
 
 

@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     # Keys that encrypt the original identity kept for the admin's mapping.
     identifier_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # The guard's own national-ID patterns, added to the built-in ones: a JSON object
+    # of name to regular expression over lower-cased text, checked at start.
+    guard_id_patterns: dict[str, str] = Field(default_factory=dict)
+
     # Burned-in text: an operator's region rules file (extends the built-in one, checked
     # at start), the OCR gate on images that may hold text, the modalities it skips, and
     # whether any legible text holds an image (else only text matching an original value).

@@ -14,6 +14,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from relay_deid.guarding import guard_findings
 from relay_deid.identifiers import IdentifiersSource, LocalIdentifiers
 from relay_shared import series_lock
 from relay_shared.db import record_event, session_scope
@@ -28,6 +29,7 @@ from relay_shared.deid import (
     merge_audits,
 )
 from relay_shared.deid.streamcopy import read_header, write_deidentified
+from relay_shared.guard import Rules as GuardRules
 from relay_shared.metrics import INSTANCES_DEIDENTIFIED, INSTANCES_FAILED
 from relay_shared.models import Image, Series, SeriesIdentifiers, Stage, Status, Study, utcnow
 from relay_shared.outbox import enqueue
@@ -54,6 +56,7 @@ class DeidContext:
     vault: IdentifierVault | None = None
     identifiers: IdentifiersSource | None = None
     pixels: PixelPolicy = field(default_factory=PixelPolicy)
+    guard_rules: GuardRules | None = None  # None: the built-in rules
 
     def source(self) -> IdentifiersSource:
         return self.identifiers or LocalIdentifiers(self.pseudonymizer)
@@ -80,6 +83,8 @@ def _deidentify_series(ctx: DeidContext, series_id: int) -> None:
         _hold(ctx, series_id, str(exc))
         return
     leaks = _leak_check(ctx, series_id, originals, results)
+    leaks += guard_findings(ctx.store, series_id, results, ctx.config.options,
+                            ids.date_shift_days, ctx.guard_rules)
     if leaks:
         _quarantine_leaking(ctx, series_id, pending, leaks)
         return

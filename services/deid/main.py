@@ -9,6 +9,7 @@ from relay_deid.identifiers import RemoteIdentifiers
 from relay_deid.projects import ProjectContexts
 from relay_shared import tlsconfig
 from relay_shared.deid import DeidConfig
+from relay_shared.guard import load_rules
 from relay_shared.models import Stage
 from relay_shared.pixels import PixelPolicy
 from relay_shared.runtime import Runtime, consume_until_stopped
@@ -32,7 +33,8 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
                                       else None)
     ctx = DeidContext(rt.engine, rt.store, rt.pseudonymizer, config, rt.settings.send_queue,
                       rt.vault, _identifiers_source(rt.settings),
-                      PixelPolicy.from_settings(rt.settings))
+                      PixelPolicy.from_settings(rt.settings),
+                      load_rules(rt.settings.guard_id_patterns))
     contexts = ProjectContexts(ctx, rt.projects, rt.settings)
     await consume_until_stopped(rt, stop, rt.settings.deid_queue, contexts.deidentify,
                                 Stage.DEID)

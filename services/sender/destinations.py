@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,27 @@ class DestinationError(RelayError):
     code = "destination"
 
 
+# PS3.5 9.1: components of digits without leading zeros, at most 64 characters.
+# Paths, object names and URLs are built from values that pass this only, so a
+# value read from a file can never nest, escape or rewrite a request.
+_UID = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*")
+NOT_A_UID = "a UID of this image is not a valid UID: it cannot name a path or object"
+
+
+class UnsafeName(DestinationError):
+    """A value that would name a path, object or URL is not a UID."""
+
+
+def valid_uid(value: str) -> bool:
+    return len(value) <= 64 and _UID.fullmatch(value) is not None
+
+
+def checked_uid(value: str) -> str:
+    if not valid_uid(value):
+        raise UnsafeName(NOT_A_UID)
+    return value
+
+
 class Destination(Protocol):
     name: str
     # True: every send carries the whole series, even on a retry after some of its
@@ -55,8 +77,11 @@ class FolderDestination:
         self._root = root
 
     def _path(self, series: OutgoingSeries, sop_uid: str) -> Path:
-        return self._root / series.study_instance_uid / series.series_instance_uid / \
-            f"{sop_uid}.dcm"
+        path = self._root / checked_uid(series.study_instance_uid) / \
+            checked_uid(series.series_instance_uid) / f"{checked_uid(sop_uid)}.dcm"
+        if not path.resolve().is_relative_to(self._root.resolve()):
+            raise UnsafeName("an outbox path would leave the outbox")
+        return path
 
     def send(self, series: OutgoingSeries) -> None:
         for instance in series.instances:

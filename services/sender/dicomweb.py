@@ -14,7 +14,12 @@ from collections.abc import Iterator
 
 import httpx
 
-from relay_sender.destinations import DestinationError, OutgoingInstance, OutgoingSeries
+from relay_sender.destinations import (
+    DestinationError,
+    OutgoingInstance,
+    OutgoingSeries,
+    checked_uid,
+)
 from relay_sender.webauth import BearerToken, ClientCredentials
 from relay_shared.tlsconfig import http_failure
 
@@ -80,7 +85,8 @@ class DicomWebDestination:
         content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
         try:
             response = self._client.post(
-                f"/studies/{series.study_instance_uid}", content=multipart(batch, boundary),
+                f"/studies/{checked_uid(series.study_instance_uid)}",
+                content=multipart(batch, boundary),
                 headers={"Content-Type": content_type, "Accept": DICOM_JSON})
         except httpx.HTTPError as exc:
             raise DestinationError(http_failure("dicomweb", exc)) from exc
@@ -97,7 +103,8 @@ class DicomWebDestination:
         return {i.sop_instance_uid for i in series.instances} - self.held(series)
 
     def held(self, series: OutgoingSeries) -> set[str]:
-        path = (f"/studies/{series.study_instance_uid}/series/{series.series_instance_uid}"
+        path = (f"/studies/{checked_uid(series.study_instance_uid)}"
+                f"/series/{checked_uid(series.series_instance_uid)}"
                 "/instances")
         held: set[str] = set()
         offset = 0

@@ -16,10 +16,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from relay_sender.destinations import (
+    NOT_A_UID,
     Destination,
     DestinationError,
     OutgoingInstance,
     OutgoingSeries,
+    valid_uid,
 )
 from relay_shared import series_lock
 from relay_shared.db import record_event, session_scope
@@ -57,6 +59,9 @@ def _send_series(ctx: SendContext, series_id: int) -> None:
                 Status.SENT if already_sent else Status.DONEPROCESSING))))
     if not already_sent:
         outgoing = _outgoing(ctx, series_id, images)
+        if not outgoing.instances:
+            _mark_failed(ctx, series_id, NOT_A_UID)
+            return
         for destination in ctx.destinations:
             _deliver_unconfirmed(ctx, destination, outgoing)
         _mark(ctx, series_id, Status.SENT, f"{len(images)} image(s) confirmed at "
@@ -67,16 +72,45 @@ def _send_series(ctx: SendContext, series_id: int) -> None:
 
 
 def _outgoing(ctx: SendContext, series_id: int, images: list[Image]) -> OutgoingSeries:
+    """The images to send; one whose UIDs could not name a path, object or URL
+    fails here, with a fixed reason, and the rest go on."""
     instances = []
+    refused = []
     study_uid = series_uid = ""
     for image in images:
         assert image.id is not None
         path = ctx.store.deidentified(series_id, image.id)
         header = dcmread(path, stop_before_pixels=True, specific_tags=[
             "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"])
-        study_uid, series_uid = str(header.StudyInstanceUID), str(header.SeriesInstanceUID)
-        instances.append(OutgoingInstance(image.id, str(header.SOPInstanceUID), path))
+        uids = [str(header.get(k, "")) for k in
+                ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
+        if not all(valid_uid(uid) for uid in uids):
+            refused.append(image.id)
+            continue
+        study_uid, series_uid = uids[0], uids[1]
+        instances.append(OutgoingInstance(image.id, uids[2], path))
+    if refused:
+        _fail_images(ctx, series_id, refused, NOT_A_UID)
     return OutgoingSeries(series_id, study_uid, series_uid, instances)
+
+
+def _fail_images(ctx: SendContext, series_id: int, image_ids: list[int], reason: str) -> None:
+    with session_scope(ctx.engine) as session:
+        for image_id in image_ids:
+            image = session.get(Image, image_id)
+            assert image is not None
+            image.status, image.reason, image.updated_at = Status.FAILED, reason, utcnow()
+        record_event(session, series_id, SERVICE, "refused", f"{len(image_ids)} image(s): {reason}")
+    log.error("images refused before sending", extra={"series_id": series_id,
+                                                      "images": len(image_ids)})
+
+
+def _mark_failed(ctx: SendContext, series_id: int, reason: str) -> None:
+    with session_scope(ctx.engine) as session:
+        series = session.get(Series, series_id)
+        assert series is not None
+        series.status, series.error, series.updated_at = Status.FAILED, reason, utcnow()
+        record_event(session, series_id, SERVICE, "failed", reason)
 
 
 def _deliver_unconfirmed(ctx: SendContext, destination: Destination,

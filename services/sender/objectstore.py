@@ -29,7 +29,7 @@ from pydicom.multival import MultiValue
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from relay_sender.destinations import OutgoingSeries
+from relay_sender.destinations import OutgoingSeries, checked_uid
 from relay_sender.nifti import NotAVolume, to_volume
 from relay_shared.db import record_event, session_scope
 from relay_shared.models import SeriesMetadata, utcnow
@@ -94,7 +94,7 @@ class ObjectStoreDestination(ABC):
         header = dcmread(series.instances[0].path, stop_before_pixels=True,
                          specific_tags=["PatientID"])
         parts = [self._prefix, safe_part(str(header.get("PatientID") or "")),
-                 series.study_instance_uid, series.series_instance_uid]
+                 checked_uid(series.study_instance_uid), checked_uid(series.series_instance_uid)]
         return "/".join(part for part in parts if part) + "/"
 
     def send(self, series: OutgoingSeries) -> None:
@@ -133,7 +133,7 @@ class ObjectStoreDestination(ABC):
                     listed: Mapping[str, Any]) -> None:
         def one(instance_index: int) -> None:
             instance = series.instances[instance_index]
-            self._put(Upload(f"{base}{instance.sop_instance_uid}.dcm", instance.path,
+            self._put(Upload(f"{base}{checked_uid(instance.sop_instance_uid)}.dcm", instance.path,
                              "application/dicom"), listed)
 
         with ThreadPoolExecutor(UPLOAD_THREADS) as pool:

@@ -128,3 +128,26 @@ def test_the_same_patient_gets_the_same_pseudonym_in_two_studies(tmp_path: Path,
         output = next((ctx.store.series_dir(series_id) / "deidentified").iterdir())
         ids.append(dcmread(output).PatientID)
     assert ids[0] == ids[1] != "MRN-5"
+
+
+def test_the_guard_quarantines_what_the_profiles_own_originals_miss(tmp_path: Path) -> None:
+    """A kept ImageComments holds a telephone number and the patient's name in
+    Korean: neither is an original value the profile collected (the name is
+    stored in Latin letters with its Hangul form as the ideographic group)."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text('version: "keeps comments"\nattributes:\n  ImageComments: keep\n')
+    ctx = _context(tmp_path, DeidConfig.from_settings(["rtnLongModifDatesOpt"], str(recipe)))
+    spec = SeriesSpec(Patient("MRN-6", "Kim^Minjun=김^민준"), instances=2)
+    write_series(spec, tmp_path / "src")
+    for path in sorted((tmp_path / "src").iterdir()):
+        ds = dcmread(path)
+        ds.SpecificCharacterSet = "ISO_IR 192"
+        ds.ImageComments = "보호자 연락처 +82 2 312 3456, 김민준 환자"
+        ds.save_as(path)
+    series_id = _ingest(ctx, tmp_path / "src")
+    deidentify_series(ctx, series_id)
+    series = _series(ctx, series_id)
+    assert series.status is Status.QUARANTINED
+    assert "guard: (0020,4000)" in (series.error or "")
+    assert "+82" not in (series.error or "") and "김" not in (series.error or "")
+    assert _statuses(ctx) == [Status.QUARANTINED] * 2

@@ -1,0 +1,45 @@
+"""Text as the guard compares it: normalised, case-folded, split by script."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Scripts written without spaces between words: Han, kana, Hangul, Thai, Lao,
+# Khmer, Myanmar. A name there is a run of characters inside other text.
+_UNBOUNDED = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u3040-\u30ff\u3130-\u318f"
+    "\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff\U00020000-\U0003134f]")
+# PN separates components with ^, groups (alphabetic, ideographic, phonetic)
+# with =; people write names with spaces, commas and hyphens.
+_NAME_PARTS = re.compile(r"[\^=\s,.;/\\()\"'-]+")
+
+
+# Accents of the Latin, Greek and Cyrillic scripts: "Muller" in a report
+# gives away "Müller" as well. Marks of other scripts (kana voicing) stay.
+_ACCENTS = re.compile("[\u0300-\u036f]")
+
+
+def fold(text: str) -> str:
+    """NFKC, full case folding, accents dropped: "Weiß" and "WEISS" are both
+    "weiss", "Zoë" is "zoe", full-width letters are the letters, the Turkish
+    dotless i is an i."""
+    if text.isascii():
+        return text.lower()
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
+    return unicodedata.normalize("NFC", _ACCENTS.sub("", folded)).replace("\u0131", "i")
+
+
+def unbounded(text: str) -> bool:
+    """Whether `text` is in a script without word boundaries."""
+    return _UNBOUNDED.search(text) is not None
+
+
+def name_components(name: str) -> list[str]:
+    """The folded components of a person's name, every group of a PN."""
+    return [part for part in _NAME_PARTS.split(fold(name)) if part]
+
+
+def words(text: str) -> list[str]:
+    """The folded words of a text (letters and digits), for the code vocabulary."""
+    return [w for w in re.split(r"[^\w]+|_", fold(text)) if w]
