@@ -15,7 +15,7 @@ from relay_sender.gcs import GcsDestination, make_client
 from relay_sender.handlers import SendContext
 from relay_sender.orthanc import OrthancDestination
 from relay_sender.projects import ProjectSenders, dispatch_studies
-from relay_sender.s3 import S3Destination
+from relay_sender.s3 import S3Destination, s3_verify
 from relay_shared import tlsconfig
 from relay_shared.models import Stage
 from relay_shared.runtime import Runtime, consume_until_stopped
@@ -81,14 +81,13 @@ def committed_dicom_destination(settings: Settings) -> CommittedDicomDestination
 
 def s3_destination(settings: Settings, engine: Engine | None) -> S3Destination:
     assert settings.s3_bucket is not None
-    verify: bool | str = settings.tls_verify and (str(settings.tls_ca_bundle)
-                                                  if settings.tls_ca_bundle else True)
     return S3Destination(settings.s3_bucket, settings.s3_prefix, region=settings.s3_region,
                          endpoint=settings.s3_endpoint,
                          access_key_id=_revealed(settings.s3_access_key_id),
                          secret_access_key=_revealed(settings.s3_secret_access_key),
                          fmt=settings.s3_format, fields=settings.s3_sidecar_fields,
-                         engine=engine, timeout=settings.http_timeout, verify=verify)
+                         engine=engine, timeout=settings.http_timeout,
+                         verify=s3_verify(settings))
 
 
 async def run(rt: Runtime, stop: asyncio.Event) -> None:

@@ -28,12 +28,14 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from relay_sender.commitment import CommittedDicomDestination
 from relay_sender.destinations import Destination, FolderDestination
 from relay_sender.dicomweb import DicomWebDestination
 from relay_sender.dimse import DicomDestination
 from relay_sender.gcs import GcsDestination, make_client
 from relay_sender.handlers import SendContext, send_series
 from relay_sender.orthanc import OrthancDestination
+from relay_sender.s3 import S3Destination, s3_verify
 from relay_shared import tlsconfig
 from relay_shared.db import record_event, session_scope
 from relay_shared.models import Event, Image, Series, Status, utcnow
@@ -45,6 +47,7 @@ from relay_shared.projects import (
     Projects,
     ProjectsRegistry,
 )
+from relay_shared.projects.schema import DicomDestination as DicomConfig
 from relay_shared.settings import GcsFormat, Settings
 
 log = logging.getLogger(__name__)
@@ -65,12 +68,21 @@ def build_named(name: str, config: DestinationConfig, projects: Projects, settin
         built = OrthancDestination(config.url, config.username, secret, settings.http_timeout,
                                    verify=tlsconfig.http_verify(settings))
     elif config.kind == "dicom":
-        built = DicomDestination(config.host, config.port, config.ae_title,
-                                 config.calling_ae_title, config.timeout,
-                                 tlsconfig.dicom_client_factory(settings, config.host))
+        built = _dicom(config, settings)
     elif config.kind == "dicomweb":
-        built = DicomWebDestination(config.url, config.username, secret, settings.http_timeout,
-                                    verify=tlsconfig.http_verify(settings))
+        built = DicomWebDestination(
+            config.url, config.username, secret, settings.http_timeout,
+            verify=tlsconfig.http_verify(settings), token=projects.secret(config.token_env),
+            token_url=config.token_url, client_id=config.client_id,
+            client_secret=projects.secret(config.client_secret_env), scope=config.scope)
+    elif config.kind == "s3":
+        built = S3Destination(
+            config.bucket, config.prefix, region=config.region, endpoint=config.endpoint,
+            access_key_id=projects.secret(config.access_key_id_env),
+            secret_access_key=projects.secret(config.secret_access_key_env),
+            fmt=GcsFormat(config.format),
+            fields=config.sidecar_fields or settings.s3_sidecar_fields,
+            engine=engine, timeout=settings.http_timeout, verify=s3_verify(settings))
     else:
         built = GcsDestination(make_client(settings.gcs_endpoint), config.bucket, config.prefix,
                                GcsFormat(config.format),
@@ -78,6 +90,17 @@ def build_named(name: str, config: DestinationConfig, projects: Projects, settin
                                settings.http_timeout)
     built.name = name  # deliveries are recorded under the destination's own name
     return built
+
+
+def _dicom(config: DicomConfig, settings: Settings) -> DicomDestination:
+    if config.verify == "commitment":
+        return CommittedDicomDestination(
+            config.host, config.port, config.ae_title, config.calling_ae_title, config.timeout,
+            listen_host=settings.dicom_commitment_host,
+            listen_port=settings.dicom_commitment_port,
+            commitment_timeout=settings.dicom_commitment_timeout)
+    return DicomDestination(config.host, config.port, config.ae_title, config.calling_ae_title,
+                            config.timeout, tlsconfig.dicom_client_factory(settings, config.host))
 
 
 @dataclass

@@ -36,7 +36,7 @@ from sqlalchemy.engine import Engine
 
 from relay_sender.destinations import DestinationError
 from relay_sender.objectstore import UPLOAD_THREADS, ObjectStoreDestination, Upload
-from relay_shared.settings import GcsFormat
+from relay_shared.settings import GcsFormat, Settings
 
 MIB = 1024 * 1024
 MULTIPART_THRESHOLD = 16 * MIB
@@ -213,3 +213,10 @@ class S3Destination(ObjectStoreDestination):
     def close(self) -> None:
         self._transfers.shutdown()
         self._client.close()
+
+
+def s3_verify(settings: Settings) -> bool | str:
+    """botocore's `verify`: off, the CA bundle the relay is told to trust, or the system's."""
+    if not settings.tls_verify:
+        return False
+    return str(settings.tls_ca_bundle) if settings.tls_ca_bundle else True

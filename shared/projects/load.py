@@ -124,13 +124,19 @@ def read_secret(name: str, secrets_dir: str | None) -> str | None:
     return None
 
 
+# The keys of a destination that name a secret, whatever its kind.
+SECRET_KEYS = ("password_env", "token_env", "client_secret_env", "access_key_id_env",
+               "secret_access_key_env")
+
+
 def secret_references(file: ProjectsFile) -> list[tuple[Location, str]]:
     """Every `*_env` in the file, with where it is."""
     found: list[tuple[Location, str]] = []
     for name, destination in file.destinations.items():
-        reference = getattr(destination, "password_env", None)
-        if reference:
-            found.append((("destinations", name, "password_env"), reference))
+        for key in SECRET_KEYS:
+            reference = getattr(destination, key, None)
+            if reference:
+                found.append((("destinations", name, key), reference))
     for index, project in enumerate(file.projects):
         if project.deid and project.deid.secret_env:
             found.append((("projects", index, "deid", "secret_env"), project.deid.secret_env))

@@ -164,10 +164,28 @@ class DicomDestination(Strict):
     ae_title: str = Field("ANY-SCP", pattern=AE_TITLE)
     calling_ae_title: str = Field("RELAY", pattern=AE_TITLE)
     timeout: float = Field(30.0, gt=0)
+    # find: C-FIND at IMAGE level; commitment: storage commitment, reported to the
+    # listener of RELAY_DICOM_COMMITMENT_HOST/PORT.
+    verify: Literal["find", "commitment"] = "find"
 
 
 class DicomwebDestination(_HttpAccount):
     kind: Literal["dicomweb"]
+    # One way to sign in: username/password_env, a fixed token, or OAuth2 client credentials.
+    token_env: str | None = Field(None, pattern=ENV_NAME)
+    token_url: str | None = Field(None, pattern=r"^https?://")
+    client_id: str | None = None
+    client_secret_env: str | None = Field(None, pattern=ENV_NAME)
+    scope: str | None = None
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> DicomwebDestination:
+        ways = [way for way in (self.username, self.token_env, self.token_url) if way]
+        if len(ways) > 1:
+            raise ValueError("choose one way to sign in: username, token_env or token_url")
+        if self.token_url and not (self.client_id and self.client_secret_env):
+            raise ValueError("token_url needs client_id and client_secret_env")
+        return self
 
 
 class GcsDestination(Strict):
@@ -185,9 +203,35 @@ class GcsDestination(Strict):
         return value
 
 
+class S3Destination(Strict):
+    kind: Literal["s3"]
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    prefix: str = Field("", pattern=r"^[A-Za-z0-9._/-]*$")
+    region: str | None = Field(None, pattern=r"^[a-z0-9-]{1,32}$")
+    endpoint: str | None = Field(None, pattern=r"^https?://")
+    # Without both, the AWS credential chain (environment, shared files, a pod role).
+    access_key_id_env: str | None = Field(None, pattern=ENV_NAME)
+    secret_access_key_env: str | None = Field(None, pattern=ENV_NAME)
+    format: Literal["dicom", "nifti"] = "dicom"
+    sidecar_fields: list[str] | None = None
+
+    @field_validator("sidecar_fields")
+    @classmethod
+    def _keywords(cls, value: list[str] | None) -> list[str] | None:
+        for keyword in value or []:
+            _check_keyword(keyword)
+        return value
+
+    @model_validator(mode="after")
+    def _keys_together(self) -> S3Destination:
+        if (self.access_key_id_env is None) != (self.secret_access_key_env is None):
+            raise ValueError("access_key_id_env and secret_access_key_env go together")
+        return self
+
+
 DestinationConfig = Annotated[
     OutboxDestination | OrthancDestination | DicomDestination | DicomwebDestination
-    | GcsDestination, Field(discriminator="kind")]
+    | GcsDestination | S3Destination, Field(discriminator="kind")]
 
 
 class ProjectsFile(Strict):

@@ -108,3 +108,43 @@ def test_a_study_is_whole_once_nothing_is_before_send_and_it_has_been_stable(
             for image in session.exec(select(Image).where(Image.series_id == series_id)):
                 image.updated_at = utcnow() - timedelta(seconds=120)
     assert study_whole(engine, study_id, "trial", 60)  # the images time it, not the series
+
+
+@pytest.mark.s3
+def test_a_project_sends_to_its_s3_bucket_with_keys_by_reference(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support.s3_server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, MotoS3
+
+    moto = MotoS3(tmp_path / "moto.log", "trial-bucket")
+    try:
+        monkeypatch.setenv("TRIAL_S3_KEY", ACCESS_KEY_ID)
+        monkeypatch.setenv("TRIAL_S3_SECRET", SECRET_ACCESS_KEY)
+        (tmp_path / "projects.yaml").write_text(f"""\
+version: 1
+destinations:
+  bucket:
+    kind: s3
+    bucket: trial-bucket
+    prefix: trial
+    region: {REGION}
+    endpoint: "{moto.url}"
+    access_key_id_env: TRIAL_S3_KEY
+    secret_access_key_env: TRIAL_S3_SECRET
+projects:
+  - name: trial
+    destinations: [bucket]
+""")
+        settings = Settings(data_dir=tmp_path, projects=tmp_path / "projects.yaml")
+        url = f"sqlite:///{tmp_path / 'relay.db'}"
+        upgrade(url)
+        base = SendContext(make_engine(url),
+                           WorkStore(tmp_path / "work", tmp_path / "quarantine"), [])
+        senders = ProjectSenders(base, ProjectsRegistry(settings), settings)
+        series_id = _deidentified_series(senders, "trial")
+        senders.send(series_id)
+        assert len([k for k in moto.objects("trial/") if k.endswith(".dcm")]) == 2
+        with Session(base.engine) as session:
+            assert session.get(Series, series_id).status is Status.DONE  # type: ignore[union-attr]
+            assert {d.destination for d in session.exec(select(Delivery))} == {"bucket"}
+    finally:
+        moto.stop()

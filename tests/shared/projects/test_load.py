@@ -159,3 +159,28 @@ def test_secret_values_never_appear_in_the_representation(tmp_path: Path) -> Non
     projects = load(tmp_path, GOOD)
     assert "lung-secret-0123456789" not in repr(projects)
     assert "orthanc-password" not in repr(projects)
+
+
+def test_a_dicomweb_destination_signs_in_one_way_only(tmp_path: Path) -> None:
+    found = problems(tmp_path, """\
+        version: 1
+        destinations:
+          web: {kind: dicomweb, url: "https://pacs.example/dicom-web", token_url: "https://idp.example/token"}
+        projects:
+          - name: trial
+            destinations: [web]
+        """)
+    assert len(found) == 1 and found[0].startswith("3: ") and "client_id" in found[0]
+
+
+def test_an_s3_destinations_keys_are_secrets_by_reference(tmp_path: Path) -> None:
+    found = problems(tmp_path, """\
+        version: 1
+        destinations:
+          bucket: {kind: s3, bucket: trial-bucket, access_key_id_env: NO_SUCH_KEY, secret_access_key_env: NO_SUCH_SECRET}
+        projects:
+          - name: trial
+            destinations: [bucket]
+        """)
+    assert len(found) == 2 and all(problem.startswith("3: ") for problem in found)
+    assert any("NO_SUCH_KEY" in problem for problem in found)
