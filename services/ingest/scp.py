@@ -39,7 +39,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from relay_ingest import staging
 from relay_ingest.staging import Staging
 from relay_shared import tlsconfig
-from relay_shared.deid import header
+from relay_shared.dicom import header
 from relay_shared.dicomnet import encode_store_responses, tune_connection
 from relay_shared.settings import Settings
 
@@ -147,12 +147,11 @@ def part10_prefix(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: st
 
     The same elements as pynetdicom's ``Event.file_meta``, encoded by the relay's own
     encoder: through pydicom this cost more per instance than writing the file."""
-    meta: dict[int, tuple[str, bytes]] = {tag: ("UI", header.text_bytes("UI", [value], "ascii"))
+    meta: dict[int, tuple[str, bytes]] = {tag: ("UI", header.text_bytes("UI", [value]))
                                           for tag, value in (
         (0x00020002, sop_class_uid), (0x00020003, sop_instance_uid),
         (0x00020010, transfer_syntax), (0x00020012, PYNETDICOM_IMPLEMENTATION_UID))}
-    meta[0x00020013] = ("SH", header.text_bytes("SH", [PYNETDICOM_IMPLEMENTATION_VERSION],
-                                                "ascii"))
+    meta[0x00020013] = ("SH", header.text_bytes("SH", [PYNETDICOM_IMPLEMENTATION_VERSION]))
     return b"\x00" * 128 + b"DICM" + header.encode_meta(meta)
 
 

@@ -28,7 +28,7 @@ from pynetdicom.association import Association
 from pynetdicom.pdu_primitives import P_DATA
 
 from relay_shared import dimse
-from relay_shared.deid import header
+from relay_shared.dicom import header
 
 FRAGMENT_WHEN_UNLIMITED = 1 << 20
 
@@ -54,7 +54,7 @@ def encode_request(path: Path, message_id: int, contexts: dict[tuple[str, str], 
         sop_class, sop_instance, syntax = (
             meta[tag][1].rstrip(b"\x00 ").decode("ascii")
             for tag in (0x00020002, 0x00020003, 0x00020010))
-    except (header.Unsupported, KeyError, UnicodeDecodeError) as exc:
+    except (header.DicomFormatError, KeyError, UnicodeDecodeError) as exc:
         raise StoreError(f"its file meta cannot be read ({exc})") from exc
     context_id = contexts.get((sop_class, syntax))
     if context_id is None:
