@@ -149,15 +149,25 @@ def empty(item: Item, tag: int, run: Run) -> None:
     run.emptied.add(tag)
 
 
-def dummy(item: Item, tag: int, run: Run) -> None:
+def _structural(item: Item, tag: int, run: Run) -> str | None:
+    """A sequence is de-identified at depth and a UID replaced, whatever the
+    action says of the element as a whole: None when done so, else the VR."""
     elem = item[tag]
     vr = run.plan.vr(tag) or elem[0]
     if vr == "SQ" or type(elem[1]) is list:
         recurse(item, tag, run)
-        return
+        return None
     if vr == "UI":
         uid(item, tag, run)
+        return None
+    return vr
+
+
+def dummy(item: Item, tag: int, run: Run) -> None:
+    vr = _structural(item, tag, run)
+    if vr is None:
         return
+    elem = item[tag]
     run.collect(item, tag)
     if vr in STRING_VRS:
         run.write(item, tag, elem[0] if elem[0] in STRING_VRS else vr, [str(dummy_value(vr))])
@@ -192,14 +202,12 @@ def uid(item: Item, tag: int, run: Run) -> None:
 
 
 def clean(item: Item, tag: int, run: Run) -> None:
-    elem = item[tag]
-    vr = run.plan.vr(tag) or elem[0]
-    if vr == "SQ" or type(elem[1]) is list:
-        recurse(item, tag, run)
-    elif vr in ("DA", "DT"):
+    """'C': keep what carries meaning, without what identifies: dates are
+    shifted, UIDs replaced, free text scrubbed of the known originals,
+    sequences cleaned at depth; anything else is kept."""
+    vr = _structural(item, tag, run)
+    if vr in ("DA", "DT"):
         shift(item, tag, run)
-    elif vr == "UI":
-        uid(item, tag, run)
     elif vr in FREE_TEXT_VRS or vr in ("CS", "AE", "UR"):
         run.deferred.append((item, tag, run.codec))
 
