@@ -40,6 +40,7 @@ from relay_ingest import staging
 from relay_ingest.staging import Staging
 from relay_shared import tlsconfig
 from relay_shared.dicom import header
+from relay_shared.dicom.status import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, SUCCESS
 from relay_shared.dicomnet import encode_store_responses, tune_connection
 from relay_shared.settings import Settings
 
@@ -47,9 +48,6 @@ log = logging.getLogger(__name__)
 # pynetdicom's INFO lines print query identifiers and other dataset values.
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
-SUCCESS = 0x0000
-OUT_OF_RESOURCES = 0xA700
-CANNOT_UNDERSTAND = 0xC210
 CLOSE_INTERVAL = 1.0
 SERIES_INSTANCE_UID = 0x0020000E
 MAX_PDU = 4 * 1024 * 1024

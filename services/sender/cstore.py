@@ -8,7 +8,7 @@ do. Sending a series that way ran at half the rate of dcmtk's storescu. Here the
 next request is encoded into its P-DATA-TF PDUs (PS3.8 9.3.5) while the peer stores
 the current one, and goes out in one write. Negotiation, release and abort stay
 pynetdicom's; its thread still reads the peer's answers, which the relay decodes
-itself (``relay_shared.dimse``).
+itself (``relay_shared.dicom.dimse``).
 
 Over TLS the socket is pynetdicom's DUL thread's alone (an OpenSSL connection is
 not for two threads at once), so the encoded fragments go through that thread.
@@ -27,8 +27,7 @@ from pathlib import Path
 from pynetdicom.association import Association
 from pynetdicom.pdu_primitives import P_DATA
 
-from relay_shared import dimse
-from relay_shared.dicom import header
+from relay_shared.dicom import dimse, header
 
 FRAGMENT_WHEN_UNLIMITED = 1 << 20
 

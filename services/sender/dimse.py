@@ -25,8 +25,8 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from relay_sender import cstore
 from relay_sender.destinations import DestinationError, OutgoingInstance, OutgoingSeries
-from relay_shared import dimse, tlsconfig
-from relay_shared.dicom import header
+from relay_shared import tlsconfig
+from relay_shared.dicom import dimse, header
 from relay_shared.dicomnet import tune_connection
 
 log = logging.getLogger(__name__)
