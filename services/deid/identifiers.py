@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import ssl
 from collections import OrderedDict
 from typing import Protocol
 
@@ -61,7 +62,7 @@ class RemoteIdentifiers:
     source = "service"
 
     def __init__(self, url: str, key_id: str, timeout: float = 10.0, attempts: int = 3,
-                 token: str | None = None, verify: bool | str = True) -> None:
+                 token: str | None = None, verify: ssl.SSLContext | bool | str = True) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         transport = httpx.HTTPTransport(retries=attempts - 1)  # connection errors only
         self._client = httpx.Client(timeout=timeout, headers=headers, transport=transport,

@@ -19,10 +19,11 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from relay_shared import series_state
 from relay_shared.db import record_event, session_scope
 from relay_shared.dicomfiles import BadDicomFile, InstanceHeader, read_header
 from relay_shared.metrics import STAGE_SECONDS, count_failed
-from relay_shared.models import Image, Series, Stage, Status, Study, utcnow
+from relay_shared.models import Image, Series, Status, Study
 from relay_shared.outbox import enqueue
 from relay_shared.paths import WorkStore
 
@@ -132,13 +133,11 @@ def _ingest_series(files: list[Received], engine: Engine, store: WorkStore, uid_
             session.add(series)
             session.flush()
         outcome = _record_images(session, series, files, uid_of, store)
+        series_state.received(session, series, f"{len(outcome.moves)} new instance(s), "
+                              f"{outcome.duplicates} already held, "
+                              f"{len(outcome.conflicts)} conflicting", bool(outcome.moves))
         if outcome.moves:
-            series.status, series.stage, series.error = Status.NEW, Stage.DEID, None
-            series.attempts, series.updated_at = 0, utcnow()
             enqueue(session, queue, series)
-        record_event(session, series.id, SERVICE, "received",
-                     f"{len(outcome.moves)} new instance(s), {outcome.duplicates} already "
-                     f"held, {len(outcome.conflicts)} conflicting")
         series_id = series.id
     assert series_id is not None
     for source, image_id in outcome.moves:
@@ -176,6 +175,7 @@ def _record_images(session: Session, series: Series, files: list[Received], uid_
     held = {image.sop_uid: image for image in session.exec(
         select(Image).where(col(Image.sop_uid).in_(list(by_uid))))}
     outcome = Recorded(duplicates=len(files) - len(by_uid))  # one instance twice in a delivery
+    assert series.id is not None  # a recorded series
     for sop_uid, received in by_uid.items():
         image = held.get(sop_uid)
         if image is not None and image.status is not Status.FAILED:
@@ -184,7 +184,7 @@ def _record_images(session: Session, series: Series, files: list[Received], uid_
         image = image or Image(series_id=series.id, sop_uid=sop_uid)
         image.sop_class_uid = received.header.sop_class_uid
         image.transfer_syntax_uid = received.header.transfer_syntax_uid
-        image.status, image.reason, image.updated_at = Status.NEW, None, utcnow()
+        series_state.image_to(image, Status.NEW)
         image.size_bytes, image.content_sha256 = received.path.stat().st_size, received.sha256
         session.add(image)
         session.flush()
@@ -207,8 +207,8 @@ def _held_again(image: Image, received: Received, store: WorkStore, outcome: Rec
 def _orphan_series(engine: Engine) -> int:
     """A delivery with no readable DICOM still needs a series to hang its failures on."""
     with session_scope(engine) as session:
-        series = Series(status=Status.FAILED, stage=Stage.INGEST, trace_id=uuid.uuid4().hex,
-                        error="no file of the delivery is readable DICOM")
+        series = Series(trace_id=uuid.uuid4().hex)
+        series_state.rejected(series, "no file of the delivery is readable DICOM")
         session.add(series)
         session.flush()
         assert series.id is not None
@@ -223,8 +223,10 @@ def _quarantine_bad(bad: list[tuple[Path, str]], series_id: int, engine: Engine,
         for path, reason in bad:
             target = _free_name(target_dir / path.name)
             shutil.move(path, target)
-            session.add(Image(series_id=series_id, status=Status.FAILED, reason=reason,
-                              quarantine_path=str(target), size_bytes=target.stat().st_size))
+            image = Image(series_id=series_id, quarantine_path=str(target),
+                          size_bytes=target.stat().st_size)
+            series_state.image_to(image, Status.FAILED, reason)
+            session.add(image)
         record_event(session, series_id, SERVICE, "quarantined",
                      f"{len(bad)} unreadable file(s) moved to quarantine")
     count_failed(SERVICE, [reason for _, reason in bad])

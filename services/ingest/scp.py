@@ -155,8 +155,8 @@ def part10_prefix(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: st
 
 def _series_uid(prefix: bytes, dataset: bytes) -> str:
     try:
-        value = header.parse_file(prefix + dataset).body.get(SERIES_INSTANCE_UID)
-        text = value[1].decode("ascii", "replace") if value else ""
+        elem = header.parse_file(prefix + dataset).body.get(SERIES_INSTANCE_UID)
+        text = elem[1].decode("ascii", "replace") if elem else ""
     except Exception:  # deflated, or a header the raw parser does not take: pydicom decides
         found = dcmread(BytesIO(prefix + dataset), stop_before_pixels=True,
                         specific_tags=["SeriesInstanceUID"]).get("SeriesInstanceUID", "")

@@ -92,6 +92,7 @@ def create_collection(engine: Engine, vault: IdentifierVault, pseudonymizer: Pse
         collection = Collection(name=name[:128] or "worklist")
         session.add(collection)
         session.flush()
+        assert collection.id is not None  # given by the flush
         for number, query in enumerate(queries, start=1):
             key_id, sealed = vault.seal(query.as_dict())
             row = CollectionRow(collection_id=collection.id, row_number=number,

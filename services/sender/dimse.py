@@ -177,6 +177,7 @@ class DicomDestination:
             raise DestinationError(f"DICOM AE {self._called_ae} gave no answer for image "
                                    f"{instance.image_id} (timeout or association lost)")
         code: int | None = None
+        responding_to: int | None = None
         if isinstance(answer, dimse.StoreAnswer):
             code, responding_to, comment = answer.status, answer.responding_to, \
                 answer.error_comment

@@ -21,8 +21,8 @@ from relay_sender.destinations import (
     OutgoingInstance,
     OutgoingSeries,
 )
-from relay_shared import series_lock
-from relay_shared.db import record_event, session_scope
+from relay_shared import series_lock, series_state
+from relay_shared.db import session_scope
 from relay_shared.metrics import INSTANCES_SENT, SERIES_FINISHED
 from relay_shared.models import Delivery, DeliveryState, Image, Series, Status, utcnow
 from relay_shared.paths import WorkStore
@@ -161,6 +161,6 @@ def _mark(ctx: SendContext, series_id: int, status: Status, detail: str) -> None
         previous = Status.DONEPROCESSING if status is Status.SENT else Status.SENT
         for image in session.exec(select(Image).where(Image.series_id == series_id,
                                                       Image.status == previous)):
-            image.status, image.updated_at = status, utcnow()
-        series.status, series.error, series.updated_at = status, None, utcnow()
-        record_event(session, series_id, SERVICE, status.value.lower(), detail)
+            series_state.image_to(image, status)
+        (series_state.sent if status is Status.SENT else series_state.done)(
+            session, series, detail)

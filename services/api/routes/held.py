@@ -9,9 +9,9 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel
 
 from relay_api.deps import Admin, Id, RuntimeDep
-from relay_shared import outbox
-from relay_shared.db import record_event, session_scope
-from relay_shared.models import Image, Series, Stage, Status, utcnow
+from relay_shared import outbox, series_state
+from relay_shared.db import session_scope
+from relay_shared.models import Image, Series, Stage, Status
 from relay_shared.pixels import release
 
 log = logging.getLogger(__name__)
@@ -43,15 +43,13 @@ async def release_image(image_id: Id, rt: RuntimeDep, _: Admin) -> Released:
             release(rt.store, image)
         except FileNotFoundError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-        image.status, image.pixel_gate, image.reason = Status.DONEPROCESSING, "released", None
-        image.updated_at = utcnow()
+        series_state.image_to(image, Status.DONEPROCESSING)
+        image.pixel_gate = "released"
         queued = series.status is Status.DONE
+        series_state.released(session, series, f"image {image_id} released from the "
+                              "burned-in text hold by an admin", resend=queued)
         if queued:
-            series.status, series.stage, series.updated_at = (Status.DONEPROCESSING,
-                                                              Stage.SEND, utcnow())
             outbox.enqueue(session, rt.settings.send_queue, series)
-        record_event(session, series.id, "api", "released",
-                     f"image {image_id} released from the burned-in text hold by an admin")
         answer = Released(image_id=image_id, series_id=image.series_id, status=image.status,
                           series_status=series.status, queued_for_send=queued)
     log.info("held image released", extra={"series_id": answer.series_id, "image_id": image_id})

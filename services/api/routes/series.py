@@ -11,9 +11,10 @@ from sqlmodel.sql.expression import SelectOfScalar
 from relay_api import queries
 from relay_api.deps import Id, Offset, Operator, Reader, RuntimeDep, SessionDep
 from relay_api.schemas import Page, RetryAccepted, SeriesDetail, SeriesSummary, SortKey
-from relay_shared import outbox
-from relay_shared.db import record_event, session_scope
-from relay_shared.models import Image, Series, Stage, Status, Study, utcnow
+from relay_shared import outbox, series_state
+from relay_shared.db import session_scope
+from relay_shared.models import Image, Series, Stage, Status, Study
+from relay_shared.series_state import RESTART
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/series", tags=["series"])
@@ -92,7 +93,6 @@ def get_series(series_id: Id, session: SessionDep, _: Reader) -> SeriesDetail:
                         events=queries.events_of(session, series_id))
 
 
-RESTART = {Stage.DEID: Status.NEW, Stage.SEND: Status.DONEPROCESSING}
 
 
 @router.post("/{series_id}/retry", response_model=RetryAccepted, status_code=202,
@@ -108,9 +108,8 @@ async def retry_series(series_id: Id, rt: RuntimeDep, _: Operator) -> RetryAccep
             raise HTTPException(status.HTTP_409_CONFLICT,
                                 f"series {series_id} is {series.status.value}; only a FAILED "
                                 "series that got past ingest can be retried")
-        series.status, series.attempts, series.updated_at = RESTART[series.stage], 0, utcnow()
+        series_state.retried(session, series)
         outbox.enqueue(session, queues[series.stage], series)
-        record_event(session, series_id, "api", "retry", f"from stage {series.stage.value}")
         accepted = RetryAccepted(series_id=series_id, stage=series.stage, status=series.status)
         trace_id = series.trace_id
     log.info("retry queued", extra={"series_id": series_id, "trace_id": trace_id,
