@@ -11,9 +11,9 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 # Strict editable mode links every module under its import name (relay_shared
-# is shared/, ...), so mypy and editors resolve them; after adding a module,
-# run `make setup` again to link it.
-PACKAGE_DIRS := $(shell find shared services -name __init__.py -not -path '*/migrations/*')
+# is shared/, ...), so mypy and editors resolve them. A folder's time changes
+# when a module is added, renamed or removed in it: then the links are made again.
+PACKAGE_DIRS := $(shell find shared services -type d -not -name __pycache__)
 
 $(STAMP): pyproject.toml $(PACKAGE_DIRS)
 	$(PYTHON) -m venv $(VENV)

@@ -1,11 +1,11 @@
 """De-identification throughput, on one core, against the same files:
 
   (a) pydicom read + write, the floor any pydicom-based tool pays;
-  (b) the relay, per instance as the deid service does it: read_header,
+  (b) the relay, per instance as the deid service does it: load_header,
       deidentify (with the originals of the instances before), write_deidentified
       (pixels copied as bytes);
   (b+) the whole deid stage: (b), then the leak guard as the service runs it,
-      every output read back from disk (read_header) and searched (find_leaks)
+      every output read back from disk (load_header) and searched (find_leaks)
       for every original of the series;
   (c) GDCM's gdcmanon (PS3.15 basic profile, -e with a throw-away certificate),
       when installed (Debian package libgdcm-tools).
@@ -36,7 +36,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from relay_shared.deid import DeidConfig, IdentifyingValues, Pseudonymizer, deidentify, find_leaks
-from relay_shared.deid.streamcopy import read_header, write_deidentified
+from relay_shared.deid.streamcopy import load_header, write_deidentified
 
 STUDY_UID = "1.2.826.0.1.3680043.8.498.11112222333344445555"
 SERIES_UID = "1.2.826.0.1.3680043.8.498.11112222333344445556"
@@ -199,7 +199,7 @@ def relay_runner(guard: bool) -> Callable[[list[Path], Path], None]:
         originals = IdentifyingValues()
         kept = []  # the service keeps each instance's audit and originals until the end
         for path in paths:
-            header = read_header(path)
+            header = load_header(path)
             if ids is None:
                 ids = pseudo.identifiers_for(str(header.get("PatientID", "")).strip(),
                                              str(header.get("PatientName", "")))
@@ -209,7 +209,7 @@ def relay_runner(guard: bool) -> Callable[[list[Path], Path], None]:
             kept.append((result.audit, result.originals))
         if guard:
             for path in paths:
-                if find_leaks(read_header(out / path.name), originals):
+                if find_leaks(load_header(out / path.name), originals):
                     raise SystemExit(f"leak in {path.name}")
 
     return run

@@ -27,7 +27,7 @@ from relay_shared.deid import (
     find_leaks,
     merge_audits,
 )
-from relay_shared.deid.streamcopy import read_header, write_deidentified
+from relay_shared.deid.streamcopy import load_header, write_deidentified
 from relay_shared.metrics import INSTANCES_DEIDENTIFIED, INSTANCES_FAILED
 from relay_shared.models import Image, Series, SeriesIdentifiers, Status, Study
 from relay_shared.outbox import enqueue
@@ -126,7 +126,7 @@ def _deidentify_all(ctx: DeidContext, series_id: int, images: list[Image]
         assert image.id is not None
         source = ctx.store.original(series_id, image.id)
         try:
-            header = read_header(source)
+            header = load_header(source)
         except Exception as exc:  # the file vanished or went bad after ingest checked it
             results.append(ImageResult(image.id, False, _reason("unreadable original", exc)))
             continue
@@ -189,7 +189,7 @@ def _leak_check(ctx: DeidContext, series_id: int, originals: IdentifyingValues,
     for result in results:
         if not result.ok:
             continue
-        output = read_header(ctx.store.deidentified(series_id, result.image_id))
+        output = load_header(ctx.store.deidentified(series_id, result.image_id))
         hits.extend(f"image {result.image_id}: {path}" for path in find_leaks(output, originals))
     return hits
 

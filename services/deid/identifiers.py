@@ -22,7 +22,7 @@ import httpx
 from pydantic import BaseModel, Field, ValidationError
 
 from relay_shared.deid import Identifiers, Pseudonymizer
-from relay_shared.deid.identifiers import normalise_id, normalise_name
+from relay_shared.deid.pseudonyms import normalise_id, normalise_name
 
 CACHE_SIZE = 10_000
 

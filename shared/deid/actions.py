@@ -20,9 +20,9 @@ from pydicom.uid import UID_dictionary
 from ..dicom.charset import Charset
 from ..dicom.header import Elem, Header, Item, charset_in, text_values
 from ..dicom.vocabulary import FREE_TEXT_VRS, NUMBER_FORMATS, STRING_VRS
-from .identifiers import Identifiers, Pseudonymizer
 from .originals import IdentifyingValues
 from .plan import Plan, Step
+from .pseudonyms import Identifiers, Pseudonymizer
 from .values import dummy_value, shift_values
 
 UNSET = object()  # not yet resolved (None means: keep)

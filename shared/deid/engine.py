@@ -25,10 +25,10 @@ from ..dicom.vocabulary import (
 )
 from .actions import ProfileError, Run, handler_for
 from .config import DeidConfig
-from .identifiers import Identifiers, Pseudonymizer
 from .originals import IdentifyingValues
 from .plan import Plan, plan_for, recipe_tags
 from .provenance import audit_record, method_codes, provenance
+from .pseudonyms import Identifiers, Pseudonymizer
 
 # The implementation that wrote the file, not the one that made the image:
 # the original ImplementationClassUID names the hospital's software.
@@ -55,7 +55,7 @@ def deidentify(
     *,
     known: IdentifyingValues | None = None,
 ) -> DeidResult:
-    """De-identify a header, IN PLACE: a `Header` (see `streamcopy.read_header`)
+    """De-identify a header, IN PLACE: a `Header` (see `streamcopy.load_header`)
     or, converted once at this edge, a pydicom Dataset. The result holds the
     same kind. Pixel data is left untouched.
 

@@ -16,7 +16,7 @@ from pydicom.filewriter import write_dataset
 from ..dicom.header import ENCODINGS, Item, parse_dataset
 from .actions import Run
 from .config import DeidConfig
-from .identifiers import Identifiers
+from .pseudonyms import Identifiers
 from .table import format_tag, table_sha256
 
 ENGINE_VERSION = "1"

@@ -1,4 +1,4 @@
-"""Read a header without its pixel data (`read_header`), and write a
+"""Read a header without its pixel data (`load_header`), and write a
 de-identified header followed by the source's pixel data, copied as raw
 bytes. The one module of the package that does I/O.
 
@@ -64,7 +64,7 @@ class StreamCopyError(ValueError):
     """The source cannot be copied: truncated, or not the encoding claimed."""
 
 
-def read_header(path: Path, max_inflated_bytes: int = MAX_INFLATED_BYTES) -> Header:
+def load_header(path: Path, max_inflated_bytes: int = MAX_INFLATED_BYTES) -> Header:
     """The header of a Part 10 file, without its pixel data; raises
     `DicomFormatError` for what is not one."""
     with open(path, "rb") as fp:
@@ -87,7 +87,7 @@ def write_deidentified(src_path: Path, dst_path: Path, header: Header | Dataset,
     where the pixel data starts. (A pydicom Dataset is converted once, here,
     and told where the source's pixel data is.)"""
     if isinstance(header, Dataset):
-        header = _located(header_from_dataset(header), read_header(src_path))
+        header = _located(header_from_dataset(header), load_header(src_path))
     dst_path = Path(dst_path)
     part = dst_path.with_name(dst_path.name + ".part")
     try:

@@ -17,7 +17,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from relay_shared.deid import DeidConfig, deidentify, find_leaks, identifying_values
-from relay_shared.deid.streamcopy import read_header, write_deidentified
+from relay_shared.deid.streamcopy import load_header, write_deidentified
 from relay_shared.dicom.header import (
     DicomFormatError,
     Header,
@@ -122,7 +122,7 @@ def deflated_file(tmp_path) -> tuple:
 
 def test_a_deflated_file_is_read_and_written_deflated_with_its_pixels(tmp_path) -> None:
     ds, src = deflated_file(tmp_path)
-    header = read_header(src)
+    header = load_header(src)
     assert header.deflated
     result = deidentify(header, IDS, PSEUDO, DeidConfig())
     write_deidentified(src, tmp_path / "out.dcm", result.dataset)
@@ -135,7 +135,7 @@ def test_a_deflated_file_is_read_and_written_deflated_with_its_pixels(tmp_path) 
 def test_a_deflated_dataset_that_inflates_past_the_cap_is_refused(tmp_path) -> None:
     _, src = deflated_file(tmp_path)
     with pytest.raises(DicomFormatError, match="inflates past"):
-        read_header(src, max_inflated_bytes=64)
+        load_header(src, max_inflated_bytes=64)
     prefix = src.read_bytes()[:parse_file_meta(src.read_bytes())[1]]
     bomb = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     data = bomb.compress(b"\x00" * (1 << 24)) + bomb.flush()  # 16 MB from 16 KB
