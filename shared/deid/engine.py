@@ -19,6 +19,7 @@ from ..dicom.header import (
 )
 from ..dicom.vocabulary import (
     FIRST_PIXEL_TAG,
+    LAST_PIXEL_TAG,
     MEDIA_SOP_INSTANCE_UID,
     SOP_INSTANCE_UID,
     STRING_VRS,
@@ -69,7 +70,7 @@ def deidentify(
         result = deidentify(header_from_dataset(ds), ids, pseudonymizer, config, known=known)
         assert isinstance(result.dataset, Header)
         out = result.dataset.to_dataset()
-        for elem in ds[FIRST_PIXEL_TAG:0x7FE00011]:  # the image, as it came
+        for elem in ds[FIRST_PIXEL_TAG:LAST_PIXEL_TAG + 1]:  # the image, as it came
             out[elem.tag] = elem
         if getattr(ds, "file_meta", None) is None:
             del out.file_meta

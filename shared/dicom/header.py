@@ -31,10 +31,12 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, Imp
 
 from .charset import DEFAULT, Charset, charset_of
 from .vocabulary import (
+    FIRST_PIXEL_TAG,
     ITEM,
     ITEM_END,
     KNOWN_VRS,
     LONG_LENGTH_VRS,
+    PIXEL_DATA,
     PIXEL_TAGS,
     SEQUENCE_END,
     SPECIFIC_CHARACTER_SET,
@@ -294,7 +296,7 @@ class _Parser:
                 if tag != ITEM_END or not delimited:
                     raise DicomFormatError("a delimiter out of place")
                 return item, start + 8
-            if top and tag >= 0x7FE00008 and tag in PIXEL_TAGS:
+            if top and tag >= FIRST_PIXEL_TAG and tag in PIXEL_TAGS:
                 return item, start
             if vr == "SQ" or (length == UNDEFINED_LENGTH and implicit and vr == "UN"):
                 value, pos = self.items(pos, length)
@@ -326,7 +328,7 @@ class _Parser:
 
     def encapsulated(self, tag: int, vr: str | None, pos: int) -> tuple[Elem, int]:
         """Encapsulated pixel data inside an item (an icon): kept as its bytes."""
-        if tag != 0x7FE00010 or vr not in ("OB", "OW"):
+        if tag != PIXEL_DATA or vr not in ("OB", "OW"):
             raise DicomFormatError("undefined length outside a sequence")
         start, plain = pos, self.enc.plain.unpack_from
         while True:
@@ -424,7 +426,7 @@ def header_from_dataset(ds: Dataset) -> Header:
         implicit, little = syntax == ImplicitVRLittleEndian, syntax != ExplicitVRBigEndian
     fp = DicomBytesIO()
     fp.is_implicit_VR, fp.is_little_endian = bool(implicit), little is not False
-    write_dataset(fp, ds[:0x7FE00008])
+    write_dataset(fp, ds[:FIRST_PIXEL_TAG])
     body = fp.getvalue()
     enc = ENCODINGS[(fp.is_implicit_VR, fp.is_little_endian)]
     parsed, _ = parse_dataset(body, 0, enc)
