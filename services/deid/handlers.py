@@ -10,7 +10,6 @@ import logging
 import shutil
 from dataclasses import dataclass, field
 
-from pydicom.dataset import Dataset
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -157,7 +156,7 @@ def _reason(what: str, exc: BaseException) -> str:
 
 
 def _deidentify_image(ctx: DeidContext, series_id: int, image_id: int,
-                      header: Dataset | Header,
+                      header: Header,
                       ids: Identifiers, known: IdentifyingValues | None) -> ImageResult:
     source = ctx.store.original(series_id, image_id)
     target = ctx.store.deidentified(series_id, image_id)
