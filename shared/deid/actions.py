@@ -19,7 +19,7 @@ from pydicom.uid import UID_dictionary
 
 from ..dicom.charset import Charset
 from ..dicom.header import Elem, Header, Item, charset_in, text_values
-from ..dicom.vocabulary import FREE_TEXT_VRS, NUMBER_FORMATS, STRING_VRS
+from ..dicom.vocabulary import FREE_TEXT_VRS, NUMBER_FORMATS, SPECIFIC_CHARACTER_SET, STRING_VRS
 from .originals import IdentifyingValues
 from .plan import Plan, Step
 from .pseudonyms import Identifiers, Pseudonymizer
@@ -62,7 +62,8 @@ class Run:
     def walk(self, item: Item) -> None:
         actions, plan = self.actions, self.plan
         outer = self.codec
-        self.codec = charset_in(item, outer)  # an item may set its own (PS3.5 6.1.2.5)
+        if SPECIFIC_CHARACTER_SET in item:  # an item may set its own (PS3.5 6.1.2.5)
+            self.codec = charset_in(item, outer)
         for tag in list(item):
             handler = actions.get(tag, UNSET)
             if handler is UNSET:

@@ -23,7 +23,9 @@ _WHOLE_VALUE = {term: codec for term, codec in python_encoding.items()
 
 
 class Charset:
-    """The text codec of a dataset (or of a sequence item that sets its own)."""
+    """The text codec of a dataset (or of a sequence item that sets its own).
+    Made only by `charset_of`, which keeps one per set: identity is equality,
+    and hashing one (a key of every value the leak guard remembers) is cheap."""
 
     __slots__ = ("codec", "encodings", "terms")
 
@@ -36,12 +38,6 @@ class Charset:
 
     def __repr__(self) -> str:
         return f"Charset({self.terms!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Charset) and other.terms == self.terms
-
-    def __hash__(self) -> int:
-        return hash(self.terms)
 
     def decode(self, value: bytes) -> str:
         """A whole value as text (all its values, backslashes kept), for searching."""
