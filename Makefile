@@ -10,10 +10,15 @@ STAMP := $(VENV)/.installed
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Strict editable mode links every module under its import name (relay_shared
+# is shared/, ...), so mypy and editors resolve them. A folder's time changes
+# when a module is added, renamed or removed in it: then the links are made again.
+PACKAGE_DIRS := $(shell find shared services -type d -not -name __pycache__)
+
+$(STAMP): pyproject.toml $(PACKAGE_DIRS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' --config-settings editable_mode=strict
 	touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv and install the relay with its test tools

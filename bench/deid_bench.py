@@ -1,11 +1,11 @@
 """De-identification throughput, on one core, against the same files:
 
   (a) pydicom read + write, the floor any pydicom-based tool pays;
-  (b) the relay, per instance as the deid service does it: read_header,
+  (b) the relay, per instance as the deid service does it: load_header,
       deidentify (with the originals of the instances before), write_deidentified
       (pixels copied as bytes);
   (b+) (b), then the leak guard of the profile's own originals, every output
-      read back from disk (read_header) and searched (find_leaks) for every
+      read back from disk (load_header) and searched (find_leaks) for every
       original of the series;
   (b++) the whole deid stage as the service runs it: (b+), then the
       independent guard (relay_shared.guard) reads every original and every
@@ -39,7 +39,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from relay_shared.deid import DeidConfig, IdentifyingValues, Pseudonymizer, deidentify, find_leaks
-from relay_shared.deid.streamcopy import read_header, write_deidentified
+from relay_shared.deid.streamcopy import load_header, write_deidentified
 from relay_shared.guard import SeriesGuard, patterns_in
 from relay_shared.guard.rules import default_rules
 from relay_shared.guard.walk import read_elements
@@ -205,7 +205,7 @@ def relay_runner(guard: bool, independent: bool = False) -> Callable[[list[Path]
         originals = IdentifyingValues()
         kept = []  # the service keeps each instance's audit and originals until the end
         for path in paths:
-            header = read_header(path)
+            header = load_header(path)
             if ids is None:
                 ids = pseudo.identifiers_for(str(header.get("PatientID", "")).strip(),
                                              str(header.get("PatientName", "")))
@@ -215,7 +215,7 @@ def relay_runner(guard: bool, independent: bool = False) -> Callable[[list[Path]
             kept.append((result.audit, result.originals))
         if guard:
             for path in paths:
-                if find_leaks(read_header(out / path.name), originals):
+                if find_leaks(load_header(out / path.name), originals):
                     raise SystemExit(f"leak in {path.name}")
         if independent:
             assert ids is not None

@@ -36,7 +36,7 @@ from pynetdicom import evt
 
 from relay_ingest import scp
 from relay_sender.destinations import OutgoingInstance, OutgoingSeries
-from relay_sender.dimse import DicomDestination
+from relay_sender.dicom_ae import DicomDestination
 from relay_sender.orthanc import OrthancDestination
 from relay_shared.settings import load_settings
 from tests.support.dicom_factory import Patient, SeriesSpec, write_series

@@ -2,7 +2,7 @@
 an ID drawn in their top band, against header-only de-identification in the
 same run:
 
-  (a) header only: read_header, deidentify, write_deidentified (pixels copied
+  (a) header only: load_header, deidentify, write_deidentified (pixels copied
       as bytes) - the path of every image nothing flags;
   (b) + redaction: the image flagged, a region rule blacks out the band, the
       changed pixels written under a new SOPInstanceUID; OCR off;
@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from relay_shared.deid import DeidConfig, Pseudonymizer, deidentify
-from relay_shared.deid.streamcopy import read_header, write_deidentified
+from relay_shared.deid.streamcopy import load_header, write_deidentified
 from relay_shared.pixels import PixelPolicy, load_rules
 from tests.shared.pixels.drawing import UsSpec, us_image
 
@@ -55,14 +55,14 @@ def make_inputs(folder: Path, count: int) -> list[Path]:
 
 
 def header_only(source: Path, target: Path) -> None:
-    header = read_header(source)
+    header = load_header(source)
     result = deidentify(header, PSEUDO.identifiers_for("MRN-4711"), PSEUDO, CONFIG)
     write_deidentified(source, target, result.dataset)
 
 
 def with_pixels(policy: PixelPolicy) -> Callable[[Path, Path], None]:
     def run(source: Path, target: Path) -> None:
-        header = read_header(source)
+        header = load_header(source)
         assessment = policy.assess(header)
         result = deidentify(header, PSEUDO.identifiers_for("MRN-4711"), PSEUDO, CONFIG)
         policy.process(assessment, source, target, result.dataset, result.originals, PSEUDO)

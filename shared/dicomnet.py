@@ -10,7 +10,7 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE, DimsePrimitiveType
 from pynetdicom.pdu_primitives import P_DATA
 
-from relay_shared import dimse
+from relay_shared.dicom import dimse
 
 DUL_POLL_DELAY = 0.0002
 

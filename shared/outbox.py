@@ -17,7 +17,8 @@ from relay_shared import series_lock
 from relay_shared.bus import Bus
 from relay_shared.db import session_scope
 from relay_shared.messages import SeriesMessage
-from relay_shared.models import OutboxMessage, Series, Stage, Status, utcnow
+from relay_shared.models import OutboxMessage, Series, Stage, utcnow
+from relay_shared.series_state import PENDING_AT
 
 
 def enqueue(session: Session, queue: str, series: Series) -> None:
@@ -40,10 +41,7 @@ async def flush(engine: Engine, bus: Bus, older_than: timedelta | None = None) -
     return len(pending)
 
 
-WAITING_FOR = {
-    Stage.DEID: (Status.NEW, Status.PROCESSING),
-    Stage.SEND: (Status.DONEPROCESSING, Status.SENT),
-}
+WAITING_FOR = PENDING_AT
 
 
 async def requeue_stuck(engine: Engine, bus: Bus, queues: dict[Stage, str],

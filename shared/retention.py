@@ -19,10 +19,10 @@ from sqlmodel import Session, col, select
 from relay_shared.db import record_event, session_scope
 from relay_shared.models import Series, SeriesIdentifiers, Status, utcnow
 from relay_shared.paths import WorkStore
+from relay_shared.series_state import GIVEN_UP
 from relay_shared.settings import Settings
 
 SERVICE = "purge"
-GIVEN_UP = (Status.FAILED, Status.QUARANTINED)
 
 
 @dataclass

@@ -11,6 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+# The API's names for series_state.IN_FLIGHT: a client of the REST API, kept free of the
+# server's imports so that `relay status` starts fast.
 IN_FLIGHT = ("NEW", "PROCESSING", "DONEPROCESSING", "SENT")
 STYLE = {"DONE": "green", "FAILED": "red", "QUARANTINED": "red", "HELD": "yellow",
          "IGNORED": "dim"}

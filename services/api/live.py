@@ -46,13 +46,13 @@ async def queue_depths(rt: Runtime) -> dict[str, int] | None:
 def status_counts(session: Session, model: type[Series] | type[Image]) -> dict[str, int]:
     rows = session.exec(select(model.status, func.count()).group_by(model.status))
     counts = {s.value: 0 for s in Status}
-    counts.update({s.value: n for s, n in rows})
+    counts.update({str(s): n for s, n in rows})
     return counts
 
 
 def throughput(session: Session, window: timedelta = timedelta(hours=1)) -> Throughput:
     since = utcnow() - window
-    rows = session.exec(select(Event.kind, func.count(distinct(Event.series_id)))
+    rows = session.exec(select(Event.kind, func.count(distinct(Event.series_id)))  # type: ignore[arg-type]
                         .where(col(Event.at) >= since,
                                col(Event.kind).in_(list(THROUGHPUT_KINDS)))
                         .group_by(Event.kind))

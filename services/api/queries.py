@@ -9,13 +9,13 @@ from sqlmodel import Session, col, select
 
 from relay_api.schemas import DeliveryOut, EventOut, ImageFailure, ImageOut, SeriesSummary
 from relay_shared.models import Delivery, Event, Image, Series, Status, Study
+from relay_shared.series_state import GIVEN_UP, SETTLED
 
-FAILED_IMAGE_STATUSES = (Status.FAILED, Status.QUARANTINED)
+FAILED_IMAGE_STATUSES = GIVEN_UP
 # How far along an image is; a failed image is as settled as a delivered one.
 _WEIGHT = {Status.NEW: 0.0, Status.PROCESSING: 0.25, Status.DONEPROCESSING: 0.5,
            Status.SENT: 0.75, Status.DONE: 1.0, Status.FAILED: 1.0, Status.QUARANTINED: 1.0,
            Status.IGNORED: 1.0, Status.HELD: 0.0}
-SETTLED = (Status.DONE, Status.FAILED, Status.QUARANTINED, Status.IGNORED)
 
 
 def total_of(session: Session, query: Any) -> int:
@@ -29,9 +29,9 @@ def image_counts(session: Session, series_ids: list[int]) -> dict[int, dict[str,
         return counts
     rows = session.exec(select(Image.series_id, Image.status, func.count())
                         .where(col(Image.series_id).in_(series_ids))
-                        .group_by(Image.series_id, Image.status))
+                        .group_by(col(Image.series_id), col(Image.status)))
     for series_id, image_status, count in rows:
-        counts[series_id][image_status.value] = count
+        counts[series_id][str(image_status)] = count
     return counts
 
 

@@ -10,14 +10,13 @@ import logging
 import shutil
 from dataclasses import dataclass, field
 
-from pydicom.dataset import Dataset
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from relay_deid.guarding import guard_findings
 from relay_deid.identifiers import IdentifiersSource, LocalIdentifiers
-from relay_shared import series_lock
-from relay_shared.db import record_event, session_scope
+from relay_shared import series_lock, series_state
+from relay_shared.db import session_scope
 from relay_shared.deid import (
     DeidConfig,
     Header,
@@ -28,10 +27,10 @@ from relay_shared.deid import (
     find_leaks,
     merge_audits,
 )
-from relay_shared.deid.streamcopy import read_header, write_deidentified
+from relay_shared.deid.streamcopy import load_header, write_deidentified
 from relay_shared.guard import Rules as GuardRules
 from relay_shared.metrics import INSTANCES_DEIDENTIFIED, INSTANCES_FAILED
-from relay_shared.models import Image, Series, SeriesIdentifiers, Stage, Status, Study, utcnow
+from relay_shared.models import Image, Series, SeriesIdentifiers, Status, Study
 from relay_shared.outbox import enqueue
 from relay_shared.paths import WorkStore
 from relay_shared.pixels import PixelOutcome, PixelPolicy, counts, record
@@ -74,9 +73,7 @@ def _deidentify_series(ctx: DeidContext, series_id: int) -> None:
         if series is None or series.status not in (Status.NEW, Status.PROCESSING):
             return  # a redelivery of work already done
         pending = _pending_images(session, series_id)
-        series.status, series.attempts, series.updated_at = (Status.PROCESSING,
-                                                             series.attempts + 1, utcnow())
-        record_event(session, series_id, SERVICE, "started", f"{len(pending)} image(s)")
+        series_state.started(session, series, f"{len(pending)} image(s)")
     try:
         ids, origin, originals, results = _deidentify_all(ctx, series_id, pending)
     except SeriesHeld as exc:
@@ -134,7 +131,7 @@ def _deidentify_all(ctx: DeidContext, series_id: int, images: list[Image]
         assert image.id is not None
         source = ctx.store.original(series_id, image.id)
         try:
-            header = read_header(source)
+            header = load_header(source)
         except Exception as exc:  # the file vanished or went bad after ingest checked it
             results.append(ImageResult(image.id, False, _reason("unreadable original", exc)))
             continue
@@ -165,7 +162,7 @@ def _reason(what: str, exc: BaseException) -> str:
 
 
 def _deidentify_image(ctx: DeidContext, series_id: int, image_id: int,
-                      header: Dataset | Header,
+                      header: Header,
                       ids: Identifiers, known: IdentifyingValues | None) -> ImageResult:
     source = ctx.store.original(series_id, image_id)
     target = ctx.store.deidentified(series_id, image_id)
@@ -197,7 +194,7 @@ def _leak_check(ctx: DeidContext, series_id: int, originals: IdentifyingValues,
     for result in results:
         if not result.ok:
             continue
-        output = read_header(ctx.store.deidentified(series_id, result.image_id))
+        output = load_header(ctx.store.deidentified(series_id, result.image_id))
         hits.extend(f"image {result.image_id}: {path}" for path in find_leaks(output, originals))
     return hits
 
@@ -206,9 +203,7 @@ def _hold(ctx: DeidContext, series_id: int, reason: str) -> None:
     with session_scope(ctx.engine) as session:
         series = session.get(Series, series_id)
         assert series is not None
-        series.status, series.stage, series.error = Status.FAILED, Stage.DEID, reason
-        series.updated_at = utcnow()
-        record_event(session, series_id, SERVICE, "held", reason)
+        series_state.held(session, series, reason)
     log.warning("series held", extra={"series_id": series_id})
 
 
@@ -224,13 +219,12 @@ def _quarantine_leaking(ctx: DeidContext, series_id: int, images: list[Image],
             assert row is not None
             if output.exists():
                 row.quarantine_path = str(shutil.move(output, quarantine / output.name))
-            row.status, row.reason = Status.QUARANTINED, "the series leaked an identifying value"
+            series_state.image_to(row, Status.QUARANTINED,
+                                  "the series leaked an identifying value")
         series = session.get(Series, series_id)
         assert series is not None
         reason = "leak guard: identifying values remain at " + "; ".join(leaks[:20])
-        series.status, series.stage, series.error = Status.QUARANTINED, Stage.DEID, reason
-        series.updated_at = utcnow()
-        record_event(session, series_id, SERVICE, "quarantined", reason)
+        series_state.quarantined(session, series, reason)
     INSTANCES_FAILED.labels(stage="deid", reason="leak").inc(len(images))
     log.error("series quarantined by the leak guard",
               extra={"series_id": series_id, "hits": len(leaks)})
@@ -246,22 +240,20 @@ def _finish(ctx: DeidContext, series_id: int, ids: Identifiers, origin: Origin,
             select(Image).where(Image.series_id == series_id))}
         for result in results:
             image = images[result.image_id]
-            image.status = Status.DONEPROCESSING if result.ok else Status.FAILED
-            image.reason, image.updated_at = result.reason, utcnow()
+            series_state.image_to(image, Status.DONEPROCESSING if result.ok else Status.FAILED,
+                                  result.reason)
             if not result.ok:
                 _quarantine_original(ctx, series_id, image)
             record(image, result.pixels, ctx.store)
         sealed = ctx.vault.seal(origin.identity) if ctx.vault else None
         _save_identifiers(session, series, ids, origin, sealed)
         series.audit = _series_audit(results, ids)
-        series.key_id, series.status, series.stage = ids.key_id, Status.DONEPROCESSING, Stage.SEND
-        series.error, series.updated_at = None, utcnow()
-        enqueue(session, ctx.send_queue, series)
+        series.key_id = ids.key_id
         ok = sum(r.ok for r in results)
         held = series.audit["pixels"]["held"]
-        record_event(session, series_id, SERVICE, "deidentified",
-                     f"{ok} image(s) de-identified, {len(results) - ok} failed, "
-                     f"{held} held for burned-in text")
+        series_state.deidentified(session, series, f"{ok} image(s) de-identified, "
+                                  f"{len(results) - ok} failed, {held} held for burned-in text")
+        enqueue(session, ctx.send_queue, series)
     INSTANCES_DEIDENTIFIED.inc(ok)
     if ok < len(results):
         INSTANCES_FAILED.labels(stage="deid", reason="deid_error").inc(len(results) - ok)

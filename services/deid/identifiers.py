@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import ssl
 from collections import OrderedDict
 from typing import Protocol
 
@@ -21,7 +22,7 @@ import httpx
 from pydantic import BaseModel, Field, ValidationError
 
 from relay_shared.deid import Identifiers, Pseudonymizer
-from relay_shared.deid.identifiers import normalise_id, normalise_name
+from relay_shared.deid.pseudonyms import normalise_id, normalise_name
 from relay_shared.reasons import RelayError
 
 CACHE_SIZE = 10_000
@@ -62,7 +63,7 @@ class RemoteIdentifiers:
     source = "service"
 
     def __init__(self, url: str, key_id: str, timeout: float = 10.0, attempts: int = 3,
-                 token: str | None = None, verify: bool | str = True) -> None:
+                 token: str | None = None, verify: ssl.SSLContext | bool | str = True) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         transport = httpx.HTTPTransport(retries=attempts - 1)  # connection errors only
         self._client = httpx.Client(timeout=timeout, headers=headers, transport=transport,

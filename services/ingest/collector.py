@@ -27,11 +27,11 @@ from relay_shared import tlsconfig
 from relay_shared.db import session_scope
 from relay_shared.models import CollectionRow, RowState, Series, Status, utcnow
 from relay_shared.runtime import Runtime
+from relay_shared.series_state import GIVEN_UP
 from relay_shared.settings import Settings
 from relay_shared.vault import IdentifierVault
 
 log = logging.getLogger(__name__)
-FAILED_SERIES = {Status.FAILED, Status.QUARANTINED}
 
 
 def _update(engine: Engine, row_id: int, **values: object) -> None:
@@ -167,7 +167,7 @@ def _outcome(session: Session, row: CollectionRow, timeout: float
     found = session.exec(select(Series).where(
         col(Series.series_uid).in_(row.series_uids))).all()
     states = Counter(s.status for s in found)
-    bad = sum(states[s] for s in FAILED_SERIES)
+    bad = sum(states[s] for s in GIVEN_UP)
     if bad:
         return RowState.FAILED, f"{bad} of {len(row.series_uids)} series failed in the relay"
     # A series its project dropped is as finished as one delivered.

@@ -260,6 +260,7 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
 
 async def _one_round(rt: Runtime, source: OrthancSource) -> None:
     settings = rt.settings
+    assert settings.incoming_dir is not None  # the follower runs only with a folder to fill
     try:
         taken = await asyncio.to_thread(
             follow_round, source, rt.engine, settings.incoming_dir, rt.pseudonymizer.uid,

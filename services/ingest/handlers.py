@@ -21,10 +21,11 @@ from sqlmodel import Session, col, select
 
 from relay_ingest.origin import is_origin_file, read_origin
 from relay_ingest.routing import Routed, apply_route
+from relay_shared import series_state
 from relay_shared.db import record_event, session_scope
 from relay_shared.dicomfiles import BadDicomFile, InstanceHeader, read_header
 from relay_shared.metrics import STAGE_SECONDS, count_failed
-from relay_shared.models import Image, Series, Stage, Status, Study, utcnow
+from relay_shared.models import Image, Series, Status, Study
 from relay_shared.outbox import enqueue
 from relay_shared.paths import WorkStore
 from relay_shared.projects import Action, Arrival
@@ -143,15 +144,14 @@ def _ingest_series(files: list[Received], engine: Engine, store: WorkStore, uid_
         action, discarded = Action.SEND, []
         if outcome.moves:
             action = apply_route(session, series, routed, outcome.moves)
-            if action is Action.SEND:
-                series.status, series.stage, series.error = Status.NEW, Stage.DEID, None
-                series.attempts, series.updated_at = 0, utcnow()
-                enqueue(session, queue, series)
-            elif action is Action.DROP:
+            if action is Action.DROP:
                 discarded, outcome.moves = outcome.moves, []
-        record_event(session, series.id, SERVICE, "received",
-                     f"{len(outcome.moves)} new instance(s), {outcome.duplicates} already "
-                     f"held, {len(outcome.conflicts)} conflicting")
+        to_deid = bool(outcome.moves) and action is Action.SEND
+        series_state.received(session, series, f"{len(outcome.moves)} new instance(s), "
+                              f"{outcome.duplicates} already held, "
+                              f"{len(outcome.conflicts)} conflicting", to_deid)
+        if to_deid:
+            enqueue(session, queue, series)
         series_id = series.id
     assert series_id is not None
     if action is Action.DROP:
@@ -192,6 +192,7 @@ def _record_images(session: Session, series: Series, files: list[Received], uid_
     held = {image.sop_uid: image for image in session.exec(
         select(Image).where(col(Image.sop_uid).in_(list(by_uid))))}
     outcome = Recorded(duplicates=len(files) - len(by_uid))  # one instance twice in a delivery
+    assert series.id is not None  # a recorded series
     for sop_uid, received in by_uid.items():
         image = held.get(sop_uid)
         if image is not None and image.status not in (Status.FAILED, Status.IGNORED):
@@ -200,7 +201,7 @@ def _record_images(session: Session, series: Series, files: list[Received], uid_
         image = image or Image(series_id=series.id, sop_uid=sop_uid)
         image.sop_class_uid = received.header.sop_class_uid
         image.transfer_syntax_uid = received.header.transfer_syntax_uid
-        image.status, image.reason, image.updated_at = Status.NEW, None, utcnow()
+        series_state.image_to(image, Status.NEW)
         image.size_bytes, image.content_sha256 = received.path.stat().st_size, received.sha256
         session.add(image)
         session.flush()
@@ -223,8 +224,8 @@ def _held_again(image: Image, received: Received, store: WorkStore, outcome: Rec
 def _orphan_series(engine: Engine) -> int:
     """A delivery with no readable DICOM still needs a series to hang its failures on."""
     with session_scope(engine) as session:
-        series = Series(status=Status.FAILED, stage=Stage.INGEST, trace_id=uuid.uuid4().hex,
-                        error="no file of the delivery is readable DICOM")
+        series = Series(trace_id=uuid.uuid4().hex)
+        series_state.rejected(series, "no file of the delivery is readable DICOM")
         session.add(series)
         session.flush()
         assert series.id is not None
@@ -239,8 +240,10 @@ def _quarantine_bad(bad: list[tuple[Path, str]], series_id: int, engine: Engine,
         for path, reason in bad:
             target = _free_name(target_dir / path.name)
             shutil.move(path, target)
-            session.add(Image(series_id=series_id, status=Status.FAILED, reason=reason,
-                              quarantine_path=str(target), size_bytes=target.stat().st_size))
+            image = Image(series_id=series_id, quarantine_path=str(target),
+                          size_bytes=target.stat().st_size)
+            series_state.image_to(image, Status.FAILED, reason)
+            session.add(image)
         record_event(session, series_id, SERVICE, "quarantined",
                      f"{len(bad)} unreadable file(s) moved to quarantine")
     count_failed(SERVICE, [reason for _, reason in bad])

@@ -30,15 +30,13 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from relay_ingest.origin import write_origin
 from relay_shared import tlsconfig
+from relay_shared.dicom.status import MEANINGS, PENDING, SUCCESS, WARNING
 from relay_shared.dicomnet import tune_connection
 from relay_shared.projects import Arrival, Source
 
 log = logging.getLogger(__name__)
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
-PENDING = {0xFF00, 0xFF01}
-SUCCESS = 0x0000
-WARNING = 0xB000
 # One association carries at most 128 contexts: the retrieve model and the storage classes.
 GET_STORAGE_CLASSES = [str(c.abstract_syntax) for c in StoragePresentationContexts[:127]]
 
@@ -185,7 +183,5 @@ def _final(responses: Iterator[tuple[Dataset, Dataset | None]], what: str) -> Re
 def _failure(what: str, code: int | None) -> str:
     if code is None:
         return f"the PACS gave no answer to the {what} (timeout)"
-    meaning = {0xA701: "out of resources", 0xA801: "move destination unknown",
-               0xA900: "identifier does not match SOP class", 0xC000: "unable to process",
-               0xFE00: "cancelled"}.get(code, "failed")
+    meaning = MEANINGS.get(code, "failed")
     return f"the PACS refused the {what}: status 0x{code:04X} ({meaning})"

@@ -39,7 +39,8 @@ from pynetdicom.transport import ThreadedAssociationServer
 from relay_ingest import staging
 from relay_ingest.staging import Staging
 from relay_shared import tlsconfig
-from relay_shared.deid import header
+from relay_shared.dicom import header
+from relay_shared.dicom.status import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, SUCCESS
 from relay_shared.dicomnet import encode_store_responses, tune_connection
 from relay_shared.settings import Settings
 
@@ -47,9 +48,6 @@ log = logging.getLogger(__name__)
 # pynetdicom's INFO lines print query identifiers and other dataset values.
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
-SUCCESS = 0x0000
-OUT_OF_RESOURCES = 0xA700
-CANNOT_UNDERSTAND = 0xC210
 CLOSE_INTERVAL = 1.0
 SERIES_INSTANCE_UID = 0x0020000E
 MAX_PDU = 4 * 1024 * 1024
@@ -148,19 +146,18 @@ def part10_prefix(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: st
 
     The same elements as pynetdicom's ``Event.file_meta``, encoded by the relay's own
     encoder: through pydicom this cost more per instance than writing the file."""
-    meta: dict[int, tuple[str, bytes]] = {tag: ("UI", header.text_bytes("UI", [value], "ascii"))
+    meta: dict[int, tuple[str, bytes]] = {tag: ("UI", header.text_bytes("UI", [value]))
                                           for tag, value in (
         (0x00020002, sop_class_uid), (0x00020003, sop_instance_uid),
         (0x00020010, transfer_syntax), (0x00020012, PYNETDICOM_IMPLEMENTATION_UID))}
-    meta[0x00020013] = ("SH", header.text_bytes("SH", [PYNETDICOM_IMPLEMENTATION_VERSION],
-                                                "ascii"))
+    meta[0x00020013] = ("SH", header.text_bytes("SH", [PYNETDICOM_IMPLEMENTATION_VERSION]))
     return b"\x00" * 128 + b"DICM" + header.encode_meta(meta)
 
 
 def _series_uid(prefix: bytes, dataset: bytes) -> str:
     try:
-        value = header.parse_file(prefix + dataset).body.get(SERIES_INSTANCE_UID)
-        text = value[1].decode("ascii", "replace") if value else ""
+        elem = header.parse_file(prefix + dataset).body.get(SERIES_INSTANCE_UID)
+        text = elem[1].decode("ascii", "replace") if elem else ""
     except Exception:  # deflated, or a header the raw parser does not take: pydicom decides
         found = dcmread(BytesIO(prefix + dataset), stop_before_pixels=True,
                         specific_tags=["SeriesInstanceUID"]).get("SeriesInstanceUID", "")

@@ -91,6 +91,7 @@ def create_collection(engine: Engine, vault: IdentifierVault, name: str,
         collection = Collection(name=name[:128] or "worklist")
         session.add(collection)
         session.flush()
+        assert collection.id is not None  # given by the flush
         for number, query in enumerate(queries, start=1):
             key_id, sealed = vault.seal(query.as_dict())
             # Keyed by the vault, not the deid secret: the api records worklists too,

@@ -23,7 +23,7 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import StorageCommitmentPushModel  # type: ignore[attr-defined]
 
 from relay_sender.destinations import DestinationError, OutgoingSeries
-from relay_sender.dimse import DicomDestination, read_file_meta
+from relay_sender.dicom_ae import DicomDestination, read_file_meta
 from relay_shared import tlsconfig
 
 log = logging.getLogger(__name__)

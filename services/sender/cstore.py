@@ -8,7 +8,7 @@ do. Sending a series that way ran at half the rate of dcmtk's storescu. Here the
 next request is encoded into its P-DATA-TF PDUs (PS3.8 9.3.5) while the peer stores
 the current one, and goes out in one write. Negotiation, release and abort stay
 pynetdicom's; its thread still reads the peer's answers, which the relay decodes
-itself (``relay_shared.dimse``).
+itself (``relay_shared.dicom.dimse``).
 
 Over TLS the socket is pynetdicom's DUL thread's alone (an OpenSSL connection is
 not for two threads at once), so the encoded fragments go through that thread.
@@ -27,8 +27,7 @@ from pathlib import Path
 from pynetdicom.association import Association
 from pynetdicom.pdu_primitives import P_DATA
 
-from relay_shared import dimse
-from relay_shared.deid import header
+from relay_shared.dicom import dimse, header
 from relay_shared.reasons import RelayError
 
 FRAGMENT_WHEN_UNLIMITED = 1 << 20
@@ -55,7 +54,7 @@ def encode_request(path: Path, message_id: int, contexts: dict[tuple[str, str], 
         sop_class, sop_instance, syntax = (
             meta[tag][1].rstrip(b"\x00 ").decode("ascii")
             for tag in (0x00020002, 0x00020003, 0x00020010))
-    except (header.Unsupported, KeyError, UnicodeDecodeError) as exc:
+    except (header.DicomFormatError, KeyError, UnicodeDecodeError) as exc:
         raise StoreError(f"its file meta cannot be read ({type(exc).__name__})") from exc
     context_id = contexts.get((sop_class, syntax))
     if context_id is None:

@@ -56,9 +56,11 @@ def checked_uid(value: str) -> str:
 
 class Destination(Protocol):
     name: str
-    # True: every send carries the whole series, even on a retry after some of its
-    # images were confirmed.
-    sends_whole_series: bool
+
+    @property
+    def sends_whole_series(self) -> bool:
+        """True: every send carries the whole series, even on a retry after some of
+        its images were confirmed."""
 
     def send(self, series: OutgoingSeries) -> None:
         """Store every instance; storing one that is already there is harmless."""

@@ -23,10 +23,10 @@ from relay_sender.destinations import (
     OutgoingSeries,
     valid_uid,
 )
-from relay_shared import series_lock
+from relay_shared import series_lock, series_state
 from relay_shared.db import record_event, session_scope
 from relay_shared.metrics import DESTINATION_ERRORS, INSTANCES_SENT
-from relay_shared.models import Delivery, DeliveryState, Image, Series, Status, utcnow
+from relay_shared.models import Delivery, DeliveryState, Image, Series, Stage, Status, utcnow
 from relay_shared.paths import WorkStore
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def _fail_images(ctx: SendContext, series_id: int, image_ids: list[int], reason:
         for image_id in image_ids:
             image = session.get(Image, image_id)
             assert image is not None
-            image.status, image.reason, image.updated_at = Status.FAILED, reason, utcnow()
+            series_state.image_to(image, Status.FAILED, reason)
         record_event(session, series_id, SERVICE, "refused", f"{len(image_ids)} image(s): {reason}")
     log.error("images refused before sending", extra={"series_id": series_id,
                                                       "images": len(image_ids)})
@@ -109,8 +109,7 @@ def _mark_failed(ctx: SendContext, series_id: int, reason: str) -> None:
     with session_scope(ctx.engine) as session:
         series = session.get(Series, series_id)
         assert series is not None
-        series.status, series.error, series.updated_at = Status.FAILED, reason, utcnow()
-        record_event(session, series_id, SERVICE, "failed", reason)
+        series_state.failed(session, series, Stage.SEND, reason)
 
 
 def _deliver_unconfirmed(ctx: SendContext, destination: Destination,
@@ -196,6 +195,6 @@ def _mark(ctx: SendContext, series_id: int, status: Status, detail: str) -> None
         previous = Status.DONEPROCESSING if status is Status.SENT else Status.SENT
         for image in session.exec(select(Image).where(Image.series_id == series_id,
                                                       Image.status == previous)):
-            image.status, image.updated_at = status, utcnow()
-        series.status, series.error, series.updated_at = status, None, utcnow()
-        record_event(session, series_id, SERVICE, status.value.lower(), detail)
+            series_state.image_to(image, status)
+        (series_state.sent if status is Status.SENT else series_state.done)(
+            session, series, detail)

@@ -1,5 +1,5 @@
-"""The leak guard on a parsed `Header`: the same rules as `originals.find_leaks`
-on a Dataset, without building an element object per value.
+"""The leak guard's search of an output: which attributes still hold an
+original identifying value (see `originals.py` for what counts as a match).
 
 Most outputs hold no original at all, so a header is first checked as a
 whole: UIDs and dates by set membership, and the text of every searchable
@@ -7,60 +7,80 @@ element joined into one string searched once for every original. Only when
 that finds something is the header walked again, element by element, to name
 the paths that hold it. Joining cannot hide a hit: each element's text is a
 substring of the whole, separated by a newline (not a word character, so a
-whole-word match stays a whole-word match).
+whole-word match stays a whole-word match). Times, numbers and bulk binary
+data are not searched.
 """
 
 from __future__ import annotations
 
-from .header import SINGLE_VALUED, TEXTUAL_VRS, Header, Item
-from .originals import BINARY_VRS, BULK_LIMIT, NUMERIC_VRS, PIXEL_TAGS, IdentifyingValues
+from pydicom.dataset import Dataset
+
+from ..dicom.charset import DEFAULT, Charset
+from ..dicom.header import Header, Item, charset_in, header_from_dataset
+from ..dicom.vocabulary import (
+    BINARY_NUMBER_VRS,
+    BYTES_VRS,
+    PIXEL_TAGS,
+    SINGLE_VALUE_VRS,
+    STRING_VRS,
+)
+from .originals import IdentifyingValues
 from .table import format_tag
 
-META_CODEC = "latin-1"
+BULK_LIMIT = 4096  # binary values larger than this are data, not text
+# Bytes that may be text nobody declared: searched when short.
+OPAQUE_VRS = frozenset({"OB", "OW", "UN"})
+UNSEARCHED_VRS = BINARY_NUMBER_VRS | {"IS", "DS", "TM"} | (BYTES_VRS - OPAQUE_VRS)
 
 
-def find_leaks_in_header(header: Header, originals: IdentifyingValues) -> list[str]:
+def find_leaks(header: Header | Dataset, originals: IdentifyingValues) -> list[str]:
+    """Attribute paths, e.g. "(0040,0275)[0].(0032,1060)", whose value holds
+    an original value. Never returns the value itself."""
     if not len(originals):
         return []
+    if isinstance(header, Dataset):
+        header = header_from_dataset(header)
     texts: list[str] = []
     suspect = False
     if header.meta is not None:
-        suspect = _gather(header.meta, META_CODEC, originals, texts)
+        suspect = _gather(header.meta, DEFAULT, originals, texts)
     suspect = _gather(header.body, header.codec, originals, texts) or suspect
     if not suspect and not originals.search("\n".join(texts)):
         return []
     hits: list[str] = []
     if header.meta is not None:
-        _scan(header.meta, "", META_CODEC, originals, hits)
+        _scan(header.meta, "", DEFAULT, originals, hits)
     _scan(header.body, "", header.codec, originals, hits)
     return hits
 
 
-def _gather(item: Item, codec: str, originals: IdentifyingValues, texts: list[str]) -> bool:
+def _gather(item: Item, outer: Charset, originals: IdentifyingValues, texts: list[str]) -> bool:
     """Collect the searchable text of `item`; True if a UID or date is an original."""
     uids, dates = originals.uids, originals.dates
+    codec = charset_in(item, outer)
     suspect = False
     for tag, elem in item.items():
         value, vr = elem[1], elem[0]
         if type(value) is list:
             for sub in value:
                 suspect = _gather(sub, codec, originals, texts) or suspect
-        elif not value or vr in NUMERIC_VRS or tag in PIXEL_TAGS:
+        elif not value or vr in UNSEARCHED_VRS or tag in PIXEL_TAGS:
             continue
         elif vr == "UI":
             suspect = suspect or any(v in uids for v in _values(value, vr, codec))
         elif vr == "DA" or vr == "DT":
             suspect = suspect or any(v[:8] in dates for v in _values(value, vr, codec))
-        elif vr in BINARY_VRS:
+        elif vr in OPAQUE_VRS:
             if len(value) <= BULK_LIMIT:
                 texts.append(value.decode("latin-1"))
         else:
-            texts.append(value.decode(codec, "replace"))
+            texts.append(codec.decode(value))
     return suspect
 
 
-def _scan(item: Item, prefix: str, codec: str, originals: IdentifyingValues,
+def _scan(item: Item, prefix: str, outer: Charset, originals: IdentifyingValues,
           hits: list[str]) -> None:
+    codec = charset_in(item, outer)
     for tag, elem in sorted(item.items()):
         if tag in PIXEL_TAGS:
             continue
@@ -72,17 +92,17 @@ def _scan(item: Item, prefix: str, codec: str, originals: IdentifyingValues,
             hits.append(path)
 
 
-def _values(value: bytes, vr: str, codec: str) -> list[str]:
-    text = value.decode(codec, "replace")
-    parts = [text] if vr in SINGLE_VALUED or vr not in TEXTUAL_VRS else text.split("\\")
+def _values(value: bytes, vr: str, codec: Charset) -> list[str]:
+    text = codec.decode(value)
+    parts = [text] if vr in SINGLE_VALUE_VRS or vr not in STRING_VRS else text.split("\\")
     return [p.strip().rstrip("\x00").strip() for p in parts]
 
 
-def _holds_original(vr: str, value: bytes, codec: str, originals: IdentifyingValues) -> bool:
-    """As `originals._holds_original`, on the bytes of one element."""
-    if not value or vr in NUMERIC_VRS:
+def _holds_original(vr: str, value: bytes, codec: Charset,
+                    originals: IdentifyingValues) -> bool:
+    if not value or vr in UNSEARCHED_VRS:
         return False
-    if vr in BINARY_VRS:
+    if vr in OPAQUE_VRS:
         if len(value) > BULK_LIMIT:
             return False
         texts = [value.decode("latin-1").strip().rstrip("\x00")]

@@ -12,24 +12,19 @@ Times, codes of numeric VRs and bulk binary data are not searched.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from functools import lru_cache
+from typing import Any
 
-from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import UID_dictionary
 
-from .header import Header
-from .table import format_tag
+from ..dicom.vocabulary import FREE_TEXT_VRS
 
 MIN_LENGTH = 3
 MAX_TEXT = 1024  # longer originals are free text; their fragments are found by the names
-BULK_LIMIT = 4096  # binary values larger than this are data, not text
-PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
-NUMERIC_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT", "IS", "DS", "TM",
-                         "OD", "OF", "OL", "OV"})
-BINARY_VRS = frozenset({"OB", "OW", "UN"})
-PLAIN_TEXT_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC", "AE"})
+# Searched as whole texts; names (PN) by their components too.
+PLAIN_TEXT_VRS = (FREE_TEXT_VRS - {"PN"}) | {"AE"}
 SCRUBBED = "***"
 _NAME_SPLIT = re.compile(r"[\^=\s,]+")
 _DIGIT_RUN = re.compile(r"[0-9][0-9.]+")  # where a UID can be, in any text
@@ -50,7 +45,7 @@ class IdentifyingValues:
         self._matcher: _Matcher | None = None
         # Raw values already added: the instances of a series repeat the
         # same names, IDs and dates, and decoding them again changes nothing.
-        self._raw_seen: set[tuple[str, tuple[str, bytes]]] = set()
+        self._raw_seen: set[tuple[Hashable, tuple[str, bytes]]] = set()
 
     def __repr__(self) -> str:
         return (f"IdentifyingValues(texts={len(self.texts)}, words={len(self.words)}, "
@@ -79,8 +74,8 @@ class IdentifyingValues:
         else:
             self._add_one(vr, value)
 
-    def add_raw(self, elem: tuple[str, bytes], codec: str,
-                values: Callable[[tuple[str, bytes], str], list[str]],
+    def add_raw(self, elem: tuple[str, bytes], codec: Hashable,
+                values: Callable[[tuple[str, bytes], Any], list[str]],
                 known: IdentifyingValues | None = None) -> None:
         """Add an element given as (VR, bytes), decoded by `values` once:
         the same bytes met again (here or in `known`) are skipped."""
@@ -219,51 +214,3 @@ def _pattern(plain: frozenset[str], words: frozenset[str]) -> re.Pattern[str]:
         alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
         parts.append(rf"\b(?:{alternatives})\b")
     return re.compile("|".join(parts), re.IGNORECASE)
-
-
-def find_leaks(ds: Dataset | Header, originals: IdentifyingValues) -> list[str]:
-    """Attribute paths, e.g. "(0040,0275)[0].(0032,1060)", whose value holds
-    an original value. Never returns the value itself. A `Header` is searched
-    on its bytes (see `leakscan.py`), a Dataset element by element."""
-    if not len(originals):
-        return []
-    if isinstance(ds, Header):
-        from .leakscan import find_leaks_in_header
-
-        return find_leaks_in_header(ds, originals)
-    hits: list[str] = []
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None:
-        _scan(meta, "", originals, hits)
-    _scan(ds, "", originals, hits)
-    return hits
-
-
-def _scan(ds: Dataset, prefix: str, originals: IdentifyingValues, hits: list[str]) -> None:
-    for elem in ds:
-        if elem.tag in PIXEL_TAGS:
-            continue
-        path = prefix + format_tag(elem.tag)
-        if elem.VR == "SQ":
-            for i, item in enumerate(elem.value or ()):
-                _scan(item, f"{path}[{i}].", originals, hits)
-        elif _holds_original(elem.VR, elem.value, originals):
-            hits.append(path)
-
-
-def _holds_original(vr: str, value: object, originals: IdentifyingValues) -> bool:
-    if value is None or value == "" or value == b"" or vr in NUMERIC_VRS:
-        return False
-    if vr in BINARY_VRS:
-        if not isinstance(value, bytes) or len(value) > BULK_LIMIT:
-            return False
-        value = value.decode("latin-1")
-    values = value if isinstance(value, (list, tuple, MultiValue)) else [value]
-    texts = [str(v).strip().rstrip("\x00") for v in values]
-    if vr == "UI":
-        return any(t in originals.uids for t in texts)
-    if vr == "DA":
-        return any(t[:8] in originals.dates for t in texts)
-    if vr == "DT":
-        return any(t[:8] in originals.dates for t in texts)
-    return any(originals.search(t) for t in texts)

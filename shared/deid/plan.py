@@ -1,47 +1,55 @@
-"""The action table of one configuration, computed once: tag -> handler.
+"""What the profile does to each tag under one configuration, as data.
 
-The engine walks a dataset once and, for each element, looks its tag up in
-`Plan.actions`; `None` means keep as it is. Tags the table does not list
-(private, repeating groups, UIDs, dates, free text) get a handler by rule the
-first time they are met, and the result is cached in the same dictionary.
+`plan_for(config)` turns the PS3.15 table, the chosen options and the recipe
+into `Plan.steps`: tag -> `Step`, an action's name and its argument, or
+None to keep the element as it is. Tags the table does not list (private,
+repeating groups, UIDs, dates, free text) get a step by rule the first time
+they are met (`Plan.step`), and the result is cached. What each action does
+to an element is `actions.py`'s business; this module names them only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache, partial
+from functools import cache
+from typing import Any
 
 from pydicom.datadict import dictionary_VR
 
-from . import handlers as h
+from ..dicom.vocabulary import FREE_TEXT_VRS
 from .config import DeidConfig
 from .recipe import SafePrivate
 from .table import action_for, entries
 
-Handler = Callable[..., None] | None
-UNSET = h.UNSET
+# (action, argument): the argument is the identity field for "identity", the
+# value for "replace", the step taken without a replacement for "accession".
+Step = tuple[str, Any]
 
 PATIENT_NAME = 0x00100010
 PATIENT_ID = 0x00100020
 ACCESSION_NUMBER = 0x00080050
+REMOVE: Step = ("remove", None)
+RECURSE: Step = ("recurse", None)
+CLEAN: Step = ("clean", None)
 
-_BY_CODE = {"X": h.remove, "Z": h.empty, "D": h.dummy, "U": h.uid, "C": h.clean}
-_RECIPE = {"keep": None, "remove": h.remove, "blank": h.empty, "hash": h.hash_value,
-           "shift": h.shift}
+_BY_CODE: dict[str, Step] = {"X": REMOVE, "Z": ("empty", None), "D": ("dummy", None),
+                             "U": ("uid", None), "C": CLEAN}
+_RECIPE: dict[str, Step | None] = {"keep": None, "remove": REMOVE, "blank": ("empty", None),
+                                   "hash": ("hash_value", None), "shift": ("shift", None)}
+_GRAPHICS_GROUPS = frozenset(range(0x5000, 0x5020, 2)) | frozenset(range(0x6000, 0x6020, 2))
 
 
 @dataclass
 class Plan:
     config: DeidConfig
-    actions: dict[int, Handler] = field(default_factory=dict)
+    steps: dict[int, Step | None] = field(default_factory=dict)
     identifying: frozenset[int] = frozenset()
     sequences: frozenset[int] = frozenset()
     codes: dict[int, str] = field(default_factory=dict)
     safe_private: frozenset[tuple[int, str, int]] = frozenset()
     _vrs: dict[int, str | None] = field(default_factory=dict)
-    # The same table for the raw engine (rawengine.raw_actions), built on first use.
-    raw_actions: dict[int, Handler] = field(default_factory=dict)
+    # The steps as functions, filled on first use by `actions.handlers_for`.
+    handlers: dict[int, Any] = field(default_factory=dict)
 
     @property
     def retains_uids(self) -> bool:
@@ -60,38 +68,37 @@ class Plan:
             vr = self._vrs[tag] = None if tag >> 16 & 1 else _vr(tag)
             return vr
 
-    def resolve(self, tag: int) -> Handler:
-        handler = self._rule(tag)
-        self.actions[tag] = handler
-        return handler
+    def step(self, tag: int) -> Step | None:
+        try:
+            return self.steps[tag]
+        except KeyError:
+            step = self.steps[tag] = self._rule(tag)
+            return step
 
-    def _rule(self, tag: int) -> Handler:
+    def _rule(self, tag: int) -> Step | None:
         group, element = tag >> 16, tag & 0xFFFF
         if group & 1:
-            return h.private if self.keeps_safe_private else h.remove_private
+            return ("private", None) if self.keeps_safe_private else ("remove_private", None)
         if element == 0:
-            return h.remove  # group lengths: retired, and wrong once values change
+            return REMOVE  # group lengths: retired, and wrong once values change
         if group in _GRAPHICS_GROUPS:
-            return h.clean if "cleanGraphOpt" in self.config.options else h.remove
+            return CLEAN if "cleanGraphOpt" in self.config.options else REMOVE
         try:
             vr = dictionary_VR(tag)
         except KeyError:
-            return h.remove  # a public tag nobody can interpret cannot be judged safe
+            return REMOVE  # a public tag nobody can interpret cannot be judged safe
         return self._by_vr(vr)
 
-    def _by_vr(self, vr: str) -> Handler:
+    def _by_vr(self, vr: str) -> Step | None:
         if vr == "UI":
-            return None if self.retains_uids else h.uid
+            return None if self.retains_uids else ("uid", None)
         if vr in ("DA", "DT"):
-            return h.shift if self.config.shifts_dates else None
+            return ("shift", None) if self.config.shifts_dates else None
         if vr == "SQ":
-            return h.recurse
-        if vr in h.TEXT_VRS:
-            return h.scrub
+            return RECURSE
+        if vr in FREE_TEXT_VRS:
+            return ("scrub", None)
         return None
-
-
-_GRAPHICS_GROUPS = frozenset(range(0x5000, 0x5020, 2)) | frozenset(range(0x6000, 0x6020, 2))
 
 
 @cache
@@ -101,14 +108,15 @@ def plan_for(config: DeidConfig) -> Plan:
     for tag, entry in entries().items():
         code = action_for(entry, config.options)
         plan.codes[tag] = code
-        plan.actions[tag] = _table_handler(plan, tag, code)
+        plan.steps[tag] = _table_step(tag, code)
     identifying = {t for t, e in entries().items() if _identifies(e, plan.codes[t], t)}
-    plan.actions[PATIENT_NAME] = partial(h.identity, field="patient_name")
-    plan.actions[PATIENT_ID] = partial(h.identity, field="patient_id")
-    plan.actions[ACCESSION_NUMBER] = partial(h.accession, fallback=plan.actions[ACCESSION_NUMBER])
+    plan.steps[PATIENT_NAME] = ("identity", "patient_name")
+    plan.steps[PATIENT_ID] = ("identity", "patient_id")
+    plan.steps[ACCESSION_NUMBER] = ("accession", plan.steps[ACCESSION_NUMBER])
     if config.recipe is not None:
         for rule in config.recipe.rules:
-            plan.actions[rule.tag] = _recipe_handler(rule.action, rule.value)
+            plan.steps[rule.tag] = (("replace", rule.value) if rule.action == "replace"
+                                    else _RECIPE[rule.action])
             plan.codes[rule.tag] = rule.action
             if rule.action == "keep":
                 identifying.discard(rule.tag)
@@ -118,6 +126,11 @@ def plan_for(config: DeidConfig) -> Plan:
     return plan
 
 
+def recipe_tags(plan: Plan) -> set[int]:
+    recipe = plan.config.recipe
+    return {r.tag for r in recipe.rules} if recipe is not None else set()
+
+
 def _vr(tag: int) -> str | None:
     try:
         return dictionary_VR(tag)
@@ -125,12 +138,12 @@ def _vr(tag: int) -> str | None:
         return None
 
 
-def _table_handler(plan: Plan, tag: int, code: str) -> Handler:
+def _table_step(tag: int, code: str) -> Step | None:
     if code == "K":
         # Kept sequences still go through the profile at every depth.
-        return h.recurse if _vr(tag) == "SQ" else None
+        return RECURSE if _vr(tag) == "SQ" else None
     if tag >> 16 == 0x0002:
-        return None  # the file meta group is rebuilt as a whole, see handlers.file_meta
+        return None  # the file meta group is rebuilt as a whole, see engine.rebuild_meta
     return _BY_CODE[code]
 
 
@@ -141,12 +154,6 @@ def _identifies(entry, code: str, tag: int) -> bool:
     if entry.descriptor or code == "K":
         return False
     return code != "C" or _vr(tag) in ("DA", "DT", "UI")
-
-
-def _recipe_handler(action: str, value: str | None) -> Handler:
-    if action == "replace":
-        return partial(h.replace, value=value)
-    return _RECIPE[action]
 
 
 def _safe_keys(config: DeidConfig) -> frozenset[tuple[int, str, int]]:

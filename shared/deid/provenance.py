@@ -8,21 +8,16 @@ Information Modified). The audit lists tags, never values.
 from __future__ import annotations
 
 from functools import lru_cache
-from io import BytesIO
-from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset
-from pydicom.filereader import read_dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 
-from .encode import encode_dataset
-from .header import ENCODINGS, Item, parse_dataset
+from ..dicom.header import ENCODINGS, Item, parse_dataset
+from .actions import Run
+from .config import DeidConfig
+from .pseudonyms import Identifiers
 from .table import format_tag, table_sha256
-
-if TYPE_CHECKING:
-    from .config import DeidConfig
-    from .handlers import Run
-    from .identifiers import Identifiers
-    from .rawengine import RawRun
 
 ENGINE_VERSION = "1"
 PROFILE = "DICOM PS3.15 E.1 Basic Application Level Confidentiality Profile"
@@ -49,28 +44,10 @@ def method_codes(config: DeidConfig) -> list[tuple[str, str]]:
     return [BASIC_CODE, *chosen]
 
 
-def add_provenance(ds: Dataset, config: DeidConfig) -> list[tuple[str, str]]:
-    implicit, little = ds.original_encoding
-    if implicit is None or little is None:
-        return _set_provenance(ds, config)
-    for raw in _raw_provenance(config, implicit, little):
-        ds[raw.tag] = raw
-    return method_codes(config)
-
-
-@lru_cache(maxsize=32)
-def _raw_provenance(config: DeidConfig, implicit: bool, little: bool) -> tuple:
-    """The same elements for every instance: encoded once per configuration
-    and encoding, then set as raw bytes (immutable, so safely shared)."""
-    built = Dataset()
-    _set_provenance(built, config)
-    body = encode_dataset(built, implicit, little)
-    parsed = read_dataset(BytesIO(body), is_implicit_VR=implicit, is_little_endian=little)
-    return tuple(parsed.get_item(tag) for tag in parsed.keys())  # noqa: SIM118 (a Dataset iterates elements)
-
-
-def raw_provenance(config: DeidConfig, implicit: bool, little: bool) -> Item:
-    """The same elements for a Header: fresh items, shared (never changed) elements."""
+def provenance(config: DeidConfig, implicit: bool, little: bool) -> Item:
+    """The elements that record the de-identification, the same for every
+    instance: built once per configuration and encoding; fresh items, shared
+    (never changed) elements."""
     return {tag: ("SQ", [dict(i) for i in elem[1]]) if type(elem[1]) is list
             else elem for tag, elem in _parsed_provenance(config, implicit, little).items()}
 
@@ -79,8 +56,10 @@ def raw_provenance(config: DeidConfig, implicit: bool, little: bool) -> Item:
 def _parsed_provenance(config: DeidConfig, implicit: bool, little: bool) -> Item:
     built = Dataset()
     _set_provenance(built, config)
-    enc = ENCODINGS[(implicit, little)]
-    return parse_dataset(encode_dataset(built, implicit, little), 0, enc)[0]
+    fp = DicomBytesIO()
+    fp.is_implicit_VR, fp.is_little_endian = implicit, little
+    write_dataset(fp, built)
+    return parse_dataset(fp.getvalue(), 0, ENCODINGS[(implicit, little)])[0]
 
 
 def _set_provenance(ds: Dataset, config: DeidConfig) -> list[tuple[str, str]]:
@@ -113,7 +92,7 @@ def _temporal(config: DeidConfig) -> str:
     return "UNMODIFIED" if config.keeps_dates else "REMOVED"
 
 
-def audit_record(run: Run | RawRun, config: DeidConfig, ids: Identifiers,
+def audit_record(run: Run, config: DeidConfig, ids: Identifiers,
                  codes: list[tuple[str, str]]) -> dict:
     recipe = config.recipe
     return {

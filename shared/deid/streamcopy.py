@@ -1,12 +1,11 @@
-"""Read a header without its pixel data (`read_header`), and write a
+"""Read a header without its pixel data (`load_header`), and write a
 de-identified header followed by the source's pixel data, copied as raw
 bytes. The one module of the package that does I/O.
 
-The pixel data is never decoded and never held whole: it is located in the
-source by the header's parser (a `Header` knows its offset) or by walking
-element headers (values are skipped, not read), then copied by the kernel
-(copy_file_range) or in chunks. Deflated files are
-inflated and deflated again as a stream.
+The pixel data is never decoded and never held whole: the header's parser
+knows where it starts, and its elements are copied by the kernel
+(copy_file_range) or in chunks. Deflated files are inflated and deflated
+again as a stream.
 
 Elements stored after the pixel data (private groups 7FE1 and up, digital
 signatures FFFA, trailing padding FFFC) are never copied blindly:
@@ -25,90 +24,75 @@ import os
 import struct
 import zlib
 from collections.abc import Callable
-from functools import lru_cache
-from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO
 
-from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.filereader import read_dataset
-from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from .encode import encode_dataset, encode_file_meta
-from .header import PREAMBLE, Header, Truncated, Unsupported, encode_item, encode_meta, parse_file
+from ..dicom.header import (
+    MAX_INFLATED_BYTES,
+    PREAMBLE,
+    Encoding,
+    Header,
+    Item,
+    Truncated,
+    encode_item,
+    encode_meta,
+    header_from_dataset,
+    parse_dataset,
+    parse_file,
+    parse_file_meta,
+)
+from ..dicom.vocabulary import (
+    ITEM,
+    ITEM_END,
+    LAST_PIXEL_TAG,
+    LONG_LENGTH_VRS,
+    PIXEL_TAGS,
+    SEQUENCE_END,
+    UNDEFINED_LENGTH,
+)
 
-PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)
-FIRST_PIXEL_TAG = 0x7FE00008
-LAST_PIXEL_TAG = 0x7FE00010
-UNDEFINED = 0xFFFFFFFF
-ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR",
-                      b"UT", b"SV", b"UV"})
+LONG_VRS = frozenset(vr.encode() for vr in LONG_LENGTH_VRS)
 CHUNK = 1 << 20
 HEAD_BYTES = 1 << 16  # a header is a few KB: read this much first, more if needed
 
-Trailing = Callable[[Dataset], Dataset | None]
+Trailing = Callable[[Item], Item | None]
 
 
 class StreamCopyError(ValueError):
     """The source cannot be copied: truncated, or not the encoding claimed."""
 
 
-@lru_cache(maxsize=64)
-def _encoding(transfer_syntax: str) -> _Encoding:
-    return _Encoding(transfer_syntax)
-
-
-class _Encoding:
-    def __init__(self, transfer_syntax: str):
-        uid = UID(transfer_syntax)
-        self.implicit = uid == ImplicitVRLittleEndian
-        self.little = uid != ExplicitVRBigEndian
-        self.deflated = uid.is_deflated
-        self.order = "<" if self.little else ">"
-
-
-def read_header(path: Path) -> Header | Dataset:
-    """The header of a Part 10 file, without its pixel data: a `Header`
-    (read on the bytes, the fast path) or, for what that parser leaves to
-    pydicom (see `header.py`), a Dataset. `deidentify`, `write_deidentified`
-    and `find_leaks` take either."""
+def load_header(path: Path, max_inflated_bytes: int = MAX_INFLATED_BYTES) -> Header:
+    """The header of a Part 10 file, without its pixel data; raises
+    `DicomFormatError` for what is not one."""
     with open(path, "rb") as fp:
         data = fp.read(HEAD_BYTES)
         while True:
             complete = len(data) < HEAD_BYTES or not fp.peek(1)
             try:
-                return parse_file(data, complete)
+                return parse_file(data, complete, max_inflated_bytes)
             except Truncated:
                 if complete:
-                    break
+                    raise
                 data += fp.read(len(data))  # a header this long is rare: read twice as much
-            except Unsupported:
-                break
-    return dcmread(path, stop_before_pixels=True)
 
 
-def write_deidentified(src_path: Path, dst_path: Path, header: Dataset | Header, *,
+def write_deidentified(src_path: Path, dst_path: Path, header: Header | Dataset, *,
                        trailing: Trailing | None = None, fsync: bool = False) -> None:
-    """Write `header` (with its file_meta) and the pixel data of `src_path`
+    """Write `header` (with its file meta) and the pixel data of `src_path`
     to `dst_path`, atomically: the file appears under its name complete or
-    not at all. A `Header` must have been read from `src_path`: it knows
-    where the pixel data starts."""
+    not at all. `header` must have been read from `src_path`: it knows
+    where the pixel data starts. (A pydicom Dataset is converted once, here,
+    and told where the source's pixel data is.)"""
+    if isinstance(header, Dataset):
+        header = _located(header_from_dataset(header), load_header(src_path))
     dst_path = Path(dst_path)
     part = dst_path.with_name(dst_path.name + ".part")
-    syntax = header.transfer_syntax if isinstance(header, Header) else \
-        header.file_meta.TransferSyntaxUID
-    enc = _encoding(syntax or ExplicitVRLittleEndian)
-    if isinstance(header, Header) and enc.deflated:
-        header = header.to_dataset()
     try:
         with open(src_path, "rb") as src, open(part, "wb") as out:
-            if isinstance(header, Header):
-                _write_header(src, out, header, enc, trailing)
-            else:
-                _check_source(src, header)
-                _write(src, out, header, enc, trailing)
+            _write_header(src, out, header, trailing)
             if fsync:
                 out.flush()
                 os.fsync(out.fileno())
@@ -118,104 +102,55 @@ def write_deidentified(src_path: Path, dst_path: Path, header: Dataset | Header,
         raise
 
 
-def _check_source(src: BinaryIO, header: Dataset) -> None:
-    """Leave `src` at the start of the dataset, having checked the source is
-    encoded as the header says (the copied bytes must match the header)."""
-    src.seek(128)
-    if src.read(4) != b"DICM":
-        src.seek(0)
-        return
-    source_ts = None
-    while True:  # the file meta group is always explicit VR little endian
-        head = src.read(8)
-        if len(head) < 8 or head[:2] != b"\x02\x00":
-            src.seek(-len(head), os.SEEK_CUR)
-            break
-        element, vr = struct.unpack("<H", head[2:4])[0], head[4:6]
-        length = struct.unpack("<L", src.read(4))[0] if vr in LONG_VRS else \
-            struct.unpack("<H", head[6:8])[0]
-        value = src.read(length)
-        if element == 0x0010:
-            source_ts = value.rstrip(b"\x00 ").decode("ascii", "replace")
-    if source_ts is not None and source_ts != header.file_meta.TransferSyntaxUID:
+def _located(header: Header, source: Header) -> Header:
+    if (header.encoding is not source.encoding or header.deflated != source.deflated):
         raise StreamCopyError("the header's transfer syntax differs from the source's")
+    header.pixel_offset = source.pixel_offset
+    return header
 
 
-def _write(src: BinaryIO, out: BinaryIO, header: Dataset, enc: _Encoding,
-           trailing: Trailing | None) -> None:
-    head, tail = _split(header)
-    out.write(b"\x00" * 128 + b"DICM" + encode_file_meta(header.file_meta))
-    sink: _DeflateSink | _FileSink
-    reader: _InflateReader | _FileReader
-    if enc.deflated:
-        sink = _DeflateSink(out)
-        sink.write(_encode(head, enc))
-        reader = _InflateReader(src, sink)
-    else:
-        sink = _FileSink(out, src)
-        sink.write(_encode(head, enc))
-        reader = _FileReader(src)
-    if _seek_pixels(reader, enc):
-        while _peek_tag(reader, enc) in PIXEL_TAGS:
-            _copy_element(reader, sink, enc)
-        if tail is None and trailing is not None:
-            tail = _trailing(reader, enc, trailing)
-    if tail is not None and len(tail):
-        sink.write(_encode(tail, enc, header.get("SpecificCharacterSet")))
-    sink.close()
-
-
-def _write_header(src: BinaryIO, out: BinaryIO, header: Header, enc: _Encoding,
+def _write_header(src: BinaryIO, out: BinaryIO, header: Header,
                   trailing: Trailing | None) -> None:
     """Header bytes, then the pixel elements copied from where the header
     says they start; no walk through the source's header."""
-    body = header.body
+    body, enc = header.body, header.encoding
     tail = {t: e for t, e in body.items() if t > LAST_PIXEL_TAG}
     if tail:
         body = {t: e for t, e in body.items() if t <= LAST_PIXEL_TAG}
-    meta = encode_meta(header.meta) if header.meta is not None else b""
-    out.write(PREAMBLE + meta + encode_item(body, header.encoding))
+    out.write(PREAMBLE + (encode_meta(header.meta) if header.meta is not None else b""))
+    reader: _InflateReader | _FileReader
+    sink: _DeflateSink | _FileSink
+    if header.deflated:
+        sink = _DeflateSink(out)
+        src.seek(parse_file_meta(src.read(HEAD_BYTES))[1])
+        reader = _InflateReader(src, sink)
+    else:
+        sink, reader = _FileSink(out, src), _FileReader(src)
+    sink.write(encode_item(body, enc))
     if header.pixel_offset is not None:
-        src.seek(header.pixel_offset)
-        reader, sink = _FileReader(src), _FileSink(out, src)
+        reader.seek(header.pixel_offset)
         if _peek_tag(reader, enc) not in PIXEL_TAGS:
             raise StreamCopyError("the header was not read from this source")
         while _peek_tag(reader, enc) in PIXEL_TAGS:
             _copy_element(reader, sink, enc)
         if not tail and trailing is not None:
-            found = _trailing(reader, enc, trailing)
-            if found is not None and len(found):
-                charset = header.get("SpecificCharacterSet") or None
-                out.write(encode_dataset(found, enc.implicit, enc.little, charset))
+            tail = _trailing(reader, enc, trailing)
     if tail:
-        out.write(encode_item(tail, header.encoding))
-    out.flush()
+        sink.write(encode_item(tail, enc))
+    sink.close()
 
 
-def _split(header: Dataset) -> tuple[Dataset, Dataset | None]:
-    tags = list(header.keys())
-    if not tags or tags[-1] < FIRST_PIXEL_TAG:
-        return header, None
-    tail = header[LAST_PIXEL_TAG + 1:]
-    return header[:FIRST_PIXEL_TAG], (tail if len(tail) else None)
-
-
-def _encode(ds: Dataset, enc: _Encoding, charset: object = None) -> bytes:
-    return encode_dataset(ds, enc.implicit, enc.little, charset)
-
-
-def _trailing(reader, enc: _Encoding, trailing: Trailing) -> Dataset | None:
+def _trailing(reader, enc: Encoding, trailing: Trailing) -> Item:
     raw = reader.read_rest()
     if not raw:
-        return None
-    found = read_dataset(BytesIO(raw), is_implicit_VR=enc.implicit, is_little_endian=enc.little)
-    kept = trailing(found)
-    return kept[LAST_PIXEL_TAG + 1:] if kept is not None else None
+        return {}
+    kept = trailing(parse_dataset(raw, 0, enc)[0])
+    return {t: e for t, e in (kept or {}).items() if t > LAST_PIXEL_TAG}
 
 
 # -- walking element headers -------------------------------------------------
 
-def _peek_tag(reader, enc: _Encoding) -> int | None:
+def _peek_tag(reader, enc: Encoding) -> int | None:
     head = reader.read_or_eof(4)
     if len(head) < 4:
         return None
@@ -224,19 +159,7 @@ def _peek_tag(reader, enc: _Encoding) -> int | None:
     return (group << 16) | element
 
 
-def _seek_pixels(reader, enc: _Encoding) -> bool:
-    """Skip top-level elements up to the first pixel element (or anything
-    after it); False when the dataset has none."""
-    while True:
-        tag = _peek_tag(reader, enc)
-        if tag is None:
-            return False
-        if tag >= FIRST_PIXEL_TAG:
-            return True
-        _skip_element(reader, enc, enc.implicit)
-
-
-def _element_header(reader, enc: _Encoding, implicit: bool) -> tuple[bytes, int]:
+def _element_header(reader, enc: Encoding, implicit: bool) -> tuple[bytes, int]:
     reader.skip(4)  # the tag: the caller peeked it already
     if implicit:
         return b"", struct.unpack(enc.order + "L", reader.read(4))[0]
@@ -246,23 +169,23 @@ def _element_header(reader, enc: _Encoding, implicit: bool) -> tuple[bytes, int]
     return vr, struct.unpack(enc.order + "H", reader.read(2))[0]
 
 
-def _skip_element(reader, enc: _Encoding, implicit: bool) -> None:
+def _skip_element(reader, enc: Encoding, implicit: bool) -> None:
     vr, length = _element_header(reader, enc, implicit)
-    if length == UNDEFINED:
+    if length == UNDEFINED_LENGTH:
         # PS3.5 6.2.2: an UN value of undefined length is implicit VR inside.
         _skip_items(reader, enc, implicit or vr == b"UN")
     else:
         reader.skip(length)
 
 
-def _skip_items(reader, enc: _Encoding, implicit: bool) -> None:
+def _skip_items(reader, enc: Encoding, implicit: bool) -> None:
     while True:
         tag, length = _item_header(reader, enc)
         if tag == SEQUENCE_END:
             return
         if tag != ITEM:
             raise StreamCopyError("expected an item in a sequence of undefined length")
-        if length != UNDEFINED:
+        if length != UNDEFINED_LENGTH:
             reader.skip(length)
             continue
         while _peek_tag(reader, enc) != ITEM_END:
@@ -270,12 +193,12 @@ def _skip_items(reader, enc: _Encoding, implicit: bool) -> None:
         _item_header(reader, enc)
 
 
-def _item_header(reader, enc: _Encoding) -> tuple[int, int]:
+def _item_header(reader, enc: Encoding) -> tuple[int, int]:
     group, element, length = struct.unpack(enc.order + "HHL", reader.read(8))
     return (group << 16) | element, length
 
 
-def _copy_element(reader, sink, enc: _Encoding) -> None:
+def _copy_element(reader, sink, enc: Encoding) -> None:
     start = reader.tell()
     sink.tee(reader)
     _skip_element(reader, enc, enc.implicit)
@@ -305,6 +228,9 @@ class _FileReader:
 
     def skip(self, n: int) -> None:
         self.fp.seek(n, os.SEEK_CUR)
+
+    def seek(self, offset: int) -> None:
+        self.fp.seek(offset)
 
     def tell(self) -> int:
         return self.fp.tell()
@@ -401,6 +327,10 @@ class _InflateReader:
 
     def tell(self) -> int:
         return self.position
+
+    def seek(self, offset: int) -> None:
+        """Forward only: the offset in the inflated dataset."""
+        self.skip(offset - self.position)
 
     def read_rest(self) -> bytes:
         chunks = []

@@ -38,18 +38,6 @@ DUMMY_BY_VR: dict[str, object] = {
     "UN": b"\x00\x00",
 }
 
-TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UT", "UC", "PN"})
-BYTES_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
-
-
-def empty_value(vr: str) -> object:
-    if vr == "SQ":
-        return []
-    if vr in BYTES_VRS:
-        return b""
-    return None if vr in {"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT"} else ""
-
-
 def dummy_value(vr: str) -> object:
     return DUMMY_BY_VR.get(vr, "")
 

@@ -14,11 +14,10 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from relay_shared.deid import Header
+from relay_shared.dicom.header import Header
+from relay_shared.dicom.vocabulary import NUMBER_FORMATS
 
 from .rules import RegionRule, Rules
-
-NUMERIC = {"US": "H", "SS": "h", "UL": "L", "SL": "l"}
 
 
 @dataclass(frozen=True)
@@ -89,13 +88,12 @@ def _values(header: Header | Dataset, keyword: str) -> tuple[str, ...]:
     if elem is None or type(elem[1]) is list:
         return ()
     vr, raw = elem
-    if vr in NUMERIC:
-        code = NUMERIC[vr]
+    if vr in NUMBER_FORMATS:
+        code = NUMBER_FORMATS[vr]
         count = len(raw) // struct.calcsize(code)
         return tuple(str(v) for v in struct.unpack(f"{header.encoding.order}{count}{code}",
                                                    raw[:count * struct.calcsize(code)]))
-    text = raw.decode(header.codec, "replace").rstrip("\x00 ")
-    return tuple(text.split("\\")) if text else ()
+    return tuple(header.codec.values(vr, raw))
 
 
 def _has_pixels(header: Header | Dataset) -> bool:

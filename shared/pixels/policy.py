@@ -15,6 +15,7 @@ from typing import Protocol
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.uid import UID
 
 from relay_shared.deid import Header, IdentifyingValues, Pseudonymizer
 from relay_shared.deid.streamcopy import write_deidentified
@@ -108,7 +109,7 @@ class PixelPolicy:
         ds = header.to_dataset() if isinstance(header, Header) else header
         # Changed pixel data is a new instance (PS3.3 C.12.1.1.1); derived from the
         # de-identified UID so that doing it again gives the same one.
-        uid = pseudonymizer.uid(f"{ds.SOPInstanceUID}/redacted-pixels")
+        uid = UID(pseudonymizer.uid(f"{ds.SOPInstanceUID}/redacted-pixels"))
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = uid
         if text_gone:
             ds.BurnedInAnnotation = "NO"

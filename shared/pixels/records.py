@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from relay_shared import series_state
 from relay_shared.models import Image, Status
 from relay_shared.paths import WorkStore
 
@@ -27,8 +28,7 @@ def record(image: Image, outcome: PixelOutcome | None, store: WorkStore) -> None
     image.pixel_reason = outcome.reason
     if outcome.held and image.status is Status.DONEPROCESSING:
         assert image.id is not None
-        image.status = Status.QUARANTINED
-        image.reason = f"burned-in text: {outcome.reason}"
+        series_state.image_to(image, Status.QUARANTINED, f"burned-in text: {outcome.reason}")
         image.quarantine_path = hold(store, image.series_id, image.id)
 
 

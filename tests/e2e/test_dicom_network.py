@@ -14,7 +14,7 @@ from pydicom import dcmread
 from pydicom.uid import RLELossless, generate_uid
 
 from tests.e2e.pipeline import TOKEN_ENTRY, assert_no_originals_in_orthanc, wait_for_series
-from tests.services.sender.test_dimse import rle_series
+from tests.services.sender.test_dicom_ae import rle_series
 from tests.support.dicom_factory import Patient, SeriesSpec, write_series
 from tests.support.services import (
     Orthanc,

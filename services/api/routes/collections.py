@@ -11,7 +11,7 @@ import csv
 import io
 from collections import Counter
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, Field
@@ -106,7 +106,7 @@ def describe(session: Session, collection_id: int) -> CollectionOut:
     out = [CollectionRowOut(
         row=row.row_number, state=RowState(row.state), reason=row.reason,
         studies=len(row.study_uids), series=len(row.series_uids), instances=row.instances,
-        series_ids=sorted(ids[uid] for uid in row.series_uids if uid in ids),
+        series_ids=sorted(cast("int", ids[uid]) for uid in row.series_uids if uid in ids),
         updated_at=row.updated_at) for row in rows]
     assert collection.id is not None
     return CollectionOut(

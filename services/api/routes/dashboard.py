@@ -23,4 +23,7 @@ def dashboard() -> HTMLResponse:
 
 
 def static_files() -> StaticFiles:
-    return StaticFiles(directory=str(resources.files("relay_api").joinpath("static")))
+    # An editable install (make setup) links each file into the package folder:
+    # follow those links; the folder itself is the package's, never a user's.
+    return StaticFiles(directory=str(resources.files("relay_api").joinpath("static")),
+                       follow_symlink=True)

@@ -10,9 +10,9 @@ from pydantic import BaseModel
 
 from relay_api.audit import audit
 from relay_api.deps import Admin, Id, RuntimeDep
-from relay_shared import outbox
+from relay_shared import outbox, series_state
 from relay_shared.db import session_scope
-from relay_shared.models import Image, Series, Stage, Status, utcnow
+from relay_shared.models import Image, Series, Stage, Status
 from relay_shared.pixels import release
 
 log = logging.getLogger(__name__)
@@ -45,12 +45,12 @@ async def release_image(image_id: Id, rt: RuntimeDep, caller: Admin) -> Released
         except FileNotFoundError:
             raise HTTPException(status.HTTP_409_CONFLICT,
                                 f"the held file of image {image_id} is no longer there") from None
-        image.status, image.pixel_gate, image.reason = Status.DONEPROCESSING, "released", None
-        image.updated_at = utcnow()
+        series_state.image_to(image, Status.DONEPROCESSING)
+        image.pixel_gate = "released"
         queued = series.status is Status.DONE
+        series_state.released(session, series, f"image {image_id} released from the "
+                              "burned-in text hold by an admin", resend=queued)
         if queued:
-            series.status, series.stage, series.updated_at = (Status.DONEPROCESSING,
-                                                              Stage.SEND, utcnow())
             outbox.enqueue(session, rt.settings.send_queue, series)
         audit(session, caller, "released",
               f"image {image_id} released from the burned-in text hold", series.id)

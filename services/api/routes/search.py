@@ -50,7 +50,7 @@ class Filters(BaseModel):
     format: str | None = None
 
 
-def _filtered(f: Filters) -> Select[tuple[SeriesMetadata, Status]]:
+def _filtered(f: Filters) -> Select[SeriesMetadata, str]:
     query = select(SeriesMetadata, Series.status).join(
         Series, col(Series.id) == SeriesMetadata.series_id)
     for column, value in ((SeriesMetadata.modality, f.modality),
@@ -97,5 +97,6 @@ def search(
     total = queries.total_of(session, query)
     rows = list(session.exec(query.order_by(col(SeriesMetadata.id).desc())
                              .offset(offset).limit(limit)))
-    items = [SearchHit(status=status, **row.model_dump(exclude={"id"})) for row, status in rows]
+    items = [SearchHit(status=Status(status), **row.model_dump(exclude={"id"}))
+             for row, status in rows]
     return Page(items=items, total=total, limit=limit, offset=offset)

@@ -12,9 +12,10 @@ from relay_api import queries
 from relay_api.audit import audit
 from relay_api.deps import Id, Offset, Operator, Reader, RuntimeDep, SessionDep
 from relay_api.schemas import Page, RetryAccepted, SeriesDetail, SeriesSummary, SortKey
-from relay_shared import outbox
+from relay_shared import outbox, series_state
 from relay_shared.db import session_scope
-from relay_shared.models import Image, Series, Stage, Status, Study, utcnow
+from relay_shared.models import Image, Series, Stage, Status, Study
+from relay_shared.series_state import RESTART
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/series", tags=["series"])
@@ -98,7 +99,6 @@ def get_series(series_id: Id, session: SessionDep, _: Reader) -> SeriesDetail:
                         events=queries.events_of(session, series_id))
 
 
-RESTART = {Stage.DEID: Status.NEW, Stage.SEND: Status.DONEPROCESSING}
 
 
 @router.post("/{series_id}/retry", response_model=RetryAccepted, status_code=202,
@@ -114,7 +114,7 @@ async def retry_series(series_id: Id, rt: RuntimeDep, caller: Operator) -> Retry
             raise HTTPException(status.HTTP_409_CONFLICT,
                                 f"series {series_id} is {series.status.value}; only a FAILED "
                                 "series that got past ingest can be retried")
-        series.status, series.attempts, series.updated_at = RESTART[series.stage], 0, utcnow()
+        series_state.retried(session, series)
         outbox.enqueue(session, queues[series.stage], series)
         audit(session, caller, "retry", f"from stage {series.stage.value}", series_id)
         accepted = RetryAccepted(series_id=series_id, stage=series.stage, status=series.status)

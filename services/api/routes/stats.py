@@ -9,10 +9,10 @@ from sqlmodel import Session
 from relay_api import live
 from relay_api.deps import Reader, RuntimeDep
 from relay_api.schemas import Stats
-from relay_shared.models import Image, Series, Status
+from relay_shared.models import Image, Series
+from relay_shared.series_state import IN_FLIGHT
 
 router = APIRouter(prefix="/api/v1/stats", tags=["statistics"])
-IN_FLIGHT = (Status.NEW, Status.PROCESSING, Status.DONEPROCESSING, Status.SENT)
 
 
 def _from_database(engine: Engine) -> dict[str, object]:

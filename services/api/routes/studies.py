@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Query
 from sqlalchemy import func
@@ -27,7 +27,7 @@ def list_studies(session: SessionDep, _: Reader,
     query = query.group_by(col(Study.id))
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(query.order_by(col(Study.id).desc()).offset(offset).limit(limit))
-    items = [StudyOut(id=study.id, study_uid=study.study_uid,
+    items = [StudyOut(id=cast("int", study.id), study_uid=study.study_uid,
                       patient_pseudonym=study.patient_pseudonym, series_count=count,
                       created_at=study.created_at) for study, count in rows]
     return Page(items=items, total=total, limit=limit, offset=offset)

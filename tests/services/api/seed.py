@@ -87,7 +87,7 @@ def _series(session, study: Study, modality: str, status: Status, stage: Stage, 
     if status is Status.DONE:
         record_event(session, series.id, "sender", "done", "working files removed")
     if status is Status.FAILED:
-        record_event(session, series.id, "send", "failed", series.error)
+        record_event(session, series.id, "sender", "failed", series.error)
     return int(series.id)  # type: ignore[arg-type]
 
 

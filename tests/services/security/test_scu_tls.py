@@ -21,7 +21,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from relay_ingest.collector import Collector
 from relay_ingest.pacs import Pacs, PacsError
 from relay_sender.destinations import DestinationError, OutgoingInstance, OutgoingSeries
-from relay_sender.dimse import DicomDestination
+from relay_sender.dicom_ae import DicomDestination
 from relay_sender.main import build_destinations
 from relay_shared.bus import InProcessBus, RetryPolicy
 from relay_shared.db import upgrade

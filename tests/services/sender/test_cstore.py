@@ -12,7 +12,7 @@ from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 
 from relay_sender import cstore
-from relay_shared import dimse
+from relay_shared.dicom import dimse
 from tests.support.dicom_factory import Patient, SeriesSpec, write_series
 
 

@@ -12,7 +12,7 @@ from pydicom.uid import RLELossless
 
 from relay_sender.destinations import DestinationError
 from relay_sender.dicomweb import DicomWebDestination, batches
-from tests.services.sender.test_dimse import PATIENT, outgoing, rle_series
+from tests.services.sender.test_dicom_ae import PATIENT, outgoing, rle_series
 from tests.support.dicom_factory import SeriesSpec, write_series
 from tests.support.services import Orthanc, free_port
 

@@ -11,7 +11,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from relay_shared.deid import DeidConfig, IdentifyingValues, deidentify, find_leaks, parse_recipe
-from relay_shared.deid.header import parse_file
+from relay_shared.dicom.header import parse_file
 
 from .planting import PSEUDO, reread
 from .test_structure import base, private_dataset, three_deep

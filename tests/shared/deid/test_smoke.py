@@ -13,7 +13,7 @@ from relay_shared.deid import (
     find_leaks,
     identifying_values,
 )
-from relay_shared.deid.streamcopy import read_header, write_deidentified
+from relay_shared.deid.streamcopy import load_header, write_deidentified
 
 SECRET = b"test-secret-0123456789"
 
@@ -25,8 +25,8 @@ def read_with_pydicom(path: Path):
     return dcmread(path, stop_before_pixels=True)
 
 
-@pytest.mark.parametrize("reader", [read_header, read_with_pydicom],
-                         ids=["read_header", "dcmread"])
+@pytest.mark.parametrize("reader", [load_header, read_with_pydicom],
+                         ids=["load_header", "dcmread"])
 @pytest.mark.parametrize("name", FILES)
 @pytest.mark.parametrize("options", [frozenset(), frozenset({"rtnLongModifDatesOpt"})])
 def test_bundled_file_round_trip(tmp_path: Path, name: str, options: frozenset[str],
@@ -45,6 +45,6 @@ def test_bundled_file_round_trip(tmp_path: Path, name: str, options: frozenset[s
     assert out.PatientName == ids.patient_name
     assert out.file_meta.MediaStorageSOPInstanceUID == out.SOPInstanceUID
     assert find_leaks(out, originals) == []
-    assert find_leaks(read_header(dst), originals) == []
-    assert find_leaks(read_header(dst), result.originals) == []
+    assert find_leaks(load_header(dst), originals) == []
+    assert find_leaks(load_header(dst), result.originals) == []
     assert not (tmp_path / "out.dcm.part").exists()

@@ -16,7 +16,7 @@ from pydicom.uid import (
 )
 
 from relay_shared.deid import DeidConfig, Header, deidentify
-from relay_shared.deid.streamcopy import read_header, write_deidentified
+from relay_shared.deid.streamcopy import load_header, write_deidentified
 
 from .planting import PSEUDO
 from .test_structure import base
@@ -46,14 +46,14 @@ def read_with_pydicom(path: Path) -> Dataset:
     return dcmread(path, stop_before_pixels=True)
 
 
-# Both ways a caller may hold a header: parsed on its bytes (a Header, or a
-# Dataset where that parser hands over to pydicom), or read by pydicom.
-@pytest.fixture(params=[read_header, read_with_pydicom], ids=["read_header", "dcmread"])
+# Both ways a caller may hold a header: parsed on its bytes (a Header), or
+# read by pydicom (a Dataset, converted at the edge).
+@pytest.fixture(params=[load_header, read_with_pydicom], ids=["load_header", "dcmread"])
 def reader(request):
     return request.param
 
 
-def deidentified_copy(tmp_path: Path, ds: Dataset, reader=read_header) -> tuple[Path, Path]:
+def deidentified_copy(tmp_path: Path, ds: Dataset, reader=load_header) -> tuple[Path, Path]:
     src = tmp_path / "src.dcm"
     ds.save_as(src, enforce_file_format=True)
     header = reader(src)
@@ -127,7 +127,7 @@ def test_a_failed_write_leaves_no_file(tmp_path: Path, reader) -> None:
 def test_read_header_parses_without_pydicom(tmp_path: Path, syntax: str) -> None:
     src = tmp_path / "src.dcm"
     image(syntax).save_as(src, enforce_file_format=True)
-    header = read_header(src)
+    header = load_header(src)
     assert isinstance(header, Header)
     assert header.get("PatientName") == "DOE^JOHN"
     assert header.pixel_offset is not None
@@ -135,16 +135,16 @@ def test_read_header_parses_without_pydicom(tmp_path: Path, syntax: str) -> None
         b"\xe0\x7f\x10\x00", b"\x7f\xe0\x00\x10")
 
 
-def test_read_header_hands_over_to_pydicom(tmp_path: Path) -> None:
-    """Deflated files, and character sets with code extensions, are read by pydicom."""
+def test_read_header_reads_deflated_files_and_code_extensions(tmp_path: Path) -> None:
+    """Deflated files, and character sets with code extensions, are read on their bytes too."""
     for name, ds in (("deflated", image(DeflatedExplicitVRLittleEndian)),
                      ("iso2022", image(ExplicitVRLittleEndian))):
         if name == "iso2022":
             ds.SpecificCharacterSet = ["ISO 2022 IR 6", "ISO 2022 IR 87"]
         src = tmp_path / f"{name}.dcm"
         ds.save_as(src, enforce_file_format=True)
-        header = read_header(src)
-        assert isinstance(header, Dataset), name
+        header = load_header(src)
+        assert isinstance(header, Header), name
         result = deidentify(header, PSEUDO.identifiers_for("X"), PSEUDO, DeidConfig())
         write_deidentified(src, tmp_path / f"{name}.out.dcm", result.dataset)
         assert dcmread(tmp_path / f"{name}.out.dcm").PixelData == ds.PixelData
@@ -155,7 +155,7 @@ def test_a_long_header_is_read_past_the_first_block(tmp_path: Path) -> None:
     ds.add_new(0x0040A160, "UT", "DOE^JOHN " * 9000)  # Text Value: 81 KB of header
     src = tmp_path / "src.dcm"
     ds.save_as(src, enforce_file_format=True)
-    header = read_header(src)
+    header = load_header(src)
     assert isinstance(header, Header) and header.pixel_offset > 80000
     result = deidentify(header, PSEUDO.identifiers_for("X"), PSEUDO, DeidConfig())
     write_deidentified(src, tmp_path / "dst.dcm", result.dataset)

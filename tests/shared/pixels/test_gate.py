@@ -8,7 +8,7 @@ import pytest
 from pydicom import dcmread
 
 from relay_shared.deid import DeidConfig, Pseudonymizer, deidentify
-from relay_shared.deid.streamcopy import read_header
+from relay_shared.deid.streamcopy import load_header
 from relay_shared.pixels import PixelOutcome, PixelPolicy, load_rules
 from tests.shared.pixels.drawing import UsSpec, us_image
 
@@ -45,7 +45,7 @@ def _policy(tmp_path: Path, with_rule: bool = True, **kwargs: object) -> PixelPo
 def _run(tmp_path: Path, policy: PixelPolicy, spec: UsSpec) -> tuple[PixelOutcome, Path]:
     source = tmp_path / "in.dcm"
     us_image(spec).save_as(source, enforce_file_format=True)
-    header = read_header(source)
+    header = load_header(source)
     assessment = policy.assess(header)
     assert assessment.flagged
     ids = PSEUDO.identifiers_for(spec.patient_id)

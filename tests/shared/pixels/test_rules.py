@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydicom.uid import CTImageStorage
 
-from relay_shared.deid.streamcopy import read_header
+from relay_shared.deid.streamcopy import load_header
 from relay_shared.pixels import PixelPolicy, PixelRulesError, load_rules
 from relay_shared.settings import load_settings
 from tests.shared.pixels.drawing import UsSpec, us_image
@@ -83,7 +83,7 @@ def test_why_an_image_may_hold_text(tmp_path: Path, change: dict, reason: str | 
         setattr(ds, keyword, value)
     path = tmp_path / "im.dcm"
     ds.save_as(path, enforce_file_format=True)
-    for header in (read_header(path), ds):
+    for header in (load_header(path), ds):
         found = policy.assess(header).reason
         assert (found is None) if reason is None else (reason in (found or ""))
 
@@ -94,6 +94,6 @@ def test_a_rule_applies_when_all_its_conditions_hold(tmp_path: Path) -> None:
     ds.ImageType = ["DERIVED", "SECONDARY"]
     path = tmp_path / "im.dcm"
     ds.save_as(path, enforce_file_format=True)
-    assert [r.name for r in policy.assess(read_header(path)).rules] == ["acme-640"]
+    assert [r.name for r in policy.assess(load_header(path)).rules] == ["acme-640"]
     ds.Rows = 200
     assert policy.assess(ds).rules == ()

@@ -25,8 +25,8 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from relay_sender import cstore
 from relay_sender.destinations import DestinationError, OutgoingInstance, OutgoingSeries
-from relay_shared import dimse, tlsconfig
-from relay_shared.deid import header
+from relay_shared import tlsconfig
+from relay_shared.dicom import dimse, header
 from relay_shared.dicomnet import tune_connection
 from relay_shared.reasons import reason_of
 
@@ -59,11 +59,11 @@ def read_file_meta(path: Path) -> dict[int, str]:
         try:
             meta, start = header.parse_file_meta(data)
             complete = start + 8 <= len(data) or len(data) < HEAD_BYTES
-        except header.Unsupported:
+        except header.DicomFormatError:
             complete = len(data) < HEAD_BYTES
         if not complete:  # a file meta that goes on past the head
             data += stream.read()
-            with contextlib.suppress(header.Unsupported):
+            with contextlib.suppress(header.DicomFormatError):
                 meta, _start = header.parse_file_meta(data)
     if 0x00020002 not in meta or 0x00020010 not in meta:
         raise DestinationError(f"{path.name} has no file meta naming its SOP class and "
@@ -179,6 +179,7 @@ class DicomDestination:
             raise DestinationError(f"DICOM AE {self._called_ae} gave no answer for image "
                                    f"{instance.image_id} (timeout or association lost)")
         code: int | None = None
+        responding_to: int | None = None
         if isinstance(answer, dimse.StoreAnswer):
             code, responding_to, comment = answer.status, answer.responding_to, \
                 answer.error_comment

@@ -1,57 +1,56 @@
-"""The profile applied to a parsed `Header`: the same plan, the same actions
-as `handlers.py`, on element bytes instead of pydicom elements.
+"""What each action of the plan does to one element of a parsed `Header`,
+and the walk that applies them.
 
-Each action of the plan has its twin here, found through `RAW` (the plan's
-table is translated once per configuration and cached on the plan). A kept
-element is never touched: its bytes go to the output as they came. Text is
-decoded only where an action must read it (UIDs, dates, identity, free text
-to scrub). Anything out of the ordinary raises `Unsupported`, and the caller
-de-identifies through pydicom instead.
+An action is `action(item, tag, run)`: it puts a new element in the item (or
+removes it) and records the tag in the run's audit sets. A kept element is
+never touched: its bytes go to the output as they came. Text is decoded only
+where an action must read it (UIDs, dates, identity, free text to scrub), in
+the character set of the item it is in.
 """
 
 from __future__ import annotations
 
 import struct
 from functools import partial
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from pydicom.datadict import private_dictionary_VR
 from pydicom.uid import UID_dictionary
 
-from . import handlers as h
-from .header import TEXTUAL_VRS, Elem, Header, Item, Unsupported, text_bytes, text_values
+from ..dicom.charset import Charset
+from ..dicom.header import Elem, Header, Item, charset_in, text_values
+from ..dicom.vocabulary import FREE_TEXT_VRS, NUMBER_FORMATS, SPECIFIC_CHARACTER_SET, STRING_VRS
 from .originals import IdentifyingValues
-from .values import TEXT_VRS, dummy_value, shift_values
+from .plan import Plan, Step
+from .pseudonyms import Identifiers, Pseudonymizer
+from .values import dummy_value, shift_values
 
-if TYPE_CHECKING:
-    from .identifiers import Identifiers, Pseudonymizer
-    from .plan import Plan
-
-UNSET = h.UNSET
-STRING_VRS = frozenset({"UI", "DA", "DT", "TM", "CS", "AE", "AS", "DS", "IS", "UR"})
-WRITABLE = TEXT_VRS | STRING_VRS
-NUMBER_FORMATS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d",
-                  "UV": "Q", "SV": "q"}
+UNSET = object()  # not yet resolved (None means: keep)
+MAX_LENGTH = {"SH": 16, "AE": 16, "CS": 16, "LO": 64, "PN": 64}
 EMPTY = b""
 
 
-class RawRun:
-    """State of one de-identification of a Header: the twin of `handlers.Run`
-    (same audit sets, so `provenance.audit_record` reads either)."""
+class ProfileError(ValueError):
+    """The profile asks for text where the file holds a binary value."""
+
+
+class Run:
+    """State of one de-identification of a Header: the plan, the identity,
+    the charset of the item being walked, the audit sets."""
 
     def __init__(self, plan: Plan, ids: Identifiers, pseudo: Pseudonymizer, header: Header,
                  known: IdentifyingValues | None = None):
         self.plan = plan
         self.ids = ids
         self.pseudo = pseudo
-        self.codec = header.codec
+        self.codec: Charset = header.codec
         self.order = header.encoding.order
-        self.actions = raw_actions(plan)
+        self.actions = handlers_for(plan)
         # What this instance adds to `known`: not a copy of it, which for a
         # series of thousands would hold every instance's UIDs once per instance.
         self.known = known
         self.originals = IdentifyingValues()
-        self.deferred: list[tuple[Item, int]] = []
+        self.deferred: list[tuple[Item, int, Charset]] = []
         self.removed: set[int] = set()
         self.replaced: set[int] = set()
         self.emptied: set[int] = set()
@@ -62,27 +61,33 @@ class RawRun:
 
     def walk(self, item: Item) -> None:
         actions, plan = self.actions, self.plan
+        outer = self.codec
+        if SPECIFIC_CHARACTER_SET in item:  # an item may set its own (PS3.5 6.1.2.5)
+            self.codec = charset_in(item, outer)
         for tag in list(item):
             handler = actions.get(tag, UNSET)
             if handler is UNSET:
-                handler = resolve(plan, actions, tag)
+                handler = actions[tag] = handler_for(plan.step(tag))
             if handler is not None:
                 handler(item, tag, self)
         if plan.keeps_safe_private:
             drop_unused_creators(item)
+        self.codec = outer
 
     def values(self, item: Item, tag: int) -> tuple[str, list[str]]:
         elem = item[tag]
-        if elem[0] in TEXTUAL_VRS:
+        if elem[0] in STRING_VRS:
             return elem[0], text_values(elem, self.codec)
         if type(elem[1]) is list:
             return "SQ", []
-        return elem[0], ([] if not elem[1] else _not_text())
+        if elem[1]:
+            raise ProfileError("an action that reads text met a binary value")
+        return elem[0], []
 
     def write(self, item: Item, tag: int, vr: str, values: list[str]) -> None:
-        if vr not in TEXTUAL_VRS:
-            raise Unsupported("text written to a VR that is not text")
-        item[tag] = (vr, text_bytes(vr, values, self.codec))
+        if vr not in STRING_VRS:
+            raise ProfileError("text written to a VR that is not text")
+        item[tag] = (vr, self.codec.encode(vr, values))
 
     def collect(self, item: Item, tag: int) -> None:
         """Remember an original value the leak guard must look for."""
@@ -90,75 +95,83 @@ class RawRun:
         if tag in self.plan.sequences:
             if type(elem[1]) is list:
                 for sub in elem[1]:
-                    collect_all(sub, self)
-        elif tag in self.plan.identifying and elem[0] in TEXTUAL_VRS:
+                    collect_all(sub, self, self.codec)
+        elif tag in self.plan.identifying and elem[0] in STRING_VRS:
             self.originals.add_raw(elem, self.codec, text_values, self.known)
 
     def new_uid(self, value: str) -> str:
         return value if not value or value in UID_dictionary else self.pseudo.uid(value)
 
     def scrub_deferred(self) -> None:
-        """Free text is scrubbed last, once every original of the instance is known."""
+        """Free text is scrubbed last, once every original of the instance
+        is known (a description comes before the patient's name in a file)."""
         if not len(self.originals) and not (self.known is not None and len(self.known)):
             return
-        for item, tag in self.deferred:
+        for item, tag, codec in self.deferred:
             elem = item[tag]
-            if elem[0] not in TEXTUAL_VRS:
+            if elem[0] not in STRING_VRS:
                 continue
-            values = text_values(elem, self.codec)
+            values = text_values(elem, codec)
             clean = [self.originals.scrub(v, self.known) for v in values]
             if clean != values:
-                self.write(item, tag, elem[0], clean)
+                item[tag] = (elem[0], codec.encode(elem[0], clean))
                 self.cleaned.add(tag)
 
 
-def _not_text() -> list[str]:
-    raise Unsupported("an action that reads text met a binary value")
-
-
-def collect_all(item: Item, run: RawRun) -> None:
-    """Originals inside a sequence that is about to go."""
-    identifying, codec = run.plan.identifying, run.codec
+def collect_all(item: Item, run: Run, outer: Charset) -> None:
+    """Originals inside a sequence that is about to go (removed or emptied):
+    they may still appear elsewhere, in free text the profile keeps."""
+    identifying, codec = run.plan.identifying, charset_in(item, outer)
     for tag, elem in item.items():
         if type(elem[1]) is list:
             for sub in elem[1]:
-                collect_all(sub, run)
-        elif (tag in identifying or elem[0] == "UI") and elem[0] in TEXTUAL_VRS:
+                collect_all(sub, run, codec)
+        elif (tag in identifying or elem[0] == "UI") and elem[0] in STRING_VRS:
             run.originals.add_raw(elem, codec, text_values, run.known)
 
 
 # -- the actions -------------------------------------------------------------
 
-def remove(item: Item, tag: int, run: RawRun) -> None:
+def remove(item: Item, tag: int, run: Run) -> None:
     run.collect(item, tag)
     del item[tag]
     run.removed.add(tag)
 
 
-def remove_private(item: Item, tag: int, run: RawRun) -> None:
+def remove_private(item: Item, tag: int, run: Run) -> None:
     del item[tag]
     run.private_removed += 1
 
 
-def empty(item: Item, tag: int, run: RawRun) -> None:
+def empty(item: Item, tag: int, run: Run) -> None:
     run.collect(item, tag)
     elem = item[tag]
     item[tag] = (elem[0], [] if type(elem[1]) is list else EMPTY)
     run.emptied.add(tag)
 
 
-def dummy(item: Item, tag: int, run: RawRun) -> None:
+def _structural(item: Item, tag: int, run: Run) -> str | None:
+    """A sequence is de-identified at depth and a UID replaced, whatever the
+    action says of the element as a whole: None when done so, else the VR."""
     elem = item[tag]
     vr = run.plan.vr(tag) or elem[0]
     if vr == "SQ" or type(elem[1]) is list:
         recurse(item, tag, run)
-        return
+        return None
     if vr == "UI":
         uid(item, tag, run)
+        return None
+    return vr
+
+
+def dummy(item: Item, tag: int, run: Run) -> None:
+    vr = _structural(item, tag, run)
+    if vr is None:
         return
+    elem = item[tag]
     run.collect(item, tag)
-    if vr in WRITABLE:
-        run.write(item, tag, elem[0] if elem[0] in TEXTUAL_VRS else vr, [str(dummy_value(vr))])
+    if vr in STRING_VRS:
+        run.write(item, tag, elem[0] if elem[0] in STRING_VRS else vr, [str(dummy_value(vr))])
     else:
         item[tag] = (elem[0], _dummy_bytes(vr, run.order))
     run.replaced.add(tag)
@@ -172,7 +185,7 @@ def _dummy_bytes(vr: str, order: str) -> bytes:
     return struct.pack(order + fmt, value) if fmt and value != "" else EMPTY
 
 
-def uid(item: Item, tag: int, run: RawRun) -> None:
+def uid(item: Item, tag: int, run: Run) -> None:
     elem = item[tag]
     if type(elem[1]) is list:  # U* on a sequence: keep it, its UIDs are replaced at depth
         recurse(item, tag, run)
@@ -189,20 +202,18 @@ def uid(item: Item, tag: int, run: RawRun) -> None:
         run.replaced.add(tag)
 
 
-def clean(item: Item, tag: int, run: RawRun) -> None:
-    elem = item[tag]
-    vr = run.plan.vr(tag) or elem[0]
-    if vr == "SQ" or type(elem[1]) is list:
-        recurse(item, tag, run)
-    elif vr in ("DA", "DT"):
+def clean(item: Item, tag: int, run: Run) -> None:
+    """'C': keep what carries meaning, without what identifies: dates are
+    shifted, UIDs replaced, free text scrubbed of the known originals,
+    sequences cleaned at depth; anything else is kept."""
+    vr = _structural(item, tag, run)
+    if vr in ("DA", "DT"):
         shift(item, tag, run)
-    elif vr == "UI":
-        uid(item, tag, run)
-    elif vr in TEXT_VRS or vr in ("CS", "AE", "UR"):
-        run.deferred.append((item, tag))
+    elif vr in FREE_TEXT_VRS or vr in ("CS", "AE", "UR"):
+        run.deferred.append((item, tag, run.codec))
 
 
-def shift(item: Item, tag: int, run: RawRun) -> None:
+def shift(item: Item, tag: int, run: Run) -> None:
     elem = item[tag]
     if elem[0] not in ("DA", "DT"):
         return
@@ -216,26 +227,27 @@ def shift(item: Item, tag: int, run: RawRun) -> None:
     run.shifted.add(tag)
 
 
-def scrub(item: Item, tag: int, run: RawRun) -> None:
-    run.deferred.append((item, tag))
+def scrub(item: Item, tag: int, run: Run) -> None:
+    """Free text the table does not list is kept, minus any original value."""
+    run.deferred.append((item, tag, run.codec))
 
 
-def recurse(item: Item, tag: int, run: RawRun) -> None:
+def recurse(item: Item, tag: int, run: Run) -> None:
     value = item[tag][1]
     if type(value) is list:
         for sub in value:
             run.walk(sub)
 
 
-def identity(item: Item, tag: int, run: RawRun, field: str) -> None:
+def identity(item: Item, tag: int, run: Run, field: str) -> None:
     run.collect(item, tag)
     vr = item[tag][0]
-    run.write(item, tag, vr if vr in TEXTUAL_VRS else (run.plan.vr(tag) or "LO"),
+    run.write(item, tag, vr if vr in STRING_VRS else (run.plan.vr(tag) or "LO"),
               [getattr(run.ids, field)])
     run.replaced.add(tag)
 
 
-def accession(item: Item, tag: int, run: RawRun, fallback) -> None:
+def accession(item: Item, tag: int, run: Run, fallback) -> None:
     if run.ids.accession_number is None:
         if fallback is not None:
             fallback(item, tag, run)
@@ -243,27 +255,27 @@ def accession(item: Item, tag: int, run: RawRun, fallback) -> None:
         identity(item, tag, run, "accession_number")
 
 
-def replace(item: Item, tag: int, run: RawRun, value: str | None) -> None:
+def replace(item: Item, tag: int, run: Run, value: str | None) -> None:
     run.collect(item, tag)
     vr = run.plan.vr(tag)
-    if vr not in WRITABLE:
-        raise Unsupported("a replacement value for a VR that is not text")
+    if vr not in STRING_VRS:
+        raise ProfileError("a replacement value for a VR that is not text")
     run.write(item, tag, vr, [value or ""])
     run.replaced.add(tag)
 
 
-def hash_value(item: Item, tag: int, run: RawRun) -> None:
+def hash_value(item: Item, tag: int, run: Run) -> None:
     vr, values = run.values(item, tag)
     if vr == "UI":
         uid(item, tag, run)
         return
     run.collect(item, tag)
-    length = min(16, h.MAX_LENGTH.get(vr, 16))
+    length = min(16, MAX_LENGTH.get(vr, 16))
     run.write(item, tag, vr, [run.pseudo.text(v, length) for v in values])
     run.replaced.add(tag)
 
 
-def private(item: Item, tag: int, run: RawRun) -> None:
+def private(item: Item, tag: int, run: Run) -> None:
     """Under Retain Safe Private: see `handlers.private`."""
     element = tag & 0xFFFF
     if element < 0x0010:
@@ -274,7 +286,7 @@ def private(item: Item, tag: int, run: RawRun) -> None:
     creator = item.get((tag & 0xFFFF0000) | (element >> 8))
     name = ""
     if creator is not None and type(creator[1]) is bytes:
-        name = creator[1].decode(run.codec, "replace").rstrip("\x00").strip().upper()
+        name = run.codec.decode(creator[1]).rstrip("\x00").strip().upper()
     if (tag >> 16, name, element & 0xFF) not in run.plan.safe_private:
         remove_private(item, tag, run)
         return
@@ -308,33 +320,30 @@ def drop_unused_creators(item: Item) -> None:
             del item[tag]
 
 
-# -- the plan's table, translated --------------------------------------------
+# -- the plan's steps as functions --------------------------------------------
 
-RAW = {h.remove: remove, h.remove_private: remove_private, h.empty: empty, h.dummy: dummy,
-       h.uid: uid, h.clean: clean, h.shift: shift, h.scrub: scrub, h.recurse: recurse,
-       h.identity: identity, h.accession: accession, h.replace: replace,
-       h.hash_value: hash_value, h.private: private}
+ACTIONS = {f.__name__: f for f in (remove, remove_private, empty, dummy, uid, clean, shift,
+                                   scrub, recurse, identity, accession, replace, hash_value,
+                                   private)}
 
 
-def translate(handler):
-    """The raw twin of one of the plan's handlers (a partial keeps its arguments)."""
-    if handler is None:
+def handler_for(step: Step | None):
+    """The function for one step of the plan (its argument bound), None to keep."""
+    if step is None:
         return None
-    if isinstance(handler, partial):
-        keywords = {k: translate(v) if callable(v) else v for k, v in handler.keywords.items()}
-        return partial(RAW[handler.func], *handler.args, **keywords)
-    return RAW[handler]
+    name, argument = step
+    if name == "identity":
+        return partial(identity, field=argument)
+    if name == "accession":
+        return partial(accession, fallback=handler_for(argument))
+    if name == "replace":
+        return partial(replace, value=argument)
+    return ACTIONS[name]
 
 
-def raw_actions(plan: Plan) -> dict:
-    if not plan.raw_actions:
-        plan.raw_actions.update((tag, translate(hd)) for tag, hd in plan.actions.items())
-    return plan.raw_actions
-
-
-def resolve(plan: Plan, actions: dict, tag: int):
-    handler = plan.actions.get(tag, UNSET)
-    if handler is UNSET:
-        handler = plan.resolve(tag)
-    raw = actions[tag] = translate(handler)
-    return raw
+def handlers_for(plan: Plan) -> dict:
+    """The plan's table as functions, built once per plan and extended as
+    `Run.walk` meets tags the table does not list."""
+    if not plan.handlers:
+        plan.handlers.update((tag, handler_for(step)) for tag, step in plan.steps.items())
+    return plan.handlers

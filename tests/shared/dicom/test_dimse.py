@@ -10,7 +10,7 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import encode
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 
-from relay_shared import dimse
+from relay_shared.dicom import dimse
 
 UIDS = pytest.mark.parametrize("sop_instance", ["1.2.3.4", "1.2.3.45"])  # even, odd length
 MESSAGE_IDS = pytest.mark.parametrize("message_id", [1, 65535])

@@ -16,7 +16,7 @@ from pydicom.uid import RLELossless
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
 from relay_sender.destinations import DestinationError, OutgoingInstance, OutgoingSeries
-from relay_sender.dimse import DicomDestination, presentation_contexts
+from relay_sender.dicom_ae import DicomDestination, presentation_contexts
 from tests.support.dicom_factory import Patient, SeriesSpec, make_instance, write_series
 from tests.support.services import Orthanc, free_port
 

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from relay_shared.deid import Pseudonymizer
-from relay_shared.deid.identifiers import MAX_SHIFT_DAYS, normalise_name
+from relay_shared.deid.pseudonyms import MAX_SHIFT_DAYS, normalise_name
 
 from .planting import SECRET
 

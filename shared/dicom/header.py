@@ -4,53 +4,64 @@ pydicom turns every element it touches into a DataElement (VR lookup, value
 conversion, PersonName objects); for a header of a hundred elements that
 costs more than de-identifying it. Here a Part 10 file is parsed once, up to
 its pixel data, into plain dictionaries keyed by integer tag whose values are
-the element's bytes (`Elem`), and written back the same way: an element the
-profile keeps is copied byte for byte.
+the element's bytes (`Elem`), and written back the same way: an element that
+is not changed is copied byte for byte.
 
-What this parser does not handle raises `Unsupported`, and the caller goes
-through pydicom instead: deflated transfer syntaxes, character sets with code
-extensions (ISO 2022), ISO_IR 13, or set inside a sequence, public elements
-stored as UN, undefined lengths outside sequences, files without the DICM
-prefix. Pure: bytes in, bytes out.
+What real files hold is read as pydicom reads it: deflated datasets are
+inflated (up to `max_inflated_bytes`), any character set is decoded (see
+`charset.py`), a public element stored as UN gets its dictionary VR (a
+sequence stored as UN is parsed as the implicit VR items it holds), and
+encapsulated pixel data inside an item (an icon) is kept as bytes. What
+cannot be read raises `DicomFormatError`, naming the problem. Pure: bytes in,
+bytes out.
 """
 
 from __future__ import annotations
 
 import struct
+import zlib
 from io import BytesIO
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
-ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-UNDEFINED = 0xFFFFFFFF
-SPECIFIC_CHARACTER_SET = 0x00080005
-TRANSFER_SYNTAX = 0x00020010
-LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT",
-                      "SV", "UV"})
-KNOWN_VRS = LONG_VRS | {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO",
-                        "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"}
-TEXTUAL_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH",
-                         "ST", "TM", "UC", "UI", "UR", "UT"})
-SINGLE_VALUED = frozenset({"LT", "ST", "UT", "UR"})  # a backslash there is text
-# Character sets that are one codec, without code extensions (no escape
-# sequences): a value is decoded whole, then split on backslash, as pydicom
-# does. ISO_IR 13 is left to pydicom (its 0x5C is the yen sign).
-CODECS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1",
-          "ISO_IR 101": "iso8859_2", "ISO_IR 109": "iso8859_3", "ISO_IR 110": "iso8859_4",
-          "ISO_IR 126": "iso8859_7", "ISO_IR 127": "iso8859_6", "ISO_IR 138": "iso8859_8",
-          "ISO_IR 144": "iso8859_5", "ISO_IR 148": "iso8859_9", "ISO_IR 166": "tis_620",
-          "ISO_IR 192": "utf-8", "GB18030": "gb18030", "GBK": "gbk"}
+from .charset import DEFAULT, Charset, charset_of
+from .vocabulary import (
+    FIRST_PIXEL_TAG,
+    ITEM,
+    ITEM_END,
+    KNOWN_VRS,
+    LONG_LENGTH_VRS,
+    PIXEL_DATA,
+    PIXEL_TAGS,
+    SEQUENCE_END,
+    SPECIFIC_CHARACTER_SET,
+    TRANSFER_SYNTAX,
+    UNDEFINED_LENGTH,
+)
+
 PREAMBLE = b"\x00" * 128 + b"DICM"
 VR_NAMES = {vr.encode(): vr for vr in KNOWN_VRS}
 META_VERSION = b"\x00\x01"
+# A deflated dataset is inflated in memory up to its pixel data; a few KB
+# that inflate to gigabytes must not take the process down.
+MAX_INFLATED_BYTES = 64 << 20
 
 
-class Unsupported(ValueError):
-    """Not for this parser: the caller goes through pydicom."""
+class DicomFormatError(ValueError):
+    """The bytes are not a DICOM file this layer can read; the message names why."""
+
+
+class Truncated(DicomFormatError):
+    """The bytes end inside the header: read more of the file."""
+
+
+class Encapsulated(bytes):
+    """The items of encapsulated pixel data (undefined length), delimiter included."""
 
 
 # One element: (VR, value), the value being the bytes as stored or, for a
@@ -76,23 +87,25 @@ class Encoding:
 
 ENCODINGS = {(i, e): Encoding(i, e) for i in (False, True) for e in (False, True)}
 META = ENCODINGS[(False, True)]
+IMPLICIT = ENCODINGS[(True, True)]
 
 
 class Header:
     """A parsed header: file meta (explicit VR little endian) and the dataset
-    before the pixel data; `pixel_offset` is where the pixel data starts in
-    the file (None when the file has none)."""
+    before the pixel data. `pixel_offset` is where the pixel data starts (None
+    when there is none): in the file, or, when `deflated`, in the inflated
+    dataset."""
 
-    __slots__ = ("body", "codec", "data", "encoding", "meta", "pixel_offset")
+    __slots__ = ("body", "codec", "deflated", "encoding", "meta", "pixel_offset")
 
-    def __init__(self, meta: Item | None, body: Item, encoding: Encoding, codec: str,
-                 pixel_offset: int | None = None, data: bytes = b""):
+    def __init__(self, meta: Item | None, body: Item, encoding: Encoding, codec: Charset,
+                 pixel_offset: int | None = None, deflated: bool = False):
         self.meta = meta
         self.body = body
         self.encoding = encoding
         self.codec = codec
         self.pixel_offset = pixel_offset
-        self.data = data  # the bytes it was parsed from, for pydicom when needed
+        self.deflated = deflated
 
     def __repr__(self) -> str:
         return f"Header({len(self.body)} elements, pixel data at {self.pixel_offset})"
@@ -108,7 +121,7 @@ class Header:
         elem = self.body.get(tag) if tag is not None else None
         if elem is None or type(elem[1]) is list:
             return default
-        return elem[1].decode(self.codec, "replace").rstrip("\x00 ")
+        return "\\".join(self.codec.values(elem[0], elem[1]))
 
     def __contains__(self, keyword: str) -> bool:
         return tag_for_keyword(keyword) in self.body
@@ -116,7 +129,8 @@ class Header:
     def encode(self) -> bytes:
         """The whole file up to the pixel data: preamble, file meta, dataset."""
         meta = encode_meta(self.meta) if self.meta is not None else b""
-        return PREAMBLE + meta + encode_item(self.body, self.encoding)
+        body = encode_item(self.body, self.encoding)
+        return PREAMBLE + meta + (deflate(body) if self.deflated else body)
 
     def to_dataset(self) -> Dataset:
         """The same header as a pydicom Dataset (elements left raw)."""
@@ -133,23 +147,48 @@ class Header:
 
 # -- parsing -----------------------------------------------------------------
 
-class Truncated(Unsupported):
-    """The bytes end inside the header: read more of the file."""
-
-
-def parse_file(data: bytes, complete: bool = True) -> Header:
+def parse_file(data: bytes, complete: bool = True,
+               max_inflated_bytes: int = MAX_INFLATED_BYTES) -> Header:
     """A Part 10 file (or its first bytes, `complete=False`, enough to hold
     everything before the pixel data) into a Header."""
-    if len(data) < 132 or data[128:132] != b"DICM":
-        raise Unsupported("no DICM prefix")
-    meta, pos = _parse_meta(data, 132)
+    meta, pos = parse_file_meta(data)
     syntax = meta.get(TRANSFER_SYNTAX)
     uid = syntax[1].rstrip(b"\x00 ").decode("ascii", "replace") if syntax else ""
-    if uid == DeflatedExplicitVRLittleEndian:
-        raise Unsupported("deflated")
-    enc = ENCODINGS[(uid == ImplicitVRLittleEndian, uid != ExplicitVRBigEndian)]
+    deflated = uid == DeflatedExplicitVRLittleEndian
+    if deflated:
+        data, pos = inflate(data[pos:], complete, max_inflated_bytes), 0
+    enc = _sniffed(data, pos, ENCODINGS[(uid == ImplicitVRLittleEndian,
+                                         uid != ExplicitVRBigEndian)])
     body, pixel_offset = parse_dataset(data, pos, enc, complete)
-    return Header(meta, body, enc, _codec(body), pixel_offset, data)
+    return Header(meta, body, enc, charset_in(body, DEFAULT), pixel_offset, deflated)
+
+
+def _sniffed(data: bytes, pos: int, claimed: Encoding) -> Encoding:
+    """The encoding the dataset is really in: a file that says explicit VR
+    (or says nothing) but whose first element has no VR is implicit VR, as
+    pydicom reads it."""
+    if claimed.implicit or data[pos + 4:pos + 6] in VR_NAMES or len(data) < pos + 6:
+        return claimed
+    return ENCODINGS[(True, claimed.little)]
+
+
+def inflate(data: bytes, complete: bool, max_bytes: int) -> bytes:
+    """A deflated dataset (PS3.5 A.5), inflated up to `max_bytes`."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, max_bytes + 1)
+    except zlib.error as exc:
+        raise DicomFormatError("the deflated dataset is corrupt") from exc
+    if len(out) > max_bytes:
+        raise DicomFormatError("the deflated dataset inflates past the size allowed")
+    if complete and not inflater.eof and not inflater.unconsumed_tail:
+        raise DicomFormatError("the deflated dataset is cut short")
+    return out
+
+
+def deflate(data: bytes) -> bytes:
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return deflater.compress(data) + deflater.flush()
 
 
 def parse_dataset(data: bytes, pos: int, enc: Encoding,
@@ -159,7 +198,7 @@ def parse_dataset(data: bytes, pos: int, enc: Encoding,
     try:
         body, end = parser.elements(pos, len(data), top=True)
     except (struct.error, IndexError) as exc:
-        raise (Unsupported if complete else Truncated)("the header is cut short") from exc
+        raise (DicomFormatError if complete else Truncated)("the header is cut short") from exc
     if end is None and not complete:
         raise Truncated("no pixel data found in the bytes read")
     return body, end
@@ -168,35 +207,29 @@ def parse_dataset(data: bytes, pos: int, enc: Encoding,
 def parse_file_meta(data: bytes) -> tuple[Item, int]:
     """The file meta of a Part 10 file, and where its dataset starts."""
     if len(data) < 132 or data[128:132] != b"DICM":
-        raise Unsupported("no DICM prefix")
-    return _parse_meta(data, 132)
-
-
-def _parse_meta(data: bytes, pos: int) -> tuple[Item, int]:
+        raise DicomFormatError("no DICM prefix: not a DICOM Part 10 file")
     meta: Item = {}
+    pos = 132
     short, long = META.short, META.long
     while pos + 8 <= len(data) and data[pos:pos + 2] == b"\x02\x00":
         group, element, vr_bytes, length = short.unpack_from(data, pos)
         vr = vr_bytes.decode("ascii", "replace")
-        if vr in LONG_VRS:
+        if vr in LONG_LENGTH_VRS:
             length = long.unpack_from(data, pos)[3]
             pos += 12
         else:
             pos += 8
-        if vr not in KNOWN_VRS or length == UNDEFINED or pos + length > len(data):
-            raise Unsupported("unreadable file meta")
+        if vr not in KNOWN_VRS or length == UNDEFINED_LENGTH or pos + length > len(data):
+            raise DicomFormatError("unreadable file meta")
         meta[group << 16 | element] = (vr, data[pos:pos + length])
         pos += length
     return meta, pos
 
 
-def _codec(body: Item) -> str:
-    elem = body.get(SPECIFIC_CHARACTER_SET)
-    text = "" if elem is None else elem[1].decode("ascii", "replace").strip("\x00 ")
-    try:
-        return CODECS[text]
-    except KeyError:
-        raise Unsupported("character set") from None
+def charset_in(item: Item, outer: Charset) -> Charset:
+    """The character set of `item`: its own Specific Character Set, else the enclosing one."""
+    elem = item.get(SPECIFIC_CHARACTER_SET)
+    return outer if elem is None or type(elem[1]) is list else charset_of(elem[1])
 
 
 _implicit_vrs: dict[int, str] = {}
@@ -248,30 +281,29 @@ class _Parser:
                 group, element, vr_bytes, length = short(data, pos)
                 tag = group << 16 | element
                 vr = VR_NAMES.get(vr_bytes)
-                if vr in LONG_VRS:
+                if vr in LONG_LENGTH_VRS:
                     length = long(data, pos)[3]
                     pos += 12
                 else:
                     pos += 8
                 if vr is None and group != 0xFFFE:
-                    raise Unsupported("unknown VR")
-                if vr == "UN" and not group & 1 and implicit_vr(tag) != "UN":
-                    raise Unsupported("a public element stored as UN")
+                    raise DicomFormatError("an element with an unknown VR")
+                if vr == "UN":
+                    vr, pos = self.unknown(item, tag, pos, length)
+                    if vr is None:
+                        continue
             if group == 0xFFFE:
                 if tag != ITEM_END or not delimited:
-                    raise Unsupported("a delimiter out of place")
+                    raise DicomFormatError("a delimiter out of place")
                 return item, start + 8
-            if top and tag >= 0x7FE00008 and tag in PIXEL_TAGS:
+            if top and tag >= FIRST_PIXEL_TAG and tag in PIXEL_TAGS:
                 return item, start
-            if length == UNDEFINED:
-                if vr == "SQ" or (implicit and vr == "UN"):
-                    value, pos = self.items(pos, length)
-                    item[tag] = ("SQ", value)
-                    continue
-                raise Unsupported("undefined length outside a sequence")
-            if vr == "SQ":
+            if vr == "SQ" or (length == UNDEFINED_LENGTH and implicit and vr == "UN"):
                 value, pos = self.items(pos, length)
                 item[tag] = ("SQ", value)
+                continue
+            if length == UNDEFINED_LENGTH:
+                item[tag], pos = self.encapsulated(tag, vr, pos)
                 continue
             if pos + length > size:
                 raise IndexError("value past the end")
@@ -280,44 +312,68 @@ class _Parser:
         if delimited:
             raise IndexError("item without its delimiter")
         if pos > end:
-            raise Unsupported("an element overruns its item")
+            raise DicomFormatError("an element overruns its item")
         return item, None if top else pos
+
+    def unknown(self, item: Item, tag: int, pos: int, length: int) -> tuple[str | None, int]:
+        """An element stored as UN in an explicit VR dataset. A public one is
+        read with its dictionary VR, as pydicom does; a sequence (or anything
+        of undefined length, PS3.5 6.2.2) holds implicit VR little endian items."""
+        vr = "UN" if tag >> 16 & 1 else implicit_vr(tag)
+        if vr != "SQ" and length != UNDEFINED_LENGTH:
+            return vr, pos
+        value, pos = _Parser(self.data, IMPLICIT).items(pos, length)
+        item[tag] = ("SQ", value)
+        return None, pos
+
+    def encapsulated(self, tag: int, vr: str | None, pos: int) -> tuple[Elem, int]:
+        """Encapsulated pixel data inside an item (an icon): kept as its bytes."""
+        if tag != PIXEL_DATA or vr not in ("OB", "OW"):
+            raise DicomFormatError("undefined length outside a sequence")
+        start, plain = pos, self.enc.plain.unpack_from
+        while True:
+            group, element, length = plain(self.data, pos)
+            pos += 8
+            if group << 16 | element == SEQUENCE_END:
+                return (vr, Encapsulated(self.data[start:pos])), pos
+            if group << 16 | element != ITEM or pos + length > len(self.data):
+                raise DicomFormatError("encapsulated pixel data without its items")
+            pos += length
 
     def items(self, pos: int, length: int) -> tuple[list[Item], int]:
         data, plain = self.data, self.enc.plain
-        end = len(data) if length == UNDEFINED else pos + length
+        end = len(data) if length == UNDEFINED_LENGTH else pos + length
         out: list[Item] = []
         while pos < end:
             group, element, item_length = plain.unpack_from(data, pos)
             tag = group << 16 | element
             pos += 8
             if tag == SEQUENCE_END:
-                if length != UNDEFINED:
-                    raise Unsupported("sequence delimiter in a sequence of defined length")
+                if length != UNDEFINED_LENGTH:
+                    raise DicomFormatError("sequence delimiter in a sequence of defined length")
                 return out, pos
             if tag != ITEM:
-                raise Unsupported("expected an item")
-            if item_length == UNDEFINED:
+                raise DicomFormatError("expected an item")
+            if item_length == UNDEFINED_LENGTH:
                 item, after = self.elements(pos, len(data), delimited=True)
                 assert after is not None
                 pos = after
             else:
                 item, _ = self.elements(pos, pos + item_length)
                 pos += item_length
-            if SPECIFIC_CHARACTER_SET in item:
-                raise Unsupported("a character set inside a sequence")
             out.append(item)
-        if length == UNDEFINED:
+        if length == UNDEFINED_LENGTH:
             raise IndexError("sequence without its delimiter")
         if pos != end:
-            raise Unsupported("an item overruns its sequence")
+            raise DicomFormatError("an item overruns its sequence")
         return out, pos
 
 
 # -- encoding ----------------------------------------------------------------
 
 def encode_item(item: Item, enc: Encoding) -> bytes:
-    """Elements in tag order; sequences and items with defined lengths."""
+    """Elements in tag order; sequences and items with defined lengths. A
+    value too long for a 16-bit length is written as UN, as pydicom does."""
     parts: list[bytes] = []
     append = parts.append
     implicit, short, long, plain = enc.implicit, enc.short, enc.long, enc.plain
@@ -326,14 +382,15 @@ def encode_item(item: Item, enc: Encoding) -> bytes:
         if type(value) is list:
             value = b"".join(plain.pack(0xFFFE, 0xE000, len(b)) + b
                              for b in [encode_item(i, enc) for i in value])
+        length = UNDEFINED_LENGTH if type(value) is Encapsulated else len(value)
         if implicit:
-            append(plain.pack(tag >> 16, tag & 0xFFFF, len(value)))
-        elif vr in LONG_VRS:
-            append(long.pack(tag >> 16, tag & 0xFFFF, vr.encode(), len(value)))
-        elif len(value) > 0xFFFF:
-            raise Unsupported("a value too long for its VR")
+            append(plain.pack(tag >> 16, tag & 0xFFFF, length))
+        elif vr in LONG_LENGTH_VRS:
+            append(long.pack(tag >> 16, tag & 0xFFFF, vr.encode(), length))
+        elif length > 0xFFFF:
+            append(long.pack(tag >> 16, tag & 0xFFFF, b"UN", length))
         else:
-            append(short.pack(tag >> 16, tag & 0xFFFF, vr.encode(), len(value)))
+            append(short.pack(tag >> 16, tag & 0xFFFF, vr.encode(), length))
         append(value)
     return b"".join(parts)
 
@@ -348,40 +405,35 @@ def encode_meta(meta: Item) -> bytes:
     return META.short.pack(0x0002, 0x0000, b"UL", 4) + struct.pack("<L", len(data)) + data
 
 
-def text_bytes(vr: str, values: list[str], codec: str) -> bytes:
-    """Values joined on backslash and padded to even length (UI with NUL)."""
-    try:
-        data = "\\".join(values).encode(codec)
-    except UnicodeEncodeError as exc:
-        raise Unsupported("a value the character set cannot hold") from exc
-    if len(data) % 2:
-        data += b"\x00" if vr == "UI" else b" "
-    return data
+def text_bytes(vr: str, values: list[str], charset: Charset = DEFAULT) -> bytes:
+    """String values as an element's bytes, in `charset` (see `Charset.encode`)."""
+    return charset.encode(vr, values)
 
 
-def text_values(elem: Elem, codec: str) -> list[str]:
-    """The values of a textual element, trailing padding removed."""
-    vr, value = elem
-    text = value.decode(codec, "replace").rstrip("\x00 ")
-    if not text:
-        return []
-    return [text] if vr in SINGLE_VALUED else text.split("\\")
+def text_values(elem: Elem, charset: Charset) -> list[str]:
+    """The values of a string element, trailing padding removed."""
+    return charset.values(elem[0], elem[1])
 
 
 def header_from_dataset(ds: Dataset) -> Header:
-    """A pydicom dataset as a Header, through its bytes: raw elements are
-    copied as they are, converted ones written by pydicom."""
-    from .encode import encode_dataset, encode_file_meta
-
+    """A pydicom Dataset as a Header, through the bytes pydicom writes for it:
+    where a caller holds a Dataset, this is the one conversion at the edge.
+    Elements from the pixel data on are not included."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
     implicit, little = ds.original_encoding
-    meta_ds = getattr(ds, "file_meta", None)
-    syntax = meta_ds.get("TransferSyntaxUID") if meta_ds is not None else None
-    if implicit is None or little is None:
-        implicit = syntax == ImplicitVRLittleEndian
-        little = syntax != ExplicitVRBigEndian
-    enc = ENCODINGS[(bool(implicit), bool(little))]
-    body, _ = parse_dataset(encode_dataset(ds, enc.implicit, enc.little), 0, enc)
-    meta = None
-    if meta_ds is not None:
-        meta, _ = _parse_meta(encode_file_meta(meta_ds), 0)
-    return Header(meta, body, enc, _codec(body))
+    if syntax is not None:
+        implicit, little = syntax == ImplicitVRLittleEndian, syntax != ExplicitVRBigEndian
+    fp = DicomBytesIO()
+    fp.is_implicit_VR, fp.is_little_endian = bool(implicit), little is not False
+    write_dataset(fp, ds[:FIRST_PIXEL_TAG])
+    body = fp.getvalue()
+    enc = ENCODINGS[(fp.is_implicit_VR, fp.is_little_endian)]
+    parsed, _ = parse_dataset(body, 0, enc)
+    header = Header(None, parsed, enc, charset_in(parsed, DEFAULT),
+                    deflated=syntax == DeflatedExplicitVRLittleEndian)
+    if meta is not None:
+        out = DicomBytesIO()
+        write_file_meta_info(out, meta, enforce_standard=False)
+        header.meta, _ = parse_file_meta(PREAMBLE + out.getvalue())
+    return header
