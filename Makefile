@@ -37,7 +37,8 @@ test-unit: setup ## Only the tests that need nothing running
 
 lint: setup ## Ruff and mypy
 	$(BIN)/ruff check shared services tests
-	$(BIN)/mypy shared services
+	# By import name: as files, shared/settings.py would be a second module beside relay_shared.settings.
+	$(BIN)/mypy -p relay_shared -p relay_ingest -p relay_deid -p relay_sender -p relay_api -p relay_cli
 
 bench: setup system-deps ## De-identification throughput against pydicom and gdcmanon
 	$(BIN)/python bench/deid_bench.py

@@ -11,6 +11,7 @@ once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -141,6 +142,20 @@ def set_aside(session: Session, series: Series, status: Status, reason: str | No
     series.status, series.stage, series.error = status, Stage.DEID, reason
     series.attempts, series.updated_at = 0, utcnow()
     record_event(session, series.id, service, status.value.lower(), reason)
+
+
+def hold_released(series: Series) -> None:
+    """A person let a HELD series go on: it waits for de-identification again. The
+    route records who, with the token's name."""
+    _set(series, Status.NEW, Stage.DEID)
+    series.attempts = 0
+
+
+def hold_dropped(series: Series, images: Iterable[Image], reason: str) -> None:
+    """A person sent a HELD series nowhere: IGNORED, with every image."""
+    _set(series, Status.IGNORED, error=reason)
+    for image in images:
+        image_to(image, Status.IGNORED)
 
 
 # -- images ------------------------------------------------------------------

@@ -30,8 +30,8 @@ from sqlmodel import Session, col, select
 
 from relay_sender.commitment import CommittedDicomDestination
 from relay_sender.destinations import Destination, FolderDestination
-from relay_sender.dicomweb import DicomWebDestination
 from relay_sender.dicom_ae import DicomDestination
+from relay_sender.dicomweb import DicomWebDestination
 from relay_sender.gcs import GcsDestination, make_client
 from relay_sender.handlers import SendContext, send_series
 from relay_sender.orthanc import OrthancDestination

@@ -118,7 +118,7 @@ def prune_delivered(engine: Engine, older_than: timedelta) -> int:
     """Delete delivered notifications older than ``older_than``; undelivered ones stay."""
     with session_scope(engine) as session:
         result = session.execute(delete(Notification).where(
-            Notification.state == NotificationState.DELIVERED.value,
+            col(Notification.state) == NotificationState.DELIVERED.value,
             col(Notification.delivered_at) < utcnow() - older_than))
         return int(getattr(result, "rowcount", 0) or 0)
 

@@ -12,6 +12,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import event, func, insert, inspect, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from relay_shared import transitions
 from relay_shared.models import (
@@ -79,8 +80,9 @@ def _collections_changed(session: Session) -> None:
     connection = session.connection()
     for collection_id in sorted(finished):
         states: dict[str, int] = dict(connection.execute(
-            select(CollectionRow.state, func.count()).where(
-                CollectionRow.collection_id == collection_id).group_by(CollectionRow.state)
+            select(col(CollectionRow.state), func.count()).where(
+                col(CollectionRow.collection_id) == collection_id)
+            .group_by(col(CollectionRow.state))
         ).all())
         if set(states) <= ROW_FINISHED:
             _write(connection, hooks, Event.COLLECTION_FINISHED,
@@ -100,11 +102,12 @@ def series_body(connection: Connection, change: transitions.Transition, wanted: 
     """Ids, de-identified UIDs, the pseudonym and counts: never an original value, nor
     an error text (which may quote a file); the API has the details."""
     series = connection.execute(
-        select(Series.series_uid, Series.stage, Study.study_uid, Study.patient_pseudonym)
-        .select_from(Series).outerjoin(Study, Study.id == Series.study_id)  # type: ignore[arg-type]
-        .where(Series.id == change.series_id)).one()
-    images = connection.execute(select(Image.status, func.count()).where(
-        Image.series_id == change.series_id).group_by(Image.status)).all()
+        select(col(Series.series_uid), col(Series.stage), col(Study.study_uid),
+               col(Study.patient_pseudonym))
+        .select_from(Series).outerjoin(Study, col(Study.id) == col(Series.study_id))
+        .where(col(Series.id) == change.series_id)).one()
+    images = connection.execute(select(col(Image.status), func.count()).where(
+        col(Image.series_id) == change.series_id).group_by(col(Image.status))).all()
     return _json(_envelope(wanted) | {
         "project": change.project,
         "series": {"id": change.series_id, "status": change.status,

@@ -30,10 +30,15 @@ CLEAN_PIXEL_CODE = ("113101", "DCM", "Clean Pixel Data Option")
 
 
 class PixelSettings(Protocol):
-    pixel_rules: Path | None
-    pixel_ocr: bool
-    pixel_ocr_off_modalities: list[str]
-    pixel_ocr_any_text: bool
+    # Read-only: the settings object, or a project's frozen choice of them.
+    @property
+    def pixel_rules(self) -> Path | None: ...
+    @property
+    def pixel_ocr(self) -> bool: ...
+    @property
+    def pixel_ocr_off_modalities(self) -> list[str]: ...
+    @property
+    def pixel_ocr_any_text(self) -> bool: ...
 
 
 @dataclass(frozen=True)

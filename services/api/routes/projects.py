@@ -11,11 +11,12 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel
 from sqlmodel import select
 
+from relay_api.audit import audit
 from relay_api.auth import Role
 from relay_api.deps import Id, Operator, Reader, RuntimeDep
-from relay_shared import outbox
-from relay_shared.db import record_event, session_scope
-from relay_shared.models import Image, Series, Stage, Status, utcnow
+from relay_shared import outbox, series_state
+from relay_shared.db import session_scope
+from relay_shared.models import Image, Series, Status
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["projects"])
@@ -34,12 +35,12 @@ class Decided(BaseModel):
 
 
 @router.get("/projects", response_model=ProjectsOut)
-def list_projects(rt: RuntimeDep, role: Reader) -> ProjectsOut:
+def list_projects(rt: RuntimeDep, caller: Reader) -> ProjectsOut:
     """The projects in force, in the order they are tried. Admins also get the whole
     file as checked: secrets appear only as the names of their variables."""
     projects = rt.projects.current
     out = ProjectsOut(names=list(projects.projects), sha256=projects.sha256)
-    if role >= Role.ADMIN and projects.file is not None:
+    if caller.role >= Role.ADMIN and projects.file is not None:
         out.configuration = projects.file.model_dump(mode="json", by_alias=True,
                                                      exclude_none=True)
     return out
@@ -62,14 +63,14 @@ def _held(session: Any, series_id: int) -> Series:
 
 @router.post("/series/{series_id}/release", response_model=Decided, status_code=202,
              responses=CONFLICT)
-async def release_series(series_id: Id, rt: RuntimeDep, _: Operator) -> Decided:
+async def release_series(series_id: Id, rt: RuntimeDep, caller: Operator) -> Decided:
     """A person has looked: the held series goes on, de-identified by its project."""
     with session_scope(rt.engine) as session:
         series = _held(session, series_id)
-        series.status, series.stage, series.error = Status.NEW, Stage.DEID, None
-        series.attempts, series.updated_at = 0, utcnow()
+        series_state.hold_released(series)
         outbox.enqueue(session, rt.settings.deid_queue, series)
-        record_event(session, series_id, "api", "released", f"project {series.project}")
+        audit(session, caller, "released", f"held series of project {series.project}",
+              series_id)
         decided = Decided(series_id=series_id, project=series.project, status=series.status)
     log.info("held series released", extra={"series_id": series_id})
     try:
@@ -80,15 +81,14 @@ async def release_series(series_id: Id, rt: RuntimeDep, _: Operator) -> Decided:
 
 
 @router.post("/series/{series_id}/drop", response_model=Decided, responses=CONFLICT)
-def drop_series(series_id: Id, rt: RuntimeDep, _: Operator) -> Decided:
+def drop_series(series_id: Id, rt: RuntimeDep, caller: Operator) -> Decided:
     """The held series goes nowhere: IGNORED, its files removed, its record kept."""
     with session_scope(rt.engine) as session:
         series = _held(session, series_id)
-        series.status, series.error = Status.IGNORED, "dropped by an operator while held"
-        series.updated_at = utcnow()
-        for image in session.exec(select(Image).where(Image.series_id == series_id)):
-            image.status, image.updated_at = Status.IGNORED, utcnow()
-        record_event(session, series_id, "api", "ignored", series.error)
+        series_state.hold_dropped(
+            series, session.exec(select(Image).where(Image.series_id == series_id)),
+            "dropped by an operator while held")
+        audit(session, caller, "ignored", "held series dropped", series_id)
         decided = Decided(series_id=series_id, project=series.project, status=series.status)
     shutil.rmtree(rt.store.series_dir(series_id), ignore_errors=True)
     log.info("held series dropped", extra={"series_id": series_id})
