@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from relay_shared import outbox
+from relay_shared import filemodes, outbox
 from relay_shared.amqp import AmqpBus
 from relay_shared.bus import Bus, InProcessBus, RetryPolicy, describe
 from relay_shared.db import make_engine, require_current_schema
@@ -168,6 +168,7 @@ async def run_services(settings: Settings, services: list[ServiceMain],
     """Run services in this process until SIGTERM/SIGINT, then drain within the grace.
     A service that dies stops the process with its error, rather than leaving a
     half-working process that probes would still call alive."""
+    filemodes.secure(settings)
     rt = build_runtime(settings)
     stop = asyncio.Event()
     stop_on_signals(stop)
