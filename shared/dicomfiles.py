@@ -160,9 +160,9 @@ def _deflated(stream: BinaryIO) -> bool:
     try:
         read_preamble(stream, False)
         meta = _read_file_meta_info(stream)
+        return bool(meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian)
     except Exception:  # whatever it is, the full read names it
         return False
-    return meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian
 
 
 def _inflate_within(stream: BinaryIO, limit: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import uuid
 from collections import Counter, defaultdict
@@ -19,8 +20,15 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from relay_shared import filemodes
 from relay_shared.db import record_event, session_scope
-from relay_shared.dicomfiles import BadDicomFile, InstanceHeader, read_header
+from relay_shared.dicomfiles import (
+    DEFAULT_LIMITS,
+    BadDicomFile,
+    InstanceHeader,
+    SizeLimits,
+    read_header,
+)
 from relay_shared.metrics import STAGE_SECONDS, count_failed
 from relay_shared.models import Image, Series, Stage, Status, Study, utcnow
 from relay_shared.outbox import enqueue
@@ -64,11 +72,32 @@ def claim(folder: Path, store: WorkStore) -> Path:
     return claimed
 
 
-def read_delivery(folder: Path) -> Delivery:
+LINK_REFUSED = "a symbolic link, not a file: refused, its target is not read"
+
+
+def delivery_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The regular files of a delivery, and its links: no link is followed, so nothing
+    outside the delivery is read or moved (a link is set aside as itself)."""
+    files: list[Path] = []
+    links: list[Path] = []
+    for root, dirs, names in os.walk(folder, followlinks=False):
+        base = Path(root)
+        links += [base / d for d in dirs if (base / d).is_symlink()]
+        for name in names:
+            path = base / name
+            (links if path.is_symlink() else files).append(path)
+    return sorted(files), sorted(links)
+
+
+def read_delivery(folder: Path, limits: SizeLimits = DEFAULT_LIMITS) -> Delivery:
     delivery = Delivery()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    regular, links = delivery_files(folder)
+    for link in links:
+        log.warning("symbolic link in a delivery refused", extra={"link": link.name})
+        delivery.unreadable.append((link, LINK_REFUSED))
+    for path in regular:
         try:
-            header = read_header(path)
+            header = read_header(path, limits)
         except BadDicomFile as exc:
             delivery.unreadable.append((path, str(exc)))
             continue
@@ -100,9 +129,9 @@ UidOf = Callable[[str], str]
 
 
 def ingest_claimed(folder: Path, engine: Engine, store: WorkStore, uid_of: UidOf,
-                   queue: str) -> list[int]:
+                   queue: str, limits: SizeLimits = DEFAULT_LIMITS) -> list[int]:
     """Record, move and enqueue every series of a claimed folder; return their ids."""
-    delivery = read_delivery(folder)
+    delivery = read_delivery(folder, limits)
     series_ids: list[int] = []
     for original_series_uid, files in delivery.series.items():
         with STAGE_SECONDS.labels(stage=SERVICE).time():
@@ -145,6 +174,7 @@ def _ingest_series(files: list[Received], engine: Engine, store: WorkStore, uid_
         target = store.original(series_id, image_id)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(source, target)
+        filemodes.take(target)
     log.info("series received", extra={"series_id": series_id, "trace_id": series.trace_id,
                                        "new": len(outcome.moves),
                                        "duplicates": outcome.duplicates})
@@ -222,9 +252,12 @@ def _quarantine_bad(bad: list[tuple[Path, str]], series_id: int, engine: Engine,
     with session_scope(engine) as session:
         for path, reason in bad:
             target = _free_name(target_dir / path.name)
-            shutil.move(path, target)
+            shutil.move(path, target)  # a link moves as itself: os.rename, not a copy
+            if not target.is_symlink():
+                filemodes.take(target)
             session.add(Image(series_id=series_id, status=Status.FAILED, reason=reason,
-                              quarantine_path=str(target), size_bytes=target.stat().st_size))
+                              quarantine_path=str(target),
+                              size_bytes=target.lstat().st_size))
         record_event(session, series_id, SERVICE, "quarantined",
                      f"{len(bad)} unreadable file(s) moved to quarantine")
     count_failed(SERVICE, [reason for _, reason in bad])

@@ -57,7 +57,7 @@ class SpoolFile:
 
     def __init__(self, folder: Path, prefix: bytes, limit: int) -> None:
         self.name = str(folder / f"{uuid.uuid4().hex}{SPOOL_SUFFIX}")
-        # Not mkstemp: its 0600 would ignore RELAY_SHARED_GROUP_ACCESS; the umask decides on the group.
+        # Not mkstemp: its 0600 would ignore RELAY_SHARED_GROUP_ACCESS (the umask decides).
         descriptor = os.open(self.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o660)
         self.file = open(descriptor, "wb")  # noqa: SIM115 - closed by pynetdicom or the handler
         self.file.write(prefix)
@@ -140,7 +140,7 @@ class Spooler:
             if self._aborted:
                 return
             single = P_DATA()
-            single.presentation_data_value_list = [item]
+            single.presentation_data_value_list.append(item)
             self._prepare(item[0], item[1])
             if not self._aborted:
                 self._receive(single)

@@ -17,6 +17,7 @@ from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[at
 
 from relay_ingest import scp, staging
 from relay_ingest.staging import Staging
+from relay_shared.dicomfiles import DEFAULT_LIMITS
 from relay_shared.settings import Settings, load_settings
 from tests.support.dicom_factory import Patient, SeriesSpec, make_instance, write_series
 from tests.support.services import free_port
@@ -179,12 +180,13 @@ async def test_a_calling_ae_not_allowed_is_refused(running_scp: Callable[..., ob
 
 
 async def test_an_address_not_allowed_is_refused(running_scp: Callable[..., object]) -> None:
+    """Closed when the connection opens, before the request is read: no association."""
     settings = await running_scp(scp_allowed_hosts="10.0.0.0/8")  # type: ignore[misc]
     ae = AE(ae_title="MODALITY")
     ae.add_requested_context(Verification)
     assoc = await asyncio.to_thread(ae.associate, "127.0.0.1", settings.scp_port,
                                     ae_title="RELAYTEST")
-    assert assoc.is_rejected
+    assert not assoc.is_established and not assoc.is_rejected
 
 
 def rle_series(folder: Path, count: int = 3) -> list[Path]:
@@ -259,9 +261,7 @@ def test_the_series_is_found_in_deflated_and_raw_encodings(tmp_path: Path) -> No
         ds.file_meta.TransferSyntaxUID = syntax
         path = tmp_path / f"{syntax}.dcm"
         ds.save_as(path, enforce_file_format=True)
-        data = path.read_bytes()
-        start = 132 + 12 + int.from_bytes(data[140:144], "little")
-        assert scp._series_uid(data[:start], data[start:]) == ds.SeriesInstanceUID
+        assert scp._series_uid(path, DEFAULT_LIMITS) == ds.SeriesInstanceUID
 
 
 async def test_an_instance_without_a_series_is_refused_with_its_status_and_nothing_kept(
