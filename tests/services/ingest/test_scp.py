@@ -6,7 +6,7 @@ import asyncio
 import shutil
 import subprocess
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,9 +18,8 @@ from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[at
 from relay_ingest import scp, staging
 from relay_ingest.staging import Staging
 from relay_shared.dicomfiles import DEFAULT_LIMITS
-from relay_shared.settings import Settings, load_settings
+from relay_shared.settings import Settings
 from tests.support.dicom_factory import Patient, SeriesSpec, make_instance, write_series
-from tests.support.services import free_port
 
 PATIENT = Patient("MRN-3003", "Hopper^Grace")
 
@@ -106,29 +105,6 @@ def test_a_series_being_written_is_not_closed_under_the_write(
     clock.now = 10
     [handed] = area.close_stable()
     assert sorted(p.read_bytes() for p in handed.iterdir()) == [b"one", b"two"]
-
-
-def scp_settings(data_dir: Path, **overrides: object) -> Settings:
-    return load_settings(data_dir=data_dir, scp_port=free_port(), stable_age=0.5,
-                         scp_ae_title="RELAYTEST", **overrides)
-
-
-@pytest.fixture
-async def running_scp(data_dir: Path) -> AsyncIterator[Callable[..., Settings]]:
-    tasks: list[tuple[asyncio.Task[None], asyncio.Event]] = []
-
-    async def start(**overrides: object) -> Settings:
-        settings = scp_settings(data_dir, **overrides)
-        settings.ensure_dirs()
-        stop = asyncio.Event()
-        tasks.append((asyncio.create_task(scp.serve(settings, stop)), stop))
-        await asyncio.sleep(0.3)
-        return settings
-
-    yield start  # type: ignore[misc]
-    for task, stop in tasks:
-        stop.set()
-        await task
 
 
 def delivered(settings: Settings) -> list[Path]:

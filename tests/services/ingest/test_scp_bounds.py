@@ -1,0 +1,145 @@
+"""What a peer can make the SCP hold: nothing before it is allowed, within bounds after.
+
+Real associations and raw sockets on loopback against the SCP in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom import dcmread
+from pydicom.uid import ExplicitVRLittleEndian
+from pynetdicom import AE
+from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
+
+from relay_ingest import scp
+from relay_shared.settings import Settings
+from tests.services.ingest.test_scp import PATIENT, delivered, wait_for_files
+from tests.support.dicom_factory import SeriesSpec, make_instance, write_series
+from tests.support.hostile import (
+    A_ASSOCIATE_RQ_TYPE,
+    P_DATA_TF_TYPE,
+    associate_rq,
+    closed_without_reading,
+    pdu_header,
+)
+
+BIG = 64 * 1024 * 1024
+# What the relay allows an A-ASSOCIATE-RQ (receiving.ASSOCIATION_PDU_LIMIT).
+ASSOCIATION_PDU_LIMIT = 256 * 1024
+Start = Callable[..., object]
+
+
+async def _start(running_scp: Start, **overrides: object) -> Settings:
+    return await running_scp(**overrides)  # type: ignore[misc, no-any-return]
+
+
+def _spool(settings: Settings) -> list[Path]:
+    assert settings.staging_dir is not None
+    return list((settings.staging_dir / ".receiving").iterdir())
+
+
+async def test_an_address_not_allowed_is_closed_before_its_request_is_read(
+        running_scp: Start) -> None:
+    settings = await _start(running_scp, scp_allowed_hosts="10.0.0.0/8")
+    header = pdu_header(A_ASSOCIATE_RQ_TYPE, BIG)
+    assert await asyncio.to_thread(closed_without_reading, settings.scp_port, b"", header)
+
+
+async def test_an_association_request_longer_than_any_real_one_is_not_read(
+        running_scp: Start) -> None:
+    settings = await _start(running_scp)
+    header = pdu_header(A_ASSOCIATE_RQ_TYPE, ASSOCIATION_PDU_LIMIT + 1)
+    assert await asyncio.to_thread(closed_without_reading, settings.scp_port, b"", header)
+
+
+async def test_a_refused_calling_ae_cannot_push_data_after_its_request(
+        running_scp: Start) -> None:
+    settings = await _start(running_scp, scp_allowed_aes="SCANNER1")
+    request = associate_rq("INTRUDER", "RELAYTEST")
+    header = pdu_header(P_DATA_TF_TYPE, BIG)
+    assert await asyncio.to_thread(closed_without_reading, settings.scp_port, request, header)
+
+
+async def test_a_pdu_longer_than_the_negotiated_maximum_is_not_read(running_scp: Start) -> None:
+    settings = await _start(running_scp, scp_allowed_aes="MODALITY")
+    request = associate_rq("MODALITY", "RELAYTEST")
+    header = pdu_header(P_DATA_TF_TYPE, scp.MAX_PDU + 1)
+    assert await asyncio.to_thread(closed_without_reading, settings.scp_port, request, header)
+
+
+def _store(port: int, paths: list[Path]) -> list[int]:
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", port, ae_title="RELAYTEST")
+    assert assoc.is_established
+    statuses = [int(assoc.send_c_store(dcmread(p)).Status) for p in paths]
+    assoc.release()
+    return statuses
+
+
+def _large_instance(path: Path, frames: int) -> Path:
+    """A multi-frame CT of ``frames`` 512x512 16-bit frames, random so it is not small."""
+    ds = make_instance(SeriesSpec(PATIENT, instances=1), 0)
+    ds.NumberOfFrames, ds.Rows, ds.Columns = frames, 512, 512
+    pixels = np.random.default_rng(7).integers(0, 4096, (frames, 512, 512), dtype=np.uint16)
+    ds.PixelData = pixels.tobytes()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+async def test_an_instance_over_the_size_cap_is_refused_and_nothing_kept(
+        running_scp: Start, tmp_path: Path) -> None:
+    settings = await _start(running_scp, max_instance_bytes=1024 * 1024)
+    small = write_series(SeriesSpec(PATIENT, instances=1), tmp_path / "small")
+    large = _large_instance(tmp_path / "large" / "large.dcm", frames=4)
+    statuses = await asyncio.to_thread(_store, settings.scp_port, [large, *small])
+    assert statuses == [scp.OUT_OF_RESOURCES, 0]
+    assert len(await wait_for_files(settings, 1)) == 1
+    await asyncio.sleep(0.5)
+    assert len(delivered(settings)) == 1 and _spool(settings) == []
+
+
+@pytest.mark.dcmtk
+@pytest.mark.skipif(shutil.which("storescu") is None, reason="no dcmtk")
+async def test_a_received_data_set_goes_to_disk_as_it_arrives_not_into_memory(
+        running_scp: Start, tmp_path: Path) -> None:
+    """storescu sends 64 MiB; the SCP (the only thing in this process receiving it)
+    holds a few PDUs of it at a time, not the data set."""
+    settings = await _start(running_scp)
+    large = _large_instance(tmp_path / "large" / "large.dcm", frames=128)
+    tracemalloc.start()
+    try:
+        sent = await asyncio.to_thread(subprocess.run, [
+            "storescu", "-aec", "RELAYTEST", "-xs", "127.0.0.1", str(settings.scp_port),
+            str(large)], capture_output=True, text=True, timeout=120)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sent.returncode == 0, sent.stderr
+    [received] = await wait_for_files(settings, 1)
+    assert received.stat().st_size >= large.stat().st_size - 1024
+    assert peak < 32 * 1024 * 1024, f"{peak / 2**20:.0f} MiB held while receiving 64 MiB"
+
+
+async def test_associations_beyond_the_cap_are_refused(running_scp: Start) -> None:
+    settings = await _start(running_scp, scp_max_associations=2)
+    ae = AE(ae_title="MODALITY")
+    ae.add_requested_context(CTImageStorage)
+    held = [await asyncio.to_thread(ae.associate, "127.0.0.1", settings.scp_port,
+                                    ae_title="RELAYTEST") for _ in range(2)]
+    extra = await asyncio.to_thread(ae.associate, "127.0.0.1", settings.scp_port,
+                                    ae_title="RELAYTEST")
+    try:
+        assert all(a.is_established for a in held) and extra.is_rejected
+    finally:
+        for assoc in held:
+            assoc.release()
