@@ -34,3 +34,16 @@ async def running_scp(data_dir: Path) -> AsyncIterator[Callable[..., Settings]]:
     for task, stop in tasks:
         stop.set()
         await task
+
+
+def delivered(settings: Settings) -> list[Path]:
+    assert settings.incoming_dir is not None
+    return sorted(p for p in settings.incoming_dir.rglob("*.dcm"))
+
+
+async def wait_for_files(settings: Settings, count: int, timeout: float = 20) -> list[Path]:
+    for _ in range(int(timeout * 10)):
+        if len(found := delivered(settings)) >= count:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{len(delivered(settings))} of {count} instances handed over")

@@ -18,7 +18,7 @@ from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[at
 from relay_ingest import scp, staging
 from relay_ingest.staging import Staging
 from relay_shared.dicomfiles import DEFAULT_LIMITS
-from relay_shared.settings import Settings
+from tests.services.ingest.conftest import delivered, wait_for_files
 from tests.support.dicom_factory import Patient, SeriesSpec, make_instance, write_series
 
 PATIENT = Patient("MRN-3003", "Hopper^Grace")
@@ -105,19 +105,6 @@ def test_a_series_being_written_is_not_closed_under_the_write(
     clock.now = 10
     [handed] = area.close_stable()
     assert sorted(p.read_bytes() for p in handed.iterdir()) == [b"one", b"two"]
-
-
-def delivered(settings: Settings) -> list[Path]:
-    assert settings.incoming_dir is not None
-    return sorted(p for p in settings.incoming_dir.rglob("*.dcm"))
-
-
-async def wait_for_files(settings: Settings, count: int, timeout: float = 20) -> list[Path]:
-    for _ in range(int(timeout * 10)):
-        if len(found := delivered(settings)) >= count:
-            return found
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{len(delivered(settings))} of {count} instances handed over")
 
 
 def _pynetdicom_store(port: int, paths: list[Path], calling: str = "MODALITY") -> list[int]:

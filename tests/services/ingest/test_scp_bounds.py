@@ -20,8 +20,8 @@ from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 
 from relay_ingest import scp
 from relay_shared.settings import Settings
-from tests.services.ingest.test_scp import PATIENT, delivered, wait_for_files
-from tests.support.dicom_factory import SeriesSpec, make_instance, write_series
+from tests.services.ingest.conftest import delivered, wait_for_files
+from tests.support.dicom_factory import Patient, SeriesSpec, make_instance, write_series
 from tests.support.hostile import (
     A_ASSOCIATE_RQ_TYPE,
     P_DATA_TF_TYPE,
@@ -30,6 +30,7 @@ from tests.support.hostile import (
     pdu_header,
 )
 
+PATIENT = Patient("MRN-4004", "Lovelace^Ada")
 BIG = 64 * 1024 * 1024
 # What the relay allows an A-ASSOCIATE-RQ (receiving.ASSOCIATION_PDU_LIMIT).
 ASSOCIATION_PDU_LIMIT = 256 * 1024
