@@ -16,7 +16,6 @@ from relay_ingest import main, scp
 from relay_ingest.handlers import claim, ingest_claimed
 from relay_shared.db import make_engine, upgrade
 from relay_shared.deid import Pseudonymizer
-from relay_shared.dicomfiles import SizeLimits
 from relay_shared.models import Image, Status
 from relay_shared.paths import WorkStore
 from relay_shared.runtime import build_runtime
@@ -28,6 +27,8 @@ from tests.support.hostile import deflate_bomb
 UID_OF = Pseudonymizer(b"ingest-test-secret").uid
 PATIENT = Patient("MRN-5005", "Hamilton^Margaret")
 MIB = 1024 * 1024
+# Past the default RELAY_MAX_INFLATED_BYTES (256 MiB), from a file of about 300 KB.
+BOMB_BYTES = 300 * MIB
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -102,9 +103,8 @@ def test_a_deflate_bomb_in_a_delivery_is_a_named_bad_file_and_the_rest_goes_on(
     engine, store = make_engine(url), WorkStore(tmp_path / "work", tmp_path / "quarantine")
     delivery = tmp_path / "incoming" / "ST-2"
     write_series(SeriesSpec(PATIENT, instances=2), delivery)
-    deflate_bomb(delivery / "bomb.dcm", 8 * MIB)
-    ingest_claimed(claim(delivery, store), engine, store, UID_OF, "relay.deid",
-                   SizeLimits(inflated_bytes=MIB))
+    deflate_bomb(delivery / "bomb.dcm", BOMB_BYTES)
+    ingest_claimed(claim(delivery, store), engine, store, UID_OF, "relay.deid")
     with Session(engine) as session:
         images = list(session.exec(select(Image)))
     [bomb] = [i for i in images if i.status is Status.FAILED]
@@ -126,8 +126,8 @@ def _send_file(port: int, path: Path) -> int:
 async def test_a_deflate_bomb_sent_to_the_scp_is_refused_and_nothing_kept(
         running_scp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
-    settings = await running_scp(max_inflated_bytes=MIB)
-    bomb = deflate_bomb(tmp_path / "bomb.dcm", 8 * MIB)
+    settings = await running_scp()
+    bomb = deflate_bomb(tmp_path / "bomb.dcm", BOMB_BYTES)
     status = await asyncio.to_thread(_send_file, settings.scp_port, bomb)
     assert status == scp.OUT_OF_RESOURCES
     await asyncio.sleep(1)
