@@ -51,15 +51,15 @@ def pdu_header(pdu_type: int, length: int) -> bytes:
     return struct.pack(">BBL", pdu_type, 0, length)
 
 
-def stream_until_closed(port: int, preface: bytes, declared: int, budget: int,
-                        timeout: float = 10.0) -> int:
-    """Send ``preface``, then a P-DATA-TF header declaring ``declared`` bytes, then zeros
-    until ``budget`` bytes are sent or the relay closes. Returns the zeros sent."""
+def stream_until_closed(port: int, preface: bytes, header: bytes, budget: int,
+                        timeout: float = 30.0) -> int:
+    """Send ``preface`` and a PDU header, then zeros as its body until ``budget`` bytes
+    are sent or the relay closes. Returns the zeros sent."""
     sent = 0
     chunk = bytes(MIB)
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         try:
-            sock.sendall(preface + pdu_header(P_DATA_TF_TYPE, declared))
+            sock.sendall(preface + header)
             while sent < budget:
                 sent += sock.send(chunk[:min(MIB, budget - sent)])
         except (BrokenPipeError, ConnectionResetError):
