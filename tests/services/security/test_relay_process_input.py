@@ -70,15 +70,17 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@pytest.fixture
-def private_relay(tmp_path: Path) -> Iterator[tuple[RelayProcess, dict[str, str]]]:
-    with _relay(tmp_path, stable_age=60) as relay:
-        yield relay
+@pytest.mark.parametrize(("group_access", "file_mode", "dir_mode"),
+                         [(False, 0o600, 0o700), (True, 0o660, 0o770)])
+def test_what_the_relay_keeps_is_readable_by_its_own_user_or_group_only(
+        tmp_path: Path, group_access: bool, file_mode: int, dir_mode: int) -> None:
+    """Originals, staged and quarantined files and the database: the service's user's
+    alone, or its group's too with RELAY_SHARED_GROUP_ACCESS; never anyone else's."""
+    with _relay(tmp_path, stable_age=60, shared_group_access=group_access) as (_, env):
+        _check_modes(env, tmp_path, file_mode, dir_mode)
 
 
-def test_what_the_relay_keeps_is_readable_by_its_own_user_only(
-        private_relay: tuple[RelayProcess, dict[str, str]], tmp_path: Path) -> None:
-    _, env = private_relay
+def _check_modes(env: dict[str, str], tmp_path: Path, file_mode: int, dir_mode: int) -> None:
     data = Path(env["RELAY_DATA_DIR"])
     incoming = data / "incoming"
     folder = write_series(SeriesSpec(PATIENT, instances=2), tmp_path / "ST-1")[0].parent
@@ -94,10 +96,10 @@ def test_what_the_relay_keeps_is_readable_by_its_own_user_only(
     staged = [p for p in (data / "staging").rglob("*.dcm")]
     kept = [*staged, *(data / "work").rglob("original/*.dcm"),
             *(data / "quarantine").rglob("*.dcm"), data / "relay.db"]
-    assert staged and {str(p): _mode(p) for p in kept} == {str(p): 0o600 for p in kept}
+    assert staged and {str(p): _mode(p) for p in kept} == {str(p): file_mode for p in kept}
     folders = [data / "work", data / "quarantine", data / "staging",
                *(p.parent for p in kept if p.parent != data)]
-    assert {str(p): _mode(p) for p in folders} == {str(p): 0o700 for p in folders}
+    assert {str(p): _mode(p) for p in folders} == {str(p): dir_mode for p in folders}
 
 
 def _vm(pid: int, field: str) -> int:
