@@ -5,10 +5,13 @@ Real associations and raw sockets on loopback against the SCP in this process.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+import socket
 import subprocess
 import tracemalloc
 from collections.abc import Callable
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,9 @@ import pytest
 from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE
+from pynetdicom.dimse_messages import C_STORE_RQ
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 
 from relay_ingest import scp
@@ -144,3 +150,37 @@ async def test_associations_beyond_the_cap_are_refused(running_scp: Start) -> No
     finally:
         for assoc in held:
             assoc.release()
+
+
+def _store_cut_short(port: int, path: Path) -> None:
+    """Associate, send a C-STORE request and half its data set, then drop the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(associate_rq("MODALITY", "RELAYTEST", CTImageStorage))
+        assert sock.recv(6)[0] == 0x02, "the association is accepted"
+        sock.settimeout(0.5)
+        with contextlib.suppress(TimeoutError):
+            while sock.recv(65536):
+                pass
+        request = C_STORE()
+        request.MessageID, request.AffectedSOPClassUID = 1, CTImageStorage
+        request.AffectedSOPInstanceUID = dcmread(path).SOPInstanceUID
+        request.DataSet = BytesIO(path.read_bytes()[132 + 200:])
+        message = C_STORE_RQ()
+        message.primitive_to_message(request)
+        fragments = list(message.encode_msg(1, 16384))
+        for primitive in fragments[:len(fragments) // 2]:
+            pdu = P_DATA_TF()
+            pdu.from_primitive(primitive)
+            sock.sendall(pdu.encode())
+
+
+async def test_a_data_set_cut_short_by_its_sender_leaves_nothing_behind(
+        running_scp: Start, tmp_path: Path) -> None:
+    settings = await _start(running_scp)
+    large = _large_instance(tmp_path / "large" / "large.dcm", frames=2)
+    await asyncio.to_thread(_store_cut_short, settings.scp_port, large)
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        if not _spool(settings):
+            break
+    assert _spool(settings) == [] and delivered(settings) == []
