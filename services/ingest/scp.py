@@ -81,9 +81,9 @@ class Receiver:
     def on_store(self, event: evt.Event) -> int:
         request = cast(C_STORE, event.request)
         spool = request._dataset_file
-        if not isinstance(spool, receiving.SpoolFile):  # every association is fitted one
-            log.error("instance refused: its data set was not spooled")
-            return OUT_OF_RESOURCES
+        if not isinstance(spool, receiving.SpoolFile):  # a request without a data set
+            log.warning("instance refused: no data set arrived with it")
+            return CANNOT_UNDERSTAND
         spool.close()
         try:
             return self._file(spool, str(request.AffectedSOPInstanceUID))
