@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -73,28 +74,35 @@ def claim(folder: Path, store: WorkStore) -> Path:
 
 
 LINK_REFUSED = "a symbolic link, not a file: refused, its target is not read"
+SPECIAL_REFUSED = "not a regular file (a pipe, socket or device): refused, not read"
 
 
-def delivery_files(folder: Path) -> tuple[list[Path], list[Path]]:
-    """The regular files of a delivery, and its links: no link is followed, so nothing
-    outside the delivery is read or moved (a link is set aside as itself)."""
+def delivery_files(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The regular files of a delivery, and what is refused unread with its reason: a
+    link is never followed, so nothing outside the delivery is read or moved (it is set
+    aside as itself), and a pipe or device would block or never end."""
     files: list[Path] = []
-    links: list[Path] = []
+    refused: list[tuple[Path, str]] = []
     for root, dirs, names in os.walk(folder, followlinks=False):
         base = Path(root)
-        links += [base / d for d in dirs if (base / d).is_symlink()]
+        refused += [(base / d, LINK_REFUSED) for d in dirs if (base / d).is_symlink()]
         for name in names:
             path = base / name
-            (links if path.is_symlink() else files).append(path)
-    return sorted(files), sorted(links)
+            mode = path.lstat().st_mode
+            if stat.S_ISREG(mode):
+                files.append(path)
+            else:
+                refused.append((path, LINK_REFUSED if stat.S_ISLNK(mode) else SPECIAL_REFUSED))
+    return sorted(files), sorted(refused)
 
 
 def read_delivery(folder: Path, limits: SizeLimits = DEFAULT_LIMITS) -> Delivery:
     delivery = Delivery()
-    regular, links = delivery_files(folder)
-    for link in links:
-        log.warning("symbolic link in a delivery refused", extra={"link": link.name})
-        delivery.unreadable.append((link, LINK_REFUSED))
+    regular, refused = delivery_files(folder)
+    for path, reason in refused:
+        log.warning("file in a delivery refused unread", extra={"file": path.name,
+                                                                 "reason": reason})
+    delivery.unreadable += refused
     for path in regular:
         try:
             header = read_header(path, limits)

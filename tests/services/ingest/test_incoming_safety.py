@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -132,3 +134,30 @@ async def test_a_deflate_bomb_sent_to_the_scp_is_refused_and_nothing_kept(
     assert status == scp.OUT_OF_RESOURCES
     await asyncio.sleep(1)
     assert delivered(settings) == []
+
+
+def test_a_pipe_in_a_delivery_is_refused_unread_and_does_not_hold_up_ingest(
+        tmp_path: Path) -> None:
+    """Opening a named pipe blocks until someone writes to it: ingest must not try."""
+    url = f"sqlite:///{tmp_path / 'relay.db'}"
+    upgrade(url)
+    engine, store = make_engine(url), WorkStore(tmp_path / "work", tmp_path / "quarantine")
+    delivery = tmp_path / "incoming" / "ST-3"
+    write_series(SeriesSpec(PATIENT, instances=1), delivery)
+    os.mkfifo(delivery / "pipe.dcm")
+    claimed = claim(delivery, store)
+    worker = threading.Thread(target=ingest_claimed, daemon=True,
+                              args=(claimed, engine, store, UID_OF, "relay.deid"))
+    worker.start()
+    worker.join(20)
+    if worker.is_alive():  # let the blocked reader go before failing
+        pipe = next(p for p in [*store.claimed_dir.rglob("pipe.dcm"),
+                                *store.quarantine_dir.rglob("pipe*.dcm")])
+        with open(pipe, "wb"):
+            pass
+        pytest.fail("ingest blocked on a named pipe")
+    with Session(engine) as session:
+        images = list(session.exec(select(Image)))
+    assert sorted(i.status.value for i in images) == ["FAILED", "NEW"]
+    [refused] = [i for i in images if i.status is Status.FAILED]
+    assert refused.reason == "not a regular file (a pipe, socket or device): refused, not read"
