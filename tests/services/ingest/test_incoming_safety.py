@@ -136,9 +136,10 @@ async def test_a_deflate_bomb_sent_to_the_scp_is_refused_and_nothing_kept(
     assert delivered(settings) == []
 
 
-def test_a_pipe_in_a_delivery_is_refused_unread_and_does_not_hold_up_ingest(
+def test_a_pipe_in_a_delivery_is_recorded_as_refused_never_opened_nor_dropped(
         tmp_path: Path) -> None:
-    """Opening a named pipe blocks until someone writes to it: ingest must not try."""
+    """Opening a named pipe blocks until someone writes to it, so ingest never opens
+    one; and it is recorded by name like any refused file, not deleted unrecorded."""
     url = f"sqlite:///{tmp_path / 'relay.db'}"
     upgrade(url)
     engine, store = make_engine(url), WorkStore(tmp_path / "work", tmp_path / "quarantine")
