@@ -32,6 +32,7 @@ from pynetdicom import (
     AllStoragePresentationContexts,
     evt,
 )
+from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
@@ -53,6 +54,7 @@ CANNOT_UNDERSTAND = 0xC210
 CLOSE_INTERVAL = 1.0
 SERIES_INSTANCE_UID = 0x0020000E
 MAX_PDU = 4 * 1024 * 1024
+CONNECTIONS_PER_ASSOCIATION = 2
 # Enough for the header of nearly every instance: the raw parser reads it in one go.
 HEAD_BYTES = 256 * 1024
 
@@ -119,8 +121,9 @@ class Receiver:
         if sock is None:
             return
         address = assoc.requestor.address
-        if not self._host_allowed(address):
-            log.warning("connection refused: address not allowed", extra={"peer": address})
+        refusal = self._refusal(assoc)
+        if refusal is not None:
+            log.warning(f"connection refused: {refusal}", extra={"peer": address})
             sock.close()
             return
         receiving.bound_pdu_reads(assoc, MAX_PDU)
@@ -135,6 +138,16 @@ class Receiver:
             return
         log.warning("TLS connection refused", extra={"peer": address, "reason": refused})
         sock.close()  # the association then ends without a word on the wire
+
+    def _refusal(self, assoc: Association) -> str | None:
+        if not self._host_allowed(assoc.requestor.address):
+            return "address not allowed"
+        # Connections still negotiating count too (a thread each, until pynetdicom's
+        # 30 s ARTIM timer): room for the associations, and as many again to be told no.
+        if len(assoc.ae.active_associations) >= CONNECTIONS_PER_ASSOCIATION \
+                * assoc.ae.maximum_associations:
+            return "too many connections open"
+        return None
 
     def on_requested(self, event: evt.Event) -> None:
         """Refuse a certificate that does not name the calling AE, before anything is

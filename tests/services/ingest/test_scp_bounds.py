@@ -184,3 +184,30 @@ async def test_a_data_set_cut_short_by_its_sender_leaves_nothing_behind(
         if not _spool(settings):
             break
     assert _spool(settings) == [] and delivered(settings) == []
+
+
+def _closed_while_idle(port: int, within: float = 3.0) -> bool:
+    """Connect and send nothing: whether the relay closes the connection meanwhile."""
+    with socket.create_connection(("127.0.0.1", port), timeout=within) as sock:
+        try:
+            return sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+        except TimeoutError:
+            return False
+
+
+async def test_connections_beyond_twice_the_association_cap_are_closed_unread(
+        running_scp: Start) -> None:
+    """Idle connections that never ask for an association each hold a thread until
+    pynetdicom's 30 s timer: past twice the cap, a new one is closed at once."""
+    settings = await _start(running_scp, scp_max_associations=2)
+    port = settings.scp_port
+    assert not await asyncio.to_thread(_closed_while_idle, port, 1.0), "below the cap: kept"
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+    try:
+        await asyncio.sleep(0.5)
+        assert await asyncio.to_thread(_closed_while_idle, port)
+    finally:
+        for sock in idle:
+            sock.close()
