@@ -18,16 +18,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from relay_shared import filemodes, outbox
+from relay_shared import filemodes, ops_gauges, outbox, transitions
 from relay_shared.amqp import AmqpBus
 from relay_shared.bus import Bus, InProcessBus, RetryPolicy, describe
 from relay_shared.db import make_engine, require_current_schema
 from relay_shared.deid import Pseudonymizer
 from relay_shared.logs import series_context
 from relay_shared.messages import SeriesMessage
-from relay_shared.metrics import IN_FLIGHT, SERIES_FINISHED, STAGE_SECONDS
+from relay_shared.metrics import IN_FLIGHT, STAGE_SECONDS
 from relay_shared.models import Stage
+from relay_shared.notify import delivery as notify_delivery
+from relay_shared.notify import record as notify_record
 from relay_shared.paths import WorkStore
+from relay_shared.projects import ProjectsRegistry
 from relay_shared.retention import purge
 from relay_shared.series_state import mark_failed, note_failed_attempt
 from relay_shared.settings import Settings
@@ -44,6 +47,8 @@ class Runtime:
     store: WorkStore
     pseudonymizer: Pseudonymizer
     vault: IdentifierVault
+    # The projects in force (RELAY_PROJECTS, or the implicit `default`), reread on change.
+    projects: ProjectsRegistry
 
 
 def make_bus(settings: Settings) -> Bus:
@@ -57,6 +62,8 @@ def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
     settings.ensure_dirs()
     engine = make_engine(settings.sqlalchemy_url)
     require_current_schema(engine)
+    transitions.install()
+    notify_record.install(engine, settings.webhooks)
     assert settings.work_dir is not None and settings.quarantine_dir is not None
     return Runtime(
         settings=settings,
@@ -66,6 +73,7 @@ def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
         pseudonymizer=Pseudonymizer(settings.deid_secret.get_secret_value().encode(),
                                     settings.deid_key_id),
         vault=make_vault(settings),
+        projects=ProjectsRegistry(settings),
     )
 
 
@@ -128,6 +136,8 @@ async def sweep(rt: Runtime, stop: asyncio.Event, requeue_stuck: bool) -> None:
     next_purge = 0.0
     while not stop.is_set():
         try:
+            # First: what follows fails when a dependency is down.
+            await refresh_gauges(rt.settings, rt.engine, rt.bus)
             await outbox.flush(rt.engine, rt.bus,
                                older_than=timedelta(seconds=rt.settings.outbox_grace))
             if requeue_stuck:
@@ -140,6 +150,12 @@ async def sweep(rt: Runtime, stop: asyncio.Event, requeue_stuck: bool) -> None:
         stuck_after = timedelta(seconds=rt.settings.stuck_after)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), rt.settings.sweep_interval)
+
+
+async def refresh_gauges(settings: Settings, engine: Engine, bus: Bus) -> None:
+    ops_gauges.record_dependencies(database=await asyncio.to_thread(database_ok, engine),
+                                   broker=await bus.is_healthy())
+    ops_gauges.record_certificates(settings)
 
 
 async def _purge_when_due(rt: Runtime, due: float) -> float:
@@ -175,6 +191,9 @@ async def run_services(settings: Settings, services: list[ServiceMain],
     await rt.bus.connect()
     tasks = [asyncio.create_task(service(rt, stop)) for service in services]
     tasks.append(asyncio.create_task(sweep(rt, stop, requeue_stuck)))
+    if requeue_stuck and settings.webhooks:  # one deliverer keeps each hook's order
+        tasks.append(asyncio.create_task(notify_delivery.run(rt.engine, settings, stop)))
+    tasks.append(asyncio.create_task(rt.projects.watch(stop)))
     if probes_port:
         tasks.append(asyncio.create_task(
             serve_http(probe_app(rt), settings.api_host, probes_port, stop)))
@@ -223,7 +242,6 @@ async def consume_until_stopped(rt: Runtime, stop: asyncio.Event, queue: str,
 
     async def give_up(message: SeriesMessage, error: str) -> None:
         await asyncio.to_thread(mark_failed, rt.engine, message.series_id, error, stage)
-        SERIES_FINISHED.labels(status="FAILED").inc()
 
     await rt.bus.consume(queue, handle, give_up)
     await stop.wait()

@@ -12,7 +12,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 IN_FLIGHT = ("NEW", "PROCESSING", "DONEPROCESSING", "SENT")
-STYLE = {"DONE": "green", "FAILED": "red", "QUARANTINED": "red"}
+STYLE = {"DONE": "green", "FAILED": "red", "QUARANTINED": "red", "HELD": "yellow",
+         "IGNORED": "dim"}
 
 
 class StatusError(Exception):
@@ -67,11 +68,13 @@ def counts_table(stats: dict) -> Table:
 
 def series_table(series: list[dict]) -> Table:
     table = Table(title="Latest series", title_justify="left")
-    for name in ("id", "modality", "patient pseudonym", "status", "images", "progress"):
+    for name in ("id", "project", "modality", "patient pseudonym", "status", "images",
+                 "progress"):
         table.add_column(name, justify="right" if name in ("id", "images") else "left")
     for s in series:
         bar = ProgressBar(total=1.0, completed=s["progress"], width=20)
-        table.add_row(str(s["id"]), s["modality"] or "-", s["patient_pseudonym"] or "-",
+        table.add_row(str(s["id"]), s.get("project") or "-", s["modality"] or "-",
+                      s["patient_pseudonym"] or "-",
                       f"[{STYLE.get(s['status'], 'default')}]{s['status']}",
                       str(s["image_count"]), Group(bar))
     return table

@@ -20,6 +20,8 @@ from relay_api.routes import (
     held,
     images,
     me,
+    notifications,
+    projects,
     search,
     series,
     stats,
@@ -30,7 +32,7 @@ from relay_shared.runtime import Runtime, serve_http
 
 PROBLEM = "application/problem+json"
 ROUTERS = (health, me, series, images, held, studies, failures, stats, search, collections,
-           admin, dashboard)
+           admin, projects, dashboard, notifications)
 DESCRIPTION = """Series received, de-identified and passed on, with their images, failures
 and history. Every route but the probes and `/metrics` needs `Authorization: Bearer <token>`
 (`relay token new --role reader|operator|admin`). Responses carry internal ids,

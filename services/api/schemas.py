@@ -19,6 +19,8 @@ class SeriesSummary(BaseModel):
     study_id: int | None
     modality: str | None
     patient_pseudonym: str | None
+    project: str | None = Field(description="The project that took the series (none: no "
+                                "project did, and it was dropped)")
     status: Status
     stage: Stage = Field(description="The stage a retry restarts from")
     error: str | None

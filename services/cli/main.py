@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from relay_cli.projects import projects_app
 from relay_shared.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="DICOM Relay: receive, de-identify and pass on DICOM series.",
@@ -21,6 +22,7 @@ db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
+app.add_typer(projects_app, name="projects")
 
 
 def _settings() -> Settings:
@@ -54,7 +56,8 @@ def _run(service_names: list[str], probes: bool, upgrade_first: bool = False) ->
     except Exception as exc:  # a start-up failure is reported plainly, not as a traceback
         from relay_api.auth import TokenConfigError
         from relay_shared.deid import DeidConfigError
-        if isinstance(exc, TokenConfigError | DeidConfigError):
+        from relay_shared.projects import ProjectsError
+        if isinstance(exc, TokenConfigError | DeidConfigError | ProjectsError):
             typer.echo(f"relay: {exc}", err=True)
             raise typer.Exit(2) from None
         raise
@@ -237,10 +240,13 @@ def _record_worklist(settings: Settings, name: str, queries: list) -> int:  # ty
     from relay_ingest.worklist import create_collection
     from relay_shared.db import make_engine, require_current_schema
     from relay_shared.deid import Pseudonymizer
+    from relay_shared.notify import record as notify_record
     from relay_shared.runtime import make_vault
 
     engine = make_engine(settings.sqlalchemy_url)
     require_current_schema(engine)
+    # A worklist whose rows were all collected before is finished at once: tell the hooks.
+    notify_record.install(engine, settings.webhooks)
     pseudonymizer = Pseudonymizer(settings.deid_secret.get_secret_value().encode(),
                                   settings.deid_key_id)
     return create_collection(engine, make_vault(settings), pseudonymizer, name, queries)

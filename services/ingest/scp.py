@@ -88,11 +88,12 @@ class Receiver:
             return CANNOT_UNDERSTAND
         spool.close()
         try:
-            return self._file(spool, str(request.AffectedSOPInstanceUID))
+            return self._file(spool, str(request.AffectedSOPInstanceUID),
+                              str(event.assoc.requestor.ae_title).strip())
         finally:
             spool.discard()  # nothing once filed; otherwise the refused bytes
 
-    def _file(self, spool: receiving.SpoolFile, sop_uid: str) -> int:
+    def _file(self, spool: receiving.SpoolFile, sop_uid: str, calling_ae: str) -> int:
         if spool.too_large:
             log.warning("instance refused: larger than RELAY_MAX_INSTANCE_BYTES",
                         extra={"limit_bytes": self._limits.instance_bytes})
@@ -107,7 +108,7 @@ class Receiver:
             log.warning("instance refused: cannot read its series")
             return CANNOT_UNDERSTAND
         try:
-            self._staging.store_file(series_uid, sop_uid, spool.path)
+            self._staging.store_file(series_uid, sop_uid, spool.path, calling_ae=calling_ae)
         except OSError:
             log.error("instance refused: cannot write it to staging", exc_info=True)
             return OUT_OF_RESOURCES

@@ -20,12 +20,16 @@ import hashlib
 import itertools
 import logging
 import os
+import shutil
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from relay_ingest.origin import is_origin_file, write_origin
+from relay_shared.projects import Arrival, Source
 
 log = logging.getLogger(__name__)
 PARTIAL_SUFFIX = ".part"
@@ -66,22 +70,27 @@ class Staging:
         filing one is a rename; a dot folder, so recovery does not take it for a delivery."""
         return self._staging_dir / SPOOL_FOLDER
 
-    def store(self, series_uid: str, sop_instance_uid: str, *parts: bytes) -> Path:
-        """Write one instance into the open delivery of its series; safe from any thread."""
-        return self._put(series_uid, lambda folder: write_instance(folder, sop_instance_uid,
-                                                                   *parts))
+    def store(self, series_uid: str, sop_instance_uid: str, *parts: bytes,
+              calling_ae: str | None = None) -> Path:
+        """Write one instance into the open delivery of its series; safe from any thread.
+        The delivery records the calling AE of its first instance, for routing."""
+        return self._put(series_uid, calling_ae,
+                         lambda folder: write_instance(folder, sop_instance_uid, *parts))
 
-    def store_file(self, series_uid: str, sop_instance_uid: str, source: Path) -> Path:
+    def store_file(self, series_uid: str, sop_instance_uid: str, source: Path,
+                   calling_ae: str | None = None) -> Path:
         """Move a whole received file (on the staging disk) into its series' delivery."""
-        return self._put(series_uid, lambda folder: move_instance(folder, sop_instance_uid,
-                                                                  source))
+        return self._put(series_uid, calling_ae,
+                         lambda folder: move_instance(folder, sop_instance_uid, source))
 
-    def _put(self, series_uid: str, put: Callable[[Path], Path]) -> Path:
+    def _put(self, series_uid: str, calling_ae: str | None,
+             put: Callable[[Path], Path]) -> Path:
         with self._lock:
             delivery = self._open.get(series_uid)
             if delivery is None:
                 folder = self._staging_dir / f"scp-{uid_key(series_uid)}-{uuid.uuid4().hex[:8]}"
                 folder.mkdir(parents=True)
+                write_origin(folder, Arrival(Source.SCP.value, calling_ae=calling_ae))
                 delivery = self._open[series_uid] = _OpenDelivery(folder, self._clock())
             delivery.writing += 1
         try:
@@ -124,8 +133,8 @@ def hand_over(folder: Path, incoming_dir: Path) -> Path | None:
         return None
     for partial in folder.glob(f"*{PARTIAL_SUFFIX}"):
         partial.unlink(missing_ok=True)  # a write that never finished was never acknowledged
-    if not any(folder.iterdir()):
-        folder.rmdir()
+    if not any(not is_origin_file(p) for p in folder.iterdir()):
+        shutil.rmtree(folder)
         return None
     incoming_dir.mkdir(parents=True, exist_ok=True)
     target = incoming_dir / folder.name

@@ -33,9 +33,11 @@ def as_utc(value: datetime | None, name: str) -> datetime | None:
 
 
 def _filtered(status_filter: Status | None, patient: str | None, modality: str | None,
-              created_from: datetime | None, created_to: datetime | None
-              ) -> SelectOfScalar[Series]:
+              created_from: datetime | None, created_to: datetime | None,
+              project: str | None = None) -> SelectOfScalar[Series]:
     query = select(Series)
+    if project is not None:
+        query = query.where(Series.project == project)
     if status_filter is not None:
         query = query.where(Series.status == status_filter)
     if patient is not None:
@@ -64,6 +66,8 @@ def list_series(
     status_filter: Annotated[Status | None, Query(alias="status")] = None,
     patient_pseudonym: Annotated[str | None, Query(max_length=64)] = None,
     modality: Annotated[str | None, Query(max_length=16)] = None,
+    project: Annotated[str | None, Query(max_length=40, description="Only this project's "
+                                         "series")] = None,
     created_from: Annotated[datetime | None, Query(
         description="Created at or after (ISO 8601; UTC when no offset is given)")] = None,
     created_to: Annotated[datetime | None, Query(description="Created before")] = None,
@@ -71,7 +75,8 @@ def list_series(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Offset = 0,
 ) -> Page[SeriesSummary]:
-    query = _filtered(status_filter, patient_pseudonym, modality, created_from, created_to)
+    query = _filtered(status_filter, patient_pseudonym, modality, created_from, created_to,
+                      project)
     total = queries.total_of(session, query)
     rows = list(session.exec(_ordered(query, sort).offset(offset).limit(limit)))
     return Page(items=queries.summaries(session, rows), total=total, limit=limit,
