@@ -3,6 +3,11 @@
 pydicom happily returns a dataset for a file cut short inside its pixel data, so
 a header read alone cannot be trusted: values longer than a few bytes are left
 deferred, and their recorded extents are checked against the file's real size.
+
+A file's size is capped before it is read, and so is what a deflated data set
+inflates to: pydicom inflates one whole, in memory, before reading a single
+element, so a megabyte of deflated zeros could cost gigabytes. The inflated size
+is counted first, in bounded chunks, and a file over the cap is a bad file.
 """
 
 from __future__ import annotations
@@ -14,14 +19,17 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
+from pydicom.filereader import _read_file_meta_info, read_preamble
 from pydicom.tag import Tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from relay_shared.dicom.header import MAX_INFLATED_BYTES
 from relay_shared.reasons import RelayError, keep_text
 
 log = logging.getLogger(__name__)
@@ -29,6 +37,25 @@ log = logging.getLogger(__name__)
 UNDEFINED_LENGTH = 0xFFFFFFFF
 PIXEL_DATA = 0x7FE00010
 REQUIRED = ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
+# The largest single instance expected: breast tomosynthesis, an enhanced CT or MR of
+# a few thousand frames, an ultrasound cine in colour reach 1-1.5 GiB uncompressed; a
+# value of defined length cannot pass 4 GiB anyway.
+DEFAULT_MAX_INSTANCE_BYTES = 2 * 1024**3
+# Deflate is used for reports, structures, presentation states and the odd small
+# image; readers (pydicom, here and in deid) inflate the whole data set in memory.
+DEFAULT_MAX_INFLATED_BYTES = MAX_INFLATED_BYTES
+INFLATE_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SizeLimits:
+    """RELAY_MAX_INSTANCE_BYTES and RELAY_MAX_INFLATED_BYTES."""
+
+    instance_bytes: int = DEFAULT_MAX_INSTANCE_BYTES
+    inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES
+
+
+DEFAULT_LIMITS = SizeLimits()
 
 
 class BadDicomFile(RelayError):
@@ -52,6 +79,14 @@ class CorruptDicomError(BadDicomFile):
     code = "corrupt"
 
 
+class TooLargeError(BadDicomFile):
+    pass
+
+
+TOO_LARGE = "the file is larger than RELAY_MAX_INSTANCE_BYTES"
+INFLATES_TOO_LARGE = "the deflated data set inflates beyond RELAY_MAX_INFLATED_BYTES"
+
+
 # What pydicom raises on values it cannot decode (a bad VR, a length that does not
 # fit the VR, bytes that are not the declared character set).
 UNREADABLE = (ValueError, KeyError, TypeError, NotImplementedError, struct.error,
@@ -71,8 +106,8 @@ class InstanceHeader:
     patient_id: str
 
 
-def read_header(path: Path) -> InstanceHeader:
-    dataset = read_checked(path)
+def read_header(path: Path, limits: SizeLimits = DEFAULT_LIMITS) -> InstanceHeader:
+    dataset = read_checked(path, limits)
     values = {keyword: _value(dataset, keyword)
               for keyword in (*REQUIRED, "Modality", "PatientID")}
     missing = [keyword for keyword in REQUIRED if not values[keyword]]
@@ -112,9 +147,11 @@ def _tag(keyword: str) -> str:
     return f"({tag.group:04X},{tag.element:04X})"
 
 
-def read_checked(path: Path) -> Dataset:
+
+
+def read_checked(path: Path, limits: SizeLimits = DEFAULT_LIMITS) -> Dataset:
     """Parse every element (bulk values deferred) and prove the file is whole."""
-    size = os.path.getsize(path)
+    size = check_size(path, limits)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -139,6 +176,45 @@ def read_checked(path: Path) -> Dataset:
         # Offsets in a deflated file count the inflated stream, not the file.
         _check_extents(path, dataset, size)
     return dataset
+
+
+def check_size(path: Path, limits: SizeLimits) -> int:
+    """The file's size, once it and (if deflated) its inflated data set are in bounds."""
+    size = os.path.getsize(path)
+    if size > limits.instance_bytes:
+        raise TooLargeError(TOO_LARGE)
+    with open(path, "rb") as stream:
+        if _deflated(stream):
+            _inflate_within(stream, min(limits.inflated_bytes, limits.instance_bytes))
+    return size
+
+
+def _deflated(stream: BinaryIO) -> bool:
+    """Whether the file meta names the deflated syntax; the stream is then at the data set.
+    A file meta that does not parse is left for the full read to name."""
+    try:
+        read_preamble(stream, False)
+        meta = _read_file_meta_info(stream)
+        return bool(meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian)
+    except Exception:  # whatever it is, the full read names it
+        return False
+
+
+def _inflate_within(stream: BinaryIO, limit: int) -> None:
+    """Inflate the rest of the stream in bounded chunks, keeping nothing but the count."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    inflated = 0
+    try:
+        while not inflater.eof and (data := stream.read(INFLATE_CHUNK)):
+            while data and not inflater.eof:
+                inflated += len(inflater.decompress(data, INFLATE_CHUNK))
+                if inflated > limit:
+                    raise TooLargeError(INFLATES_TOO_LARGE)
+                data = inflater.unconsumed_tail
+    except zlib.error:
+        raise TruncatedDicomError("the deflated data set is cut short or corrupt") from None
+    if not inflater.eof:
+        raise TruncatedDicomError("the deflated data set is cut short or corrupt")
 
 
 def _check_extents(path: Path, dataset: Dataset, size: int) -> None:

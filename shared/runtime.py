@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from relay_shared import ops_gauges, outbox, transitions
+from relay_shared import filemodes, ops_gauges, outbox, transitions
 from relay_shared.amqp import AmqpBus
 from relay_shared.bus import Bus, InProcessBus, RetryPolicy, describe
 from relay_shared.db import make_engine, require_current_schema
@@ -204,6 +204,7 @@ async def run_services(settings: Settings, services: list[ServiceMain],
     A service that dies stops the process with its error, rather than leaving a
     half-working process that probes would still call alive."""
     enable_phi_debug(settings.log_phi_debug)
+    filemodes.secure(settings)
     rt = build_runtime(settings)
     stop = asyncio.Event()
     stop_on_signals(stop)

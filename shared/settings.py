@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
+from relay_shared.dicomfiles import DEFAULT_MAX_INFLATED_BYTES, DEFAULT_MAX_INSTANCE_BYTES
 from relay_shared.notify.hooks import Webhook
 from relay_shared.production import Insecure, global_refusals
 
@@ -151,6 +152,16 @@ class Settings(BaseSettings):
     # DICOM network: who may send to the SCP, and the DICOM AE and DICOMweb destinations.
     scp_allowed_aes: Annotated[list[str], NoDecode] = Field(default_factory=list)
     scp_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Bounds on what arrives, and who may read what is kept (docs/security.md): the
+    # largest instance received or read, what a deflated data set may inflate to (its
+    # readers inflate it in memory), the SCP's associations at once, and files and
+    # folders readable by the service's group as well as its user (for a shared volume).
+    max_instance_bytes: int = Field(DEFAULT_MAX_INSTANCE_BYTES, ge=64 * 1024)
+    max_inflated_bytes: int = Field(DEFAULT_MAX_INFLATED_BYTES, ge=64 * 1024)
+    scp_max_associations: int = Field(16, ge=1, le=1000)
+    shared_group_access: bool = False
+
     dicom_host: str | None = None
     dicom_port: int = Field(104, ge=1, le=65535)
     dicom_ae_title: str = Field("ANY-SCP", min_length=1, max_length=16)

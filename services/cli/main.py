@@ -27,10 +27,13 @@ app.add_typer(projects_app, name="projects")
 
 def _settings() -> Settings:
     try:
-        return load_settings()
+        settings = load_settings()
     except SettingsError as exc:
         typer.echo(f"relay: {exc}", err=True)
         raise typer.Exit(2) from None
+    from relay_shared import filemodes
+    filemodes.restrict(settings.shared_group_access)  # before any file is made
+    return settings
 
 
 def _run(service_names: list[str], probes: bool, upgrade_first: bool = False) -> None:

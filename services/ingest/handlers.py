@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
+import stat
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -21,9 +23,15 @@ from sqlmodel import Session, col, select
 
 from relay_ingest.origin import is_origin_file, read_origin
 from relay_ingest.routing import Routed, apply_route
-from relay_shared import series_state
+from relay_shared import filemodes, series_state
 from relay_shared.db import record_event, session_scope
-from relay_shared.dicomfiles import BadDicomFile, InstanceHeader, read_header
+from relay_shared.dicomfiles import (
+    DEFAULT_LIMITS,
+    BadDicomFile,
+    InstanceHeader,
+    SizeLimits,
+    read_header,
+)
 from relay_shared.metrics import STAGE_SECONDS, count_failed
 from relay_shared.models import Image, Series, Status, Study
 from relay_shared.outbox import enqueue
@@ -68,11 +76,39 @@ def claim(folder: Path, store: WorkStore) -> Path:
     return claimed
 
 
-def read_delivery(folder: Path) -> Delivery:
+LINK_REFUSED = "a symbolic link, not a file: refused, its target is not read"
+SPECIAL_REFUSED = "not a regular file (a pipe, socket or device): refused, not read"
+
+
+def delivery_files(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The regular files of a delivery, and what is refused unread with its reason: a
+    link is never followed, so nothing outside the delivery is read or moved (it is set
+    aside as itself), and a pipe or device would block or never end."""
+    files: list[Path] = []
+    refused: list[tuple[Path, str]] = []
+    for root, dirs, names in os.walk(folder, followlinks=False):
+        base = Path(root)
+        refused += [(base / d, LINK_REFUSED) for d in dirs if (base / d).is_symlink()]
+        for name in names:
+            path = base / name
+            mode = path.lstat().st_mode
+            if stat.S_ISREG(mode):
+                files.append(path)
+            else:
+                refused.append((path, LINK_REFUSED if stat.S_ISLNK(mode) else SPECIAL_REFUSED))
+    return sorted(files), sorted(refused)
+
+
+def read_delivery(folder: Path, limits: SizeLimits = DEFAULT_LIMITS) -> Delivery:
     delivery = Delivery()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not is_origin_file(p)):
+    regular, refused = delivery_files(folder)
+    for path, reason in refused:
+        log.warning("file in a delivery refused unread", extra={"file": path.name,
+                                                                 "reason": reason})
+    delivery.unreadable += refused
+    for path in (p for p in regular if not is_origin_file(p)):
         try:
-            header = read_header(path)
+            header = read_header(path, limits)
         except BadDicomFile as exc:
             delivery.unreadable.append((path, str(exc)))
             continue
@@ -106,9 +142,10 @@ RouteOf = Callable[[Arrival, Path], Routed]
 
 
 def ingest_claimed(folder: Path, engine: Engine, store: WorkStore, uid_of: UidOf,
-                   queue: str, route: RouteOf | None = None) -> list[int]:
+                   queue: str, route: RouteOf | None = None,
+                   limits: SizeLimits = DEFAULT_LIMITS) -> list[int]:
     """Record, move and enqueue every series of a claimed folder; return their ids."""
-    delivery = read_delivery(folder)
+    delivery = read_delivery(folder, limits)
     arrival = read_origin(folder)
     series_ids: list[int] = []
     for original_series_uid, files in delivery.series.items():
@@ -161,6 +198,7 @@ def _ingest_series(files: list[Received], engine: Engine, store: WorkStore, uid_
         target = store.original(series_id, image_id)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(source, target)
+        filemodes.take(target)
     log.info("series received", extra={"series_id": series_id, "trace_id": series.trace_id,
                                        "new": len(outcome.moves),
                                        "duplicates": outcome.duplicates})
@@ -239,9 +277,11 @@ def _quarantine_bad(bad: list[tuple[Path, str]], series_id: int, engine: Engine,
     with session_scope(engine) as session:
         for path, reason in bad:
             target = _free_name(target_dir / path.name)
-            shutil.move(path, target)
+            shutil.move(path, target)  # a link moves as itself: os.rename, not a copy
+            if not target.is_symlink():
+                filemodes.take(target)
             image = Image(series_id=series_id, quarantine_path=str(target),
-                          size_bytes=target.stat().st_size)
+                          size_bytes=target.lstat().st_size)
             series_state.image_to(image, Status.FAILED, reason)
             session.add(image)
         record_event(session, series_id, SERVICE, "quarantined",

@@ -12,6 +12,7 @@ from relay_ingest.handlers import claim, ingest_claimed, is_finished
 from relay_ingest.origin import is_origin_file, note_folder_origin
 from relay_ingest.routing import IngestRouter
 from relay_shared import outbox, tlsconfig
+from relay_shared.dicomfiles import SizeLimits
 from relay_shared.metrics import INSTANCES_RECEIVED
 from relay_shared.runtime import Runtime
 
@@ -30,12 +31,13 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
     if rt.settings.pacs_host:
         pulls.append(asyncio.create_task(collector.run(rt, stop)))
     router = IngestRouter(rt.projects, rt.settings)
+    refused_links: set[str] = set()
     while not stop.is_set():
         # Claimed folders left by a crash, or by a round that failed (database down),
         # are taken up again before anything new.
         for claimed in _folders(rt.store.claimed_dir):
             await _ingest(rt, router, claimed)
-        for folder, subdir in _deliveries(incoming, router.incoming_subdirs()):
+        for folder, subdir in _deliveries(incoming, router.incoming_subdirs(), refused_links):
             if stop.is_set():
                 break
             if is_finished(folder):
@@ -48,28 +50,44 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
     await asyncio.gather(*pulls)
 
 
-def _folders(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+def _folders(root: Path, refused_links: set[str] | None = None) -> list[Path]:
+    """The folders in ``root``. A link is refused and left where it is: following it
+    would move out whatever it points at (logged once per name, by its name only)."""
+    if not root.is_dir():
+        return []
+    found = []
+    for path in sorted(root.iterdir()):
+        if path.is_symlink():
+            if refused_links is not None and path.name not in refused_links:
+                refused_links.add(path.name)
+                log.warning("symbolic link in the incoming folder refused, left in place",
+                            extra={"link": path.name})
+        elif path.is_dir():
+            found.append(path)
+    return found
 
 
-def _deliveries(incoming: Path, subdirs: frozenset[str]) -> list[tuple[Path, str | None]]:
+def _deliveries(incoming: Path, subdirs: frozenset[str],
+                refused_links: set[str] | None = None) -> list[tuple[Path, str | None]]:
     """Each delivery folder in incoming, with the subfolder it was put in: a folder
     named by a project's `incoming_subdir` holds deliveries rather than being one."""
     found: list[tuple[Path, str | None]] = []
-    for folder in _folders(incoming):
+    for folder in _folders(incoming, refused_links):
         if folder.name in subdirs:
-            found.extend((inner, folder.name) for inner in _folders(folder))
+            found.extend((inner, folder.name) for inner in _folders(folder, refused_links))
         else:
             found.append((folder, None))
     return found
 
 
 async def _ingest(rt: Runtime, router: IngestRouter, claimed: Path) -> None:
-    count = sum(1 for p in claimed.rglob("*") if p.is_file() and not is_origin_file(p))
+    count = sum(1 for p in claimed.rglob("*")
+                if p.is_file() and not p.is_symlink() and not is_origin_file(p))
     try:
         series_ids = await asyncio.to_thread(
             ingest_claimed, claimed, rt.engine, rt.store, rt.pseudonymizer.uid,
-            rt.settings.deid_queue, router.route)
+            rt.settings.deid_queue, router.route,
+            SizeLimits(rt.settings.max_instance_bytes, rt.settings.max_inflated_bytes))
     except Exception:  # the claimed folder stays and is taken up again on the next round
         log.exception("delivery could not be ingested, will retry", extra={"files": count})
         await asyncio.sleep(rt.settings.retry_base_delay)

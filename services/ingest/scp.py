@@ -20,7 +20,7 @@ import contextlib
 import ipaddress
 import logging
 import ssl
-from io import BytesIO
+from pathlib import Path
 from typing import cast
 
 from pydicom import dcmread
@@ -32,13 +32,14 @@ from pynetdicom import (
     AllStoragePresentationContexts,
     evt,
 )
+from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
-from relay_ingest import staging
+from relay_ingest import receiving, staging
 from relay_ingest.staging import Staging
-from relay_shared import tlsconfig
+from relay_shared import dicomfiles, tlsconfig
 from relay_shared.dicom import header
 from relay_shared.dicom.status import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, SUCCESS
 from relay_shared.dicomnet import encode_store_responses, tune_connection
@@ -51,6 +52,9 @@ logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 CLOSE_INTERVAL = 1.0
 SERIES_INSTANCE_UID = 0x0020000E
 MAX_PDU = 4 * 1024 * 1024
+CONNECTIONS_PER_ASSOCIATION = 2
+# Enough for the header of nearly every instance: the raw parser reads it in one go.
+HEAD_BYTES = 256 * 1024
 
 # The acceptor's order wins when a context offers several, so the compressed
 # syntaxes come first: an instance is then stored in the encoding it was sent in.
@@ -66,51 +70,88 @@ class Receiver:
     """The C-STORE and association handlers, bound to one staging area."""
 
     def __init__(self, area: Staging, allowed_hosts: list[str],
-                 certificate_names_ae: bool = False) -> None:
+                 certificate_names_ae: bool = False,
+                 limits: dicomfiles.SizeLimits = dicomfiles.DEFAULT_LIMITS) -> None:
         self._staging = area
+        self._limits = limits
         self._allowed = [ipaddress.ip_network(h, strict=False) for h in allowed_hosts]
         # Mutual TLS with an AE allow-list: the certificate must name the calling AE.
         self._certificate_names_ae = certificate_names_ae
 
     def on_store(self, event: evt.Event) -> int:
         request = cast(C_STORE, event.request)
-        sop_uid = str(request.AffectedSOPInstanceUID)
+        spool = request._dataset_file
+        if not isinstance(spool, receiving.SpoolFile):  # a request without a data set
+            log.warning("instance refused: no data set arrived with it")
+            return CANNOT_UNDERSTAND
+        spool.close()
         try:
-            dataset = cast(BytesIO, request.DataSet).getvalue()
-            prefix = part10_prefix(str(request.AffectedSOPClassUID), sop_uid,
-                                   str(event.context.transfer_syntax))
-            series_uid = _series_uid(prefix, dataset)
+            return self._file(spool, str(request.AffectedSOPInstanceUID),
+                              str(event.assoc.requestor.ae_title).strip())
+        finally:
+            spool.discard()  # nothing once filed; otherwise the refused bytes
+
+    def _file(self, spool: receiving.SpoolFile, sop_uid: str, calling_ae: str) -> int:
+        if spool.too_large:
+            log.warning("instance refused: larger than RELAY_MAX_INSTANCE_BYTES",
+                        extra={"limit_bytes": self._limits.instance_bytes})
+            return OUT_OF_RESOURCES
+        try:
+            series_uid = _series_uid(spool.path, self._limits)
+        except dicomfiles.TooLargeError:
+            log.warning("instance refused: its deflated data set inflates beyond "
+                        "RELAY_MAX_INFLATED_BYTES")
+            return OUT_OF_RESOURCES
         except Exception:  # whatever the peer sent, it is not a dataset we can file
-            log.warning("instance refused: cannot read its series", exc_info=True)
+            log.warning("instance refused: cannot read its series")
             return CANNOT_UNDERSTAND
         try:
-            self._staging.store(series_uid, sop_uid, prefix, dataset,
-                                calling_ae=str(event.assoc.requestor.ae_title).strip())
+            self._staging.store_file(series_uid, sop_uid, spool.path, calling_ae=calling_ae)
         except OSError:
             log.error("instance refused: cannot write it to staging", exc_info=True)
             return OUT_OF_RESOURCES
         return SUCCESS
 
     def on_open(self, event: evt.Event) -> None:
-        """Finish the TLS handshake (if any) here, on the association's own thread."""
-        sock = event.assoc.dul.socket
+        """Before pynetdicom reads a byte: refuse an address not allowed, bound what the
+        peer can make the relay hold, and finish the TLS handshake (if any), all on the
+        association's own thread."""
+        assoc, sock = event.assoc, event.assoc.dul.socket
         if sock is None:
             return
+        address = assoc.requestor.address
+        refusal = self._refusal(assoc)
+        if refusal is not None:
+            log.warning(f"connection refused: {refusal}", extra={"peer": address})
+            sock.close()
+            return
+        receiving.bound_pdu_reads(assoc, MAX_PDU)
+        spooler = receiving.Spooler(assoc, self._staging.spool_dir, self._limits.instance_bytes,
+                                    part10_prefix)
+        spooler.install()
+        assoc.bind(evt.EVT_CONN_CLOSE, lambda _e: spooler.discard_unfiled())
         refused = tlsconfig.handshake(sock.socket)
         if refused is None:
             tune_connection(event)
-            encode_store_responses(event.assoc)
+            encode_store_responses(assoc)
             return
-        log.warning("TLS connection refused", extra={
-            "peer": event.assoc.requestor.address, "reason": refused})
+        log.warning("TLS connection refused", extra={"peer": address, "reason": refused})
         sock.close()  # the association then ends without a word on the wire
 
+    def _refusal(self, assoc: Association) -> str | None:
+        if not self._host_allowed(assoc.requestor.address):
+            return "address not allowed"
+        # Connections still negotiating count too (a thread each, until pynetdicom's
+        # 30 s ARTIM timer): room for the associations, and as many again to be told no.
+        if len(assoc.ae.active_associations) >= CONNECTIONS_PER_ASSOCIATION \
+                * assoc.ae.maximum_associations:
+            return "too many connections open"
+        return None
+
     def on_requested(self, event: evt.Event) -> None:
-        """Refuse an address that is not on the allow-list, or a certificate that does not
-        name the calling AE, before anything is negotiated."""
-        if not self._host_allowed(event.assoc.requestor.address):
-            self._reject(event, "association refused: address not allowed", {})
-        elif self._certificate_names_ae:
+        """Refuse a certificate that does not name the calling AE, before anything is
+        negotiated (the address was checked when the connection opened)."""
+        if self._certificate_names_ae:
             # The requestor's AE title is filled in after this event; the request has it.
             request, sock = event.assoc.requestor.primitive, event.assoc.dul.socket
             calling = str(request.calling_ae_title if request else "").strip()
@@ -154,12 +195,20 @@ def part10_prefix(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: st
     return b"\x00" * 128 + b"DICM" + header.encode_meta(meta)
 
 
-def _series_uid(prefix: bytes, dataset: bytes) -> str:
+def _series_uid(path: Path, limits: dicomfiles.SizeLimits) -> str:
+    """The series of a received file: from its first bytes by the raw parser when it can,
+    else by pydicom, with values deferred and any deflated data set inflated in bounds."""
+    with open(path, "rb") as stream:
+        data = stream.read(HEAD_BYTES)
+        whole = not stream.read(1)
     try:
-        elem = header.parse_file(prefix + dataset).body.get(SERIES_INSTANCE_UID)
+        elem = header.parse_file(data, complete=whole,
+                                 max_inflated_bytes=limits.inflated_bytes
+                                 ).body.get(SERIES_INSTANCE_UID)
         text = elem[1].decode("ascii", "replace") if elem else ""
     except Exception:  # deflated, or a header the raw parser does not take: pydicom decides
-        found = dcmread(BytesIO(prefix + dataset), stop_before_pixels=True,
+        dicomfiles.check_size(path, limits)
+        found = dcmread(path, stop_before_pixels=True, defer_size=1024,
                         specific_tags=["SeriesInstanceUID"]).get("SeriesInstanceUID", "")
         text = str(found)
     value = text.strip("\x00 ")
@@ -173,8 +222,9 @@ def make_ae(settings: Settings) -> AE:
     ae.add_supported_context(Verification)
     for context in AllStoragePresentationContexts:
         ae.add_supported_context(str(context.abstract_syntax), TRANSFER_SYNTAXES)
+    # Checked on the A-ASSOCIATE-RQ, before any P-DATA is read (see receiving.py).
     ae.require_calling_aet = list(settings.scp_allowed_aes)
-    ae.maximum_associations = 64
+    ae.maximum_associations = settings.scp_max_associations
     # Peers send PDUs up to this size: a whole instance in a few PDUs rather than
     # hundreds of 16 KiB ones, each a round of pynetdicom's reader loop.
     ae.maximum_pdu_size = MAX_PDU
@@ -199,10 +249,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     assert settings.staging_dir is not None and settings.incoming_dir is not None
     staging.recover(settings.staging_dir, settings.incoming_dir)
     area = Staging(settings.staging_dir, settings.incoming_dir, settings.stable_age)
+    receiving.clear_spool(area.spool_dir)
     try:
         receiver = Receiver(area, settings.scp_allowed_hosts,
                             settings.scp_tls_require_client_cert
-                            and bool(settings.scp_allowed_aes))
+                            and bool(settings.scp_allowed_aes),
+                            dicomfiles.SizeLimits(settings.max_instance_bytes,
+                                                  settings.max_inflated_bytes))
         server = start(settings, receiver)
     except tlsconfig.TlsConfigError as exc:
         log.error("DICOM SCP not started: TLS set-up", extra={"error": str(exc)})

@@ -35,6 +35,7 @@ from relay_shared.projects import Arrival, Source
 
 log = logging.getLogger(__name__)
 PARTIAL_SUFFIX = ".part"
+SPOOL_FOLDER = ".receiving"
 
 
 # Names only need to be distinct, not stable across restarts: a key of this process
@@ -71,10 +72,27 @@ class Staging:
         with self._lock:
             return len(self._open)
 
+    @property
+    def spool_dir(self) -> Path:
+        """Where data sets are written as they arrive: on the staging disk, so that
+        filing one is a rename; a dot folder, so recovery does not take it for a delivery."""
+        return self._staging_dir / SPOOL_FOLDER
+
     def store(self, series_uid: str, sop_instance_uid: str, *parts: bytes,
               calling_ae: str | None = None) -> Path:
         """Write one instance into the open delivery of its series; safe from any thread.
         The delivery records the calling AE of its first instance, for routing."""
+        return self._put(series_uid, calling_ae,
+                         lambda folder: write_instance(folder, sop_instance_uid, *parts))
+
+    def store_file(self, series_uid: str, sop_instance_uid: str, source: Path,
+                   calling_ae: str | None = None) -> Path:
+        """Move a whole received file (on the staging disk) into its series' delivery."""
+        return self._put(series_uid, calling_ae,
+                         lambda folder: move_instance(folder, sop_instance_uid, source))
+
+    def _put(self, series_uid: str, calling_ae: str | None,
+             put: Callable[[Path], Path]) -> Path:
         with self._lock:
             delivery = self._open.get(series_uid)
             if delivery is None:
@@ -84,7 +102,7 @@ class Staging:
                 delivery = self._open[series_uid] = _OpenDelivery(folder, self._clock())
             delivery.writing += 1
         try:
-            path = write_instance(delivery.folder, sop_instance_uid, *parts)
+            path = put(delivery.folder)
         except BaseException:
             with self._lock:
                 delivery.writing -= 1
@@ -138,7 +156,7 @@ def recover(staging_dir: Path, incoming_dir: Path) -> list[Path]:
     if not staging_dir.is_dir():
         return []
     handed = [hand_over(folder, incoming_dir) for folder in sorted(staging_dir.iterdir())
-              if folder.is_dir()]
+              if folder.is_dir() and folder.name != SPOOL_FOLDER]
     return [path for path in handed if path is not None]
 
 
@@ -147,14 +165,13 @@ def write_instance(folder: Path, sop_instance_uid: str, *parts: bytes) -> Path:
     Two associations may carry the same instance at once: each copy has its own name.
     Called once per received instance, so it avoids per-call costs that add up (a
     fresh UUID, a mkdir) and only creates the folder when it turns out to be missing."""
-    name = f"{uid_key(sop_instance_uid)}-{_NAME_PREFIX}{next(_names):x}.dcm"
-    target = os.path.join(folder, name)
+    target = _instance_path(folder, sop_instance_uid)
     partial = target + PARTIAL_SUFFIX
     try:
-        descriptor = os.open(partial, _WRITE_FLAGS, 0o666)
+        descriptor = os.open(partial, _WRITE_FLAGS, 0o660)
     except FileNotFoundError:
         os.makedirs(folder, exist_ok=True)
-        descriptor = os.open(partial, _WRITE_FLAGS, 0o666)
+        descriptor = os.open(partial, _WRITE_FLAGS, 0o660)
     try:
         with open(descriptor, "wb", closefd=True) as stream:
             for part in parts:
@@ -165,6 +182,23 @@ def write_instance(folder: Path, sop_instance_uid: str, *parts: bytes) -> Path:
         raise
     os.replace(partial, target)
     return Path(target)
+
+
+def move_instance(folder: Path, sop_instance_uid: str, source: Path) -> Path:
+    """File a whole received file under its instance's name: a rename, never a copy."""
+    target = _instance_path(folder, sop_instance_uid)
+    try:
+        os.rename(source, target)
+    except FileNotFoundError:
+        if not source.exists():
+            raise
+        os.makedirs(folder, exist_ok=True)
+        os.rename(source, target)
+    return Path(target)
+
+
+def _instance_path(folder: Path, sop_instance_uid: str) -> str:
+    return os.path.join(folder, f"{uid_key(sop_instance_uid)}-{_NAME_PREFIX}{next(_names):x}.dcm")
 
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL

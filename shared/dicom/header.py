@@ -48,8 +48,9 @@ PREAMBLE = b"\x00" * 128 + b"DICM"
 VR_NAMES = {vr.encode(): vr for vr in KNOWN_VRS}
 META_VERSION = b"\x00\x01"
 # A deflated dataset is inflated in memory up to its pixel data; a few KB
-# that inflate to gigabytes must not take the process down.
-MAX_INFLATED_BYTES = 64 << 20
+# that inflate to gigabytes must not take the process down. The default of
+# RELAY_MAX_INFLATED_BYTES, so what ingest lets through the engine reads too.
+MAX_INFLATED_BYTES = 256 << 20
 
 
 class DicomFormatError(ValueError):

@@ -1,3 +1,4 @@
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
+from relay_shared import dicomfiles
 from relay_shared.dicomfiles import (
     BadDicomFile,
     IncompleteDicomError,
@@ -19,6 +21,7 @@ from relay_shared.dicomfiles import (
     read_header,
 )
 from tests.support.dicom_factory import Patient, SeriesSpec, make_instance
+from tests.support.hostile import deflate_bomb
 
 
 @pytest.fixture
@@ -113,3 +116,26 @@ def test_a_cut_deflated_file_is_named_as_such(tmp_path: Path, spec: SeriesSpec) 
     (tmp_path / "cut.dcm").write_bytes(data[:len(data) - 40])
     with pytest.raises(TruncatedDicomError, match="deflated"):
         read_header(tmp_path / "cut.dcm")
+
+
+def test_a_deflate_bomb_is_a_named_bad_file_before_it_is_inflated_whole(tmp_path: Path) -> None:
+    """300 MiB of deflated zeros: counted in bounded chunks and refused past the default
+    cap of 256 MiB, with a reason that names the setting, without holding the data set."""
+    bomb = deflate_bomb(tmp_path / "bomb.dcm", 300 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        with pytest.raises(BadDicomFile) as refused:
+            read_header(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(refused.value) == "the deflated data set inflates beyond RELAY_MAX_INFLATED_BYTES"
+    assert peak < 16 * 1024 * 1024
+
+
+def test_a_file_over_the_instance_cap_is_a_named_bad_file_unread(tmp_path: Path,
+                                                                 spec: SeriesSpec) -> None:
+    path = _write(spec, tmp_path / "a.dcm")
+    limit = path.stat().st_size - 1
+    with pytest.raises(BadDicomFile, match="larger than RELAY_MAX_INSTANCE_BYTES"):
+        read_header(path, dicomfiles.SizeLimits(instance_bytes=limit))
