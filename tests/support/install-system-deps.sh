@@ -17,6 +17,8 @@ command -v runc >/dev/null || need+=(runc)
 command -v newuidmap >/dev/null || need+=(uidmap)
 command -v fuse-overlayfs >/dev/null || need+=(fuse-overlayfs)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+# Compose services find each other by name: the CNI plugin that answers for them.
+[ -x /usr/lib/cni/dnsname ] || need+=(golang-github-containernetworking-plugin-dnsname)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${need[*]} (run as root, or install them)" >&2
