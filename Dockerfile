@@ -26,11 +26,17 @@ RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))
 COPY README.md* ./
 COPY shared ./shared
 COPY services ./services
-# The packages' own test suites and the installer are dead weight at run time.
+# The packages' own test suites, the installer and the symbol tables of the wheels'
+# extension modules (needed by no one at run time) are dead weight. The libraries
+# auditwheel vendors (`*.libs/`) are left whole: patchelf rewrote them, and strip
+# would break their layout.
 RUN pip install --no-cache-dir --no-deps . \
  && relay --help > /dev/null \
  && python -m pip uninstall --yes --quiet setuptools wheel pip \
- && find /opt/relay/lib -type d -name tests -prune -exec rm -rf {} +
+ && find /opt/relay/lib -type d -name tests -prune -exec rm -rf {} + \
+ && apt-get update && apt-get install -y --no-install-recommends binutils \
+ && find /opt/relay -name '*.so*' -type f -not -path '*.libs/*' \
+        -exec strip --strip-unneeded {} +
 
 # ---- runtime: the virtualenv and an unprivileged user, nothing else ----------
 FROM python:3.11.11-slim-bookworm AS runtime
@@ -53,7 +59,7 @@ ENV PATH=/opt/relay/bin:$PATH \
 # in the virtualenv and need nothing from the system.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/* /var/log/apt /var/log/dpkg.log \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
  && rm /usr/share/tesseract-ocr/5/tessdata/osd.traineddata
 # (osd: orientation detection, which the gate's sparse-text mode never runs.)
 
