@@ -41,7 +41,9 @@ def why_podman_cannot_run() -> str | None:
     """None when containers can run here (installing podman if missing), else why not."""
     if os.geteuid() != 0:
         return "podman runs rootful here: the container tests need root"
-    if shutil.which("podman") is None or shutil.which("debootstrap") is None:
+    needed = (shutil.which("podman"), shutil.which("debootstrap"),
+              Path("/usr/lib/cni/dnsname").exists() or None)
+    if None in needed:
         subprocess.run(["bash", str(SUPPORT / "install-system-deps.sh")], check=True)
     probe = subprocess.run([*PODMAN, "info"], capture_output=True, text=True, timeout=120)
     if probe.returncode != 0:
