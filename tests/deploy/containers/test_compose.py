@@ -89,6 +89,22 @@ class Compose:
         self("up", "-d", "--no-deps", "ingest", "deid", "sender", "api")
         wait_until(lambda: _answers(f"{self.api}/healthz"), 180, "the compose api")
 
+    def purge(self) -> None:
+        """Everything the project made goes, even after a failed `up`."""
+        label = f"label=io.podman.compose.project={self.project}"
+        subprocess.run([str(Path(sys.executable).with_name("podman-compose")), "-p",
+                        self.project, "-f", str(containers.ROOT / "docker-compose.yml"),
+                        "--env-file", str(self.root / ".env"), "down", "--volumes",
+                        "--timeout", "5"], env=self.env, capture_output=True, timeout=300,
+                       cwd=containers.ROOT)
+        for kind, listing in (("container", ["-a", "--format", "{{.Names}}"]),
+                              ("volume", ["--format", "{{.Name}}"]),
+                              ("network", ["--format", "{{.Name}}"])):
+            names = containers.podman(kind, "ls", "--filter", label, *listing,
+                                      check=False).stdout.split()
+            if names:
+                containers.podman(kind, "rm", "--force", *names, check=False)
+
     @property
     def api(self) -> str:
         return f"http://127.0.0.1:{self.env['RELAY_API_PUBLISH']}"
@@ -140,7 +156,7 @@ def compose(relay_image: str, tmp_path: Path) -> Iterator[Compose]:
         for service in ("ingest", "deid", "sender", "api", "migrate"):
             subprocess.run([*containers.PODMAN, "logs", "--tail", "30",
                             f"{project}_{service}_1"], check=False)
-        made_compose("down", "--volumes", "--timeout", "5")
+        made_compose.purge()
 
 
 def test_compose_takes_a_series_by_scp_to_orthanc_and_keeps_it_across_down_and_up(

@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -161,7 +162,7 @@ def test_each_service_starts_with_its_rendered_env_and_answers_its_probes(
         # The data volume only where the manifest mounts it: the root stays read-only.
         mounted = any(m["mountPath"] == "/var/lib/relay"
                       for m in container.get("volumeMounts", []))
-        started = run_relay_container(f"relay-k8s-{overlay}-{container['name']}",
+        started = run_relay_container(f"relay-k8s-{uuid.uuid4().hex[:6]}-{container['name']}",
                                       container.get("args", []), env,
                                       data if mounted else None, relay_image)
         assert isinstance(started, Container)
