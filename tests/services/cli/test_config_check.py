@@ -106,3 +106,18 @@ def test_connect_reaches_database_broker_and_orthanc(tmp_path: Path, postgres_ur
     result = run_relay("config", "check", "--connect", env=dict(env, RELAY_AMQP_URL=dead),
                        check=False)
     assert result.returncode == 2 and "RELAY_AMQP_URL: unreachable" in result.stderr
+
+
+def test_a_taken_metrics_port_stops_the_service_with_one_line_naming_it(tmp_path: Path) -> None:
+    import socket
+
+    env = relay_env({}, data_dir=tmp_path / "var", pixel_ocr="false")
+    run_relay("db", "upgrade", env=env)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run_relay("sender", env=dict(env, RELAY_METRICS_PORT=str(port)), check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert f"RELAY_METRICS_PORT={port} is in use" in result.stderr
