@@ -142,7 +142,8 @@ def _masked(name: str, value: object) -> str:
     if isinstance(value, list):
         if name in NAMED_SECRETS:
             return ",".join(f"{str(v).partition(':')[0]}:{MASK}" for v in value)
-        return ",".join(str(getattr(v, "value", v)) for v in value)
-    text = str(getattr(value, "value", value))
+        text = ",".join(str(getattr(v, "value", v)) for v in value)
+    else:
+        text = str(getattr(value, "value", value))
     # A URL's password (amqp://user:pass@host) is as secret as any other.
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", rf"\g<1>{MASK}@", text)
+    return re.sub(r"(://[^:/@,]*:)[^@/,]*@", rf"\g<1>{MASK}@", text)

@@ -75,12 +75,15 @@ def test_a_bad_value_is_named(tmp_path: Path, setting: str, value: str, named: s
 
 def test_effective_settings_are_printed_with_secrets_masked(tmp_path: Path) -> None:
     secrets = {"deid": "deid-secret-value-0123456789", "amqp": "broker-pass-9876",
-               "orthanc": "orthanc-pass-5432", "key": "vault-key-material-abcdef0123456789"}
+               "orthanc": "orthanc-pass-5432", "key": "vault-key-material-abcdef0123456789",
+               "followed": "clinical-pass-1111"}
     env = relay_env({}, data_dir=tmp_path / "var", deid_secret=secrets["deid"],
                     amqp_url=f"amqp://relay:{secrets['amqp']}@127.0.0.1:5672/",
                     orthanc_url="http://127.0.0.1:8042", orthanc_password=secrets["orthanc"],
                     identifier_keys=f"k1:{secrets['key']}",
-                    api_tokens=f"reader:{hash_token('t')}", scp_port=104)
+                    api_tokens=f"reader:{hash_token('t')}", scp_port=104,
+                    follow_orthanc_urls="http://a:8042,"
+                                        f"http://pacs:{secrets['followed']}@b:8042")
     result = run_relay("config", "check", env=env)
     for value in secrets.values():
         assert value not in result.stdout + result.stderr
@@ -88,7 +91,8 @@ def test_effective_settings_are_printed_with_secrets_masked(tmp_path: Path) -> N
     assert {"RELAY_DEID_SECRET=****", "RELAY_AMQP_URL=amqp://relay:****@127.0.0.1:5672/",
             "RELAY_ORTHANC_PASSWORD=****", "RELAY_IDENTIFIER_KEYS=k1:****",
             "RELAY_API_TOKENS=reader:****", "RELAY_SCP_PORT=104",
-            "RELAY_DESTINATIONS=orthanc"} <= lines
+            "RELAY_DESTINATIONS=orthanc",
+            "RELAY_FOLLOW_ORTHANC_URLS=http://a:8042,http://pacs:****@b:8042"} <= lines
 
 
 @pytest.mark.postgres
