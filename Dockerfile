@@ -26,8 +26,17 @@ RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))
 COPY README.md* ./
 COPY shared ./shared
 COPY services ./services
+# The packages' own test suites, the installer and the symbol tables of the wheels'
+# extension modules (needed by no one at run time) are dead weight. The libraries
+# auditwheel vendors (`*.libs/`) are left whole: patchelf rewrote them, and strip
+# would break their layout.
 RUN pip install --no-cache-dir --no-deps . \
- && relay --help > /dev/null
+ && relay --help > /dev/null \
+ && python -m pip uninstall --yes --quiet setuptools wheel pip \
+ && find /opt/relay/lib -type d -name tests -prune -exec rm -rf {} + \
+ && apt-get update && apt-get install -y --no-install-recommends binutils \
+ && find /opt/relay -name '*.so*' -type f -not -path '*.libs/*' \
+        -exec strip --strip-unneeded {} +
 
 # ---- runtime: the virtualenv and an unprivileged user, nothing else ----------
 FROM python:3.11.11-slim-bookworm AS runtime
@@ -45,6 +54,15 @@ ENV PATH=/opt/relay/bin:$PATH \
     RELAY_METRICS_PORT=9100 \
     RELAY_SCP_PORT=11112
 
+# Tesseract and its English data: the OCR gate (RELAY_PIXEL_OCR, on by default) reads
+# burned-in text with them; deid refuses to start without. The pixel codecs are wheels
+# in the virtualenv and need nothing from the system.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
+ && rm /usr/share/tesseract-ocr/5/tessdata/osd.traineddata
+# (osd: orientation detection, which the gate's sparse-text mode never runs.)
+
 # UID/GID 10001: above the range host users get, and what the Kubernetes
 # manifests set as runAsUser.
 RUN groupadd --system --gid 10001 relay \
@@ -54,6 +72,8 @@ RUN groupadd --system --gid 10001 relay \
  && chown relay:relay /var/lib/relay
 
 COPY --from=build /opt/relay /opt/relay
+# Fails the build, not the first start, when a tool or codec deid needs is missing.
+RUN relay config check > /dev/null
 
 USER 10001:10001
 WORKDIR /var/lib/relay

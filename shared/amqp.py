@@ -175,6 +175,8 @@ class AmqpBus:
         self._consumers.clear()
 
     async def wait_idle(self, timeout: float) -> bool:
+        if self._idle.is_set():  # wait_for(..., 0) would time out even when idle
+            return True
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
             return True

@@ -18,7 +18,8 @@ from relay_shared.reasons import phi_log
 # Set while a message is handled; asyncio.to_thread carries it into worker threads.
 series_context: ContextVar[dict[str, object] | None] = ContextVar("series_context", default=None)
 
-_RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# uvicorn adds `color_message`, the same text with ANSI colours, for its own console format.
+_RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

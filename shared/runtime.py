@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
@@ -134,11 +136,30 @@ def probe_app(rt: Runtime) -> FastAPI:
     return app
 
 
-async def serve_http(app: FastAPI, host: str, port: int, stop: asyncio.Event) -> None:
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
-                            lifespan="off")
+class PortInUse(OSError):
+    """Another process holds the port a setting names."""
+
+
+def bind_port(variable: str, host: str, port: int) -> socket.socket:
+    """Bound here rather than by uvicorn, so a taken port is one line naming its setting
+    (several relay processes on one host each need their own)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(f"{variable}={port} is in use on {host}: another process holds "
+                            "it; give each relay process on a host its own") from None
+        raise
+    return sock
+
+
+async def serve_http(app: FastAPI, sock: socket.socket, stop: asyncio.Event) -> None:
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     await stop.wait()
     server.should_exit = True
     await task
@@ -205,6 +226,8 @@ async def run_services(settings: Settings, services: list[ServiceMain],
     half-working process that probes would still call alive."""
     enable_phi_debug(settings.log_phi_debug)
     filemodes.secure(settings)
+    probes = bind_port("RELAY_METRICS_PORT", settings.api_host, probes_port) \
+        if probes_port else None
     rt = build_runtime(settings)
     stop = asyncio.Event()
     stop_on_signals(stop)
@@ -214,14 +237,14 @@ async def run_services(settings: Settings, services: list[ServiceMain],
     if requeue_stuck and settings.webhooks:  # one deliverer keeps each hook's order
         tasks.append(asyncio.create_task(notify_delivery.run(rt.engine, settings, stop)))
     tasks.append(asyncio.create_task(rt.projects.watch(stop)))
-    if probes_port:
-        tasks.append(asyncio.create_task(
-            serve_http(probe_app(rt), settings.api_host, probes_port, stop)))
+    if probes:
+        tasks.append(asyncio.create_task(serve_http(probe_app(rt), probes, stop)))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
     failure = next((t.exception() for t in tasks if t.done() and t.exception()), None)
     stop.set()
-    log.info("stopping", extra={"grace_s": settings.shutdown_grace})
+    in_hand = not await rt.bus.wait_idle(0)
+    log.info("stopping", extra={"grace_s": settings.shutdown_grace, "in_hand": in_hand})
     await rt.bus.stop_consuming()
     _, pending = await asyncio.wait(tasks, timeout=settings.shutdown_grace)
     for task in pending:
@@ -235,9 +258,12 @@ async def run_services(settings: Settings, services: list[ServiceMain],
     if work_left:
         # The handler's thread cannot be interrupted and Python would wait for it at exit;
         # its work is idempotent and its message is back in the queue, so leave now.
-        log.warning("shutdown grace ran out; the message in hand was handed back")
+        log.warning("shutdown grace ran out; the message in hand was handed back to its queue",
+                    extra={"grace_s": settings.shutdown_grace})
         logging.shutdown()
         os._exit(0)
+    log.info("stopped; the message in hand was finished first" if in_hand
+             else "stopped; no message was in hand")
 
 
 async def consume_until_stopped(rt: Runtime, stop: asyncio.Event, queue: str,
@@ -265,5 +291,4 @@ async def consume_until_stopped(rt: Runtime, stop: asyncio.Event, queue: str,
 
     await rt.bus.consume(queue, handle, give_up)
     await stop.wait()
-    if not await rt.bus.wait_idle(rt.settings.shutdown_grace):
-        log.warning("shutdown grace ran out with work in progress; it will be redelivered")
+    await rt.bus.wait_idle(rt.settings.shutdown_grace)  # run_services says how it ended

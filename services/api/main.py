@@ -30,7 +30,7 @@ from relay_api.routes import (
 )
 from relay_api.schemas import problem_responses
 from relay_shared.production import Insecure, UnsafeInProduction, check_for_service
-from relay_shared.runtime import Runtime, serve_http
+from relay_shared.runtime import Runtime, bind_port, serve_http
 
 PROBLEM = "application/problem+json"
 ROUTERS = (health, me, series, images, held, studies, failures, stats, search, collections,
@@ -88,4 +88,5 @@ async def validation_problem(request: Request, exc: RequestValidationError) -> J
 
 
 async def run(rt: Runtime, stop: asyncio.Event) -> None:
-    await serve_http(create_app(rt), rt.settings.api_host, rt.settings.api_port, stop)
+    sock = bind_port("RELAY_API_PORT", rt.settings.api_host, rt.settings.api_port)
+    await serve_http(create_app(rt), sock, stop)

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from relay_cli.config_check import config_app
 from relay_cli.projects import projects_app
 from relay_shared.settings import Settings, SettingsError, load_settings
 
@@ -23,6 +24,7 @@ token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(projects_app, name="projects")
+app.add_typer(config_app, name="config")
 
 
 def _settings() -> Settings:
@@ -42,6 +44,7 @@ def _run(service_names: list[str], probes: bool, upgrade_first: bool = False) ->
     from relay_shared.runtime import run_services
 
     settings = _settings()
+    _exit_on_missing_tools(settings, service_names)
     logs.configure("+".join(service_names), settings.log_level)
     if upgrade_first:
         settings.ensure_dirs()
@@ -56,13 +59,25 @@ def _run(service_names: list[str], probes: bool, upgrade_first: bool = False) ->
     except Exception as exc:  # a start-up failure is reported plainly, not as a traceback
         from relay_api.auth import TokenConfigError
         from relay_shared.deid import DeidConfigError
+        from relay_shared.pixels import OcrUnavailable
         from relay_shared.production import UnsafeInProduction
         from relay_shared.projects import ProjectsError
+        from relay_shared.runtime import PortInUse
         if isinstance(exc, TokenConfigError | DeidConfigError | ProjectsError
-                      | UnsafeInProduction):
+                      | UnsafeInProduction | OcrUnavailable | PortInUse):
             typer.echo(f"relay: {exc}", err=True)
             raise typer.Exit(2) from None
         raise
+
+
+def _exit_on_missing_tools(settings: Settings, service_names: list[str]) -> None:
+    from relay_shared.preflight import problems
+
+    found = problems(settings, service_names)
+    for problem in found:
+        typer.echo(f"relay: {problem}", err=True)
+    if found:
+        raise typer.Exit(2)
 
 
 def _service_main(name: str):  # type: ignore[no-untyped-def]

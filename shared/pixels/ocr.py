@@ -43,14 +43,20 @@ class GateResult:
 
 
 def check_tesseract() -> str:
-    """Tesseract's version, or OcrUnavailable with what to install."""
+    """Tesseract's version, or OcrUnavailable with what to install. The gate reads
+    with Tesseract's default language, English, whose data is packaged apart."""
     import pytesseract
 
     try:
-        return str(pytesseract.get_tesseract_version())
+        version = str(pytesseract.get_tesseract_version())
+        languages = pytesseract.get_languages()
     except Exception as exc:
         raise OcrUnavailable("the OCR gate needs Tesseract (Debian: apt-get install "
                              f"tesseract-ocr): {type(exc).__name__}") from None
+    if "eng" not in languages:
+        raise OcrUnavailable("the OCR gate needs Tesseract's English data (Debian: "
+                             "apt-get install tesseract-ocr-eng)")
+    return version
 
 
 def gate(display: np.ndarray, originals: IdentifyingValues, any_text: bool) -> GateResult:

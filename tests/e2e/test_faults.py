@@ -6,6 +6,7 @@ cluster of its own (so restarting them disturbs nothing else) and a real Orthanc
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -86,9 +87,29 @@ def test_sigterm_finishes_the_message_in_hand_and_exits_zero(stack: Stack) -> No
         assert time.monotonic() - started < 20 + 15  # within RELAY_SHUTDOWN_GRACE, plus exit
         # Finished, not handed back: the series went on to the sender.
         assert _series_status(stack, series_id) in {"DONEPROCESSING", "SENT", "DONE"}
+        assert _last_log_message(stack, "deid0") == \
+            "stopped; the message in hand was finished first"
         wait_until(lambda: _series_status(stack, series_id) == "DONE", 120, "the series")
         assert len(slow.calls) == 1
     assert len(stack.orthanc.instances()) == 40
+
+
+def _last_log_message(stack: Stack, name: str) -> str:
+    last = (stack.root / f"{name}.log").read_text().strip().splitlines()[-1]
+    return str(json.loads(last)["msg"])
+
+
+def test_idle_services_stop_at_once_and_say_so(stack: Stack) -> None:
+    stack.up()
+    for name, proc in list(stack.procs.items()):
+        started = time.monotonic()
+        assert proc.stop(signal.SIGTERM) == 0
+        assert time.monotonic() - started < 10  # no waiting out the grace (20 s)
+        log = (stack.root / f"{name}.log").read_text()
+        assert "grace ran out" not in log, name
+        assert "color_message" not in log and "\x1b[" not in log, name  # JSON, not ANSI
+        assert _last_log_message(stack, name) == "stopped; no message was in hand", name
+    stack.procs.clear()
 
 
 def test_dead_letter_then_retry_through_the_api(stack: Stack) -> None:
@@ -284,6 +305,8 @@ def test_sigterm_hands_back_work_that_outlasts_the_grace(stack: Stack) -> None:
         assert stack.procs["deid0"].stop(signal.SIGTERM, timeout=60) == 0
         assert time.monotonic() - started < 1 + 5  # it did not wait for the answer (8 s)
         assert _series_status(stack, series_id) == "PROCESSING"
+        assert _last_log_message(stack, "deid0") == \
+            "shutdown grace ran out; the message in hand was handed back to its queue"
         stack.start("deid0", "deid")
         wait_until(lambda: _series_status(stack, series_id) == "DONE", 120, "the series")
         assert len(slow.calls) == 2  # asked again by the worker that took it back

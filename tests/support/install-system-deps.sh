@@ -11,6 +11,15 @@ command -v gdcmanon >/dev/null || need+=(libgdcm-tools)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v tesseract >/dev/null || need+=(tesseract-ocr tesseract-ocr-eng)
 command -v promtool >/dev/null || need+=(prometheus)  # promtool checks the alert rules
+# The image, compose and manifest tests run containers with podman, rootful, and build
+# stand-ins for base images from Debian packages (see docs/deployment.md).
+command -v podman >/dev/null || need+=(podman)
+command -v runc >/dev/null || need+=(runc)
+command -v newuidmap >/dev/null || need+=(uidmap)
+command -v fuse-overlayfs >/dev/null || need+=(fuse-overlayfs)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+# Compose services find each other by name: the CNI plugin that answers for them.
+[ -x /usr/lib/cni/dnsname ] || need+=(golang-github-containernetworking-plugin-dnsname)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${need[*]} (run as root, or install them)" >&2
@@ -18,9 +27,14 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # policy-rc.d keeps the packaged Orthanc service from starting on its default ports.
-  [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }
-  apt-get install -y -qq "${need[@]}"
+  # policy-rc.d keeps the packaged Orthanc service from starting on its default ports
+  # while it installs; it goes again after, so later packages' services start as usual.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 if ! up 5432 && command -v pg_ctlcluster >/dev/null; then
