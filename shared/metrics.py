@@ -10,7 +10,7 @@ INSTANCES_SENT = Counter("relay_instances_sent_total", "Instances confirmed at a
 INSTANCES_FAILED = Counter("relay_instances_failed_total", "Instances that failed",
                            ["stage", "reason"])
 SERIES_FINISHED = Counter("relay_series_finished_total", "Series that reached a final status",
-                          ["status"])
+                          ["status", "project"])
 STAGE_SECONDS = Histogram("relay_stage_seconds", "Time one series spends in a stage",
                           ["stage"], buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900))
 IN_FLIGHT = Gauge("relay_series_in_flight", "Series being worked on by this process", ["stage"])

@@ -94,7 +94,7 @@ def _before_commit(session: Session) -> None:
 def _after_commit(session: Session) -> None:
     for transition in session.info.pop(COMMITTED_KEY, []):
         if transition.status in FINAL:
-            SERIES_FINISHED.labels(status=transition.status).inc()
+            SERIES_FINISHED.labels(status=transition.status, project=transition.project).inc()
         if transition.status == "DONE":
             seconds = (utcnow() - transition.received_at).total_seconds()
             SERIES_DONE_SECONDS.labels(project=transition.project).observe(max(seconds, 0.0))

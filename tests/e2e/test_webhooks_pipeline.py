@@ -52,7 +52,7 @@ def test_done_series_are_announced_and_measured(tmp_path: Path) -> None:
         metrics = httpx.get(f"{api}/metrics", timeout=10).text
         assert 'relay_series_done_seconds_count{project="default"} 3.0' in metrics
         assert 'relay_dependency_up{dependency="database"} 1.0' in metrics
-        assert 'relay_series_finished_total{status="DONE"} 3.0' in metrics
+        assert 'relay_series_finished_total{project="default",status="DONE"} 3.0' in metrics
     finally:
         assert proc.stop() == 0, (tmp_path / "up.log").read_text()[-3000:]
         receiver.stop()

@@ -30,8 +30,9 @@ def done_latencies() -> tuple[float, float]:
             REGISTRY.get_sample_value("relay_series_done_seconds_sum", labels) or 0.0)
 
 
-def finished(status: str) -> float:
-    return REGISTRY.get_sample_value("relay_series_finished_total", {"status": status}) or 0.0
+def finished(status: str, project: str = "default") -> float:
+    return REGISTRY.get_sample_value("relay_series_finished_total",
+                                     {"status": status, "project": project}) or 0.0
 
 
 def new_series(engine: Engine, received_ago: timedelta) -> int:
@@ -82,3 +83,15 @@ def test_a_rolled_back_change_counts_nothing(engine):
         session.rollback()
         session.commit()  # the same session goes on and commits nothing of it
     assert done_latencies()[0] == count
+
+
+def test_a_series_is_counted_under_the_project_that_took_it(engine):
+    series_id = new_series(engine, timedelta(minutes=1))
+    with session_scope(engine) as session:
+        series = session.get(Series, series_id)
+        assert series is not None
+        series.project = "lung-trial"
+    before, default_before = finished("DONE", "lung-trial"), finished("DONE")
+    set_status(engine, series_id, Status.DONE)
+    assert finished("DONE", "lung-trial") == before + 1
+    assert finished("DONE") == default_before
