@@ -18,7 +18,7 @@ from relay_sender.main import build_destinations
 from relay_shared.models import Series, Status
 from relay_shared.settings import SettingsError, load_settings
 from tests.services.api.seed import make_runtime
-from tests.services.sender.test_dimse import PATIENT, outgoing
+from tests.services.sender.test_dicom_ae import PATIENT, outgoing
 from tests.services.sender.test_gcs import ct_series, through_deid
 from tests.support.dicom_factory import SeriesSpec, write_series
 from tests.support.services import Orthanc, free_port

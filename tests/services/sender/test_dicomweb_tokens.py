@@ -20,7 +20,7 @@ from relay_sender.dicomweb import DicomWebDestination
 from relay_sender.main import build_destinations
 from relay_sender.webauth import ClientCredentials
 from relay_shared.settings import SettingsError, load_settings
-from tests.services.sender.test_dimse import PATIENT, outgoing
+from tests.services.sender.test_dicom_ae import PATIENT, outgoing
 from tests.support.dicom_factory import SeriesSpec, write_series
 from tests.support.services import Orthanc
 
