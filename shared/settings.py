@@ -241,8 +241,10 @@ class Settings(BaseSettings):
     @field_validator("amqp_url")
     @classmethod
     def _known_broker(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("amqp://", "amqps://")):
-            raise ValueError("must be an amqp:// or amqps:// URL")
+        # The nodes of a cluster may be listed, comma separated.
+        urls = [part.strip() for part in (value or "").split(",")]
+        if value and not all(url.startswith(("amqp://", "amqps://")) for url in urls):
+            raise ValueError("must be an amqp:// or amqps:// URL, or a comma list of them")
         return value
 
     @model_validator(mode="after")
