@@ -28,7 +28,7 @@ test: setup system-deps ## Run every test: unit, integration (RabbitMQ, PostgreS
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: setup ## Only the tests that need nothing running
-	$(BIN)/pytest -q -m "not rabbitmq and not postgres and not orthanc and not dcmtk and not e2e and not gcs"
+	$(BIN)/pytest -q -m "not rabbitmq and not postgres and not orthanc and not dcmtk and not e2e and not gcs and not cluster"
 
 lint: setup ## Ruff and mypy
 	$(BIN)/ruff check shared services tests

@@ -290,6 +290,8 @@ class AmqpBus:
             subscription.consumer = None
 
     async def wait_idle(self, timeout: float) -> bool:
+        if self._idle.is_set():  # wait_for(..., 0) would time out before looking
+            return True
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
             return True
