@@ -101,6 +101,7 @@ class _Subscription:
     handler: Handler
     on_give_up: GiveUp
     consumer: tuple[AbstractQueue, str] | None = None
+    channel: AbstractChannel | None = None
 
 
 class AmqpBus:
@@ -129,6 +130,8 @@ class AmqpBus:
         """Called on each (re)connection: a fresh publish channel, consumers again."""
         self._publish_channel = await connection.channel(publisher_confirms=True,
                                                          on_return_raises=True)
+        for subscription in self._subscriptions:
+            subscription.channel = None  # gone with the old connection
         for topology in list(self._declared.values()):
             await self._declare_on(connection, topology)
         if self._accepting:
@@ -156,7 +159,13 @@ class AmqpBus:
 
     async def publish(self, queue: str, message: SeriesMessage) -> None:
         topology = await self.declare(queue)
-        await self._send(topology.work, message, attempt=1)
+        try:
+            await self._send(topology.work, message, attempt=1)
+        except aio_pika.exceptions.DeliveryError:
+            # Returned unroutable: the queue was deleted under us. Declare it again
+            # next time; the caller keeps the message (the outbox publishes it again).
+            self._declared.pop(queue, None)
+            raise
 
     async def _send(self, routing_key: str, message: SeriesMessage, attempt: int,
                     error: str | None = None) -> None:
@@ -168,11 +177,16 @@ class AmqpBus:
             content_type="application/json", headers=headers,  # type: ignore[arg-type]
             correlation_id=message.trace_id,
         )
-        await self._connection()
-        if self._publish_channel is None:
-            raise RuntimeError("AmqpBus.connect() was not awaited")
-        await self._publish_channel.default_exchange.publish(
+        await (await self._publisher()).default_exchange.publish(
             body, routing_key=routing_key, timeout=PUBLISH_TIMEOUT)
+
+    async def _publisher(self) -> AbstractChannel:
+        """The publishing channel, opened again if the broker closed it alone."""
+        connection = await self._connection()
+        if self._publish_channel is None or self._publish_channel.is_closed:
+            self._publish_channel = await connection.channel(publisher_confirms=True,
+                                                             on_return_raises=True)
+        return self._publish_channel
 
     async def consume(self, queue: str, handler: Handler, on_give_up: GiveUp) -> None:
         await self.declare(queue)
@@ -181,7 +195,9 @@ class AmqpBus:
         await self._start(await self._connection(), subscription)
 
     async def _start(self, connection: AbstractConnection, subscription: _Subscription) -> None:
-        channel = await connection.channel()
+        if subscription.channel is not None and not subscription.channel.is_closed:
+            return  # already consuming (a reconnection started it meanwhile)
+        channel = subscription.channel = await connection.channel()
         await channel.set_qos(prefetch_count=self._prefetch)
         source = await channel.get_queue(subscription.queue, ensure=False)
 
@@ -247,9 +263,7 @@ class AmqpBus:
         await self._settle(incoming.ack, None)
 
     async def _park(self, topology: Topology, body: bytes, exc: Exception) -> None:
-        await self._connection()
-        assert self._publish_channel is not None
-        await self._publish_channel.default_exchange.publish(
+        await (await self._publisher()).default_exchange.publish(
             aio_pika.Message(body, headers={ERROR_HEADER: describe(exc)},
                              delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
             routing_key=topology.dead, timeout=PUBLISH_TIMEOUT)
