@@ -10,7 +10,7 @@ import pytest
 from relay_shared.amqp import ATTEMPT_HEADER, DELIVERY_LIMIT, AmqpBus, QueueTypeMismatch
 from relay_shared.bus import InProcessBus, RetryPolicy
 from relay_shared.messages import SeriesMessage
-from tests.support.services import AMQP_URL, free_port
+from tests.support.services import AMQP_URL, delete_queues, free_port
 
 pytestmark = [pytest.mark.rabbitmq]
 
@@ -160,3 +160,21 @@ async def test_a_listed_node_that_is_down_is_passed_over(queue_prefix: str) -> N
             assert bus.node == "127.0.0.1:5672"
         finally:
             await bus.close()
+
+
+async def test_a_queue_deleted_under_the_bus_is_declared_again(queue_prefix: str) -> None:
+    # An operator deletes the queue: the next publish fails loudly (the outbox keeps the
+    # message), it is not dropped as unroutable; the one after declares it again.
+    bus = AmqpBus(AMQP_URL, RetryPolicy())
+    await bus.connect()
+    queue = f"{queue_prefix}.send"
+    try:
+        await bus.publish(queue, SeriesMessage(series_id=1))
+        await asyncio.to_thread(delete_queues, queue_prefix)
+        with pytest.raises(aio_pika.exceptions.DeliveryError):
+            await bus.publish(queue, SeriesMessage(series_id=2))
+        await bus.publish(queue, SeriesMessage(series_id=3))
+        depths = await bus.queue_depths()
+    finally:
+        await bus.close()
+    assert depths[queue] == 1
