@@ -178,3 +178,32 @@ async def test_a_queue_deleted_under_the_bus_is_declared_again(queue_prefix: str
     finally:
         await bus.close()
     assert depths[queue] == 1
+
+
+async def test_a_consumer_channel_closed_alone_is_opened_again(queue_prefix: str) -> None:
+    # As when the broker closes a consumer's channel (its consumer timeout on a long
+    # series) while the connection stays: the worker must go on consuming.
+    bus = AmqpBus(AMQP_URL, RetryPolicy())
+    await bus.connect()
+    queue = f"{queue_prefix}.deid"
+    seen: list[int] = []
+    arrived = asyncio.Event()
+
+    async def handler(message: SeriesMessage, attempt: int) -> None:
+        seen.append(message.series_id)
+        arrived.set()
+
+    async def give_up(message: SeriesMessage, error: str) -> None:
+        raise AssertionError("nothing should be given up")
+
+    try:
+        await bus.consume(queue, handler, give_up)
+        (subscription,) = bus._subscriptions
+        assert subscription.channel is not None
+        await subscription.channel.close()
+        await asyncio.sleep(0.5)
+        await bus.publish(queue, SeriesMessage(series_id=5))
+        await asyncio.wait_for(arrived.wait(), 10)
+    finally:
+        await bus.close()
+    assert seen == [5]
