@@ -244,11 +244,14 @@ def memory_run(root: Path, orthanc: Orthanc, instances: int, seed: int) -> float
         pipe.close()
 
 
+_QUORUM = Topology.declarations
+
+
 def _classic(topology: Topology) -> list[tuple[str, dict]]:
     """The same queues as classic ones: what the relay declared before quorum queues."""
     keep = ("x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key")
     return [(name, {k: v for k, v in args.items() if k in keep})
-            for name, args in Topology.declarations(topology)]
+            for name, args in _QUORUM(topology)]
 
 
 async def _bus_rate(messages: int, prefix: str) -> float:
@@ -284,15 +287,14 @@ async def _bus_rate(messages: int, prefix: str) -> float:
 def bus_rates(messages: int) -> dict[str, float]:
     """Interleaved rounds, the median of each kind: the shared broker's load varies."""
     rates: dict[str, list[float]] = {"quorum": [], "classic": []}
-    quorum = Topology.declarations
     for _ in range(3):
         for kind in rates:
-            amqp.Topology.declarations = _classic if kind == "classic" else quorum  # type: ignore[method-assign,assignment]
+            amqp.Topology.declarations = _classic if kind == "classic" else _QUORUM  # type: ignore[method-assign,assignment]
             prefix = f"bench-{uuid.uuid4().hex[:8]}"
             try:
                 rates[kind].append(asyncio.run(_bus_rate(messages, prefix)))
             finally:
-                amqp.Topology.declarations = quorum  # type: ignore[method-assign]
+                amqp.Topology.declarations = _QUORUM  # type: ignore[method-assign]
                 delete_queues(prefix)
     return {kind: sorted(values)[1] for kind, values in rates.items()}
 
