@@ -11,7 +11,7 @@ One run, one machine, the same files for every row:
 
     .venv/bin/python bench/pipeline_bench.py --instances 1000 --series 10
     .venv/bin/python bench/pipeline_bench.py --instances 200 --series 4 --memory-series 2000
-    .venv/bin/python bench/pipeline_bench.py --only-bus --bus-messages 3000
+    .venv/bin/python bench/pipeline_bench.py --only-bus --bus-cluster --bus-messages 1000
 
 It is a benchmark, not a test: on a shared machine compare rows of the same run only.
 """
@@ -254,10 +254,10 @@ def _classic(topology: Topology) -> list[tuple[str, dict]]:
             for name, args in _QUORUM(topology)]
 
 
-async def _bus_rate(messages: int, prefix: str) -> float:
+async def _bus_rate(url: str, messages: int, prefix: str) -> float:
     """Messages per second through the bus: published with confirms, then consumed
     and acked one at a time (prefetch 1, as the workers run)."""
-    bus = AmqpBus(AMQP_URL, RetryPolicy())
+    bus = AmqpBus(url, RetryPolicy())
     await bus.connect()
     queue = f"{prefix}.deid"
     done = asyncio.Event()
@@ -284,7 +284,7 @@ async def _bus_rate(messages: int, prefix: str) -> float:
         await bus.close()
 
 
-def bus_rates(messages: int) -> dict[str, float]:
+def bus_rates(url: str, messages: int) -> dict[str, float]:
     """Interleaved rounds, the median of each kind: the shared broker's load varies."""
     rates: dict[str, list[float]] = {"quorum": [], "classic": []}
     for _ in range(3):
@@ -292,20 +292,33 @@ def bus_rates(messages: int) -> dict[str, float]:
             amqp.Topology.declarations = _classic if kind == "classic" else _QUORUM  # type: ignore[method-assign,assignment]
             prefix = f"bench-{uuid.uuid4().hex[:8]}"
             try:
-                rates[kind].append(asyncio.run(_bus_rate(messages, prefix)))
+                rates[kind].append(asyncio.run(_bus_rate(url, messages, prefix)))
             finally:
                 amqp.Topology.declarations = _QUORUM  # type: ignore[method-assign]
-                delete_queues(prefix)
+                if url == AMQP_URL:
+                    delete_queues(prefix)
     return {kind: sorted(values)[1] for kind, values in rates.items()}
 
 
-def print_bus_rows(messages: int) -> None:
-    rates = bus_rates(messages)
-    print(f"\n| bus, {messages} messages (median of 3) | messages/s | ms per message |"
-          " ratio |\n| --- | --- | --- | --- |")
-    for kind, rate in rates.items():
-        print(f"| {kind} queues | {rate:.0f} | {1000 / rate:.2f} | "
-              f"{rate / rates['classic']:.2f}x classic |")
+def print_bus_rows(messages: int, cluster: bool = False) -> None:
+    where = {"one node": AMQP_URL}
+    nodes = None
+    if cluster:
+        from tests.support.clusters import RabbitCluster
+
+        nodes = RabbitCluster().start()
+        where["3-node cluster"] = nodes.url
+    try:
+        for label, url in where.items():
+            rates = bus_rates(url, messages)
+            print(f"\n| bus on {label}, {messages} messages (median of 3) | messages/s | "
+                  "ms per message | ratio |\n| --- | --- | --- | --- |")
+            for kind, rate in rates.items():
+                print(f"| {kind} queues | {rate:.0f} | {1000 / rate:.2f} | "
+                      f"{rate / rates['classic']:.2f}x classic |")
+    finally:
+        if nodes is not None:
+            nodes.destroy()
 
 
 def main() -> None:
@@ -318,9 +331,11 @@ def main() -> None:
     parser.add_argument("--bus-messages", type=int, default=2000)
     parser.add_argument("--only-bus", action="store_true",
                         help="only the bus rows (quorum against classic queues)")
+    parser.add_argument("--bus-cluster", action="store_true",
+                        help="the bus rows on a 3-node RabbitMQ cluster too (started here)")
     args = parser.parse_args()
     if args.only_bus:
-        print_bus_rows(args.bus_messages)
+        print_bus_rows(args.bus_messages, args.bus_cluster)
         return
     root = Path(tempfile.mkdtemp(prefix="relay-bench-"))
     orthanc = Orthanc(root / "orthanc").start()
@@ -359,7 +374,7 @@ def report(root: Path, orthanc: Orthanc, args: argparse.Namespace) -> None:
     if args.memory_series:
         peak = memory_run(root, orthanc, args.memory_series, args.seed)
         print(f"\ndeid peak memory on one {args.memory_series}-instance series: {peak:.0f} MB")
-    print_bus_rows(args.bus_messages)
+    print_bus_rows(args.bus_messages, args.bus_cluster)
 
 
 if __name__ == "__main__":
