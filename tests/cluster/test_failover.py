@@ -85,15 +85,21 @@ def cleanup(tmp_path: Path) -> Iterator[list[Callable[[], None]]]:
         print_logs(tmp_path.glob("*.log"))
 
 
+def _stack_on(rabbit: RabbitCluster | PrivateRabbit, postgres: PostgresPair | PrivatePostgres,
+              tmp_path: Path, orthanc: Orthanc, cleanup: list[Callable[[], None]]) -> Stack:
+    """The relay's processes on this broker and database, all undone at the end."""
+    for member in (rabbit, postgres):
+        cleanup.append(member.destroy)
+        member.start()
+    stack = Stack(tmp_path, orthanc, rabbit, postgres)  # type: ignore[arg-type]
+    cleanup.append(stack.down)
+    return stack
+
+
 def test_a_broker_node_killed_under_the_workers_loses_and_repeats_nothing(
         tmp_path: Path, orthanc: Orthanc, cleanup: list[Callable[[], None]]) -> None:
     cluster = RabbitCluster()
-    cleanup.append(cluster.destroy)
-    cluster.start()
-    postgres = PrivatePostgres().start()
-    cleanup.append(postgres.destroy)
-    stack = Stack(tmp_path, orthanc, cluster, postgres)  # type: ignore[arg-type]
-    cleanup.append(stack.down)
+    stack = _stack_on(cluster, PrivatePostgres(), tmp_path, orthanc, cleanup)
     victim: list[PrivateRabbit] = []
 
     def kill_the_deid_workers_node() -> None:
@@ -111,12 +117,7 @@ def test_a_broker_node_killed_under_the_workers_loses_and_repeats_nothing(
 def test_the_database_primary_killed_and_its_standby_promoted_loses_and_repeats_nothing(
         tmp_path: Path, orthanc: Orthanc, cleanup: list[Callable[[], None]]) -> None:
     pair = PostgresPair()
-    cleanup.append(pair.destroy)
-    pair.start()
-    rabbit = PrivateRabbit().start()
-    cleanup.append(rabbit.destroy)
-    stack = Stack(tmp_path, orthanc, rabbit, pair)  # type: ignore[arg-type]
-    cleanup.append(stack.down)
+    stack = _stack_on(PrivateRabbit(), pair, tmp_path, orthanc, cleanup)
 
     def fail_over() -> None:
         pair.kill_primary()
