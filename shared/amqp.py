@@ -150,8 +150,8 @@ class AmqpBus:
 
     async def _declare_on(self, connection: AbstractConnection, topology: Topology) -> None:
         # A refused declaration closes its channel: one of its own, not the publisher's.
-        for name, arguments in topology.declarations():
-            async with connection.channel() as channel:
+        async with connection.channel() as channel:
+            for name, arguments in topology.declarations():
                 try:
                     await channel.declare_queue(name, durable=True, arguments=arguments)
                 except aio_pika.exceptions.ChannelPreconditionFailed:
