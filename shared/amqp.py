@@ -39,6 +39,7 @@ from relay_shared.amqp_link import BrokerLink, split_urls
 from relay_shared.bus import GiveUp, Handler, RetryPolicy, describe
 from relay_shared.db import PROCESS_NAME
 from relay_shared.messages import SeriesMessage
+from relay_shared.reasons import RelayError
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ _SAFE_DEAD_LETTERS: FieldTable = {"x-dead-letter-strategy": "at-least-once",
                                   "x-overflow": "reject-publish"}
 
 
-class WorkerStopped(Exception):
+class WorkerStopped(RelayError):
     def __init__(self) -> None:
         super().__init__("a worker stopped while handling this series (it crashed, was "
                          "killed or ran out of memory, or shut down before finishing)")

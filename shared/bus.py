@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from relay_shared.messages import SeriesMessage
+from relay_shared.reasons import RelayError, keep_text, reason_of
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,12 @@ class Bus(Protocol):
 
 
 def describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:2000]
+    """The error as the series, the dead-letter header and the API show it: the relay's
+    own reason, or only the exception's type (its text may quote the file)."""
+    keep_text(exc, "handler failed")
+    if isinstance(exc, RelayError):
+        return f"{type(exc).__name__}: {exc.reason}"[:2000]
+    return reason_of(exc)
 
 
 class InProcessBus:

@@ -7,6 +7,7 @@ deferred, and their recorded extents are checked against the file's real size.
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import warnings
@@ -18,31 +19,37 @@ from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
+from pydicom.tag import Tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+from relay_shared.reasons import RelayError, keep_text
+
+log = logging.getLogger(__name__)
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
 PIXEL_DATA = 0x7FE00010
 REQUIRED = ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID")
 
 
-class BadDicomFile(Exception):
-    """A file that cannot go on through the pipeline; the message is its reason."""
+class BadDicomFile(RelayError):
+    """A file that cannot go on through the pipeline; `reason` says why in fixed words,
+    tags and byte counts (a parser's own message can quote the file: never kept)."""
 
 
 class NotDicomError(BadDicomFile):
-    pass
+    code = "not_dicom"
 
 
 class TruncatedDicomError(BadDicomFile):
-    pass
+    code = "truncated"
 
 
 class IncompleteDicomError(BadDicomFile):
-    pass
+    code = "incomplete"
 
 
 class CorruptDicomError(BadDicomFile):
-    pass
+    code = "corrupt"
 
 
 # What pydicom raises on values it cannot decode (a bad VR, a length that does not
@@ -66,21 +73,43 @@ class InstanceHeader:
 
 def read_header(path: Path) -> InstanceHeader:
     dataset = read_checked(path)
-    try:  # pydicom converts a value when it is first read, so a corrupt one fails here
-        missing = [keyword for keyword in REQUIRED if not dataset.get(keyword)]
-        if missing:
-            raise IncompleteDicomError(f"missing required attribute(s): {', '.join(missing)}")
-        return InstanceHeader(
-            sop_class_uid=str(dataset.SOPClassUID),
-            sop_instance_uid=str(dataset.SOPInstanceUID),
-            series_instance_uid=str(dataset.SeriesInstanceUID),
-            study_instance_uid=str(dataset.StudyInstanceUID),
-            transfer_syntax_uid=str(dataset.file_meta.get("TransferSyntaxUID", "")),
-            modality=str(dataset.get("Modality", "")) or None,
-            patient_id=str(dataset.get("PatientID", "")),
-        )
-    except UNREADABLE as exc:
-        raise CorruptDicomError(f"unreadable DICOM value: {type(exc).__name__}: {exc}") from None
+    values = {keyword: _value(dataset, keyword)
+              for keyword in (*REQUIRED, "Modality", "PatientID")}
+    missing = [keyword for keyword in REQUIRED if not values[keyword]]
+    if missing:
+        raise IncompleteDicomError(f"missing required attribute(s): {', '.join(missing)}")
+    return InstanceHeader(
+        sop_class_uid=values["SOPClassUID"],
+        sop_instance_uid=values["SOPInstanceUID"],
+        series_instance_uid=values["SeriesInstanceUID"],
+        study_instance_uid=values["StudyInstanceUID"],
+        transfer_syntax_uid=str(dataset.file_meta.get("TransferSyntaxUID", "")),
+        modality=values["Modality"] or None,
+        patient_id=values["PatientID"],
+    )
+
+
+def _value(dataset: Dataset, keyword: str) -> str:
+    """One value as text. pydicom converts a value when it is first read, so a corrupt
+    one fails (or warns, quoting the value) here: both are reduced to the tag."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            value = dataset.get(keyword)
+            text = "" if value is None else str(value)
+        except UNREADABLE as exc:
+            keep_text(exc, f"reading {keyword}")
+            raise CorruptDicomError(f"unreadable DICOM value in {_tag(keyword)} {keyword}: "
+                                    f"{type(exc).__name__}") from None
+    if caught:
+        log.warning("a header value does not fit its VR",
+                    extra={"tag": _tag(keyword), "keyword": keyword, "warnings": len(caught)})
+    return text
+
+
+def _tag(keyword: str) -> str:
+    tag = Tag(keyword)
+    return f"({tag.group:04X},{tag.element:04X})"
 
 
 def read_checked(path: Path) -> Dataset:
@@ -92,15 +121,18 @@ def read_checked(path: Path) -> Dataset:
             with open(path, "rb") as stream:
                 dataset = dcmread(stream, defer_size=1024)
         except InvalidDicomError as exc:
-            raise NotDicomError(f"not a DICOM Part 10 file: {exc}") from None
+            keep_text(exc, "reading a file")
+            raise NotDicomError("not a DICOM Part 10 file") from None
         except zlib.error as exc:
-            raise TruncatedDicomError(f"the deflated data set is cut short or corrupt: {exc}"
-                                      ) from None
+            keep_text(exc, "inflating a file")
+            raise TruncatedDicomError("the deflated data set is cut short or corrupt") from None
         except (EOFError, OSError, *UNREADABLE) as exc:
-            raise TruncatedDicomError(f"unreadable DICOM: {type(exc).__name__}: {exc}") from None
+            keep_text(exc, "reading a file")
+            raise TruncatedDicomError(f"unreadable DICOM: {type(exc).__name__}") from None
     for warning in caught:
         if "End of file" in str(warning.message) or "delimiter" in str(warning.message):
-            raise TruncatedDicomError(f"file ends early: {warning.message}")
+            keep_text(Warning(warning.message), "reading a file")
+            raise TruncatedDicomError("file ends early (a value or delimiter is missing)")
     if "TransferSyntaxUID" not in dataset.file_meta:
         raise NotDicomError("not a DICOM Part 10 file: no transfer syntax in the file meta")
     if dataset.file_meta.TransferSyntaxUID != DeflatedExplicitVRLittleEndian:

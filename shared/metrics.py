@@ -31,3 +31,35 @@ def reason_label(reason: str) -> str:
 def count_failed(stage: str, reasons: list[str]) -> None:
     for reason in reasons:
         INSTANCES_FAILED.labels(stage=stage, reason=reason_label(reason)).inc()
+
+
+# Operations: what the alert rules and the Grafana dashboard in deploy/monitoring/ watch.
+DEFAULT_PROJECT = "default"
+SERIES_DONE_SECONDS = Histogram(
+    "relay_series_done_seconds", "Time from a series' receipt to DONE", ["project"],
+    buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400))
+DESTINATION_ERRORS = Counter("relay_destination_errors_total",
+                             "Delivery attempts a destination refused or did not confirm",
+                             ["destination"])
+DEPENDENCY_UP = Gauge("relay_dependency_up",
+                      "Whether this process reaches a dependency (1) or not (0)", ["dependency"])
+CERTIFICATE_NOT_AFTER = Gauge(
+    "relay_certificate_not_after_timestamp_seconds",
+    "When the earliest-expiring certificate in a configured TLS file expires (Unix time)",
+    ["certificate"])
+
+
+def project_label(series: object) -> str:
+    """The project a series' metrics are counted under: the one that took it, or the
+    implicit project when no projects file routed it."""
+    return getattr(series, "project", None) or DEFAULT_PROJECT
+
+
+WEBHOOK_DELIVERIES = Counter("relay_webhook_deliveries_total",
+                             "Webhook delivery attempts by outcome (delivered, failed, gave_up)",
+                             ["hook", "outcome"])
+PROJECTS_RELOADS = Counter("relay_projects_reloads_total",
+                           "Rereads of the projects file, by result (applied, refused)",
+                           ["result"])
+SERIES_ROUTED = Counter("relay_series_routed_total", "Series routed by ingest, by project "
+                        "and action (no project: project \"\")", ["project", "action"])

@@ -26,6 +26,8 @@ class Status(StrEnum):
     DONE = "DONE"
     FAILED = "FAILED"
     QUARANTINED = "QUARANTINED"
+    IGNORED = "IGNORED"  # a project dropped it (or none took it): nothing kept but the record
+    HELD = "HELD"  # its project holds it until an operator releases or drops it
 
 
 class Stage(StrEnum):
@@ -55,6 +57,11 @@ class Series(SQLModel, table=True):
     key_id: str | None = Field(default=None, max_length=32)
     trace_id: str = Field(max_length=32)
     audit: dict | None = Field(default=None, sa_column=Column(JSON))
+    # How it arrived (scp, folder, follow, collect), and the project that took it with
+    # the hash of the projects file that routed it (NULL: no file, the implicit project).
+    source: str | None = Field(default=None, max_length=16)
+    project: str | None = Field(default=None, max_length=40, index=True)
+    projects_sha256: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
 
@@ -227,3 +234,28 @@ class CollectionRow(SQLModel, table=True):
     attempts: int = 0
     retrieved_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class NotificationState(StrEnum):
+    PENDING = "PENDING"  # waiting for its (next) attempt
+    DELIVERED = "DELIVERED"  # the receiver answered 2xx
+    GAVE_UP = "GAVE_UP"  # every attempt failed; a person can queue it again
+
+
+class Notification(SQLModel, table=True):
+    """One event for one webhook, written in the transaction of the change it reports.
+    ``body`` is the exact JSON sent (and signed): ids, pseudonyms and counts only."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    hook: str = Field(max_length=32, index=True)
+    event: str = Field(max_length=32)
+    series_id: int | None = Field(default=None, index=True)
+    collection_id: int | None = Field(default=None, index=True)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(default=NotificationState.PENDING.value, max_length=16, index=True)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    # A fixed phrase ("HTTP 503", "connection failed"), never a receiver's answer.
+    last_error: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    delivered_at: datetime | None = None

@@ -10,6 +10,7 @@ import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 import uvicorn
@@ -18,16 +19,25 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from relay_shared import outbox
+from relay_shared import ops_gauges, outbox, transitions
 from relay_shared.amqp import AmqpBus
 from relay_shared.bus import Bus, InProcessBus, RetryPolicy, describe
 from relay_shared.db import make_engine, require_current_schema
 from relay_shared.deid import Pseudonymizer
-from relay_shared.logs import series_context
+from relay_shared.logs import enable_phi_debug, series_context
 from relay_shared.messages import SeriesMessage
-from relay_shared.metrics import IN_FLIGHT, SERIES_FINISHED, STAGE_SECONDS
+from relay_shared.metrics import IN_FLIGHT, STAGE_SECONDS
 from relay_shared.models import Stage
+from relay_shared.notify import delivery as notify_delivery
+from relay_shared.notify import record as notify_record
 from relay_shared.paths import WorkStore
+from relay_shared.production import (
+    Insecure,
+    UnsafeInProduction,
+    check_for_service,
+    weak_secret,
+)
+from relay_shared.projects import ProjectsRegistry
 from relay_shared.retention import purge
 from relay_shared.series_state import mark_failed, note_failed_attempt
 from relay_shared.settings import Settings
@@ -42,8 +52,21 @@ class Runtime:
     engine: Engine
     bus: Bus
     store: WorkStore
-    pseudonymizer: Pseudonymizer
-    vault: IdentifierVault
+    # The projects in force (RELAY_PROJECTS, or the implicit `default`), reread on change.
+    projects: ProjectsRegistry
+
+    # Built when a service first needs them: in production each refuses a missing key
+    # there, so a pod that never uses the deid secret or the vault is not given them.
+    @cached_property
+    def pseudonymizer(self) -> Pseudonymizer:
+        if not self.settings.deid_secret_given:
+            check_for_service(self.settings, weak_secret())
+        return Pseudonymizer(self.settings.deid_secret.get_secret_value().encode(),
+                             self.settings.deid_key_id)
+
+    @cached_property
+    def vault(self) -> IdentifierVault:
+        return make_vault(self.settings)
 
 
 def make_bus(settings: Settings) -> Bus:
@@ -57,21 +80,25 @@ def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
     settings.ensure_dirs()
     engine = make_engine(settings.sqlalchemy_url)
     require_current_schema(engine)
+    transitions.install()
+    notify_record.install(engine, settings.webhooks)
     assert settings.work_dir is not None and settings.quarantine_dir is not None
     return Runtime(
         settings=settings,
         engine=engine,
         bus=bus or make_bus(settings),
         store=WorkStore(settings.work_dir, settings.quarantine_dir),
-        pseudonymizer=Pseudonymizer(settings.deid_secret.get_secret_value().encode(),
-                                    settings.deid_key_id),
-        vault=make_vault(settings),
+        projects=ProjectsRegistry(settings),
     )
 
 
 def make_vault(settings: Settings) -> IdentifierVault:
     if settings.identifier_keys:
         return IdentifierVault(parse_keys(settings.identifier_keys))
+    # A laptop's convenience; production keeps the vault's key apart from the deid secret.
+    check_for_service(settings, UnsafeInProduction(
+        "RELAY_IDENTIFIER_KEYS", "not set, so the vault's key would be derived from the deid "
+        "secret", Insecure.DERIVED_VAULT_KEY))
     secret = settings.deid_secret.get_secret_value().encode()
     return IdentifierVault({settings.deid_key_id: derive_key(secret, settings.deid_key_id)})
 
@@ -128,6 +155,8 @@ async def sweep(rt: Runtime, stop: asyncio.Event, requeue_stuck: bool) -> None:
     next_purge = 0.0
     while not stop.is_set():
         try:
+            # First: what follows fails when a dependency is down.
+            await refresh_gauges(rt.settings, rt.engine, rt.bus)
             await outbox.flush(rt.engine, rt.bus,
                                older_than=timedelta(seconds=rt.settings.outbox_grace))
             if requeue_stuck:
@@ -140,6 +169,12 @@ async def sweep(rt: Runtime, stop: asyncio.Event, requeue_stuck: bool) -> None:
         stuck_after = timedelta(seconds=rt.settings.stuck_after)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), rt.settings.sweep_interval)
+
+
+async def refresh_gauges(settings: Settings, engine: Engine, bus: Bus) -> None:
+    ops_gauges.record_dependencies(database=await asyncio.to_thread(database_ok, engine),
+                                   broker=await bus.is_healthy())
+    ops_gauges.record_certificates(settings)
 
 
 async def _purge_when_due(rt: Runtime, due: float) -> float:
@@ -168,12 +203,16 @@ async def run_services(settings: Settings, services: list[ServiceMain],
     """Run services in this process until SIGTERM/SIGINT, then drain within the grace.
     A service that dies stops the process with its error, rather than leaving a
     half-working process that probes would still call alive."""
+    enable_phi_debug(settings.log_phi_debug)
     rt = build_runtime(settings)
     stop = asyncio.Event()
     stop_on_signals(stop)
     await rt.bus.connect()
     tasks = [asyncio.create_task(service(rt, stop)) for service in services]
     tasks.append(asyncio.create_task(sweep(rt, stop, requeue_stuck)))
+    if requeue_stuck and settings.webhooks:  # one deliverer keeps each hook's order
+        tasks.append(asyncio.create_task(notify_delivery.run(rt.engine, settings, stop)))
+    tasks.append(asyncio.create_task(rt.projects.watch(stop)))
     if probes_port:
         tasks.append(asyncio.create_task(
             serve_http(probe_app(rt), settings.api_host, probes_port, stop)))
@@ -222,7 +261,6 @@ async def consume_until_stopped(rt: Runtime, stop: asyncio.Event, queue: str,
 
     async def give_up(message: SeriesMessage, error: str) -> None:
         await asyncio.to_thread(mark_failed, rt.engine, message.series_id, error, stage)
-        SERIES_FINISHED.labels(status="FAILED").inc()
 
     await rt.bus.consume(queue, handle, give_up)
     await stop.wait()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from relay_shared.db import record_event, session_scope
 from relay_shared.models import Series, Stage, Status, utcnow
@@ -35,3 +36,12 @@ def note_failed_attempt(engine: Engine, series_id: int, stage: Stage, attempt: i
             record_event(session, series_id, stage.value, "attempt_failed", series.error)
     except Exception:  # the database may be the thing that is down
         log.debug("could not record the failed attempt", exc_info=True)
+
+
+def set_aside(session: Session, series: Series, status: Status, reason: str | None,
+              service: str) -> None:
+    """A project's decision, not a failure: IGNORED (dropped) or HELD (for a person)."""
+    assert status in (Status.IGNORED, Status.HELD)
+    series.status, series.stage, series.error = status, Stage.DEID, reason
+    series.attempts, series.updated_at = 0, utcnow()
+    record_event(session, series.id, service, status.value.lower(), reason)

@@ -8,6 +8,7 @@ outbox folder as the only destination.
 
 from __future__ import annotations
 
+import json
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -16,6 +17,9 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+from relay_shared.notify.hooks import Webhook
+from relay_shared.production import Insecure, global_refusals
 
 # A well-known placeholder: fine on a laptop, refused in production.
 DEVELOPMENT_SECRET = "development-only-secret-change-me"
@@ -203,6 +207,14 @@ class Settings(BaseSettings):
     collect_done_timeout: float = Field(3600.0, gt=0)
     _split_follow = field_validator("follow_orthanc_urls", mode="before")(_split_commas)
 
+    # Research projects: a `version: 1` YAML file that routes each series to a project
+    # (its own de-identification, key and destinations; see docs/projects.md). Without
+    # it, one implicit project `default` built from these settings takes every series.
+    # A project with `dispatch: study` sends a study once no series of it has arrived
+    # or changed for the study stable age.
+    projects: Path | None = None
+    study_stable_age: float = Field(300.0, gt=0)
+
     # Google Cloud Storage destination. Credentials are found the way Google's libraries
     # find them (GOOGLE_APPLICATION_CREDENTIALS, workload identity); the endpoint
     # override is for an emulator, which is spoken to without credentials.
@@ -223,6 +235,65 @@ class Settings(BaseSettings):
             if tag is None or dictionary_VR(tag) == "SQ":
                 raise ValueError(f"{keyword} is not a DICOM keyword of a plain attribute")
         return value
+
+    # Webhooks: RELAY_WEBHOOKS is a JSON list of {"name", "url", "events"} (events default
+    # to all). Each is signed with its own secret from RELAY_WEBHOOK_SECRETS (a JSON
+    # object, hook name to secret) or else with RELAY_WEBHOOK_SECRET; both can be files
+    # in RELAY_SECRETS_DIR. Failed deliveries are retried with doubling delay up to the
+    # cap, and after the last attempt wait, visible in the API, for a person's retry.
+    webhooks: Annotated[list[Webhook], NoDecode] = Field(default_factory=list)
+    webhook_secret: SecretStr | None = None
+    webhook_secrets: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
+    webhook_timeout: float = Field(10.0, gt=0)
+    webhook_max_attempts: int = Field(12, ge=1, le=1000)
+    webhook_retry_base_delay: float = Field(5.0, gt=0)
+    webhook_retry_max_delay: float = Field(3600.0, gt=0)
+    webhook_poll_interval: float = Field(2.0, gt=0)
+    # Delivered notifications are kept this long for the API, then deleted.
+    webhook_retain_days: float = Field(30.0, ge=0)
+
+    @field_validator("webhooks", mode="before")
+    @classmethod
+    def _webhooks_json(cls, value: object) -> object:
+        return cls._json_setting(value, [])
+
+    @field_validator("webhook_secrets", mode="before")
+    @classmethod
+    def _webhook_secrets_json(cls, value: object) -> object:
+        return cls._json_setting(value, {})
+
+    @staticmethod
+    def _json_setting(value: object, empty: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():  # set but empty: none
+            return empty
+        try:
+            return json.loads(value)
+        except ValueError:
+            # The value itself is not repeated: RELAY_WEBHOOK_SECRETS holds secrets.
+            raise ValueError("is not valid JSON") from None
+
+    @model_validator(mode="after")
+    def _check_webhooks(self) -> Settings:
+        names = [hook.name for hook in self.webhooks]
+        if len(set(names)) != len(names):
+            raise ValueError("RELAY_WEBHOOKS names a hook twice")
+        for name in names:
+            if self.webhook_secret_for(name) is None:
+                raise ValueError(f"webhook {name} has no secret: set RELAY_WEBHOOK_SECRET, "
+                                 f"or RELAY_WEBHOOK_SECRETS with an entry for it")
+        plain = [h.name for h in self.webhooks if not h.url.startswith("https://")]
+        if plain and self.env is Environment.PRODUCTION:
+            raise ValueError(f"webhooks {plain} are not https://: their bodies hold "
+                             f"pseudonyms, which go over HTTPS in production")
+        if unknown := set(self.webhook_secrets) - set(names):
+            raise ValueError(f"RELAY_WEBHOOK_SECRETS names no such hook: {sorted(unknown)}")
+        return self
+
+    def webhook_secret_for(self, name: str) -> bytes | None:
+        secret = self.webhook_secrets.get(name) or self.webhook_secret
+        return secret.get_secret_value().encode() if secret else None
 
     _split = field_validator("api_tokens", "deid_options", "identifier_keys",
                              mode="before")(_split_commas)
@@ -261,13 +332,6 @@ class Settings(BaseSettings):
                 self.destinations.append(Destination.GCS)
         if Destination.ORTHANC in self.destinations and not self.orthanc_url:
             raise ValueError("RELAY_DESTINATIONS names orthanc but RELAY_ORTHANC_URL is not set")
-        if self.env is Environment.PRODUCTION:
-            secret = self.deid_secret.get_secret_value()
-            if secret == DEVELOPMENT_SECRET or len(secret) < 16:
-                raise ValueError(
-                    "RELAY_DEID_SECRET must be set to a secret of at least 16 characters "
-                    "in production"
-                )
         return self
 
     @model_validator(mode="after")
@@ -279,6 +343,35 @@ class Settings(BaseSettings):
         if Destination.GCS in (self.destinations or []) and not self.gcs_bucket:
             raise ValueError("RELAY_DESTINATIONS names gcs but RELAY_GCS_BUCKET is not set")
         return self
+
+    # Hardening: the PHI debug log (off: its lines may quote patient data), the api's
+    # request limits and Swagger page (None: on in development, off in production), and
+    # the named exceptions a production site accepts on purpose (relay_shared.production).
+    log_phi_debug: bool = False
+    api_max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    api_request_timeout: float = Field(60.0, gt=0)
+    api_docs: bool | None = None
+    allow_insecure: Annotated[list[Insecure], NoDecode] = Field(default_factory=list)
+    _split_insecure = field_validator("allow_insecure", mode="before")(_split_commas)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_in_production(self) -> Settings:
+        refusals = global_refusals(self) if self.production else []
+        if refusals:
+            raise ValueError("; ".join(str(r) for r in refusals))
+        return self
+
+    @property
+    def production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def deid_secret_given(self) -> bool:
+        return self.deid_secret.get_secret_value() != DEVELOPMENT_SECRET
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        return not self.production if self.api_docs is None else self.api_docs
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -8,14 +8,18 @@ secret, under the deid key id, so a laptop needs no extra set-up.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from relay_shared.reasons import RelayError
 
-class VaultError(Exception):
+
+class VaultError(RelayError):
     pass
 
 
@@ -40,12 +44,27 @@ def parse_keys(entries: list[str]) -> dict[str, bytes]:
     return keys
 
 
+def _lookup_key(key: bytes, key_id: str) -> bytes:
+    # Its own key, derived apart from the encryption key it comes from.
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"relay-vault-lookup",
+                info=key_id.encode())
+    return hkdf.derive(base64.urlsafe_b64decode(key))
+
+
 class IdentifierVault:
     def __init__(self, keys: dict[str, bytes]) -> None:
         if not keys:
             raise VaultError("the identifier vault needs at least one key")
         self._keys = {key_id: Fernet(key) for key_id, key in keys.items()}
+        self._lookup_keys = [_lookup_key(key, key_id) for key_id, key in keys.items()]
         self.current_key_id = next(iter(keys))
+
+    def lookup_digests(self, text: str) -> list[str]:
+        """Keyed digests of `text` that find a sealed row again without opening it: the
+        current key's first (to store), then every older key's (to match rows kept
+        before a rotation)."""
+        return [hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:32]
+                for key in self._lookup_keys]
 
     def seal(self, values: dict[str, str]) -> tuple[str, str]:
         """Encrypt with the current key; returns (key id, token)."""

@@ -32,9 +32,11 @@ mq_password=$(rand)
 orthanc_password=$(rand)
 token=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
 token_hash=$(printf '%s' "$token" | python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
+vault_key=$(python3 -c 'import base64, secrets; print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())')
 
+# Each Secret reaches only the pods that use it (see k8s/base/config.yaml).
 if exists relay-secrets; then
-  echo "secret relay-secrets exists; kept (with postgres-, rabbitmq- and orthanc-credentials)"
+  echo "secret relay-secrets exists; kept (with postgres-, rabbitmq-, orthanc- and relay-sender-credentials)"
 else
   create postgres-credentials \
     --from-literal=POSTGRES_USER=relay \
@@ -57,13 +59,35 @@ else
     --from-literal=password="$pg_password"
   create orthanc-credentials \
     --from-literal=ORTHANC__REGISTERED_USERS="{\"relay\": \"$orthanc_password\"}"
+  create relay-sender-credentials \
+    --from-literal=RELAY_ORTHANC_PASSWORD="$orthanc_password"
   create relay-secrets \
     --from-literal=RELAY_DATABASE_URL="postgresql+psycopg://relay:$pg_password@postgres:5432/relay" \
-    --from-literal=RELAY_AMQP_URL="amqp://relay:$mq_password@rabbitmq:5672/" \
-    --from-literal=RELAY_ORTHANC_PASSWORD="$orthanc_password" \
-    --from-literal=RELAY_DEID_SECRET="$(rand)$(rand)" \
-    --from-literal=RELAY_API_TOKENS="admin:$token_hash"
+    --from-literal=RELAY_AMQP_URL="amqp://relay:$mq_password@rabbitmq:5672/"
+fi
+
+create relay-deid-secret --from-literal=RELAY_DEID_SECRET="$(rand)$(rand)"
+create relay-vault-keys --from-literal=RELAY_IDENTIFIER_KEYS="k1:$vault_key"
+if exists relay-api-tokens; then
+  echo "secret relay-api-tokens exists; kept"
+else
+  create relay-api-tokens --from-literal=RELAY_API_TOKENS="admin:admin:$token_hash"
   echo "admin API token (shown once, store it): $token"
+fi
+
+# The SCP's TLS certificate (prod overlay). A self-signed one to start with:
+# replace it with one your modalities trust (kubectl create secret tls).
+if exists relay-scp-tls; then
+  echo "secret relay-scp-tls exists; kept"
+elif command -v openssl > /dev/null; then
+  dir=$(mktemp -d)
+  openssl req -x509 -newkey rsa:3072 -nodes -days 365 -subj "/CN=relay-ingest" \
+    -keyout "$dir/tls.key" -out "$dir/tls.crt" 2> /dev/null
+  kubectl -n "$ns" create secret tls relay-scp-tls --cert="$dir/tls.crt" --key="$dir/tls.key" > /dev/null
+  rm -rf "$dir"
+  echo "secret relay-scp-tls created (self-signed: replace it with your site's certificate)"
+else
+  echo "openssl not found: create relay-scp-tls yourself (kubectl create secret tls)"
 fi
 
 create mirth-credentials \

@@ -12,7 +12,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 IN_FLIGHT = ("NEW", "PROCESSING", "DONEPROCESSING", "SENT")
-STYLE = {"DONE": "green", "FAILED": "red", "QUARANTINED": "red"}
+STYLE = {"DONE": "green", "FAILED": "red", "QUARANTINED": "red", "HELD": "yellow",
+         "IGNORED": "dim"}
 
 
 class StatusError(Exception):
@@ -40,7 +41,7 @@ class Api:
                               f"{type(exc).__name__}") from None
         if response.status_code in (401, 403):
             raise StatusError("the API refused the token: set RELAY_API_TOKEN or pass --token "
-                              "(`relay token new --role reader` makes one)")
+                              "(`relay token new --name NAME --role reader` makes one)")
         if response.status_code != 200:
             raise StatusError(f"{path} answered {response.status_code}")
         return dict(response.json())
@@ -67,11 +68,13 @@ def counts_table(stats: dict) -> Table:
 
 def series_table(series: list[dict]) -> Table:
     table = Table(title="Latest series", title_justify="left")
-    for name in ("id", "modality", "patient pseudonym", "status", "images", "progress"):
+    for name in ("id", "project", "modality", "patient pseudonym", "status", "images",
+                 "progress"):
         table.add_column(name, justify="right" if name in ("id", "images") else "left")
     for s in series:
         bar = ProgressBar(total=1.0, completed=s["progress"], width=20)
-        table.add_row(str(s["id"]), s["modality"] or "-", s["patient_pseudonym"] or "-",
+        table.add_row(str(s["id"]), s.get("project") or "-", s["modality"] or "-",
+                      s["patient_pseudonym"] or "-",
                       f"[{STYLE.get(s['status'], 'default')}]{s['status']}",
                       str(s["image_count"]), Group(bar))
     return table

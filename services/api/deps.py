@@ -1,15 +1,16 @@
-"""Typed dependencies of the routes: the database session and the caller's role."""
+"""Typed dependencies of the routes: the database session and the caller."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from relay_api.auth import Role, role_for
+from relay_api.auth import Role, TokenEntry, entry_for
 from relay_shared.runtime import Runtime
 
 bearer = HTTPBearer(auto_error=False, description="A token made by `relay token new`")
@@ -24,33 +25,49 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_role(request: Request,
-             credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-             ) -> Role:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a bearer token is required",
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: the token (by name, never its value) and the address it came from."""
+
+    token: TokenEntry
+    address: str
+
+    @property
+    def role(self) -> Role:
+        return self.token.role
+
+    def describe(self) -> str:
+        return f"by token {self.token.label} ({self.role.name.lower()}) from {self.address}"
+
+
+def get_caller(request: Request,
+               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+               ) -> Caller:
+    # The request guard has checked the token before the body was read; this finds it
+    # again for routes served without the guard (a test app) and declares the scheme.
+    entry = getattr(request.state, "token", None)
+    if entry is None and credentials is not None and credentials.scheme.lower() == "bearer":
+        entry = entry_for(credentials.credentials, request.app.state.tokens)
+    if entry is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid bearer token is required",
                             headers={"WWW-Authenticate": "Bearer"})
-    role = role_for(credentials.credentials, request.app.state.tokens)
-    if role is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "the token is not valid",
-                            headers={"WWW-Authenticate": "Bearer"})
-    return role
+    return Caller(entry, request.client.host if request.client else "unknown")
 
 
 def require(minimum: Role):  # type: ignore[no-untyped-def]
-    def check(role: Annotated[Role, Depends(get_role)]) -> Role:
-        if role < minimum:
+    def check(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+        if caller.role < minimum:
             raise HTTPException(status.HTTP_403_FORBIDDEN,
                                 f"this needs the {minimum.name.lower()} role")
-        return role
+        return caller
     return check
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-Reader = Annotated[Role, Depends(require(Role.READER))]
-Operator = Annotated[Role, Depends(require(Role.OPERATOR))]
-Admin = Annotated[Role, Depends(require(Role.ADMIN))]
+Reader = Annotated[Caller, Depends(require(Role.READER))]
+Operator = Annotated[Caller, Depends(require(Role.OPERATOR))]
+Admin = Annotated[Caller, Depends(require(Role.ADMIN))]
 # Row ids are 32-bit integers in PostgreSQL; a larger one can only be "not found".
 Id = Annotated[int, Path(ge=1, le=2_147_483_647)]
 # Bounded so that a database's integer type can always hold it.

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 
 from relay_api.auth import parse_entries
+from relay_api.guard import RequestGuard
 from relay_api.routes import (
     admin,
     collections,
@@ -20,32 +21,45 @@ from relay_api.routes import (
     held,
     images,
     me,
+    notifications,
+    projects,
     search,
     series,
     stats,
     studies,
 )
 from relay_api.schemas import problem_responses
+from relay_shared.production import Insecure, UnsafeInProduction, check_for_service
 from relay_shared.runtime import Runtime, serve_http
 
 PROBLEM = "application/problem+json"
 ROUTERS = (health, me, series, images, held, studies, failures, stats, search, collections,
-           admin, dashboard)
+           admin, projects, dashboard, notifications)
 DESCRIPTION = """Series received, de-identified and passed on, with their images, failures
 and history. Every route but the probes and `/metrics` needs `Authorization: Bearer <token>`
-(`relay token new --role reader|operator|admin`). Responses carry internal ids,
+(`relay token new --name NAME --role reader|operator|admin`). Responses carry internal ids,
 de-identified UIDs and pseudonyms only. Errors are `application/problem+json`."""
 
 
 def create_app(rt: Runtime) -> FastAPI:
+    settings = rt.settings
     app = FastAPI(title="DICOM Relay", version="1", description=DESCRIPTION,
-                  docs_url="/api/docs", redoc_url=None, openapi_url="/api/v1/openapi.json")
+                  docs_url="/api/docs" if settings.api_docs_enabled else None, redoc_url=None,
+                  openapi_url="/api/v1/openapi.json")
     app.state.runtime = rt
-    app.state.tokens = parse_entries(rt.settings.api_tokens)
+    app.state.tokens = parse_entries(settings.api_tokens)
+    if not app.state.tokens:
+        check_for_service(settings, UnsafeInProduction(
+            "RELAY_API_TOKENS", "empty, so nobody could use the API",
+            Insecure.NO_API_TOKENS))
+    app.add_middleware(RequestGuard, tokens=app.state.tokens,  # type: ignore[arg-type]
+                       max_body_bytes=settings.api_max_body_bytes,
+                       timeout_s=settings.api_request_timeout)
     for module in ROUTERS:
         secured = module.router.prefix.startswith("/api/v1")
         app.include_router(module.router,
-                           responses=problem_responses(401, 403, 422) if secured else None)
+                           responses=problem_responses(401, 403, 413, 422, 503)
+                           if secured else None)
     app.mount("/dashboard/static", dashboard.static_files(), name="dashboard-static")
     app.add_api_route("/", lambda: RedirectResponse("/dashboard"), include_in_schema=False)
     app.add_exception_handler(HTTPException, http_problem)  # type: ignore[arg-type]

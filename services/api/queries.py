@@ -13,8 +13,9 @@ from relay_shared.models import Delivery, Event, Image, Series, Status, Study
 FAILED_IMAGE_STATUSES = (Status.FAILED, Status.QUARANTINED)
 # How far along an image is; a failed image is as settled as a delivered one.
 _WEIGHT = {Status.NEW: 0.0, Status.PROCESSING: 0.25, Status.DONEPROCESSING: 0.5,
-           Status.SENT: 0.75, Status.DONE: 1.0, Status.FAILED: 1.0, Status.QUARANTINED: 1.0}
-SETTLED = (Status.DONE, Status.FAILED, Status.QUARANTINED)
+           Status.SENT: 0.75, Status.DONE: 1.0, Status.FAILED: 1.0, Status.QUARANTINED: 1.0,
+           Status.IGNORED: 1.0, Status.HELD: 0.0}
+SETTLED = (Status.DONE, Status.FAILED, Status.QUARANTINED, Status.IGNORED)
 
 
 def total_of(session: Session, query: Any) -> int:

@@ -19,6 +19,8 @@ class SeriesSummary(BaseModel):
     study_id: int | None
     modality: str | None
     patient_pseudonym: str | None
+    project: str | None = Field(description="The project that took the series (none: no "
+                                "project did, and it was dropped)")
     status: Status
     stage: Stage = Field(description="The stage a retry restarts from")
     error: str | None
@@ -175,6 +177,8 @@ class Problem(BaseModel):
 
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {401: "No token, or a token that is not valid", 403: "The role may not do this",
-            404: "Not found", 409: "Conflict", 422: "The request is not valid"}
+            404: "Not found", 409: "Conflict", 422: "The request is not valid",
+            413: "The body is larger than RELAY_API_MAX_BODY_BYTES",
+            503: "The request took longer than RELAY_API_REQUEST_TIMEOUT"}
     return {code: {"model": Problem, "description": text[code],
                    "content": {"application/problem+json": {}}} for code in codes}

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from relay_cli.projects import projects_app
 from relay_shared.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="DICOM Relay: receive, de-identify and pass on DICOM series.",
@@ -21,6 +22,7 @@ db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
+app.add_typer(projects_app, name="projects")
 
 
 def _settings() -> Settings:
@@ -51,7 +53,10 @@ def _run(service_names: list[str], probes: bool, upgrade_first: bool = False) ->
     except Exception as exc:  # a start-up failure is reported plainly, not as a traceback
         from relay_api.auth import TokenConfigError
         from relay_shared.deid import DeidConfigError
-        if isinstance(exc, TokenConfigError | DeidConfigError):
+        from relay_shared.production import UnsafeInProduction
+        from relay_shared.projects import ProjectsError
+        if isinstance(exc, TokenConfigError | DeidConfigError | ProjectsError
+                      | UnsafeInProduction):
             typer.echo(f"relay: {exc}", err=True)
             raise typer.Exit(2) from None
         raise
@@ -127,17 +132,23 @@ def submit(path: Annotated[Path, typer.Argument(exists=True, file_okay=False,
 
 
 @token_app.command("new")
-def token_new(role: Annotated[str, typer.Option(help="reader, operator or admin")] = "reader"
-              ) -> None:
-    """Print a fresh token and the RELAY_API_TOKENS entry that admits it."""
-    from relay_api.auth import Role, hash_token, new_token
+def token_new(
+    name: Annotated[str, typer.Option(help="Who holds it (a person or a service); the audit "
+                                           "trail names each read and retry by it")],
+    role: Annotated[str, typer.Option(help="reader, operator or admin")] = "reader",
+) -> None:
+    """Print a fresh token and the RELAY_API_TOKENS entry (NAME:ROLE:SHA256) that admits it."""
+    from relay_api.auth import NAME, Role, hash_token, new_token
 
     if role.upper() not in Role.__members__:
         typer.echo("relay: --role must be reader, operator or admin", err=True)
         raise typer.Exit(2)
+    if not NAME.match(name):
+        typer.echo("relay: --name is 1-64 letters, digits, '_', '.', '@' or '-'", err=True)
+        raise typer.Exit(2)
     token = new_token()
     typer.echo(f"token: {token}")
-    typer.echo(f"entry: {role.lower()}:{hash_token(token)}")
+    typer.echo(f"entry: {name}:{role.lower()}:{hash_token(token)}")
 
 
 @app.command()
@@ -233,14 +244,14 @@ def collect(
 def _record_worklist(settings: Settings, name: str, queries: list) -> int:  # type: ignore[type-arg]
     from relay_ingest.worklist import create_collection
     from relay_shared.db import make_engine, require_current_schema
-    from relay_shared.deid import Pseudonymizer
+    from relay_shared.notify import record as notify_record
     from relay_shared.runtime import make_vault
 
     engine = make_engine(settings.sqlalchemy_url)
     require_current_schema(engine)
-    pseudonymizer = Pseudonymizer(settings.deid_secret.get_secret_value().encode(),
-                                  settings.deid_key_id)
-    return create_collection(engine, make_vault(settings), pseudonymizer, name, queries)
+    # A worklist whose rows were all collected before is finished at once: tell the hooks.
+    notify_record.install(engine, settings.webhooks)
+    return create_collection(engine, make_vault(settings), name, queries)
 
 
 def _print_collection(settings: Settings, collection_id: int, queries: list,  # type: ignore[type-arg]

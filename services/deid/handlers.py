@@ -33,13 +33,14 @@ from relay_shared.models import Image, Series, SeriesIdentifiers, Stage, Status,
 from relay_shared.outbox import enqueue
 from relay_shared.paths import WorkStore
 from relay_shared.pixels import PixelOutcome, PixelPolicy, counts, record
+from relay_shared.reasons import RelayError
 from relay_shared.vault import IdentifierVault
 
 log = logging.getLogger(__name__)
 SERVICE = "deid"
 
 
-class SeriesHeld(Exception):
+class SeriesHeld(RelayError):
     """The series cannot be de-identified as it stands; retrying will not help."""
 
 

@@ -22,11 +22,12 @@ from pydantic import BaseModel, Field, ValidationError
 
 from relay_shared.deid import Identifiers, Pseudonymizer
 from relay_shared.deid.identifiers import normalise_id, normalise_name
+from relay_shared.reasons import RelayError
 
 CACHE_SIZE = 10_000
 
 
-class IdentifiersUnavailable(Exception):
+class IdentifiersUnavailable(RelayError):
     """The identifiers service did not answer usefully; try the series again later."""
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 
-from relay_deid.handlers import DeidContext, deidentify_series
+from relay_deid.handlers import DeidContext
 from relay_deid.identifiers import RemoteIdentifiers
+from relay_deid.projects import ProjectContexts
 from relay_shared import tlsconfig
 from relay_shared.deid import DeidConfig
 from relay_shared.models import Stage
@@ -33,5 +33,6 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
     ctx = DeidContext(rt.engine, rt.store, rt.pseudonymizer, config, rt.settings.send_queue,
                       rt.vault, _identifiers_source(rt.settings),
                       PixelPolicy.from_settings(rt.settings))
-    await consume_until_stopped(rt, stop, rt.settings.deid_queue,
-                                functools.partial(deidentify_series, ctx), Stage.DEID)
+    contexts = ProjectContexts(ctx, rt.projects, rt.settings)
+    await consume_until_stopped(rt, stop, rt.settings.deid_queue, contexts.deidentify,
+                                Stage.DEID)

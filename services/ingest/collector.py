@@ -170,8 +170,12 @@ def _outcome(session: Session, row: CollectionRow, timeout: float
     bad = sum(states[s] for s in FAILED_SERIES)
     if bad:
         return RowState.FAILED, f"{bad} of {len(row.series_uids)} series failed in the relay"
-    if len(found) == len(row.series_uids) and states[Status.DONE] == len(found):
-        return RowState.DONE, f"{len(found)} series DONE"
+    # A series its project dropped is as finished as one delivered.
+    finished = states[Status.DONE] + states[Status.IGNORED]
+    if len(found) == len(row.series_uids) and finished == len(found):
+        ignored = states[Status.IGNORED]
+        note = f", {ignored} IGNORED by their project" if ignored else ""
+        return RowState.DONE, f"{states[Status.DONE]} series DONE{note}"
     assert row.retrieved_at is not None
     if utcnow() - _aware(row.retrieved_at) > timedelta(seconds=timeout):
         return RowState.FAILED, (f"{states[Status.DONE]} of {len(row.series_uids)} series "

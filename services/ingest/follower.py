@@ -26,8 +26,10 @@ import httpx
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
+from relay_ingest.origin import write_origin
 from relay_shared.db import session_scope
 from relay_shared.models import FollowCursor, FollowedSeries, Image, Series, Status, utcnow
+from relay_shared.projects import Arrival, Source
 from relay_shared.runtime import Runtime
 from relay_shared.settings import Settings
 
@@ -160,6 +162,7 @@ def fetch_folder(source: OrthancSource, instance_ids: list[str], incoming: Path,
     final = incoming / name
     partial = incoming / f"{name}.tmp{uuid.uuid4().hex[:8]}"
     partial.mkdir()
+    write_origin(partial, Arrival(Source.FOLLOW.value))
     try:
         for n, instance_id in enumerate(instance_ids):
             source.download(instance_id, partial / f"{n:05d}.dcm")

@@ -19,12 +19,15 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from relay_ingest.origin import is_origin_file, read_origin
+from relay_ingest.routing import Routed, apply_route
 from relay_shared.db import record_event, session_scope
 from relay_shared.dicomfiles import BadDicomFile, InstanceHeader, read_header
 from relay_shared.metrics import STAGE_SECONDS, count_failed
 from relay_shared.models import Image, Series, Stage, Status, Study, utcnow
 from relay_shared.outbox import enqueue
 from relay_shared.paths import WorkStore
+from relay_shared.projects import Action, Arrival
 
 log = logging.getLogger(__name__)
 SERVICE = "ingest"
@@ -66,7 +69,7 @@ def claim(folder: Path, store: WorkStore) -> Path:
 
 def read_delivery(folder: Path) -> Delivery:
     delivery = Delivery()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not is_origin_file(p)):
         try:
             header = read_header(path)
         except BadDicomFile as exc:
@@ -97,17 +100,21 @@ def _reject_other_studies(files: SeriesFiles) -> None:
 
 
 UidOf = Callable[[str], str]
+# Routes a series, given how it arrived and its first file; None: every series is sent.
+RouteOf = Callable[[Arrival, Path], Routed]
 
 
 def ingest_claimed(folder: Path, engine: Engine, store: WorkStore, uid_of: UidOf,
-                   queue: str) -> list[int]:
+                   queue: str, route: RouteOf | None = None) -> list[int]:
     """Record, move and enqueue every series of a claimed folder; return their ids."""
     delivery = read_delivery(folder)
+    arrival = read_origin(folder)
     series_ids: list[int] = []
     for original_series_uid, files in delivery.series.items():
+        routed = route(arrival, files.accepted[0].path) if route else None
         with STAGE_SECONDS.labels(stage=SERVICE).time():
             series_id, conflicts = _ingest_series(files.accepted, engine, store, uid_of, queue,
-                                                  uid_of(original_series_uid))
+                                                  uid_of(original_series_uid), routed)
         series_ids.append(series_id)
         if files.rejected or conflicts:
             _quarantine_bad([*files.rejected, *conflicts], series_id, engine, store)
@@ -121,7 +128,8 @@ def ingest_claimed(folder: Path, engine: Engine, store: WorkStore, uid_of: UidOf
 
 
 def _ingest_series(files: list[Received], engine: Engine, store: WorkStore, uid_of: UidOf,
-                   queue: str, series_uid: str) -> tuple[int, list[tuple[Path, str]]]:
+                   queue: str, series_uid: str, routed: Routed | None
+                   ) -> tuple[int, list[tuple[Path, str]]]:
     first = files[0].header
     with session_scope(engine) as session:
         study = _get_or_create_study(session, uid_of(first.study_instance_uid))
@@ -132,15 +140,23 @@ def _ingest_series(files: list[Received], engine: Engine, store: WorkStore, uid_
             session.add(series)
             session.flush()
         outcome = _record_images(session, series, files, uid_of, store)
+        action, discarded = Action.SEND, []
         if outcome.moves:
-            series.status, series.stage, series.error = Status.NEW, Stage.DEID, None
-            series.attempts, series.updated_at = 0, utcnow()
-            enqueue(session, queue, series)
+            action = apply_route(session, series, routed, outcome.moves)
+            if action is Action.SEND:
+                series.status, series.stage, series.error = Status.NEW, Stage.DEID, None
+                series.attempts, series.updated_at = 0, utcnow()
+                enqueue(session, queue, series)
+            elif action is Action.DROP:
+                discarded, outcome.moves = outcome.moves, []
         record_event(session, series.id, SERVICE, "received",
                      f"{len(outcome.moves)} new instance(s), {outcome.duplicates} already "
                      f"held, {len(outcome.conflicts)} conflicting")
         series_id = series.id
     assert series_id is not None
+    if action is Action.DROP:
+        for source, _image_id in discarded:
+            source.unlink(missing_ok=True)
     for source, image_id in outcome.moves:
         target = store.original(series_id, image_id)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +194,7 @@ def _record_images(session: Session, series: Series, files: list[Received], uid_
     outcome = Recorded(duplicates=len(files) - len(by_uid))  # one instance twice in a delivery
     for sop_uid, received in by_uid.items():
         image = held.get(sop_uid)
-        if image is not None and image.status is not Status.FAILED:
+        if image is not None and image.status not in (Status.FAILED, Status.IGNORED):
             _held_again(image, received, store, outcome)
             continue
         image = image or Image(series_id=series.id, sop_uid=sop_uid)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from relay_ingest import collector, follower, scp
 from relay_ingest.handlers import claim, ingest_claimed, is_finished
+from relay_ingest.origin import is_origin_file, note_folder_origin
+from relay_ingest.routing import IngestRouter
 from relay_shared import outbox, tlsconfig
 from relay_shared.metrics import INSTANCES_RECEIVED
 from relay_shared.runtime import Runtime
@@ -27,16 +29,18 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
         else []
     if rt.settings.pacs_host:
         pulls.append(asyncio.create_task(collector.run(rt, stop)))
+    router = IngestRouter(rt.projects, rt.settings)
     while not stop.is_set():
         # Claimed folders left by a crash, or by a round that failed (database down),
         # are taken up again before anything new.
         for claimed in _folders(rt.store.claimed_dir):
-            await _ingest(rt, claimed)
-        for folder in _folders(incoming):
+            await _ingest(rt, router, claimed)
+        for folder, subdir in _deliveries(incoming, router.incoming_subdirs()):
             if stop.is_set():
                 break
             if is_finished(folder):
-                await _ingest(rt, claim(folder, rt.store))
+                note_folder_origin(folder, subdir)
+                await _ingest(rt, router, claim(folder, rt.store))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), rt.settings.watch_interval)
     if network is not None:
@@ -48,12 +52,24 @@ def _folders(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
 
-async def _ingest(rt: Runtime, claimed: Path) -> None:
-    count = sum(1 for p in claimed.rglob("*") if p.is_file())
+def _deliveries(incoming: Path, subdirs: frozenset[str]) -> list[tuple[Path, str | None]]:
+    """Each delivery folder in incoming, with the subfolder it was put in: a folder
+    named by a project's `incoming_subdir` holds deliveries rather than being one."""
+    found: list[tuple[Path, str | None]] = []
+    for folder in _folders(incoming):
+        if folder.name in subdirs:
+            found.extend((inner, folder.name) for inner in _folders(folder))
+        else:
+            found.append((folder, None))
+    return found
+
+
+async def _ingest(rt: Runtime, router: IngestRouter, claimed: Path) -> None:
+    count = sum(1 for p in claimed.rglob("*") if p.is_file() and not is_origin_file(p))
     try:
         series_ids = await asyncio.to_thread(
             ingest_claimed, claimed, rt.engine, rt.store, rt.pseudonymizer.uid,
-            rt.settings.deid_queue)
+            rt.settings.deid_queue, router.route)
     except Exception:  # the claimed folder stays and is taken up again on the next round
         log.exception("delivery could not be ingested, will retry", extra={"files": count})
         await asyncio.sleep(rt.settings.retry_base_delay)

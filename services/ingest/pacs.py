@@ -28,8 +28,10 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelMove,
 )
 
+from relay_ingest.origin import write_origin
 from relay_shared import tlsconfig
 from relay_shared.dicomnet import tune_connection
+from relay_shared.projects import Arrival, Source
 
 log = logging.getLogger(__name__)
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)
@@ -134,6 +136,7 @@ class Pacs:
         roles = [build_role(sop_class, scp_role=True) for sop_class in GET_STORAGE_CLASSES]
         partial = incoming / f"{name}.tmp{uuid.uuid4().hex[:8]}"
         partial.mkdir(parents=True)
+        write_origin(partial, Arrival(Source.COLLECT.value))
 
         def store(event: evt.Event) -> int:
             data = event.encoded_dataset(include_meta=True)

@@ -86,7 +86,8 @@ class Receiver:
             log.warning("instance refused: cannot read its series", exc_info=True)
             return CANNOT_UNDERSTAND
         try:
-            self._staging.store(series_uid, sop_uid, prefix, dataset)
+            self._staging.store(series_uid, sop_uid, prefix, dataset,
+                                calling_ae=str(event.assoc.requestor.ae_title).strip())
         except OSError:
             log.error("instance refused: cannot write it to staging", exc_info=True)
             return OUT_OF_RESOURCES

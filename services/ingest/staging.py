@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import itertools
 import logging
 import os
+import secrets
+import shutil
 import threading
 import time
 import uuid
@@ -27,13 +30,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from relay_ingest.origin import is_origin_file, write_origin
+from relay_shared.projects import Arrival, Source
+
 log = logging.getLogger(__name__)
 PARTIAL_SUFFIX = ".part"
 
 
+# Names only need to be distinct, not stable across restarts: a key of this process
+# alone, so a name in a log or a directory listing cannot be matched to a known UID.
+_NAME_KEY = secrets.token_bytes(32)
+
+
 def uid_key(uid: str) -> str:
-    """A folder or file name for a UID that does not show the UID itself."""
-    return hashlib.sha256(uid.encode()).hexdigest()[:24]
+    """A folder or file name for a UID that does not show the UID, nor let anyone
+    holding a list of UIDs find it (an unkeyed hash would)."""
+    return hmac.new(_NAME_KEY, uid.encode(), hashlib.sha256).hexdigest()[:24]
 
 
 @dataclass
@@ -59,13 +71,16 @@ class Staging:
         with self._lock:
             return len(self._open)
 
-    def store(self, series_uid: str, sop_instance_uid: str, *parts: bytes) -> Path:
-        """Write one instance into the open delivery of its series; safe from any thread."""
+    def store(self, series_uid: str, sop_instance_uid: str, *parts: bytes,
+              calling_ae: str | None = None) -> Path:
+        """Write one instance into the open delivery of its series; safe from any thread.
+        The delivery records the calling AE of its first instance, for routing."""
         with self._lock:
             delivery = self._open.get(series_uid)
             if delivery is None:
                 folder = self._staging_dir / f"scp-{uid_key(series_uid)}-{uuid.uuid4().hex[:8]}"
                 folder.mkdir(parents=True)
+                write_origin(folder, Arrival(Source.SCP.value, calling_ae=calling_ae))
                 delivery = self._open[series_uid] = _OpenDelivery(folder, self._clock())
             delivery.writing += 1
         try:
@@ -108,8 +123,8 @@ def hand_over(folder: Path, incoming_dir: Path) -> Path | None:
         return None
     for partial in folder.glob(f"*{PARTIAL_SUFFIX}"):
         partial.unlink(missing_ok=True)  # a write that never finished was never acknowledged
-    if not any(folder.iterdir()):
-        folder.rmdir()
+    if not any(not is_origin_file(p) for p in folder.iterdir()):
+        shutil.rmtree(folder)
         return None
     incoming_dir.mkdir(parents=True, exist_ok=True)
     target = incoming_dir / folder.name

@@ -15,7 +15,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from relay_shared.db import session_scope
-from relay_shared.deid import Pseudonymizer
 from relay_shared.models import Collection, CollectionRow, RowState
 from relay_shared.vault import IdentifierVault
 
@@ -85,8 +84,8 @@ def _row(row: dict[str, str], line: int) -> Query:
     return Query(patient_id=patient_id, date_from=dates[0], date_to=dates[1])
 
 
-def create_collection(engine: Engine, vault: IdentifierVault, pseudonymizer: Pseudonymizer,
-                      name: str, queries: list[Query]) -> int:
+def create_collection(engine: Engine, vault: IdentifierVault, name: str,
+                      queries: list[Query]) -> int:
     """Record a worklist; rows an earlier worklist collected already start DONE."""
     with session_scope(engine) as session:
         collection = Collection(name=name[:128] or "worklist")
@@ -94,18 +93,21 @@ def create_collection(engine: Engine, vault: IdentifierVault, pseudonymizer: Pse
         session.flush()
         for number, query in enumerate(queries, start=1):
             key_id, sealed = vault.seal(query.as_dict())
+            # Keyed by the vault, not the deid secret: the api records worklists too,
+            # and is not given that secret.
+            digests = vault.lookup_digests(query.canonical)
             row = CollectionRow(collection_id=collection.id, row_number=number,
-                                query_key=pseudonymizer.text(query.canonical, 32),
+                                query_key=digests[0],
                                 query_encrypted=sealed, query_key_id=key_id)
-            _skip_if_collected(session, row)
+            _skip_if_collected(session, row, digests)
             session.add(row)
         assert collection.id is not None
         return collection.id
 
 
-def _skip_if_collected(session: Session, row: CollectionRow) -> None:
+def _skip_if_collected(session: Session, row: CollectionRow, digests: list[str]) -> None:
     earlier = session.exec(select(CollectionRow).where(
-        CollectionRow.query_key == row.query_key, CollectionRow.state == RowState.DONE.value)
+        col(CollectionRow.query_key).in_(digests), CollectionRow.state == RowState.DONE.value)
         .order_by(col(CollectionRow.id))).first()
     if earlier is not None:
         row.state = RowState.DONE.value

@@ -29,11 +29,12 @@ from pynetdicom.pdu_primitives import P_DATA
 
 from relay_shared import dimse
 from relay_shared.deid import header
+from relay_shared.reasons import RelayError
 
 FRAGMENT_WHEN_UNLIMITED = 1 << 20
 
 
-class StoreError(Exception):
+class StoreError(RelayError):
     """A request that cannot be encoded or sent; the message names the image."""
 
 
@@ -55,7 +56,7 @@ def encode_request(path: Path, message_id: int, contexts: dict[tuple[str, str], 
             meta[tag][1].rstrip(b"\x00 ").decode("ascii")
             for tag in (0x00020002, 0x00020003, 0x00020010))
     except (header.Unsupported, KeyError, UnicodeDecodeError) as exc:
-        raise StoreError(f"its file meta cannot be read ({exc})") from exc
+        raise StoreError(f"its file meta cannot be read ({type(exc).__name__})") from exc
     context_id = contexts.get((sop_class, syntax))
     if context_id is None:
         raise StoreError(f"the peer accepted no presentation context for SOP class "

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from relay_shared.reasons import RelayError
+
 
 @dataclass(frozen=True)
 class OutgoingInstance:
@@ -24,8 +26,10 @@ class OutgoingSeries:
     instances: list[OutgoingInstance]
 
 
-class DestinationError(Exception):
+class DestinationError(RelayError):
     """A destination refused, lost or could not be reached; the attempt is retried."""
+
+    code = "destination"
 
 
 class Destination(Protocol):

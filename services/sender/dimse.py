@@ -28,6 +28,7 @@ from relay_sender.destinations import DestinationError, OutgoingInstance, Outgoi
 from relay_shared import dimse, tlsconfig
 from relay_shared.deid import header
 from relay_shared.dicomnet import tune_connection
+from relay_shared.reasons import reason_of
 
 log = logging.getLogger(__name__)
 # pynetdicom's INFO lines print query identifiers and other dataset values.
@@ -155,7 +156,7 @@ class DicomDestination:
                                              max_pdu)
             except (cstore.StoreError, OSError) as exc:
                 raise DestinationError(f"image {instance.image_id} cannot be sent to DICOM AE "
-                                       f"{self._called_ae}: {exc}") from exc
+                                       f"{self._called_ae}: {reason_of(exc)}") from exc
 
         upcoming = encoded(0) if instances else None
         for position, instance in enumerate(instances):
@@ -166,7 +167,8 @@ class DicomDestination:
             except OSError as exc:
                 assoc.abort()
                 raise DestinationError(f"DICOM AE {self._called_ae}: the connection broke while "
-                                       f"sending image {instance.image_id} ({exc})") from exc
+                                       f"sending image {instance.image_id} "
+                                       f"({type(exc).__name__})") from exc
             upcoming = encoded(position + 1) if position + 1 < len(instances) else None
             self._confirm(assoc, instance, current.message_id)
 

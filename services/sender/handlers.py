@@ -23,7 +23,7 @@ from relay_sender.destinations import (
 )
 from relay_shared import series_lock
 from relay_shared.db import record_event, session_scope
-from relay_shared.metrics import INSTANCES_SENT, SERIES_FINISHED
+from relay_shared.metrics import DESTINATION_ERRORS, INSTANCES_SENT
 from relay_shared.models import Delivery, DeliveryState, Image, Series, Status, utcnow
 from relay_shared.paths import WorkStore
 
@@ -63,7 +63,6 @@ def _send_series(ctx: SendContext, series_id: int) -> None:
               + ", ".join(d.name for d in ctx.destinations))
     shutil.rmtree(ctx.store.series_dir(series_id), ignore_errors=True)
     _mark(ctx, series_id, Status.DONE, "working files removed")
-    SERIES_FINISHED.labels(status="DONE").inc()
     log.info("series done", extra={"series_id": series_id, "images": len(images)})
 
 
@@ -137,6 +136,8 @@ def _record(ctx: SendContext, destination: str, series: OutgoingSeries, error: s
     """Each image's result at the destination: confirmed, or failed with the error.
     `missing` None: the attempt failed before the destination could be asked, so no
     image of it counts as confirmed."""
+    if error is not None:
+        DESTINATION_ERRORS.labels(destination=destination).inc()
     now = utcnow()
     by_image = {i.image_id: i for i in series.instances}
     with session_scope(ctx.engine) as session:

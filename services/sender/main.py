@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
@@ -12,8 +11,9 @@ from relay_sender.destinations import Destination, FolderDestination
 from relay_sender.dicomweb import DicomWebDestination
 from relay_sender.dimse import DicomDestination
 from relay_sender.gcs import GcsDestination, make_client
-from relay_sender.handlers import SendContext, send_series
+from relay_sender.handlers import SendContext
 from relay_sender.orthanc import OrthancDestination
+from relay_sender.projects import ProjectSenders, dispatch_studies
 from relay_shared import tlsconfig
 from relay_shared.models import Stage
 from relay_shared.runtime import Runtime, consume_until_stopped
@@ -64,5 +64,7 @@ def build_destinations(settings: Settings, engine: Engine | None = None) -> list
 async def run(rt: Runtime, stop: asyncio.Event) -> None:
     tlsconfig.warn_if_unverified(rt.settings, "sender")
     ctx = SendContext(rt.engine, rt.store, build_destinations(rt.settings, rt.engine))
-    await consume_until_stopped(rt, stop, rt.settings.send_queue,
-                                functools.partial(send_series, ctx), Stage.SEND)
+    senders = ProjectSenders(ctx, rt.projects, rt.settings)
+    dispatcher = asyncio.create_task(dispatch_studies(senders, stop))
+    await consume_until_stopped(rt, stop, rt.settings.send_queue, senders.send, Stage.SEND)
+    await dispatcher

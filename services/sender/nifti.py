@@ -22,6 +22,8 @@ import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
+from relay_shared.reasons import RelayError
+
 GEOMETRY = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
 # Direction cosines agree to this much when two slices share an orientation.
 ORIENTATION_TOLERANCE = 1e-4
@@ -32,7 +34,7 @@ PARALLEL = float(np.cos(np.deg2rad(0.5)))
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
-class NotAVolume(Exception):
+class NotAVolume(RelayError):
     """The series cannot be one volume; the message is the reason, with no dataset value."""
 
 

@@ -223,11 +223,35 @@ def test_every_secret_is_documented_and_created_by_the_script(rendered, overlay)
             assert key in guide and f"{key}=" in script, (name, key)
 
 
+# Each secret reaches only the pods that use it.
+SECRETS_OF = {
+    "relay-ingest": {"relay-deid-secret", "relay-vault-keys"},
+    "relay-deid": {"relay-deid-secret", "relay-vault-keys"},
+    "relay-sender": {"relay-sender-credentials"},
+    "relay-api": {"relay-vault-keys", "relay-api-tokens"},
+    "relay-db-upgrade": set(),
+}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_relay_containers_read_the_shared_config(rendered, overlay):
+def test_relay_containers_read_the_shared_config_and_only_their_secrets(rendered, overlay):
     for workload, container in relay_containers(rendered[overlay]):
+        name = workload["metadata"]["name"]
         sources = {next(iter(s.values()))["name"] for s in container["envFrom"]}
-        assert sources == {"relay-config", "relay-secrets"}, workload["metadata"]["name"]
+        assert sources == {"relay-config", "relay-secrets", *SECRETS_OF[name]}, name
+
+
+def test_prod_ingress_routes_only_the_api_and_the_dashboard(rendered):
+    ingress = by_kind(rendered["prod"], "Ingress")["relay-api"]
+    paths = {p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]}
+    assert paths == {"/api", "/dashboard"}
+
+
+def test_prod_scp_service_has_a_source_allow_list_and_the_scp_tls(rendered):
+    service = by_kind(rendered["prod"], "Service")["relay-ingest"]
+    assert service["spec"]["loadBalancerSourceRanges"]
+    config = by_kind(rendered["prod"], "ConfigMap")["relay-config"]["data"]
+    assert config["RELAY_SCP_ALLOWED_AES"] and config["RELAY_SCP_TLS_CERT"]
 
 
 def test_no_overlay_needs_a_secret_file():
@@ -235,3 +259,17 @@ def test_no_overlay_needs_a_secret_file():
     for path in Path(ROOT / "k8s").rglob("kustomization.yaml"):
         text = path.read_text()
         assert "secretGenerator" not in text, path
+
+
+def test_prod_config_is_one_production_accepts(rendered, monkeypatch):
+    """The overlay's settings pass RELAY_ENV=production's refusals, with its one
+    named exception (the in-cluster Orthanc over plain HTTP)."""
+    from relay_shared.settings import load_settings
+
+    for name in [n for n in os.environ if n.startswith("RELAY_")]:
+        monkeypatch.delenv(name)
+    config = by_kind(rendered["prod"], "ConfigMap")["relay-config"]["data"]
+    for name, value in config.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.production and [e.value for e in settings.allow_insecure] == ["plain-http"]

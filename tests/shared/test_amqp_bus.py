@@ -10,9 +10,14 @@ import pytest
 from relay_shared.amqp import ATTEMPT_HEADER, DELIVERY_LIMIT, AmqpBus, QueueTypeMismatch
 from relay_shared.bus import InProcessBus, RetryPolicy
 from relay_shared.messages import SeriesMessage
+from relay_shared.reasons import RelayError
 from tests.support.services import AMQP_URL, delete_queues, free_port
 
 pytestmark = [pytest.mark.rabbitmq]
+
+
+class DestinationDown(RelayError):
+    """A failure whose reason the relay wrote, so it travels as it is."""
 
 
 @pytest.fixture(params=["amqp", "inprocess"])
@@ -52,7 +57,7 @@ async def test_failures_are_retried_then_given_up(bus, queue_prefix: str) -> Non
 
     async def handler(message: SeriesMessage, attempt: int) -> None:
         attempts.append(attempt)
-        raise RuntimeError("destination down")
+        raise DestinationDown("destination down")
 
     async def give_up(message: SeriesMessage, error: str) -> None:
         given_up.append(error)
@@ -62,7 +67,7 @@ async def test_failures_are_retried_then_given_up(bus, queue_prefix: str) -> Non
     await bus.publish(queue, SeriesMessage(series_id=7))
     await asyncio.wait_for(done.wait(), 15)
     assert attempts == [1, 2, 3]
-    assert given_up == ["RuntimeError: destination down"]
+    assert given_up == ["DestinationDown: destination down"]
     if isinstance(bus, AmqpBus):
         await asyncio.sleep(0.3)
         depths = await bus.queue_depths()

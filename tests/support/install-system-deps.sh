@@ -10,6 +10,7 @@ command -v storescu >/dev/null || need+=(dcmtk)
 command -v gdcmanon >/dev/null || need+=(libgdcm-tools)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v tesseract >/dev/null || need+=(tesseract-ocr tesseract-ocr-eng)
+command -v promtool >/dev/null || need+=(prometheus)  # promtool checks the alert rules
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${need[*]} (run as root, or install them)" >&2

@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlmodel import col, select
 
 from relay_api import queries
+from relay_api.audit import audit_read
 from relay_api.deps import Admin, Id, Offset, SessionDep
 from relay_api.queries import events_of
 from relay_api.schemas import AuditEvent, IdentifierMapping, Page, SeriesAudit
@@ -21,7 +22,7 @@ router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 
 @router.get("/identifiers", response_model=Page[IdentifierMapping])
-def list_identifiers(session: SessionDep, _: Admin,
+def list_identifiers(session: SessionDep, caller: Admin,
                      patient_pseudonym: Annotated[str | None, Query(max_length=64)] = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 100,
                      offset: Offset = 0
@@ -32,13 +33,15 @@ def list_identifiers(session: SessionDep, _: Admin,
     total = queries.total_of(session, query)
     rows = session.exec(query.order_by(col(SeriesIdentifiers.series_id).desc())
                         .offset(offset).limit(limit))
-    return Page(items=[IdentifierMapping.model_validate(r, from_attributes=True) for r in rows],
-                total=total, limit=limit, offset=offset)
+    items = [IdentifierMapping.model_validate(r, from_attributes=True) for r in rows]
+    audit_read(session, caller, f"identifier mapping: {len(items)} row(s)"
+               + (" for one patient pseudonym" if patient_pseudonym is not None else ""))
+    return Page(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/series/{series_id}/audit", response_model=SeriesAudit,
             responses={404: {"description": "No such series"}})
-def series_audit(series_id: Id, session: SessionDep, _: Admin) -> SeriesAudit:
+def series_audit(series_id: Id, session: SessionDep, caller: Admin) -> SeriesAudit:
     series = session.get(Series, series_id)
     if series is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"series {series_id} does not exist")
@@ -46,15 +49,17 @@ def series_audit(series_id: Id, session: SessionDep, _: Admin) -> SeriesAudit:
                            .where(SeriesIdentifiers.series_id == series_id)).first()
     quarantined = session.exec(select(Image.quarantine_path).where(
         Image.series_id == series_id, col(Image.quarantine_path).is_not(None)))
-    return SeriesAudit(
+    answer = SeriesAudit(
         series_id=series_id, key_id=series.key_id, audit=series.audit,
         identifiers=IdentifierMapping.model_validate(mapping, from_attributes=True)
         if mapping else None,
         quarantined_files=[p for p in quarantined if p], events=events_of(session, series_id))
+    audit_read(session, caller, "series audit record", series_id)
+    return answer
 
 
 @router.get("/events", response_model=Page[AuditEvent])
-def list_events(session: SessionDep, _: Admin,
+def list_events(session: SessionDep, caller: Admin,
                 series_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
                 kind: Annotated[str | None, Query(max_length=32)] = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 200,
@@ -67,5 +72,8 @@ def list_events(session: SessionDep, _: Admin,
         query = query.where(Event.kind == kind)
     total = queries.total_of(session, query)
     rows = session.exec(query.order_by(col(Event.id).desc()).offset(offset).limit(limit))
-    return Page(items=[AuditEvent.model_validate(e, from_attributes=True) for e in rows],
-                total=total, limit=limit, offset=offset)
+    items = [AuditEvent.model_validate(e, from_attributes=True) for e in rows]
+    # Kept as the relay's own event: a filter may name a series that does not exist.
+    audit_read(session, caller, f"event trail: {len(items)} event(s)"
+               + (f" of series {series_id}" if series_id is not None else ""))
+    return Page(items=items, total=total, limit=limit, offset=offset)

@@ -63,7 +63,7 @@ def create(body: CollectionIn, rt: RuntimeDep, _: Operator) -> CollectionOut:
         queries = parse_worklist(body.csv)
     except WorklistError as exc:
         raise HTTPException(422, str(exc)) from None
-    collection_id = create_collection(rt.engine, rt.vault, rt.pseudonymizer, body.name,
+    collection_id = create_collection(rt.engine, rt.vault, body.name,
                                       queries)
     with Session(rt.engine) as session:
         return describe(session, collection_id)

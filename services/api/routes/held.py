@@ -8,9 +8,10 @@ import logging
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel
 
+from relay_api.audit import audit
 from relay_api.deps import Admin, Id, RuntimeDep
 from relay_shared import outbox
-from relay_shared.db import record_event, session_scope
+from relay_shared.db import session_scope
 from relay_shared.models import Image, Series, Stage, Status, utcnow
 from relay_shared.pixels import release
 
@@ -29,7 +30,7 @@ class Released(BaseModel):
 @router.post("/{image_id}/release", response_model=Released,
              responses={404: {"description": "No such image"},
                         409: {"description": "The image is not held, or its series is busy"}})
-async def release_image(image_id: Id, rt: RuntimeDep, _: Admin) -> Released:
+async def release_image(image_id: Id, rt: RuntimeDep, caller: Admin) -> Released:
     """Send a held image after all. Allowed once its series is DONE (it is sent on its
     own) or FAILED in the send stage (the series' retry sends it too)."""
     with session_scope(rt.engine) as session:
@@ -41,8 +42,9 @@ async def release_image(image_id: Id, rt: RuntimeDep, _: Admin) -> Released:
         _check(image, series)
         try:
             release(rt.store, image)
-        except FileNotFoundError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        except FileNotFoundError:
+            raise HTTPException(status.HTTP_409_CONFLICT,
+                                f"the held file of image {image_id} is no longer there") from None
         image.status, image.pixel_gate, image.reason = Status.DONEPROCESSING, "released", None
         image.updated_at = utcnow()
         queued = series.status is Status.DONE
@@ -50,8 +52,8 @@ async def release_image(image_id: Id, rt: RuntimeDep, _: Admin) -> Released:
             series.status, series.stage, series.updated_at = (Status.DONEPROCESSING,
                                                               Stage.SEND, utcnow())
             outbox.enqueue(session, rt.settings.send_queue, series)
-        record_event(session, series.id, "api", "released",
-                     f"image {image_id} released from the burned-in text hold by an admin")
+        audit(session, caller, "released",
+              f"image {image_id} released from the burned-in text hold", series.id)
         answer = Released(image_id=image_id, series_id=image.series_id, status=image.status,
                           series_status=series.status, queued_for_send=queued)
     log.info("held image released", extra={"series_id": answer.series_id, "image_id": image_id})

@@ -9,6 +9,6 @@ router = APIRouter(prefix="/api/v1/me", tags=["session"])
 
 
 @router.get("", response_model=Me)
-def whoami(role: Reader) -> Me:
+def whoami(caller: Reader) -> Me:
     """The caller's role, so that a client shows only what the role may do."""
-    return Me(role=role.name.lower())
+    return Me(role=caller.role.name.lower())

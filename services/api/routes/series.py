@@ -9,10 +9,11 @@ from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from relay_api import queries
+from relay_api.audit import audit
 from relay_api.deps import Id, Offset, Operator, Reader, RuntimeDep, SessionDep
 from relay_api.schemas import Page, RetryAccepted, SeriesDetail, SeriesSummary, SortKey
 from relay_shared import outbox
-from relay_shared.db import record_event, session_scope
+from relay_shared.db import session_scope
 from relay_shared.models import Image, Series, Stage, Status, Study, utcnow
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,11 @@ def as_utc(value: datetime | None, name: str) -> datetime | None:
 
 
 def _filtered(status_filter: Status | None, patient: str | None, modality: str | None,
-              created_from: datetime | None, created_to: datetime | None
-              ) -> SelectOfScalar[Series]:
+              created_from: datetime | None, created_to: datetime | None,
+              project: str | None = None) -> SelectOfScalar[Series]:
     query = select(Series)
+    if project is not None:
+        query = query.where(Series.project == project)
     if status_filter is not None:
         query = query.where(Series.status == status_filter)
     if patient is not None:
@@ -64,6 +67,8 @@ def list_series(
     status_filter: Annotated[Status | None, Query(alias="status")] = None,
     patient_pseudonym: Annotated[str | None, Query(max_length=64)] = None,
     modality: Annotated[str | None, Query(max_length=16)] = None,
+    project: Annotated[str | None, Query(max_length=40, description="Only this project's "
+                                         "series")] = None,
     created_from: Annotated[datetime | None, Query(
         description="Created at or after (ISO 8601; UTC when no offset is given)")] = None,
     created_to: Annotated[datetime | None, Query(description="Created before")] = None,
@@ -71,7 +76,8 @@ def list_series(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Offset = 0,
 ) -> Page[SeriesSummary]:
-    query = _filtered(status_filter, patient_pseudonym, modality, created_from, created_to)
+    query = _filtered(status_filter, patient_pseudonym, modality, created_from, created_to,
+                      project)
     total = queries.total_of(session, query)
     rows = list(session.exec(_ordered(query, sort).offset(offset).limit(limit)))
     return Page(items=queries.summaries(session, rows), total=total, limit=limit,
@@ -98,7 +104,7 @@ RESTART = {Stage.DEID: Status.NEW, Stage.SEND: Status.DONEPROCESSING}
 @router.post("/{series_id}/retry", response_model=RetryAccepted, status_code=202,
              responses={**NOT_FOUND,
                         409: {"description": "The series is not in a state to retry"}})
-async def retry_series(series_id: Id, rt: RuntimeDep, _: Operator) -> RetryAccepted:
+async def retry_series(series_id: Id, rt: RuntimeDep, caller: Operator) -> RetryAccepted:
     queues = {Stage.DEID: rt.settings.deid_queue, Stage.SEND: rt.settings.send_queue}
     with session_scope(rt.engine) as session:
         series = session.get(Series, series_id)
@@ -110,7 +116,7 @@ async def retry_series(series_id: Id, rt: RuntimeDep, _: Operator) -> RetryAccep
                                 "series that got past ingest can be retried")
         series.status, series.attempts, series.updated_at = RESTART[series.stage], 0, utcnow()
         outbox.enqueue(session, queues[series.stage], series)
-        record_event(session, series_id, "api", "retry", f"from stage {series.stage.value}")
+        audit(session, caller, "retry", f"from stage {series.stage.value}", series_id)
         accepted = RetryAccepted(series_id=series_id, stage=series.stage, status=series.status)
         trace_id = series.trace_id
     log.info("retry queued", extra={"series_id": series_id, "trace_id": trace_id,

@@ -4,7 +4,8 @@
 
 const TOKEN_KEY = "relay-token";
 const RANKS = { reader: 1, operator: 2, admin: 3 };
-const STATUSES = ["NEW", "PROCESSING", "DONEPROCESSING", "SENT", "DONE", "FAILED", "QUARANTINED"];
+const STATUSES = ["NEW", "PROCESSING", "DONEPROCESSING", "SENT", "DONE", "FAILED", "QUARANTINED",
+                  "HELD", "IGNORED"];
 let role = null;
 let timer = null;
 
@@ -87,7 +88,8 @@ function renderSeries(page) {
     const status = el("td", s.status, "status-" + s.status);
     const bar = el("td");
     bar.append(progressBar(s));
-    row.append(el("td", s.id), el("td", s.modality || "–"), el("td", s.patient_pseudonym || "–"),
+    row.append(el("td", s.id), el("td", s.project || "–"), el("td", s.modality || "–"),
+      el("td", s.patient_pseudonym || "–"),
       status, el("td", s.image_count), bar, el("td", new Date(s.updated_at).toLocaleString()));
     return row;
   });

@@ -27,6 +27,11 @@ ROUTES = [
     ("GET", "/api/v1/admin/identifiers", "admin"),
     ("GET", "/api/v1/admin/series/{done}/audit", "admin"),
     ("GET", "/api/v1/admin/events", "admin"),
+    ("GET", "/api/v1/notifications", "operator"),
+    ("POST", "/api/v1/notifications/1/retry", "operator"),
+    ("GET", "/api/v1/projects", "reader"),
+    ("POST", "/api/v1/series/{done}/release", "operator"),
+    ("POST", "/api/v1/series/{done}/drop", "operator"),
 ]
 PUBLIC = ["/healthz", "/readyz", "/metrics", "/dashboard", "/api/v1/openapi.json",
           "/dashboard/static/dashboard.js"]
@@ -35,7 +40,11 @@ RANK = {role: n for n, role in enumerate(ROLES)}
 BODIES = {"/api/v1/collections": {"csv": "accession_number\nACC-MATRIX-2\n"}}
 # Authorised but refused by state: the seeded data holds no image to release
 # (releasing is tested on a held image in tests/shared/pixels).
-AUTHORISED = {"/api/v1/images/1/release": (409,)}
+# Neither is a series held (holding and releasing are tested in tests/e2e/test_projects).
+AUTHORISED = {"/api/v1/images/1/release": (409,), "/api/v1/series/{done}/release": (409,),
+              "/api/v1/series/{done}/drop": (409,),
+              # no webhook is configured, so there is no notification to retry
+              "/api/v1/notifications/1/retry": (404,)}
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +52,7 @@ def _collection(rt: Runtime) -> None:
     """Collection 1, for the routes that read one."""
     from relay_ingest.worklist import Query, create_collection
 
-    create_collection(rt.engine, rt.vault, rt.pseudonymizer, "matrix",
+    create_collection(rt.engine, rt.vault, "matrix",
                       [Query(accession="ACC-MATRIX-1")])
 
 
@@ -58,7 +67,8 @@ def test_every_api_route_is_in_the_matrix(rt: Runtime) -> None:
                   for method in (m.upper() for m in item) if path.startswith("/api/v1")}
     tested = {(method, template.replace("{done}", "{series_id}")
                .replace("{failed}", "{series_id}").replace("/images/1", "/images/{image_id}")
-               .replace("/collections/1", "/collections/{collection_id}"))
+               .replace("/collections/1", "/collections/{collection_id}")
+               .replace("/notifications/1", "/notifications/{notification_id}"))
               for method, template, _ in ROUTES}
     assert documented == tested
 

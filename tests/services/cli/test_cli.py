@@ -46,8 +46,10 @@ def test_submit_renames_a_complete_copy_into_incoming(tmp_path: Path) -> None:
 
 
 def test_token_new_prints_an_entry_that_admits_the_token(tmp_path: Path) -> None:
-    result = run_relay("token", "new", "--role", "operator", env=relay_env({}))
+    result = run_relay("token", "new", "--name", "pacs-team", "--role", "operator",
+                       env=relay_env({}))
     lines = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines())
     (entry,) = parse_entries([lines["entry"]])
     assert entry.role.name == "OPERATOR"
+    assert entry.name == "pacs-team"
     assert entry.sha256_hex == hash_token(lines["token"])

@@ -75,7 +75,7 @@ def _rows(engine) -> list[CollectionRow]:  # type: ignore[no-untyped-def]
 
 def _run(world, *accessions: str) -> list[CollectionRow]:  # type: ignore[no-untyped-def]
     engine, vault, collector = world
-    create_collection(engine, vault, PSEUDONYMIZER, "test",
+    create_collection(engine, vault, "test",
                       [Query(accession=a) for a in accessions])
     for row in _rows(engine):
         if row.state == RowState.QUEUED.value:
@@ -152,7 +152,7 @@ def test_pacs_refusals_and_lost_instances_fail_the_row_with_the_reason(world) ->
 
 def test_rows_a_stopped_process_had_in_hand_are_queued_again(world) -> None:  # type: ignore[no-untyped-def]
     engine, vault, _ = world
-    create_collection(engine, vault, PSEUDONYMIZER, "test", [Query(accession="ACC-1")])
+    create_collection(engine, vault, "test", [Query(accession="ACC-1")])
     with session_scope(engine) as session:
         session.exec(select(CollectionRow)).one().state = RowState.RETRIEVING.value
     assert requeue_interrupted(engine) == 1

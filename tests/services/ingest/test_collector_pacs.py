@@ -57,7 +57,7 @@ def test_find_then_get_lands_a_finished_folder(pacs_server: Orthanc, tmp_path: P
     assert (result.completed, result.failed) == (3, 0)
     (folder,) = incoming.iterdir()
     assert folder.name == "collect-1" and is_finished(folder)
-    assert sorted(dcmread(p).SOPInstanceUID for p in folder.iterdir()) == sorted(spec.sop_uids)
+    assert sorted(dcmread(p).SOPInstanceUID for p in folder.glob("*.dcm")) == sorted(spec.sop_uids)
 
 
 def test_a_pacs_that_is_not_there_is_a_pacs_error(pacs_server: Orthanc) -> None:

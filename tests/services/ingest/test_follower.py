@@ -81,7 +81,7 @@ def test_stable_series_become_finished_folders_and_the_cursor_moves(engine, tmp_
     source.add_series("bbbb", 2)
     assert _round(source, engine, incoming) == 2
     folders = sorted(incoming.iterdir())
-    assert [len(list(f.iterdir())) for f in folders] == [3, 2]
+    assert [len(list(f.glob("*.dcm"))) for f in folders] == [3, 2]
     assert not any(".tmp" in f.name for f in folders)
     assert load_cursor(engine, source.name) == 4
 

@@ -47,7 +47,7 @@ def test_a_series_closes_only_after_the_stable_age(tmp_path: Path) -> None:
     clock.now = 8.0
     [handed] = area.close_stable()
     assert handed.parent == tmp_path / "incoming"
-    assert sorted(p.read_bytes() for p in handed.iterdir()) == [b"one", b"two"]
+    assert sorted(p.read_bytes() for p in handed.glob("*.dcm")) == [b"one", b"two"]
     assert not any((tmp_path / "staging").iterdir())
 
 
@@ -67,7 +67,7 @@ def test_a_late_instance_starts_a_new_delivery_of_its_series(tmp_path: Path) -> 
     land(area, "1.2.3", "1.2.3.2", b"late")
     clock.now = 4
     [second] = area.close_stable()
-    assert first != second and [p.read_bytes() for p in second.iterdir()] == [b"late"]
+    assert first != second and [p.read_bytes() for p in second.glob("*.dcm")] == [b"late"]
 
 
 def test_recovery_hands_over_whole_files_and_drops_partial_ones(tmp_path: Path) -> None:
@@ -76,7 +76,7 @@ def test_recovery_hands_over_whole_files_and_drops_partial_ones(tmp_path: Path) 
     (folder / "x.dcm.part").write_bytes(b"half")
     (tmp_path / "staging" / "scp-empty-2").mkdir()
     handed = staging.recover(tmp_path / "staging", tmp_path / "incoming")
-    assert sorted(p.read_bytes() for d in handed for p in d.iterdir()) == [b"whole"]
+    assert sorted(p.read_bytes() for d in handed for p in d.glob("*.dcm")) == [b"whole"]
     assert not any((tmp_path / "staging").iterdir())
 
 
@@ -104,7 +104,7 @@ def test_a_series_being_written_is_not_closed_under_the_write(
     writer.join(10)
     clock.now = 10
     [handed] = area.close_stable()
-    assert sorted(p.read_bytes() for p in handed.iterdir()) == [b"one", b"two"]
+    assert sorted(p.read_bytes() for p in handed.glob("*.dcm")) == [b"one", b"two"]
 
 
 def scp_settings(data_dir: Path, **overrides: object) -> Settings:

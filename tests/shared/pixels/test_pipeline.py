@@ -110,6 +110,7 @@ def test_an_admin_releases_a_held_image_once_the_series_is_done(tmp_path: Path,
         image = session.get(Image, held.id)
         assert image is not None and image.status is Status.DONEPROCESSING
         assert image.pixel_gate == "released"
-        kinds = [e.kind for e in session.exec(select(Event).where(Event.series_id == series_id))]
-        assert "released" in kinds
+        events = session.exec(select(Event).where(Event.series_id == series_id))
+        (released,) = [e.detail or "" for e in events if e.kind == "released"]
+        assert "by token unnamed-admin-" in released and "from testclient" in released
     assert admin.post(url).status_code == 409  # not held any more

@@ -1,0 +1,48 @@
+"""The api records worklists without the deid secret: their lookup keys come from the
+vault, and survive a rotation of its keys."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from relay_api.main import create_app
+from relay_shared.db import session_scope
+from relay_shared.models import CollectionRow, RowState
+from tests.services.api.seed import TOKENS, make_runtime
+
+OLD_KEY = "k1:" + base64.urlsafe_b64encode(bytes(range(32))).decode()
+NEW_KEY = "k2:" + base64.urlsafe_b64encode(bytes(range(32, 64))).decode()
+WORKLIST = {"csv": "accession_number\nACC-ROTATE-1\n"}
+
+
+def operator(tmp_path: Path, keys: str) -> TestClient:
+    runtime = make_runtime(tmp_path / "var", env="production", identifier_keys=keys)
+    return TestClient(create_app(runtime),
+                      headers={"Authorization": f"Bearer {TOKENS['operator']}"})
+
+
+def test_a_production_api_without_the_deid_secret_records_a_worklist(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RELAY_DEID_SECRET", raising=False)
+    answer = operator(tmp_path, OLD_KEY).post("/api/v1/collections", json=WORKLIST)
+    assert answer.status_code == 202, answer.text
+
+
+def test_a_row_collected_before_a_key_rotation_is_still_recognised(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RELAY_DEID_SECRET", raising=False)
+    assert operator(tmp_path, OLD_KEY).post("/api/v1/collections",
+                                            json=WORKLIST).status_code == 202
+    runtime = make_runtime(tmp_path / "var", identifier_keys=OLD_KEY)
+    with session_scope(runtime.engine) as session:
+        for row in session.exec(select(CollectionRow)):
+            row.state = RowState.DONE.value
+    again = operator(tmp_path, f"{NEW_KEY},{OLD_KEY}").post("/api/v1/collections",
+                                                            json=WORKLIST)
+    (row,) = again.json()["rows"]
+    assert row["state"] == "DONE" and row["reason"].startswith("collected already")
