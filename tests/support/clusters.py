@@ -102,17 +102,27 @@ class PostgresPair:
                          str(self.primary.port), "-U", "postgres", "-D",
                          str(self.standby.root / "data"), "-R", "-X", "stream")
         self.standby.start()
-        wait_until(self._streaming, 60, "the standby to stream")
+        # Synchronous, as the prod overlay runs it: a commit is acknowledged once the
+        # standby has it, so promoting the standby loses no acknowledged commit. (With
+        # asynchronous replication the last commits before the kill can be lost, and
+        # a series whose stage was lost waits for RELAY_STUCK_AFTER to be taken again.)
+        self._primary_sql("ALTER SYSTEM SET synchronous_standby_names = '*'")
+        self._primary_sql("SELECT pg_reload_conf()")
+        wait_until(self._streaming_in_sync, 60, "the standby to stream in sync")
         return self
 
-    def _streaming(self) -> bool:
+    def _primary_sql(self, sql: str) -> list[tuple[object, ...]]:
         import psycopg
 
         with psycopg.connect(f"host=127.0.0.1 port={self.primary.port} user=postgres "
                              "dbname=postgres", autocommit=True) as conn:
-            row = conn.execute("SELECT count(*) FROM pg_stat_replication "
-                               "WHERE state = 'streaming'").fetchone()
-        return bool(row and row[0] == 1)
+            cursor = conn.execute(sql)  # type: ignore[arg-type]
+            return list(cursor.fetchall()) if cursor.description else []
+
+    def _streaming_in_sync(self) -> bool:
+        rows = self._primary_sql("SELECT count(*) FROM pg_stat_replication "
+                                 "WHERE state = 'streaming' AND sync_state = 'sync'")
+        return bool(rows and rows[0][0] == 1)
 
     def kill_primary(self) -> None:
         pid = int((self.primary.root / "data" / "postmaster.pid").read_text().split()[0])
