@@ -6,9 +6,12 @@ One run, one machine, the same files for every row:
               each stage's rate from the series' event history, peak memory per process
   deid drain  a queued backlog de-identified by 1 worker, then by 2 (nothing else running)
   memory      optional: peak memory of the deid worker on one long series
+  bus         messages through the relay's bus, quorum queues (as it runs) against
+              classic queues, publish confirmed and consume acked (--only-bus: just these)
 
     .venv/bin/python bench/pipeline_bench.py --instances 1000 --series 10
     .venv/bin/python bench/pipeline_bench.py --instances 200 --series 4 --memory-series 2000
+    .venv/bin/python bench/pipeline_bench.py --only-bus --bus-cluster --bus-messages 1000
 
 It is a benchmark, not a test: on a shared machine compare rows of the same run only.
 """
@@ -16,6 +19,7 @@ It is a benchmark, not a test: on a shared machine compare rows of the same run 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import shutil
 import sys
 import tempfile
@@ -33,6 +37,10 @@ from pydicom.uid import generate_uid
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from relay_shared import amqp
+from relay_shared.amqp import AmqpBus, Topology
+from relay_shared.bus import RetryPolicy
+from relay_shared.messages import SeriesMessage
 from tests.support.dicom_factory import Patient, SeriesSpec, make_instance
 from tests.support.services import (
     AMQP_URL,
@@ -236,6 +244,83 @@ def memory_run(root: Path, orthanc: Orthanc, instances: int, seed: int) -> float
         pipe.close()
 
 
+_QUORUM = Topology.declarations
+
+
+def _classic(topology: Topology) -> list[tuple[str, dict]]:
+    """The same queues as classic ones: what the relay declared before quorum queues."""
+    keep = ("x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key")
+    return [(name, {k: v for k, v in args.items() if k in keep})
+            for name, args in _QUORUM(topology)]
+
+
+async def _bus_rate(url: str, messages: int, prefix: str) -> float:
+    """Messages per second through the bus: published with confirms, then consumed
+    and acked one at a time (prefetch 1, as the workers run)."""
+    bus = AmqpBus(url, RetryPolicy())
+    await bus.connect()
+    queue = f"{prefix}.deid"
+    done = asyncio.Event()
+    seen = 0
+
+    async def handler(message: SeriesMessage, attempt: int) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == messages:
+            done.set()
+
+    async def give_up(message: SeriesMessage, error: str) -> None:
+        raise AssertionError("nothing fails here")
+
+    try:
+        await bus.declare(queue)
+        started = time.perf_counter()
+        for n in range(messages):
+            await bus.publish(queue, SeriesMessage(series_id=n + 1))
+        await bus.consume(queue, handler, give_up)
+        await asyncio.wait_for(done.wait(), 600)
+        return messages / (time.perf_counter() - started)
+    finally:
+        await bus.close()
+
+
+def bus_rates(url: str, messages: int) -> dict[str, float]:
+    """Interleaved rounds, the median of each kind: the shared broker's load varies."""
+    rates: dict[str, list[float]] = {"quorum": [], "classic": []}
+    for _ in range(3):
+        for kind in rates:
+            amqp.Topology.declarations = _classic if kind == "classic" else _QUORUM  # type: ignore[method-assign,assignment]
+            prefix = f"bench-{uuid.uuid4().hex[:8]}"
+            try:
+                rates[kind].append(asyncio.run(_bus_rate(url, messages, prefix)))
+            finally:
+                amqp.Topology.declarations = _QUORUM  # type: ignore[method-assign]
+                if url == AMQP_URL:
+                    delete_queues(prefix)
+    return {kind: sorted(values)[1] for kind, values in rates.items()}
+
+
+def print_bus_rows(messages: int, cluster: bool = False) -> None:
+    where = {"one node": AMQP_URL}
+    nodes = None
+    if cluster:
+        from tests.support.clusters import RabbitCluster
+
+        nodes = RabbitCluster().start()
+        where["3-node cluster"] = nodes.url
+    try:
+        for label, url in where.items():
+            rates = bus_rates(url, messages)
+            print(f"\n| bus on {label}, {messages} messages (median of 3) | messages/s | "
+                  "ms per message | ratio |\n| --- | --- | --- | --- |")
+            for kind, rate in rates.items():
+                print(f"| {kind} queues | {rate:.0f} | {1000 / rate:.2f} | "
+                      f"{rate / rates['classic']:.2f}x classic |")
+    finally:
+        if nodes is not None:
+            nodes.destroy()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--instances", type=int, default=1000)
@@ -243,7 +328,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--memory-series", type=int, default=0,
                         help="also measure deid's peak memory on one series this long")
+    parser.add_argument("--bus-messages", type=int, default=2000)
+    parser.add_argument("--only-bus", action="store_true",
+                        help="only the bus rows (quorum against classic queues)")
+    parser.add_argument("--bus-cluster", action="store_true",
+                        help="the bus rows on a 3-node RabbitMQ cluster too (started here)")
     args = parser.parse_args()
+    if args.only_bus:
+        print_bus_rows(args.bus_messages, args.bus_cluster)
+        return
     root = Path(tempfile.mkdtemp(prefix="relay-bench-"))
     orthanc = Orthanc(root / "orthanc").start()
     try:
@@ -281,6 +374,7 @@ def report(root: Path, orthanc: Orthanc, args: argparse.Namespace) -> None:
     if args.memory_series:
         peak = memory_run(root, orthanc, args.memory_series, args.seed)
         print(f"\ndeid peak memory on one {args.memory_series}-instance series: {peak:.0f} MB")
+    print_bus_rows(args.bus_messages, args.bus_cluster)
 
 
 if __name__ == "__main__":

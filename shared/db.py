@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from alembic import command
@@ -13,7 +15,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event as sa_event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlmodel import Session, create_engine
 
 from relay_shared.models import Event
@@ -33,7 +35,36 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         sa_event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # Pre-ping: after a failover every pooled connection is to the old primary;
+    # each is found dead when next taken and replaced by one to the new primary.
+    return create_engine(postgres_url(url), pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+# libpq's defaults wait for TCP to give up on a primary that vanished without a word
+# (minutes); these notice in well under a minute. A value in the URL wins.
+LIBPQ_DEFAULTS = {"connect_timeout": "10", "keepalives": "1", "keepalives_idle": "30",
+                  "keepalives_interval": "10", "keepalives_count": "3",
+                  "tcp_user_timeout": "30000"}
+_LIBPQ_HOSTS = re.compile(r"^(?P<scheme>[^:/]+://)(?P<user>[^@/]*@)?(?P<hosts>[^/?]*,[^/?]*)"
+                          r"(?P<rest>.*)$")
+
+
+def postgres_url(url: str) -> URL:
+    """A PostgreSQL URL that may name a primary and its standbys, as libpq does
+    (``postgresql+psycopg://u:p@db-a:5432,db-b:5432/relay``) or as SQLAlchemy does
+    (``...@/relay?host=db-a:5432&host=db-b:5432``). With several hosts the relay
+    connects only to the one that accepts writes, trying them in turn."""
+    multi = _LIBPQ_HOSTS.match(url)
+    if multi:
+        rest = multi["rest"] or "/"
+        hosts = "&".join(f"host={host.strip()}" for host in multi["hosts"].split(","))
+        joiner = "&" if "?" in rest else "?"
+        url = f"{multi['scheme']}{multi['user'] or ''}{rest}{joiner}{hosts}"
+    parsed = make_url(url)
+    query = {**LIBPQ_DEFAULTS, **parsed.query}
+    if isinstance(parsed.query.get("host"), tuple):
+        query.setdefault("target_session_attrs", "read-write")
+    return parsed.set(query=query)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -44,10 +75,27 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+# The connection that holds the lock of the series this thread works on (see
+# series_lock): its units of work commit through it, so they commit only while it
+# holds the lock.
+_pinned: ContextVar[tuple[Engine, Connection] | None] = ContextVar("pinned", default=None)
+
+
+@contextmanager
+def pinned(engine: Engine, connection: Connection) -> Iterator[None]:
+    token = _pinned.set((engine, connection))
+    try:
+        yield
+    finally:
+        _pinned.reset(token)
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One unit of work: the caller's block commits at its end, or nothing does."""
-    with Session(engine, expire_on_commit=False) as session:
+    pin = _pinned.get()
+    bind: Engine | Connection = pin[1] if pin is not None and pin[0] is engine else engine
+    with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
@@ -59,6 +107,8 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 def _alembic_config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url.startswith("postgresql"):
+        url = postgres_url(url).render_as_string(hide_password=False)
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 

@@ -9,6 +9,18 @@ PostgreSQL advisory lock keyed by the series makes the second worker wait until 
 first is done; it then finds the work done and skips it. The lock belongs to the
 holder's database session, so a worker that dies lets go of it at once.
 
+Across a failover of the database the lock must be re-taken safely. Advisory locks
+live in the primary's memory and are not replicated: when the primary goes, every
+lock goes with it, and a worker may take a series' lock on the promoted standby
+while the first worker, unaware, is still on the series. So the holder's units of
+work (``session_scope`` inside the block) commit through the very connection that
+holds the lock: a commit succeeds only on the server where the lock is held, by the
+session that holds it. The first worker's next commit fails (its server is gone),
+its attempt fails and is retried, and the retry waits for the lock on the new
+primary like anyone else. What the first worker did outside the database in the
+meantime (files written, instances sent) is repeated at most once, and every stage
+is idempotent about it. docs/high-availability.md tells the whole argument.
+
 SQLite runs the relay as one process with an in-process bus, where no message is
 handed to two workers: there the lock is nothing.
 """
@@ -21,6 +33,8 @@ from contextlib import contextmanager
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+
+from relay_shared.db import pinned
 
 # The first key of the relay's advisory locks ("RELY"), so that another program's
 # advisory locks in the same database never collide with a series id.
@@ -44,7 +58,8 @@ def exclusive(engine: Engine, series_id: int) -> Iterator[None]:
                            {"namespace": NAMESPACE, "series_id": series_id})
         connection.commit()  # the lock outlives transactions; don't idle in one
         try:
-            yield
+            with pinned(engine, connection):
+                yield
         finally:
             _release(connection, series_id)
 

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     orthanc_username: str | None = None
     orthanc_password: SecretStr | None = None
     http_timeout: float = Field(30.0, gt=0)
+    # Connections the sender opens at once to an Orthanc destination (REST): one
+    # connection leaves the destination idle between instances.
+    send_concurrency: int = Field(4, ge=1, le=64)
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
@@ -335,8 +338,10 @@ class Settings(BaseSettings):
     @field_validator("amqp_url")
     @classmethod
     def _known_broker(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("amqp://", "amqps://")):
-            raise ValueError("must be an amqp:// or amqps:// URL")
+        # The nodes of a cluster may be listed, comma separated.
+        urls = [part.strip() for part in (value or "").split(",")]
+        if value and not all(url.startswith(("amqp://", "amqps://")) for url in urls):
+            raise ValueError("must be an amqp:// or amqps:// URL, or a comma list of them")
         return value
 
     @model_validator(mode="after")

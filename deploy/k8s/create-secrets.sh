@@ -44,6 +44,19 @@ else
   create rabbitmq-credentials \
     --from-literal=RABBITMQ_DEFAULT_USER=relay \
     --from-literal=RABBITMQ_DEFAULT_PASS="$mq_password"
+  # The same two accounts for the prod overlay's operator-run clusters: the
+  # RabbitmqCluster's default user, and the CloudNativePG database owner.
+  create rabbitmq-default-user \
+    --from-literal=username=relay \
+    --from-literal=password="$mq_password" \
+    --from-literal=default_user.conf="$(printf 'default_user = relay\ndefault_pass = %s\n' "$mq_password")" \
+    --from-literal=host=rabbitmq \
+    --from-literal=port=5672 \
+    --from-literal=provider=rabbitmq \
+    --from-literal=type=rabbitmq
+  create postgres-owner --type=kubernetes.io/basic-auth \
+    --from-literal=username=relay \
+    --from-literal=password="$pg_password"
   create orthanc-credentials \
     --from-literal=ORTHANC__REGISTERED_USERS="{\"relay\": \"$orthanc_password\"}"
   create relay-sender-credentials \

@@ -90,7 +90,7 @@ class FolderDestination:
             target = self._path(series, instance.sop_instance_uid)
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_name(target.name + ".part")
-            shutil.copyfile(instance.path, partial)
+            _link_or_copy(instance.path, partial)
             os.replace(partial, target)
 
     def missing(self, series: OutgoingSeries) -> set[str]:
@@ -98,6 +98,19 @@ class FolderDestination:
             instance.sop_instance_uid for instance in series.instances
             if not _same_size(self._path(series, instance.sop_instance_uid), instance.path)
         }
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link when the folder is on the work store's file system: no second
+    copy of the bytes. The de-identified file is never written again in place (it is
+    written whole and renamed over), and the sender then removes its working name, so
+    the folder's file stays as sent. Elsewhere (another file system, one without
+    links), a copy."""
+    target.unlink(missing_ok=True)  # a .part left by a crash
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _same_size(copy: Path, original: Path) -> bool:

@@ -38,6 +38,7 @@ def build_destinations(settings: Settings, engine: Engine | None = None) -> list
             built.append(OrthancDestination(settings.orthanc_url, settings.orthanc_username,
                                             _revealed(settings.orthanc_password),
                                             settings.http_timeout,
+                                            concurrency=settings.send_concurrency,
                                             verify=tlsconfig.http_verify(settings)))
         elif name is DestinationName.DICOM and settings.dicom_verify == "commitment":
             built.append(committed_dicom_destination(settings))

@@ -122,7 +122,9 @@ def test_dead_letter_then_retry_through_the_api(stack: Stack) -> None:
     wait_until(lambda: _series_status(stack, series_id) == "FAILED", 60, "the dead letter")
     detail = api_get(stack.api, f"/api/v1/series/{series_id}")
     assert detail["stage"] == "send" and "orthanc unreachable" in detail["error"]
-    assert _queue_depth(stack.rabbit.node, "relay.send.dead") == 1
+    # A quorum queue's count reaches rabbitmqctl with the next statistics round.
+    wait_until(lambda: _queue_depth(stack.rabbit.node, "relay.send.dead") == 1, 30,
+               "the message parked as dead")
     stack.procs["sender"].stop()
     stack.start("sender")  # the destination is back
     response = httpx.post(f"{stack.api}/api/v1/series/{series_id}/retry",
@@ -148,7 +150,9 @@ def test_a_series_that_brings_down_every_worker_ends_failed_not_looping(stack: S
         wait_until(lambda: _series_status(stack, series_id) == "FAILED", 60, "the give-up")
         detail = api_get(stack.api, f"/api/v1/series/{series_id}")
         assert detail["stage"] == "deid" and "worker stopped" in detail["error"]
-        assert _queue_depth(stack.rabbit.node, "relay.deid.dead") == 1
+        # A quorum queue's count reaches rabbitmqctl with the next statistics round.
+        wait_until(lambda: _queue_depth(stack.rabbit.node, "relay.deid.dead") == 1, 30,
+                   "the message parked as dead")
         time.sleep(2)
         assert len(slow.calls) == 3  # taken three times, not a fourth
 

@@ -10,8 +10,11 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
 
 from relay_shared import outbox, series_lock
 from relay_shared.bus import InProcessBus, RetryPolicy
@@ -95,4 +98,39 @@ def test_the_sweep_leaves_a_long_series_to_the_worker_on_it(postgres_url: str) -
     with series_lock.exclusive(engine, series_id):
         assert requeued() == 0
     assert requeued() == 1
+    engine.dispose()
+
+
+def _lock_holders(engine: Engine, series_id: int) -> list[int]:
+    with engine.connect() as connection:
+        return [int(pid) for pid in connection.execute(text(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid = :namespace AND objid = :series_id"),
+            {"namespace": series_lock.NAMESPACE, "series_id": series_id}).scalars()]
+
+
+def test_a_holder_that_lost_its_lock_commits_nothing(postgres_url: str) -> None:
+    # The lock's session ends under the holder (as on a failover, where the new primary
+    # knows no lock): another worker takes the series, and the first one's next unit of
+    # work fails instead of writing over the second's.
+    upgrade(postgres_url)
+    engine = make_engine(postgres_url)
+    with session_scope(engine) as session:
+        series = Series(series_uid="2.25.4343", status=Status.PROCESSING, stage=Stage.DEID,
+                        trace_id="0" * 32)
+        session.add(series)
+        session.flush()
+        series_id = series.id
+    assert series_id is not None
+    with pytest.raises(OperationalError):  # noqa: SIM117 - the lock spans the whole test
+        with series_lock.exclusive(engine, series_id):
+            with engine.connect() as admin:
+                admin.execute(text("SELECT pg_terminate_backend(:pid)"),
+                              {"pid": _lock_holders(engine, series_id)[0]})
+            with series_lock.exclusive(engine, series_id):  # the second worker gets it
+                pass
+            with session_scope(engine) as session:
+                session.get(Series, series_id).status = Status.FAILED  # type: ignore[union-attr]
+    with Session(engine) as session:
+        assert session.get(Series, series_id).status == Status.PROCESSING  # type: ignore[union-attr]
     engine.dispose()

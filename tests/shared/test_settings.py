@@ -31,10 +31,17 @@ def test_comma_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(settings.api_tokens) == 2
 
 
+def test_the_broker_may_be_a_list_of_cluster_nodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    urls = "amqp://u:p@node-0:5672/, amqps://u:p@node-1:5671/"
+    monkeypatch.setenv("RELAY_AMQP_URL", urls)
+    assert load_settings().amqp_url == urls
+
+
 @pytest.mark.parametrize(("name", "value"), [
     ("RELAY_API_PORT", "eighty"),
     ("RELAY_DATABASE_URL", "mysql://x"),
     ("RELAY_AMQP_URL", "http://broker"),
+    ("RELAY_AMQP_URL", "amqp://node-0:5672/,http://node-1:5672/"),
     ("RELAY_MAX_ATTEMPTS", "0"),
     ("RELAY_QUEUE_PREFIX", "bad prefix!"),
 ])

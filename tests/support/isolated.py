@@ -36,6 +36,10 @@ class PrivateRabbit:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/"
 
     def start(self) -> PrivateRabbit:
+        return self.launch().wait_started()
+
+    def launch(self) -> PrivateRabbit:
+        """Start the node without waiting for it (nodes of a cluster boot side by side)."""
         (self.root / "plugins").write_text("[].\n")
         (self.root / "rabbitmq.conf").write_text(
             f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
@@ -49,6 +53,9 @@ class PrivateRabbit:
                    RABBITMQ_CONFIG_FILE=str(self.root / "rabbitmq.conf"),
                    RABBITMQ_PID_FILE=str(self.root / "pid"))
         subprocess.run(["rabbitmq-server", "-detached"], env=env, check=True)
+        return self
+
+    def wait_started(self) -> PrivateRabbit:
         wait_until(lambda: port_open(self.port), 90, "the private RabbitMQ node")
         return self
 
@@ -71,21 +78,21 @@ class PrivatePostgres:
     def url(self) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
-    def _pg(self, *args: str) -> None:
+    def run(self, *args: str) -> None:
         subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True,
                        capture_output=True, timeout=120)
 
     def start(self) -> PrivatePostgres:
         data = self.root / "data"
         if not data.exists():
-            self._pg(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
-        self._pg(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(self.root / "log"), "-w",
+            self.run(str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
+        self.run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(self.root / "log"), "-w",
                  "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
                  "-c fsync=off", "start")
         return self
 
     def stop(self) -> None:
-        self._pg(str(PG_BIN / "pg_ctl"), "-D", str(self.root / "data"), "-m", "fast", "-w",
+        self.run(str(PG_BIN / "pg_ctl"), "-D", str(self.root / "data"), "-m", "fast", "-w",
                  "stop")
 
     def destroy(self) -> None:

@@ -101,15 +101,24 @@ def delete_queues(prefix: str) -> None:
 
     import aio_pika
 
+    from relay_shared.amqp import Topology
+    from relay_shared.bus import RetryPolicy
+
+    # Retry tiers are named by their delay: those of every base delay the tests use.
+    names = set()
+    for stage in ("deid", "send"):
+        for base in (0.1, 0.2, 0.5, 1.0, 2.0):
+            topology = Topology.of(f"{prefix}.{stage}", RetryPolicy(100, base))
+            names.update(name for name, _ in topology.declarations())
+
     async def go() -> None:
         connection = await aio_pika.connect(AMQP_URL)
         async with connection:
-            for stage in ("deid", "send"):
-                for suffix in ("", ".retry", ".dead"):
-                    channel = await connection.channel()
-                    # A queue this run never declared closes the channel with 404: fine.
-                    with contextlib.suppress(Exception):
-                        await channel.queue_delete(f"{prefix}.{stage}{suffix}")
+            for name in sorted(names):
+                channel = await connection.channel()
+                # A queue this run never declared closes the channel with 404: fine.
+                with contextlib.suppress(Exception):
+                    await channel.queue_delete(name)
     asyncio.run(go())
 
 
