@@ -12,7 +12,9 @@ name; its text goes to the PHI debug log only (see `relay_shared.logs`).
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 
 # Off unless RELAY_LOG_PHI_DEBUG is set: its lines may quote patient data.
 phi_log = logging.getLogger("relay.phi")
@@ -32,9 +34,14 @@ class RelayError(Exception):
 
 def reason_of(exc: BaseException) -> str:
     """What may be shown about `exc` to anyone: its reason if the relay wrote it,
-    else only its type."""
+    else only its type; for an operating-system error also its errno, whose text is
+    the C library's (a full disk must be told from a permission problem), never the
+    file name, which can carry a patient's name."""
     if isinstance(exc, RelayError):
         return exc.reason
+    if isinstance(exc, OSError) and exc.errno in errno.errorcode:
+        return (f"{type(exc).__name__} {errno.errorcode[exc.errno]}: {os.strerror(exc.errno)} "
+                "(details only in the PHI debug log)")
     return f"{type(exc).__name__} (details only in the PHI debug log)"
 
 

@@ -114,3 +114,12 @@ def test_exception_text_reaches_only_the_phi_debug_log_and_only_when_on(
         logs.enable_phi_debug(False)
     assert PLANTED in json_log.take()
     assert not phi_log.isEnabledFor(logging.DEBUG)
+
+
+def test_an_os_error_is_told_by_its_errno_never_by_its_file_name() -> None:
+    from relay_shared.reasons import reason_of
+
+    full = OSError(28, "No space left on device", "/data/incoming/DOE^JOHN/1.dcm")
+    reason = reason_of(full)
+    assert reason.startswith("OSError ENOSPC: No space left on device")
+    assert "DOE" not in reason and "/data" not in reason
