@@ -39,8 +39,9 @@ def reason_of(exc: BaseException) -> str:
     file name, which can carry a patient's name."""
     if isinstance(exc, RelayError):
         return exc.reason
-    if isinstance(exc, OSError) and exc.errno in errno.errorcode:
-        return (f"{type(exc).__name__} {errno.errorcode[exc.errno]}: {os.strerror(exc.errno)} "
+    number = exc.errno if isinstance(exc, OSError) else None
+    if number is not None and number in errno.errorcode:
+        return (f"{type(exc).__name__} {errno.errorcode[number]}: {os.strerror(number)} "
                 "(details only in the PHI debug log)")
     return f"{type(exc).__name__} (details only in the PHI debug log)"
 

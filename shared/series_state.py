@@ -92,20 +92,21 @@ def done(session: Session, series: Series, detail: str) -> None:
     record_event(session, series.id, SERVICE[Stage.SEND], "done", detail)
 
 
-def retried(session: Session, series: Series) -> None:
-    """A person asked for the failed stage again, from its start."""
-    detail = f"from stage {series.stage.value}"
+def retried(session: Session, series: Series, by: str) -> None:
+    """A person asked for the failed stage again, from its start; `by` names who, as
+    the audit trail shows it."""
+    detail = f"from stage {series.stage.value} {by}"
     _set(series, RESTART[series.stage], error=series.error)
     series.attempts = 0
     record_event(session, series.id, "api", "retry", detail)
 
 
-def released(session: Session, series: Series, detail: str, resend: bool) -> None:
+def released(session: Session, series: Series, detail: str, resend: bool, by: str) -> None:
     """A person released an image held for burned-in text; with `resend`, the
-    series (already DONE without it) goes back to the sender."""
+    series (already DONE without it) goes back to the sender. `by` names who."""
     if resend:
         _set(series, Status.DONEPROCESSING, Stage.SEND, series.error)
-    record_event(session, series.id, "api", "released", detail)
+    record_event(session, series.id, "api", "released", f"{detail} {by}")
 
 
 def failed(session: Session, series: Series, stage: Stage, error: str) -> None:

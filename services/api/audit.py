@@ -23,6 +23,11 @@ def audit(session: Session, caller: Caller, kind: str, what: str,
           series_id: int | None = None) -> None:
     """Add the event to `session`; the route commits it with its own work."""
     record_event(session, series_id, SERVICE, kind, f"{what} {caller.describe()}")
+    log_audited(caller, kind, series_id)
+
+
+def log_audited(caller: Caller, kind: str, series_id: int | None = None) -> None:
+    """The log line of an audited act, for an event the state machine records."""
     log.info("audited", extra={"kind": kind, "token_name": caller.token.label,
                                "role": caller.role.name.lower(), "address": caller.address,
                                "series_id": series_id})

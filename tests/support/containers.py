@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,14 +120,18 @@ class Container:
 
 
 def run_relay_container(name: str, args: list[str], env: dict[str, str], data: Path | None,
-                        image: str = RELAY_IMAGE, detach: bool = True
+                        image: str = RELAY_IMAGE, detach: bool = True,
+                        mounts: Sequence[tuple[Path, str]] = ()
                         ) -> Container | subprocess.CompletedProcess[str]:
     """The relay as a deployment runs it: read-only root, the image's own user, the data
-    volume its only writable place (and /tmp), the host's network."""
+    volume its only writable place (and /tmp), the host's network; `mounts`, read-only
+    (host folder, path inside), are the Secrets it mounts as files."""
     flags = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
              "--security-opt", "no-new-privileges", *RUN_FLAGS]
     if data is not None:
         flags += ["-v", f"{data}:/var/lib/relay"]
+    for folder, inside in mounts:
+        flags += ["-v", f"{folder}:{inside}:ro"]
     env_flags = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
     if not detach:
         return podman("run", "--rm", *flags, *env_flags, image, *args, check=False,

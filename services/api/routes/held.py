@@ -8,7 +8,7 @@ import logging
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel
 
-from relay_api.audit import audit
+from relay_api.audit import log_audited
 from relay_api.deps import Admin, Id, RuntimeDep
 from relay_shared import outbox, series_state
 from relay_shared.db import session_scope
@@ -49,11 +49,10 @@ async def release_image(image_id: Id, rt: RuntimeDep, caller: Admin) -> Released
         image.pixel_gate = "released"
         queued = series.status is Status.DONE
         series_state.released(session, series, f"image {image_id} released from the "
-                              "burned-in text hold by an admin", resend=queued)
+                              "burned-in text hold", resend=queued, by=caller.describe())
         if queued:
             outbox.enqueue(session, rt.settings.send_queue, series)
-        audit(session, caller, "released",
-              f"image {image_id} released from the burned-in text hold", series.id)
+        log_audited(caller, "released", series.id)
         answer = Released(image_id=image_id, series_id=image.series_id, status=image.status,
                           series_status=series.status, queued_for_send=queued)
     log.info("held image released", extra={"series_id": answer.series_id, "image_id": image_id})

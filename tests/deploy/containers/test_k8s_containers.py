@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -44,6 +45,11 @@ if args[:1] == ["get"]:
     sys.exit(0 if args[1] == "namespace" else 1)
 if args[:3] == ["create", "secret", "generic"]:
     data = dict(a.removeprefix("--from-literal=").split("=", 1) for a in args[4:])
+    with open(os.environ["SECRETS_OUT"], "a") as out:
+        out.write(json.dumps({{args[3]: data}}) + "\\n")
+if args[:3] == ["create", "secret", "tls"]:
+    files = dict(a.removeprefix("--").split("=", 1) for a in args[4:])
+    data = {{"tls.crt": open(files["cert"]).read(), "tls.key": open(files["key"]).read()}}
     with open(os.environ["SECRETS_OUT"], "a") as out:
         out.write(json.dumps({{args[3]: data}}) + "\\n")
 """
@@ -85,6 +91,24 @@ def container_env(objects: list[dict[str, Any]], container: dict[str, Any],
             ref = item["valueFrom"]["configMapKeyRef"]
             env[item["name"]] = maps[ref["name"]][ref["key"]]
     return env
+
+
+def secret_mounts(workload: dict[str, Any], container: dict[str, Any],
+                  secrets: dict[str, dict[str, str]], root: Path) -> list[tuple[Path, str]]:
+    """The Secrets the container mounts as files, written where podman mounts them from,
+    readable by the image's user as Kubernetes makes them: (host folder, mount path)."""
+    volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"].get("volumes", [])}
+    mounts = []
+    for mount in container.get("volumeMounts", []):
+        secret = volumes.get(mount["name"], {}).get("secret")
+        if secret is None:
+            continue
+        folder = containers.data_volume(root / f"{uuid.uuid4().hex[:6]}-{mount['name']}")
+        for key, value in secrets[secret["secretName"]].items():
+            (folder / key).write_text(value)
+            shutil.chown(folder / key, *(int(p) for p in containers.RELAY_USER.split(":")))
+        mounts.append((folder, mount["mountPath"]))
+    return mounts
 
 
 def every_relay_container(rendered: dict[str, list[dict[str, Any]]]
@@ -164,7 +188,9 @@ def test_each_service_starts_with_its_rendered_env_and_answers_its_probes(
                       for m in container.get("volumeMounts", []))
         started = run_relay_container(f"relay-k8s-{uuid.uuid4().hex[:6]}-{container['name']}",
                                       container.get("args", []), env,
-                                      data if mounted else None, relay_image)
+                                      data if mounted else None, relay_image,
+                                      mounts=secret_mounts(workload, container, secrets,
+                                                           data.parent))
         assert isinstance(started, Container)
         try:
             for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
