@@ -18,11 +18,49 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
-if TYPE_CHECKING:
-    from relay_shared.settings import Settings
+from pydantic import SecretStr
+
+
+class Settings(Protocol):
+    """What the checks read of the settings: named here, not imported, because the
+    settings run these checks when they are built."""
+
+    @property
+    def production(self) -> bool: ...
+    @property
+    def deid_secret(self) -> SecretStr: ...
+    @property
+    def deid_secret_given(self) -> bool: ...
+    @property
+    def tls_verify(self) -> bool: ...
+    @property
+    def gcs_endpoint(self) -> str | None: ...
+    @property
+    def s3_endpoint(self) -> str | None: ...
+    @property
+    def orthanc_url(self) -> str | None: ...
+    @property
+    def dicomweb_url(self) -> str | None: ...
+    @property
+    def identifiers_url(self) -> str | None: ...
+    @property
+    def follow_orthanc_urls(self) -> list[str]: ...
+    @property
+    def scp_port(self) -> int: ...
+    @property
+    def scp_host(self) -> str: ...
+    @property
+    def scp_allowed_aes(self) -> list[str]: ...
+    @property
+    def scp_allowed_hosts(self) -> list[str]: ...
+    @property
+    def scp_tls_cert(self) -> Path | None: ...
+    @property
+    def allow_insecure(self) -> list[Insecure]: ...
 
 # An HMAC key worth the name: 128 bits or more by zxcvbn's estimate of the guesses it
 # takes (words, keyboard runs, repeats and dates count for little) and by the entropy of
@@ -115,6 +153,7 @@ def _remote_urls(settings: Settings) -> Iterable[tuple[str, str | None]]:
     yield "RELAY_ORTHANC_URL", settings.orthanc_url
     yield "RELAY_DICOMWEB_URL", settings.dicomweb_url
     yield "RELAY_IDENTIFIERS_URL", settings.identifiers_url
+    yield "RELAY_S3_ENDPOINT", settings.s3_endpoint
     for url in settings.follow_orthanc_urls:
         yield "RELAY_FOLLOW_ORTHANC_URLS", url
 

@@ -237,7 +237,8 @@ def test_settings_build_the_client_credentials_destination(tokens: TokenEndpoint
     ({"dicomweb_token_url": "https://idp.example/token"}, "needs RELAY_DICOMWEB_CLIENT_ID"),
     ({"dicomweb_token_url": "idp/token", "dicomweb_client_id": "c",
       "dicomweb_client_secret": "s"}, "RELAY_DICOMWEB_TOKEN_URL"),
-    ({"env": "production", "deid_secret": "x" * 20, "dicomweb_token_url": "http://idp/t",
+    ({"env": "production", "deid_secret": "/78N9r1QLyux/63AIAfNTQEOWEhRGGwhThG5eRhj+mw=",
+      "dicomweb_token_url": "http://idp/t",
       "dicomweb_client_id": "c", "dicomweb_client_secret": "s"}, "must be https://"),
 ])
 def test_a_wrong_sign_in_setting_names_its_variable(overrides: dict[str, str],
