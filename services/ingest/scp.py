@@ -51,6 +51,8 @@ logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
 CLOSE_INTERVAL = 1.0
 SERIES_INSTANCE_UID = 0x0020000E
+TRANSFER_SYNTAX_UID = 0x00020010
+DEFLATED_SYNTAX = b"1.2.840.10008.1.2.1.99"
 MAX_PDU = 4 * 1024 * 1024
 CONNECTIONS_PER_ASSOCIATION = 2
 # Enough for the header of nearly every instance: the raw parser reads it in one go.
@@ -195,12 +197,23 @@ def part10_prefix(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: st
     return b"\x00" * 128 + b"DICM" + header.encode_meta(meta)
 
 
+def _deflated(data: bytes) -> bool:
+    try:
+        meta, _ = header.parse_file_meta(data)
+    except header.DicomFormatError:
+        return False  # the parse below names what is wrong
+    syntax = meta.get(TRANSFER_SYNTAX_UID)
+    return syntax is not None and syntax[1].rstrip(b"\x00 ") == DEFLATED_SYNTAX
+
+
 def _series_uid(path: Path, limits: dicomfiles.SizeLimits) -> str:
     """The series of a received file: from its first bytes by the raw parser when it can,
     else by pydicom, with values deferred and any deflated data set inflated in bounds."""
     with open(path, "rb") as stream:
         data = stream.read(HEAD_BYTES)
         whole = not stream.read(1)
+    if _deflated(data):  # counted as it inflates, kept nowhere, before the parser holds it
+        dicomfiles.check_size(path, limits)
     try:
         elem = header.parse_file(data, complete=whole,
                                  max_inflated_bytes=limits.inflated_bytes
