@@ -26,8 +26,9 @@ RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))
 COPY README.md* ./
 COPY shared ./shared
 COPY services ./services
-# The packages' own test suites, the installer and the symbol tables of the wheels'
-# extension modules (needed by no one at run time) are dead weight. The libraries
+# The packages' own test suites, the installer, the symbol tables of the wheels'
+# extension modules and botocore's models of every AWS service but S3 and the
+# credential chain's (STS, SSO) are needed by no one at run time: dead weight. The libraries
 # auditwheel vendors (`*.libs/`) are left whole: patchelf rewrote them, and strip
 # would break their layout.
 RUN pip install --no-cache-dir --no-deps . \
@@ -36,7 +37,11 @@ RUN pip install --no-cache-dir --no-deps . \
  && find /opt/relay/lib -type d -name tests -prune -exec rm -rf {} + \
  && apt-get update && apt-get install -y --no-install-recommends binutils \
  && find /opt/relay -name '*.so*' -type f -not -path '*.libs/*' \
-        -exec strip --strip-unneeded {} +
+        -exec strip --strip-unneeded {} + \
+ && find /opt/relay/lib/python3.11/site-packages/botocore/data -mindepth 1 -maxdepth 1 \
+        -type d -not -name s3 -not -name sts -not -name sso -not -name sso-oidc \
+        -exec rm -rf {} + \
+ && python -c "import boto3; [boto3.client(name, region_name='eu-west-1') for name in ('s3', 'sts', 'sso', 'sso-oidc')]"
 
 # ---- runtime: the virtualenv and an unprivileged user, nothing else ----------
 FROM python:3.11.11-slim-bookworm AS runtime
