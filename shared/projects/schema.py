@@ -188,9 +188,9 @@ class DicomwebDestination(_HttpAccount):
         return self
 
 
-class GcsDestination(Strict):
-    kind: Literal["gcs"]
-    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+class _Bucket(Strict):
+    """What the bucket destinations share: the layout and formats of the objects."""
+
     prefix: str = Field("", pattern=r"^[A-Za-z0-9._/-]*$")
     format: Literal["dicom", "nifti"] = "dicom"
     sidecar_fields: list[str] | None = None
@@ -203,24 +203,19 @@ class GcsDestination(Strict):
         return value
 
 
-class S3Destination(Strict):
+class GcsDestination(_Bucket):
+    kind: Literal["gcs"]
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+
+
+class S3Destination(_Bucket):
     kind: Literal["s3"]
     bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-    prefix: str = Field("", pattern=r"^[A-Za-z0-9._/-]*$")
     region: str | None = Field(None, pattern=r"^[a-z0-9-]{1,32}$")
     endpoint: str | None = Field(None, pattern=r"^https?://")
     # Without both, the AWS credential chain (environment, shared files, a pod role).
     access_key_id_env: str | None = Field(None, pattern=ENV_NAME)
     secret_access_key_env: str | None = Field(None, pattern=ENV_NAME)
-    format: Literal["dicom", "nifti"] = "dicom"
-    sidecar_fields: list[str] | None = None
-
-    @field_validator("sidecar_fields")
-    @classmethod
-    def _keywords(cls, value: list[str] | None) -> list[str] | None:
-        for keyword in value or []:
-            _check_keyword(keyword)
-        return value
 
     @model_validator(mode="after")
     def _keys_together(self) -> S3Destination:
