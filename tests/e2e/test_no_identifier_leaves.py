@@ -26,6 +26,7 @@ from tests.support.services import (
     AMQP_URL,
     RelayProcess,
     answers,
+    delete_queues,
     free_port,
     relay_env,
     run_relay,
@@ -111,17 +112,7 @@ def relay(tmp_path: Path) -> Iterator[tuple[str, Path, str]]:
         yield url, tmp_path / "var" / "incoming", prefix
     finally:
         proc.stop()
-        asyncio.run(_delete_queues(prefix))
-
-
-async def _delete_queues(prefix: str) -> None:
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        for suffix in ("deid", "send"):
-            for queue in (f"{prefix}.{suffix}", f"{prefix}.{suffix}.retry",
-                          f"{prefix}.{suffix}.dead"):
-                await channel.queue_delete(queue)
+        delete_queues(prefix)
 
 
 async def _dead_letter_headers(prefix: str) -> list[str]:
@@ -130,7 +121,8 @@ async def _dead_letter_headers(prefix: str) -> list[str]:
     async with connection:
         channel = await connection.channel()
         for suffix in ("deid", "send"):
-            queue = await channel.declare_queue(f"{prefix}.{suffix}.dead", durable=True)
+            # The relay declared it (a quorum queue): read it as it is.
+            queue = await channel.declare_queue(f"{prefix}.{suffix}.dead", passive=True)
             while (message := await queue.get(no_ack=True, fail=False)) is not None:
                 headers.append(repr(dict(message.headers or {})))
     return headers
