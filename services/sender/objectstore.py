@@ -123,8 +123,8 @@ class ObjectStoreDestination(ABC):
             volume = to_volume([i.path for i in series.instances])
         except NotAVolume as exc:
             log.info("series sent as DICOM, not a volume",
-                     extra={"series_id": series.series_id, "reason": str(exc)})
-            return str(exc)
+                     extra={"series_id": series.series_id, "reason": exc.reason})
+            return exc.reason
         self._put(Upload(base + VOLUME, volume.content, "application/gzip",
                          {INSTANCES_DIGEST: instances_digest(series)}), listed)
         return None
