@@ -20,6 +20,7 @@ from pydicom.uid import UID_dictionary
 from ..dicom.charset import Charset
 from ..dicom.header import Elem, Header, Item, charset_in, text_values
 from ..dicom.vocabulary import FREE_TEXT_VRS, NUMBER_FORMATS, SPECIFIC_CHARACTER_SET, STRING_VRS
+from .detectors import detector_for
 from .originals import IdentifyingValues
 from .plan import Plan, Step
 from .pseudonyms import Identifiers, Pseudonymizer
@@ -104,15 +105,16 @@ class Run:
 
     def scrub_deferred(self) -> None:
         """Free text is scrubbed last, once every original of the instance
-        is known (a description comes before the patient's name in a file)."""
-        if not len(self.originals) and not (self.known is not None and len(self.known)):
-            return
+        is known (a description comes before the patient's name in a file),
+        of the originals and of what the detectors find."""
+        none_known = not len(self.originals) and not (self.known is not None and len(self.known))
         for item, tag, codec in self.deferred:
             elem = item[tag]
-            if elem[0] not in STRING_VRS:
+            detect = detector_for(tag, elem[0], self.plan.config.keeps_dates)
+            if elem[0] not in STRING_VRS or (none_known and detect is None):
                 continue
             values = text_values(elem, codec)
-            clean = [self.originals.scrub(v, self.known) for v in values]
+            clean = [self.originals.scrub(v, self.known, detect) for v in values]
             if clean != values:
                 item[tag] = (elem[0], codec.encode(elem[0], clean))
                 self.cleaned.add(tag)

@@ -112,4 +112,4 @@ def _holds_original(vr: str, value: bytes, codec: Charset,
         return any(t in originals.uids for t in texts)
     if vr in ("DA", "DT"):
         return any(t[:8] in originals.dates for t in texts)
-    return any(originals.search(t) for t in texts)
+    return any(originals.search(t, short_words=vr != "CS") for t in texts)

@@ -5,14 +5,22 @@ series over coincidences. So: values shorter than three characters are
 ignored; dates are compared as whole DA values (the date part of a DT); UIDs
 as whole values of UI elements (a replacement UID is digits only, so free
 text originals are never searched inside UIDs); names also by their
-components as whole words, so "John Doe" in free text is found for DOE^JOHN.
-Times, codes of numeric VRs and bulk binary data are not searched.
+components, so "John Doe" in free text is found for DOE^JOHN. Times, codes
+of numeric VRs and bulk binary data are not searched.
+
+Text is compared folded (`text.fold`: NFKC, full case folding, accents and
+vowel points dropped), so "Weiß" is found for WEISS. Name components are
+found by script: in scripts that separate words (Latin, Greek, Cyrillic,
+Arabic, Hebrew) as whole words, from two characters (Li, Wu, Xu, Ma); in
+scripts without word boundaries (Han, kana, Hangul) as a substring, one
+character included (王 in 患者王小明复查). Name particles (de, van, Dr) and
+placeholders (ANONYMIZED) are not looked for on their own.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -20,13 +28,15 @@ from pydicom.multival import MultiValue
 from pydicom.uid import UID_dictionary
 
 from ..dicom.vocabulary import FREE_TEXT_VRS
+from .detectors import text_rules
+from .text import SCRUBBED, fold, fold_mapped, name_components, replace_spans, unbounded
 
 MIN_LENGTH = 3
+SHORT_WORD = 2  # two-letter name components (Li, Wu, Xu, Ma): whole words only
 MAX_TEXT = 1024  # longer originals are free text; their fragments are found by the names
 # Searched as whole texts; names (PN) by their components too.
 PLAIN_TEXT_VRS = (FREE_TEXT_VRS - {"PN"}) | {"AE"}
-SCRUBBED = "***"
-_NAME_SPLIT = re.compile(r"[\^=\s,]+")
+Spans = Callable[[str], Iterable[tuple[int, int]]]
 _DIGIT_RUN = re.compile(r"[0-9][0-9.]+")  # where a UID can be, in any text
 _UID_CHARS = re.compile(r"[0-9][0-9.]+")
 
@@ -36,8 +46,10 @@ class IdentifyingValues:
     counts only: these are the very values that must never be logged."""
 
     def __init__(self) -> None:
-        self.texts: set[str] = set()
-        self.words: set[str] = set()
+        self.texts: set[str] = set()  # folded whole values, found anywhere
+        self.words: set[str] = set()  # folded name components, whole words
+        self.short_words: set[str] = set()  # two-letter ones, whole words
+        self.unbounded: set[str] = set()  # in Han, kana, Hangul: substrings
         self.dates: set[str] = set()
         self.uids: set[str] = set()
         self._uid_lengths: set[int] = set()  # of the UIDs made of digits and dots
@@ -48,15 +60,19 @@ class IdentifyingValues:
         self._raw_seen: set[tuple[Hashable, tuple[str, bytes]]] = set()
 
     def __repr__(self) -> str:
-        return (f"IdentifyingValues(texts={len(self.texts)}, words={len(self.words)}, "
+        return (f"IdentifyingValues(texts={len(self.texts)}, words={len(self.words)}"
+                f"+{len(self.short_words)}+{len(self.unbounded)}, "
                 f"dates={len(self.dates)}, uids={len(self.uids)})")
 
     def __len__(self) -> int:
-        return len(self.texts) + len(self.words) + len(self.dates) + len(self.uids)
+        return (len(self.texts) + len(self.words) + len(self.short_words)
+                + len(self.unbounded) + len(self.dates) + len(self.uids))
 
     def update(self, other: IdentifyingValues) -> None:
         self.texts |= other.texts
         self.words |= other.words
+        self.short_words |= other.short_words
+        self.unbounded |= other.unbounded
         self.dates |= other.dates
         self.uids |= other.uids
         self._uid_lengths |= other._uid_lengths
@@ -101,16 +117,38 @@ class IdentifyingValues:
                 self._matcher = None
         elif vr == "PN":
             self.add_name(text)
-        elif vr in PLAIN_TEXT_VRS and len(text) <= MAX_TEXT and text.upper() not in self.texts:
-            self.texts.add(text.upper())
-            self._matcher = None
+        elif vr in PLAIN_TEXT_VRS and len(text) <= MAX_TEXT:
+            folded = fold(text)
+            if folded not in self.texts and folded not in text_rules().placeholders:
+                self.texts.add(folded)
+                self._matcher = None
 
     def add_name(self, name: str) -> None:
-        full = name.rstrip("^=").strip()
+        rules = text_rules()
+        full = fold(name).strip("^= ")
+        if full in rules.placeholders:
+            return
         if len(full) >= MIN_LENGTH:
-            self.texts.add(full.upper())
-        self.words.update(w.upper() for w in _NAME_SPLIT.split(full) if len(w) >= MIN_LENGTH)
+            self.texts.add(full)
+        for part in name_components(name):
+            if part in rules.name_particles or part in rules.placeholders:
+                continue
+            if unbounded(part):
+                self.unbounded.add(part)
+            elif len(part) >= MIN_LENGTH:
+                self.words.add(part)
+            elif len(part) == SHORT_WORD:
+                self.short_words.add(part)
         self._matcher = None
+
+    def _parts(self) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+        """Found anywhere, whole words, two-letter whole words."""
+        return (frozenset(self.texts | self.dates | self.unbounded), frozenset(self.words),
+                frozenset(self.short_words))
+
+    def _empty(self) -> bool:
+        return not (self.texts or self.dates or self.words or self.short_words
+                    or self.unbounded)
 
     def pattern(self) -> re.Pattern[str] | None:
         """One search for every text original (see `_compile`)."""
@@ -119,23 +157,33 @@ class IdentifyingValues:
 
     def _matcher_now(self) -> _Matcher | None:
         """The same for every instance of a series, so built once per series."""
-        if self._matcher is None and (self.texts or self.dates or self.words):
-            self._matcher = _compile(frozenset(self.texts | self.dates), frozenset(self.words))
+        if self._matcher is None and not self._empty():
+            self._matcher = _compile(*self._parts())
         return self._matcher
 
-    def search(self, text: str, also: IdentifyingValues | None = None) -> bool:
+    def search(self, text: str, also: IdentifyingValues | None = None,
+               short_words: bool = True) -> bool:
         """Whether free text holds any original (UIDs included), of these
-        or of `also`."""
+        or of `also`; without `short_words`, two-letter name components are
+        not looked for (a code string "MA" is no patient called Ma)."""
         matcher = self._matcher_with(also)
-        if matcher is not None and matcher.search(text):
+        if matcher is not None and matcher.search(fold(text), short_words):
             return True
         return bool(self.uids_in(text, first=True) or (also and also.uids_in(text, first=True)))
 
-    def scrub(self, text: str, also: IdentifyingValues | None = None) -> str:
-        """`text` with every original (of these or of `also`) replaced by SCRUBBED."""
+    def scrub(self, text: str, also: IdentifyingValues | None = None,
+              detect: Spans | None = None) -> str:
+        """`text` with every original (of these or of `also`) replaced by
+        SCRUBBED, and whatever `detect` finds in the folded text."""
         matcher = self._matcher_with(also)
-        if matcher is not None and matcher.search(text):
-            text = matcher.pattern.sub(SCRUBBED, text)
+        folded, where = fold_mapped(text)
+        spans: list[tuple[int, int]] = []
+        if matcher is not None and matcher.search(folded):
+            spans += [m.span() for m in matcher.pattern.finditer(folded)]
+        if detect is not None:
+            spans += detect(folded)
+        if spans:
+            text = replace_spans(text, spans, where)
         found = self.uids_in(text) | (also.uids_in(text) if also is not None else set())
         for uid in sorted(found, key=len, reverse=True):
             text = text.replace(uid, SCRUBBED)
@@ -144,12 +192,12 @@ class IdentifyingValues:
     def _matcher_with(self, also: IdentifyingValues | None) -> _Matcher | None:
         """The matcher of the union, without copying `also` (which, for a
         series, holds every UID of every instance before)."""
-        if also is None or not (also.texts or also.dates or also.words):
+        if also is None or also._empty():
             return self._matcher_now()
-        if not (self.texts or self.dates or self.words):
+        if self._empty():
             return also._matcher_now()
-        return _compile(frozenset(self.texts | self.dates | also.texts | also.dates),
-                        frozenset(self.words | also.words))
+        mine, theirs = self._parts(), also._parts()
+        return _compile(mine[0] | theirs[0], mine[1] | theirs[1], mine[2] | theirs[2])
 
     def uids_in(self, text: str, first: bool = False) -> set[str]:
         """The original UIDs that occur in `text` (as substrings). A UID is
@@ -176,41 +224,43 @@ class IdentifyingValues:
 
 
 class _Matcher:
-    """The regular expression that finds text originals, and a cheaper test
-    in front of it. Python's `re` tries every alternative at every position,
-    so a text with no original at all (the usual case) costs as much as one
-    with several. When text and originals are ASCII, the case-insensitive
-    match implies that the upper-cased text contains the original as a plain
-    substring; `str.__contains__` answers that fast, for each of the fewest
-    originals that imply all others (a name's components before the name)."""
+    """The regular expression that finds text originals in folded text, and
+    a cheaper test in front of it. Python's `re` tries every alternative at
+    every position, so a text with no original at all (the usual case) costs
+    as much as one with several. Every match of the expression contains an
+    original as a plain substring of the folded text; `str.__contains__`
+    answers that fast, for each of the fewest originals that imply all
+    others (a name's components before the name)."""
 
-    def __init__(self, plain: frozenset[str], words: frozenset[str]):
-        self.pattern = _pattern(plain, words)
-        candidates = sorted(plain | words, key=len)
+    def __init__(self, anywhere: frozenset[str], words: frozenset[str],
+                 short_words: frozenset[str]):
+        self.pattern = _pattern(anywhere, words | short_words)
+        self.without_short = (_pattern(anywhere, words) if short_words and (anywhere or words)
+                              else None if short_words else self.pattern)
+        candidates = sorted(anywhere | words | short_words, key=len)
         kept: list[str] = []
         for text in candidates:
             if not any(shorter in text for shorter in kept):
                 kept.append(text)
         self.literals = tuple(kept)
-        self.ascii = all(text.isascii() for text in candidates)
 
-    def search(self, text: str) -> bool:
-        if self.ascii and text.isascii():
-            upper = text.upper()
-            if not any(literal in upper for literal in self.literals):
-                return False
-        return self.pattern.search(text) is not None
+    def search(self, folded: str, short_words: bool = True) -> bool:
+        if not any(literal in folded for literal in self.literals):
+            return False
+        pattern = self.pattern if short_words else self.without_short
+        return pattern is not None and pattern.search(folded) is not None
 
 
 @lru_cache(maxsize=32)
-def _compile(plain: frozenset[str], words: frozenset[str]) -> _Matcher:
-    return _Matcher(plain, words)
+def _compile(anywhere: frozenset[str], words: frozenset[str],
+             short_words: frozenset[str] = frozenset()) -> _Matcher:
+    return _Matcher(anywhere, words, short_words)
 
 
-def _pattern(plain: frozenset[str], words: frozenset[str]) -> re.Pattern[str]:
+def _pattern(anywhere: frozenset[str], words: frozenset[str]) -> re.Pattern[str]:
     """Longest first, so a full name goes before its components."""
-    parts = [re.escape(p) for p in sorted(plain, key=len, reverse=True)]
+    parts = [re.escape(p) for p in sorted(anywhere, key=len, reverse=True)]
     if words:
         alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-        parts.append(rf"\b(?:{alternatives})\b")
-    return re.compile("|".join(parts), re.IGNORECASE)
+        parts.append(rf"(?<!\w)(?:{alternatives})(?!\w)")
+    return re.compile("|".join(parts))

@@ -16,14 +16,18 @@ _NAME_PARTS = re.compile(r"[\^=\s,.;/\\()\"'-]+")
 
 
 # Accents of the Latin, Greek and Cyrillic scripts: "Muller" in a report
-# gives away "Müller" as well. Marks of other scripts (kana voicing) stay.
-_ACCENTS = re.compile("[\u0300-\u036f]")
+# gives away "Müller" as well. So do Hebrew points and Arabic vowel signs and
+# elongation, written or left out at will. Kana voicing marks stay: they make
+# another sound, not another spelling.
+_ACCENTS = re.compile("[\u0300-\u036f\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7"
+                      "\u0610-\u061a\u0640\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e4"
+                      "\u06e7\u06e8\u06ea-\u06ed]")
 
 
 def fold(text: str) -> str:
-    """NFKC, full case folding, accents dropped: "Weiß" and "WEISS" are both
-    "weiss", "Zoë" is "zoe", full-width letters are the letters, the Turkish
-    dotless i is an i."""
+    """NFKC, full case folding, accents and vowel points dropped: "Weiß" and
+    "WEISS" are both "weiss", "Zoë" is "zoe", full-width letters are the
+    letters, the Turkish dotless i is an i, "מֹשֶׁה" is "משה"."""
     if text.isascii():
         return text.lower()
     folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())

@@ -44,6 +44,16 @@ PEOPLE = (
     Person("Two-letter surname Xu", "Xu^Lin", ("XU", "Lin")),
     Person("Two-letter surname Ma", "Ma^Long", ("Ma", "Long")),
     Person("Full-width Latin", "ＳＭＩＴＨ^ＪＯＨＮ", ("Smith", "JOHN")),
+    Person("Greek written without accents", "Γεωργίου^Μαρία", ("ΓΕΩΡΓΙΟΥ", "Μαρια")),
+    Person("Russian ё written as е", "Королёв^Сергей", ("Королев", "СЕРГЕЙ")),
+    Person("Two-letter surname in Cyrillic", "Ли^Вэй", ("Ли", "ВЭЙ")),
+    Person("Arabic vowel signs in the original", "مُحَمَّد^عَلِيّ", ("محمد", "علي")),
+    Person("Arabic elongation in the text", "سعيد^خالد", ("ســعيد", "خالد")),
+    Person("Hebrew points in the text", "לוי^שרה", ("לֵוִי", "שָׂרָה")),
+    Person("Hebrew two-letter surname", "כץ^משה", ("כץ", "משה")),
+    Person("Chinese two-character surname", "欧阳^锋", ("欧阳", "锋", "欧阳锋"), True),
+    Person("Japanese kana only", "さとう^はなこ", ("さとう", "はなこ"), True),
+    Person("Half-width katakana", "ﾔﾏﾀﾞ^ﾀﾛｳ", ("ヤマダ", "ﾀﾛｳ"), True),
 )
 
 

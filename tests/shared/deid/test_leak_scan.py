@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from relay_shared.deid import DeidConfig, IdentifyingValues, deidentify, find_leaks, parse_recipe
+from relay_shared.deid.text import fold
 from relay_shared.dicom.header import parse_file
 
 from .planting import PSEUDO, reread
@@ -97,9 +98,9 @@ def test_the_quick_test_never_hides_a_match(names, texts, text) -> None:
     pattern = originals.pattern()
     if pattern is None:
         return
-    expected = bool(pattern.search(text))
+    expected = bool(pattern.search(fold(text)))  # originals are matched folded
     assert originals.search(text) == (expected or bool(originals.uids_in(text)))
-    assert originals.scrub(text) == pattern.sub("***", text)
+    assert not pattern.search(fold(originals.scrub(text)))
 
 
 def test_nested_values_are_searched_on_bytes() -> None:

@@ -1,0 +1,75 @@
+"""What identifies in free text by its form, and which names and values
+identify nobody: the guard's rules (shared/guard/data/rules.yaml), read as
+data by the profile's own code.
+
+The profile removes what the detectors find (a phone number, an e-mail
+address, a date written out, a national ID) from the free text it keeps, so
+the guard does not have to refuse the instance for it; the two share the
+rules, not the code that applies them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cache, partial
+from importlib import resources
+
+import yaml
+
+from .text import fold
+
+RULES_PACKAGE = "relay_shared.guard"
+RULES_FILE = "rules.yaml"
+KINDS = ("dates", "phones", "emails", "national_ids")
+# Free text the detectors read. Not names (PN), code strings, AE titles nor
+# URIs: a value there that the detectors cut would no longer be one.
+DETECTED_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC"})
+
+
+@dataclass(frozen=True)
+class TextRules:
+    detectors: re.Pattern[str]  # a named group per detector: "<kind>__<name>"
+    coded_tags: frozenset[int]  # codes: their values are not free text
+    name_particles: frozenset[str]  # folded: "de", "van", "dr"
+    placeholders: frozenset[str]  # folded: "anonymized", "removed"
+
+
+@cache
+def text_rules() -> TextRules:
+    data = resources.files(RULES_PACKAGE) / "data" / RULES_FILE
+    rules = yaml.safe_load(data.read_text(encoding="utf-8"))
+    return TextRules(
+        detectors=_detectors(rules["detectors"]),
+        coded_tags=frozenset(int(t, 16) for t in rules["fields"]["coded"]),
+        name_particles=frozenset(fold(str(p)) for p in rules["name_particles"]),
+        placeholders=frozenset(fold(str(p)) for p in rules["placeholders"]),
+    )
+
+
+def _detectors(spec: dict) -> re.Pattern[str]:
+    months = sorted({fold(name) for names in spec["months"].values() for entry in names
+                     for name in str(entry).split("|")}, key=len, reverse=True)
+    month = "|".join(re.escape(m) for m in months)
+    parts = [f"(?P<{kind}__{name}>{str(pattern).replace('{month}', month)})"
+             for kind in KINDS for name, pattern in spec[kind].items()]
+    return re.compile("|".join(parts))
+
+
+def detected_spans(folded: str, dates: bool = True) -> Iterator[tuple[int, int]]:
+    """Where the detectors find something in folded text; dates only when
+    `dates` (under rtnLongFullDatesOpt a date in text is no more than the
+    dates beside it)."""
+    for match in text_rules().detectors.finditer(folded):
+        if dates or not (match.lastgroup or "").startswith("dates__"):
+            yield match.span()
+
+
+def detector_for(tag: int, vr: str, keeps_dates: bool
+                 ) -> Callable[[str], Iterator[tuple[int, int]]] | None:
+    """The detectors for one element's text, None where they do not apply:
+    a code value is no free text (a SNOMED code is not a phone number)."""
+    if vr not in DETECTED_VRS or tag in text_rules().coded_tags:
+        return None
+    return partial(detected_spans, dates=not keeps_dates)
