@@ -137,7 +137,7 @@ class IdentifyingValues:
                 self.unbounded.add(part)
             elif len(part) >= MIN_LENGTH:
                 self.words.add(part)
-            elif len(part) == SHORT_WORD:
+            elif len(part) == SHORT_WORD and part.isalpha():
                 self.short_words.add(part)
         self._matcher = None
 
