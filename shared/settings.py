@@ -115,6 +115,9 @@ class Settings(BaseSettings):
         default_factory=lambda: ["rtnLongModifDatesOpt"]
     )
     deid_recipe: Path | None = None
+    # Coding scheme designators whose codes are the site's own, besides 99* and L:
+    # their code values leave as keyed pseudonyms.
+    deid_local_coding_schemes: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # An external identifiers service; without it, the local keyed pseudonymizer.
     identifiers_url: str | None = None
     identifiers_token: SecretStr | None = None
@@ -319,7 +322,7 @@ class Settings(BaseSettings):
         return secret.get_secret_value().encode() if secret else None
 
     _split = field_validator("api_tokens", "deid_options", "identifier_keys",
-                             mode="before")(_split_commas)
+                             "deid_local_coding_schemes", mode="before")(_split_commas)
     _split_network = field_validator("scp_allowed_aes", "scp_allowed_hosts",
                                      mode="before")(_split_commas)
 

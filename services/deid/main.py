@@ -30,7 +30,7 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
         tlsconfig.warn_if_unverified(rt.settings, "deid")
     config = DeidConfig.from_settings(rt.settings.deid_options,
                                       str(rt.settings.deid_recipe) if rt.settings.deid_recipe
-                                      else None)
+                                      else None, rt.settings.deid_local_coding_schemes)
     ctx = DeidContext(rt.engine, rt.store, rt.pseudonymizer, config, rt.settings.send_queue,
                       rt.vault, _identifiers_source(rt.settings),
                       PixelPolicy.from_settings(rt.settings),

@@ -42,7 +42,7 @@ def project_context(base: DeidContext, project: ProjectConfig, settings: Setting
     """`base` with everything the project chooses replaced."""
     deid = project.deid
     config = DeidConfig.from_settings(list(deid.options), str(deid.recipe) if deid.recipe
-                                      else None)
+                                      else None, settings.deid_local_coding_schemes)
     identifiers = None
     if project.identifiers is not None:
         identifiers = RemoteIdentifiers(project.identifiers.url, deid.key_id,

@@ -20,10 +20,12 @@ from pydicom.uid import UID_dictionary
 from ..dicom.charset import Charset
 from ..dicom.header import Elem, Header, Item, charset_in, text_values
 from ..dicom.vocabulary import FREE_TEXT_VRS, NUMBER_FORMATS, SPECIFIC_CHARACTER_SET, STRING_VRS
+from .codes import code_value
 from .detectors import detector_for
 from .originals import IdentifyingValues
 from .plan import Plan, Step
 from .pseudonyms import Identifiers, Pseudonymizer
+from .structured import dummy_content
 from .values import dummy_value, shift_values
 
 UNSET = object()  # not yet resolved (None means: keep)
@@ -326,7 +328,7 @@ def drop_unused_creators(item: Item) -> None:
 
 ACTIONS = {f.__name__: f for f in (remove, remove_private, empty, dummy, uid, clean, shift,
                                    scrub, recurse, identity, accession, replace, hash_value,
-                                   private)}
+                                   private, dummy_content, code_value)}
 
 
 def handler_for(step: Step | None):

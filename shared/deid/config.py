@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -23,6 +24,8 @@ class DeidConfig:
     options: frozenset[str] = frozenset()
     recipe: Recipe | None = None
     safe_private: frozenset[SafePrivate] = field(default_factory=default_safe_private)
+    # Coding scheme designators the site calls local, besides 99* and L (see codes.py).
+    local_coding_schemes: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.options) - set(OPTIONS))
@@ -36,7 +39,8 @@ class DeidConfig:
             )
 
     @classmethod
-    def from_settings(cls, options: list[str] | str, recipe_path: str | None) -> DeidConfig:
+    def from_settings(cls, options: list[str] | str, recipe_path: str | None,
+                      local_coding_schemes: Iterable[str] = ()) -> DeidConfig:
         """From the settings' strings: options as a list or comma/space
         separated; the recipe file, if any, is loaded and validated now."""
         if isinstance(options, str):
@@ -46,7 +50,9 @@ class DeidConfig:
         if recipe is not None:
             safe = safe | frozenset(recipe.safe_private)
         return cls(options=frozenset(o.strip() for o in options if o.strip()),
-                   recipe=recipe, safe_private=safe)
+                   recipe=recipe, safe_private=safe,
+                   local_coding_schemes=frozenset(s.strip().upper() for s in local_coding_schemes
+                                                  if s.strip()))
 
     @property
     def shifts_dates(self) -> bool:

@@ -17,8 +17,10 @@ from typing import Any
 from pydicom.datadict import dictionary_VR
 
 from ..dicom.vocabulary import FREE_TEXT_VRS
+from .codes import code_steps
 from .config import DeidConfig
 from .recipe import SafePrivate
+from .structured import structured_steps
 from .table import action_for, entries
 
 # (action, argument): the argument is the identity field for "identity", the
@@ -113,6 +115,8 @@ def plan_for(config: DeidConfig) -> Plan:
     plan.steps[PATIENT_NAME] = ("identity", "patient_name")
     plan.steps[PATIENT_ID] = ("identity", "patient_id")
     plan.steps[ACCESSION_NUMBER] = ("accession", plan.steps[ACCESSION_NUMBER])
+    plan.steps.update(structured_steps(plan.codes))
+    plan.steps.update(code_steps())
     if config.recipe is not None:
         for rule in config.recipe.rules:
             plan.steps[rule.tag] = (("replace", rule.value) if rule.action == "replace"

@@ -103,6 +103,13 @@ class Pseudonymizer:
         """Keyed hash of a free value, for the recipe's `hash` action."""
         return _b32(self._mac("text", str(value)))[:length]
 
+    def code(self, scheme: str, value: str, length: int = 16) -> str:
+        """Keyed pseudonym of a code of a local coding scheme: the same code
+        gets the same pseudonym in every series; the scheme is part of the
+        key, so one value in two local schemes stays two codes."""
+        key = f"{scheme.strip().upper()}\x00{str(value).strip()}"
+        return _b32(self._mac("code", key))[:length]
+
 
 def _b32(digest: bytes) -> str:
     return base64.b32encode(digest).decode().rstrip("=")

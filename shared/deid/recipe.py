@@ -11,6 +11,9 @@ attributes:
   AcquisitionDate: shift
 safe_private:                    # extends the built-in safe private list
   - {group: 0x0029, creator: "SIEMENS CSA HEADER", element: 0x08}
+local_codes:                     # codes of local coding schemes (see codes.py)
+  schemes: ["HOSPX"]             # local besides 99* and L: their codes pseudonymised
+  keep: ["99RADLEX"]             # local schemes whose codes are kept as they are
 ```
 
 Every mistake is reported with its line, because the service refuses to
@@ -57,6 +60,8 @@ class Recipe:
     sha256: str
     rules: tuple[Rule, ...] = ()
     safe_private: tuple[SafePrivate, ...] = ()
+    local_schemes: tuple[str, ...] = ()
+    kept_schemes: tuple[str, ...] = ()
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -74,14 +79,16 @@ def parse_recipe(text: str, source: str = "recipe") -> Recipe:
     if root is None:
         raise DeidConfigError(f"{source}:1: the recipe is empty")
     top = _mapping(root, source)
-    unknown = set(top) - {"version", "attributes", "safe_private"}
+    unknown = set(top) - {"version", "attributes", "safe_private", "local_codes"}
     for key in unknown:
         raise DeidConfigError(f"{source}:{_line(top[key][0])}: unknown section {key!r}")
     version = _scalar(top["version"][1], source) if "version" in top else "unversioned"
     rules = _rules(top["attributes"][1], source) if "attributes" in top else ()
     safe = _safe_private(top["safe_private"][1], source) if "safe_private" in top else ()
+    local, kept = _local_codes(top["local_codes"][1], source) if "local_codes" in top else ((), ())
     digest = hashlib.sha256(text.encode()).hexdigest()
-    return Recipe(version=version, sha256=digest, rules=rules, safe_private=safe)
+    return Recipe(version=version, sha256=digest, rules=rules, safe_private=safe,
+                  local_schemes=local, kept_schemes=kept)
 
 
 def _line(node: yaml.Node) -> int:
@@ -160,6 +167,24 @@ def _safe_private(node: yaml.Node, source: str) -> tuple[SafePrivate, ...]:
     if not isinstance(node, yaml.SequenceNode):
         raise DeidConfigError(f"{source}:{_line(node)}: safe_private must be a list")
     return tuple(safe_private_entry(item, source) for item in node.value)
+
+
+def _local_codes(node: yaml.Node, source: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    fields = _mapping(node, source)
+    for key in set(fields) - {"schemes", "keep"}:
+        raise DeidConfigError(f"{source}:{_line(fields[key][0])}: unknown key {key!r} under "
+                              "local_codes, expected schemes or keep")
+    lists = []
+    for key in ("schemes", "keep"):
+        value = fields[key][1] if key in fields else None
+        if value is not None and not isinstance(value, yaml.SequenceNode):
+            raise DeidConfigError(f"{source}:{_line(value)}: local_codes {key} must be a list "
+                                  "of coding scheme designators")
+        names = tuple(_scalar(n, source).strip().upper() for n in value.value) if value else ()
+        if any(not name for name in names):
+            raise DeidConfigError(f"{source}:{_line(value)}: an empty coding scheme designator")
+        lists.append(names)
+    return lists[0], lists[1]
 
 
 def safe_private_entry(node: yaml.Node, source: str) -> SafePrivate:

@@ -87,7 +87,7 @@ def test_a_character_set_set_inside_an_item_applies_to_that_item() -> None:
     inner.PersonName = "ИВАНОВ^ИВАН"
     inner.TextValue = "ИВАНОВ came in"
     header = parse_file(saved(ds))
-    result = deidentify(header, IDS, PSEUDO, DeidConfig(options=frozenset({"cleanDescOpt"})))
+    result = deidentify(header, IDS, PSEUDO, DeidConfig(options=frozenset({"cleanStructContOpt"})))
     out = dcmread(BytesIO(result.dataset.encode()))
     inner_out = out.ContentSequence[0].ContentSequence[0].ContentSequence[0]
     assert "ИВАНОВ" not in str(inner_out.PersonName)

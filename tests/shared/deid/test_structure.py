@@ -41,7 +41,9 @@ def three_deep() -> Dataset:
 def test_sequences_three_deep_get_the_profile() -> None:
     ds = reread(three_deep())
     originals = identifying_values(ds)
-    out = deidentify(ds, PSEUDO.identifiers_for("MRN-4711"), PSEUDO, DeidConfig()).dataset
+    # The content tree is kept (cleaned) under this option only; else it is a dummy.
+    config = DeidConfig(options=frozenset({"cleanStructContOpt"}))
+    out = deidentify(ds, PSEUDO.identifiers_for("MRN-4711"), PSEUDO, config).dataset
     outer = out.ContentSequence[0]
     middle = outer.ContentSequence[0]
     inner = middle.ContentSequence[0]
