@@ -174,14 +174,17 @@ def _local_codes(node: yaml.Node, source: str) -> tuple[tuple[str, ...], tuple[s
     for key in set(fields) - {"schemes", "keep"}:
         raise DeidConfigError(f"{source}:{_line(fields[key][0])}: unknown key {key!r} under "
                               "local_codes, expected schemes or keep")
-    lists = []
+    lists: list[tuple[str, ...]] = []
     for key in ("schemes", "keep"):
-        value = fields[key][1] if key in fields else None
-        if value is not None and not isinstance(value, yaml.SequenceNode):
+        if key not in fields:
+            lists.append(())
+            continue
+        value = fields[key][1]
+        if not isinstance(value, yaml.SequenceNode):
             raise DeidConfigError(f"{source}:{_line(value)}: local_codes {key} must be a list "
                                   "of coding scheme designators")
-        names = tuple(_scalar(n, source).strip().upper() for n in value.value) if value else ()
-        if any(not name for name in names):
+        names = tuple(_scalar(n, source).strip().upper() for n in value.value)
+        if not all(names):
             raise DeidConfigError(f"{source}:{_line(value)}: an empty coding scheme designator")
         lists.append(names)
     return lists[0], lists[1]

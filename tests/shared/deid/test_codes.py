@@ -4,6 +4,7 @@ code meaning is cleaned like free text."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from relay_shared.deid import DeidConfig, Pseudonymizer, deidentify, parse_recipe
+from relay_shared.deid import DeidConfig, DeidConfigError, Pseudonymizer, deidentify, parse_recipe
 from relay_shared.guard import SeriesGuard
 from relay_shared.settings import Settings
 
@@ -134,3 +135,13 @@ def test_every_code_meaning_is_cleaned_like_free_text(tmp_path: Path) -> None:
     out.save_as(output, enforce_file_format=True)
     guard.add_original(original)
     assert guard.check(output) == []
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("local_codes:\n  schemez: [A]\n", "recipe:2: unknown key 'schemez' under local_codes"),
+    ("local_codes:\n  keep: 99PACS\n", "recipe:2: local_codes keep must be a list"),
+    ("local_codes:\n  schemes: [A, '']\n", "recipe:2: an empty coding scheme designator"),
+])
+def test_a_wrong_local_codes_section_names_its_line(text: str, error: str) -> None:
+    with pytest.raises(DeidConfigError, match=re.escape(error)):
+        parse_recipe(text)

@@ -110,6 +110,20 @@ def _nested(text: str) -> Dataset:
     return container
 
 
+def _procedure(ds: Dataset, meaning: str) -> None:
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "P-1", "99LOCAL", meaning
+    ds.ProcedureCodeSequence = Sequence([code])
+
+
+def _titled(ds: Dataset, meaning: str) -> None:
+    concept = Dataset()
+    concept.CodeValue, concept.CodingSchemeDesignator, concept.CodeMeaning = \
+        "121106", "DCM", meaning
+    ds.ContentSequence = Sequence([_text_item("no finding")])
+    ds.ContentSequence[0].ConceptNameCodeSequence = Sequence([concept])
+
+
 def _private(ds: Dataset, text: str) -> None:
     ds.private_block(0x0011, "ACME Corp", create=True).add_new(0x01, "LO", text)
 
@@ -123,6 +137,10 @@ PLACES = {
     "StudyDescription": ("(0008,1030)", lambda ds, t: setattr(ds, "StudyDescription", t[:64])),
     "AdditionalPatientHistory": ("(0010,21B0)",
                                  lambda ds, t: setattr(ds, "AdditionalPatientHistory", t)),
+    "PatientComments": ("(0010,4000)", lambda ds, t: setattr(ds, "PatientComments", t)),
+    "ProcedureCode meaning": ("(0008,1032)[0].(0008,0104)", lambda ds, t: _procedure(ds, t[:64])),
+    "SR concept name meaning": ("(0040,A730)[0].(0040,A043)[0].(0008,0104)",
+                                lambda ds, t: _titled(ds, t[:64])),
     "SR TEXT": ("(0040,A730)[0].(0040,A160)",
                 lambda ds, t: setattr(ds, "ContentSequence", Sequence([_text_item(t)]))),
     "SR PNAME": ("(0040,A730)[0].(0040,A123)",
