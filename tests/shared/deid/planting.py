@@ -1,17 +1,29 @@
-"""Datasets with a known value planted in every attribute of the table."""
+"""Datasets with a known value planted in every attribute of the table, and a
+corpus of planted values by class (SR text, local codes, names in every
+script) for the engine's and the whole relay's tests."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from io import BytesIO
 
 from pydicom import dcmread
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+from pydicom.uid import (
+    BasicTextSRStorage,
+    ComprehensiveSRStorage,
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    generate_uid,
+)
 
 from relay_shared.deid import Pseudonymizer
 from relay_shared.deid.table import entries
+from relay_shared.guard.text import fold
+from tests.support.multilingual import PEOPLE, sentence
 
 SECRET = b"test-secret-0123456789"
 PSEUDO = Pseudonymizer(SECRET, key_id="test")
@@ -74,3 +86,174 @@ def reread(ds: Dataset) -> Dataset:
     ds.save_as(buffer, enforce_file_format=True)
     buffer.seek(0)
     return dcmread(buffer, stop_before_pixels=True)
+
+
+# -- a corpus of planted values by class: SR text, local codes, scripts --------
+
+@dataclass(frozen=True)
+class Planted:
+    """One instance with identifying values planted where a profile that only
+    looks at the table would keep them; none may be left in its output."""
+
+    kind: str  # "SR text", "local codes", "scripts"
+    label: str
+    dataset: Dataset
+    values: tuple[str, ...]
+
+
+def _code(value: str, scheme: str, meaning: str) -> Dataset:
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = value, scheme, meaning
+    return code
+
+
+def _content(value_type: str, concept: tuple[str, str, str], relationship: str = "CONTAINS",
+             **values: object) -> Dataset:
+    item = Dataset()
+    item.RelationshipType, item.ValueType = relationship, value_type
+    item.ConceptNameCodeSequence = Sequence([_code(*concept)])
+    for keyword, value in values.items():
+        setattr(item, keyword, value)
+    return item
+
+
+COMMENT = ("121106", "DCM", "Comment")
+
+
+def _document(patient_id: str, name: str, sop_class: str = ComprehensiveSRStorage) -> Dataset:
+    """An SR document of its own patient and study, in UTF-8."""
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = \
+        name, patient_id, "19580721", "F"
+    ds.StudyDate, ds.ContentDate, ds.StudyTime, ds.ContentTime = \
+        "20230914", "20230914", "083000", "083000"
+    ds.AccessionNumber, ds.StudyID, ds.ReferringPhysicianName = f"A{patient_id}", "1", ""
+    ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "SR", 1, 1
+    ds.CompletionFlag, ds.VerificationFlag = "COMPLETE", "UNVERIFIED"
+    ds.ValueType, ds.ContinuityOfContent = "CONTAINER", "SEPARATE"
+    ds.ConceptNameCodeSequence = Sequence([_code("18748-4", "LN", "Diagnostic imaging report")])
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return ds
+
+
+# Identifiers that are no original of the series, found by their form alone.
+WRITTEN = ("+49 30 12345678", "030/1234567", "(020) 7946 0958", "r.vance@example.org",
+           "123-45-6789", "900101-1234567", "11010519491231002X", "12 March 2019",
+           "5. März 2024", "1er janvier 2024", "2019年3月12日", "2019년 3월 12일", "2019-03-12")
+
+
+def sr_text_cases() -> list[Planted]:
+    """A report that names a relative (also its Responsible Person), gives
+    phone numbers, an e-mail address, national IDs and dates written out, in
+    every SR item type, nested."""
+    ds = _document("SRT-60231", "Vance^Rosalind")
+    ds.ResponsiblePerson = "Quartermaine^Edwin"
+    ds.OtherPatientIDs = "NHS9434765919"
+    text = (f"Rosalind Vance, NHS9434765919, with her brother Edwin Quartermaine "
+            f"({'; '.join(WRITTEN)}).")
+    uid = generate_uid()
+    ds.ContentSequence = Sequence([
+        _content("PNAME", ("121008", "DCM", "Person Observer Name"), "HAS OBS CONTEXT",
+                 PersonName="Quartermaine^Edwin"),
+        _content("TEXT", COMMENT, TextValue=text),
+        _content("DATE", ("111060", "DCM", "Study Date"), Date="19580721"),
+        _content("DATETIME", ("111526", "DCM", "DateTime Started"), DateTime="20230914083000"),
+        _content("UIDREF", ("121018", "DCM", "Procedure Study Instance UID"), UID=uid),
+        _content("CODE", ("121071", "DCM", "Finding"), ConceptCodeSequence=Sequence(
+            [_code("F-1", "99LOCAL", "Finding for Vance, see 12 March 2019")])),
+        _content("CONTAINER", ("121070", "DCM", "Findings"), ContinuityOfContent="SEPARATE",
+                 ContentSequence=Sequence([_content("TEXT", COMMENT, TextValue=text)])),
+    ])
+    values = ("Vance", "Rosalind", "Quartermaine", "Edwin", "SRT-60231", "NHS9434765919",
+              "19580721", "20230914", uid, ds.StudyInstanceUID, *WRITTEN)
+    return [Planted("SR text", "Comprehensive SR", ds, values)]
+
+
+def local_code_cases() -> list[Planted]:
+    """Local codes that embed the accession number, the MRN and order numbers
+    the file holds nowhere else, at every depth where a code sits, in the
+    schemes a site uses (99*, L)."""
+    ds = _document("LOC-70412", "Okafor^Adaeze", sop_class=CTImageStorage)
+    ds.Modality, ds.AccessionNumber = "CT", "ACC70412"
+    ds.ProcedureCodeSequence = Sequence([_code("CT-ACC70412", "99RIS", "CT chest")])
+    ds.RequestedProcedureCodeSequence = Sequence([_code("ORD88213", "L", "CT chest")])
+    reference = Dataset()
+    reference.ReferencedSOPClassUID, reference.ReferencedSOPInstanceUID = \
+        CTImageStorage, generate_uid()
+    reference.PurposeOfReferenceCodeSequence = Sequence(
+        [_code("ROOM4-ACC70412", "99PACS", "Localizer")])
+    ds.ReferencedImageSequence = Sequence([reference])
+    ds.PerformedProtocolCodeSequence = Sequence(
+        [_code("QX88213-LOC70412", "99PROTO", "Protocol of Okafor, MRN LOC-70412")])
+    for keyword in ("ValueType", "ContinuityOfContent", "ConceptNameCodeSequence",
+                    "CompletionFlag", "VerificationFlag"):
+        delattr(ds, keyword)
+    values = ("Okafor", "Adaeze", "LOC-70412", "ACC70412", "ORD88213", "QX88213", "LOC70412",
+              reference.ReferencedSOPInstanceUID)
+    return [Planted("local codes", "CT with local codes", ds, values)]
+
+
+def script_cases() -> list[Planted]:
+    """Each name of the multilingual set as its patient's name, written in
+    every free-text place and every SR item that holds text."""
+    cases = []
+    for number, person in enumerate(PEOPLE):
+        for written in person.written:
+            text = sentence(person, written)
+            ds = _document(f"SCR-{number:03d}", person.original, BasicTextSRStorage)
+            ds.StudyDescription = text[:64]
+            ds.ImageComments = ds.AdditionalPatientHistory = ds.PatientComments = text
+            ds.ProcedureCodeSequence = Sequence([_code("P-1", "99LOCAL", text[:64])])
+            ds.ContentSequence = Sequence([
+                _content("TEXT", ("121106", "DCM", f"Note {written}"[:64]), TextValue=text),
+                _content("PNAME", ("121008", "DCM", "Person Observer Name"),
+                         PersonName=person.original),
+                _content("CODE", ("121071", "DCM", "Finding"), ConceptCodeSequence=Sequence(
+                    [_code("F-1", "99LOCAL", text[:64])])),
+                _content("CONTAINER", ("121070", "DCM", "Findings"),
+                         ContinuityOfContent="SEPARATE",
+                         ContentSequence=Sequence([_content("TEXT", COMMENT, TextValue=text)])),
+            ])
+            cases.append(Planted("scripts", f"{person.label}: {written}", ds, (written,)))
+    return cases
+
+
+def planted_corpus() -> list[Planted]:
+    return [*sr_text_cases(), *local_code_cases(), *script_cases()]
+
+
+def survivors(output_text: str, values: tuple[str, ...]) -> list[str]:
+    """The planted values still in `output_text`, compared as the guard folds
+    text: a name in a spaced script as a whole word ("Li" is not in
+    "Clinic"), anything else (IDs, dates, names in Han, kana, Hangul) as a
+    substring."""
+    folded = fold(output_text)
+    left = []
+    for value in values:
+        target = fold(value)
+        if target.isalpha() and not _UNSPACED.search(target):
+            found = re.search(rf"(?<!\w){re.escape(target)}(?!\w)", folded) is not None
+        else:
+            found = target in folded
+        if found:
+            left.append(value)
+    return left
+
+
+_UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff66-\uff9f]")
+
+
+def output_text(ds: Dataset) -> str:
+    """Every value of an output, at every depth, file meta included, as text."""
+    parts = [str(elem.value) for elem in ds.iterall()
+             if elem.VR != "SQ" and elem.value is not None]
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None:
+        parts += [str(elem.value) for elem in meta.iterall()]
+    return "\n".join(parts)
