@@ -3,7 +3,9 @@
 leak guard's quarantine, a destination that refuses), then a search for those
 values everywhere a person or another service can read: the process's log (at
 DEBUG), the AMQP dead-letter headers, /metrics, and every answer the API gives a
-reader or an operator token.
+reader or an operator token. And the planted-value corpus by class (SR text,
+local codes, names in every script) through the whole relay to its outbox:
+every series done, no planted value in any file that left.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from pathlib import Path
 import aio_pika
 import httpx
 import pytest
+from pydicom import dcmread
 from pydicom.uid import generate_uid
 
 from relay_api.auth import hash_token
+from tests.e2e.pipeline import TOKEN_ENTRY, wait_for_series
+from tests.shared.deid.planting import Planted, output_text, planted_corpus, survivors
 from tests.support.dicom_factory import Patient, SeriesSpec, deliver, make_instance
 from tests.support.services import (
     AMQP_URL,
@@ -170,3 +175,51 @@ def test_planted_values_reach_no_log_header_metric_or_reader_answer(
              for value in planted
              for m in [re.search(re.escape(value), text, re.IGNORECASE)] if m]
     assert not found, "\n".join(found)
+
+
+def corpus_folders(root: Path) -> tuple[list[Path], list[Planted]]:
+    """The corpus as series: the instances of one patient form one series."""
+    cases = planted_corpus()
+    by_patient: dict[str, list[Planted]] = {}
+    for case in cases:
+        by_patient.setdefault(str(case.dataset.PatientID), []).append(case)
+    folders = []
+    for patient, group in by_patient.items():
+        folder = root / patient
+        folder.mkdir(parents=True)
+        first = group[0].dataset
+        for number, case in enumerate(group):
+            ds = case.dataset
+            ds.StudyInstanceUID, ds.SeriesInstanceUID = \
+                first.StudyInstanceUID, first.SeriesInstanceUID
+            ds.InstanceNumber = number + 1
+            ds.save_as(folder / f"{number}.dcm", enforce_file_format=True)
+        folders.append(folder)
+    return folders, cases
+
+
+def test_the_planted_corpus_leaves_the_relay_without_a_planted_value(tmp_path: Path) -> None:
+    port = free_port()
+    options = "rtnLongModifDatesOpt,cleanDescOpt,cleanStructContOpt"
+    env = relay_env({}, api_port=port, api_tokens=TOKEN_ENTRY, watch_interval=0.2,
+                    stable_age=1, pixel_ocr=False, deid_options=options,
+                    deid_secret=generate_uid())
+    workdir = tmp_path / "checkout"
+    workdir.mkdir()
+    folders, cases = corpus_folders(tmp_path / "corpus")
+    proc = RelayProcess("up", env, tmp_path / "up.log", cwd=workdir).start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: answers(f"{url}/readyz", proc), 60, "relay up")
+        for folder in folders:
+            deliver(folder, workdir / "var" / "incoming")
+        series = wait_for_series(url, len(folders), {"DONE", "FAILED", "QUARANTINED"}, 400)
+    finally:
+        proc.stop()
+    assert [(s["status"], s["error"]) for s in series if s["status"] != "DONE"] == []
+    files = sorted((workdir / "var" / "outbox").rglob("*.dcm"))
+    assert len(files) == len(cases)
+    values = tuple({value for case in cases for value in case.values})
+    left = {path.name: found for path in files
+            if (found := survivors(output_text(dcmread(path)), values))}
+    assert left == {}
