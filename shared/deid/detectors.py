@@ -11,9 +11,9 @@ rules, not the code that applies them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache, lru_cache, partial
 from importlib import resources
 
 import yaml
@@ -26,6 +26,7 @@ KINDS = ("dates", "phones", "emails", "national_ids")
 # Free text the detectors read. Not names (PN), code strings, AE titles nor
 # URIs: a value there that the detectors cut would no longer be one.
 DETECTED_VRS = frozenset({"LO", "SH", "LT", "ST", "UT", "UC"})
+CACHED_LENGTH = 1024
 
 
 @dataclass(frozen=True)
@@ -57,17 +58,26 @@ def _detectors(spec: dict) -> re.Pattern[str]:
     return re.compile("|".join(parts))
 
 
-def detected_spans(folded: str, dates: bool = True) -> Iterator[tuple[int, int]]:
+def detected_spans(folded: str, dates: bool = True) -> list[tuple[int, int]]:
     """Where the detectors find something in folded text; dates only when
     `dates` (under rtnLongFullDatesOpt a date in text is no more than the
     dates beside it)."""
-    for match in text_rules().detectors.finditer(folded):
-        if dates or not (match.lastgroup or "").startswith("dates__"):
-            yield match.span()
+    found = _found(folded) if len(folded) <= CACHED_LENGTH else _find(folded)
+    return [(start, end) for start, end, is_date in found if dates or not is_date]
+
+
+def _find(folded: str) -> tuple[tuple[int, int, bool], ...]:
+    return tuple((*m.span(), (m.lastgroup or "").startswith("dates__"))
+                 for m in text_rules().detectors.finditer(folded))
+
+
+# The instances of a series repeat their descriptions and code meanings: each
+# short text is searched once.
+_found = lru_cache(maxsize=4096)(_find)
 
 
 def detector_for(tag: int, vr: str, keeps_dates: bool
-                 ) -> Callable[[str], Iterator[tuple[int, int]]] | None:
+                 ) -> Callable[[str], list[tuple[int, int]]] | None:
     """The detectors for one element's text, None where they do not apply:
     a code value is no free text (a SNOMED code is not a phone number)."""
     if vr not in DETECTED_VRS or tag in text_rules().coded_tags:

@@ -34,7 +34,7 @@ def fold(text: str) -> str:
     """NFKC, full case folding, marks dropped: "Weiß" and "WEISS" are both
     "weiss", "Zoë" is "zoe", full-width letters are the letters, the Turkish
     dotless i is an i, a final sigma is a sigma."""
-    return text.lower() if text.isascii() else fold_mapped(text)[0]
+    return text.lower() if text.isascii() else _fold_piece(text)
 
 
 def _fold_piece(text: str) -> str:
@@ -44,9 +44,13 @@ def _fold_piece(text: str) -> str:
 
 def _joins(char: str) -> bool:
     """Whether `char` belongs to the character before it: a combining mark,
-    or one that becomes one (the half-width kana voicing mark)."""
+    one that becomes one (the half-width kana voicing mark), a Hangul vowel
+    or final consonant that NFC joins to the syllable before it. Folded with
+    it, a text folds piece by piece as it folds whole (`fold`)."""
     if char.isascii():
         return False
+    if "\u1160" <= char <= "\u11ff" or "\ud7b0" <= char <= "\ud7ff":
+        return True
     return bool(unicodedata.combining(char)
                 or unicodedata.combining(unicodedata.normalize("NFKC", char)[:1] or " "))
 
