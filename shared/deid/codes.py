@@ -20,15 +20,13 @@ from __future__ import annotations
 import hashlib
 import uuid
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from ..dicom.header import text_values
+from ..dicom.charset import Charset
+from ..dicom.header import Item, text_values
 from ..dicom.vocabulary import STRING_VRS
-
-if TYPE_CHECKING:
-    from ..dicom.header import Item
-    from .actions import Run
-    from .config import DeidConfig
+from .config import DeidConfig
+from .pseudonyms import Pseudonymizer
 
 CODE_VALUE, LONG_CODE_VALUE, URN_CODE_VALUE = 0x00080100, 0x00080119, 0x00080120
 CODING_SCHEME_DESIGNATOR = 0x00080102
@@ -36,6 +34,25 @@ CODE_VALUE_VRS = {CODE_VALUE: "SH", LONG_CODE_VALUE: "UC", URN_CODE_VALUE: "UR"}
 LOCAL_PREFIX = "99"
 LOCAL_DESIGNATORS = frozenset({"L"})
 CODE_STEP = ("code_value", None)
+
+
+class _Configured(Protocol):
+    @property
+    def config(self) -> DeidConfig: ...
+
+
+class Run(Protocol):
+    """What a code's action needs of the walk (`actions.Run`)."""
+
+    codec: Charset
+    pseudo: Pseudonymizer
+    deferred: list[tuple[Item, int, Charset]]
+    replaced: set[int]
+
+    @property
+    def plan(self) -> _Configured: ...
+
+    def write(self, item: Item, tag: int, vr: str, values: list[str]) -> None: ...
 
 
 def code_steps() -> dict[int, tuple[str, None]]:

@@ -17,19 +17,27 @@ value types, concept names and references between items stay.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from ..dicom.charset import Charset
+from ..dicom.header import Elem, Item
 from .values import DUMMY_TEXT
-
-if TYPE_CHECKING:
-    from ..dicom.header import Elem, Item
-    from .actions import Run
 
 CONTENT_SEQUENCE = 0x0040A730
 CONTENT_TEMPLATE_SEQUENCE = 0x0040A504
 DUMMY_CONTENT = ("dummy_content", None)
 # The dummy's concept name: (121106, DCM, "Comment"), from PS3.16.
 CONCEPT = (("00080100", "SH", "121106"), ("00080102", "SH", "DCM"), ("00080104", "LO", "Comment"))
+
+
+class Run(Protocol):
+    """What the dummy needs of the walk (`actions.Run`)."""
+
+    codec: Charset
+    replaced: set[int]
+    removed: set[int]
+
+    def collect(self, item: Item, tag: int) -> None: ...
 
 
 def structured_steps(codes: dict[int, str]) -> dict[int, tuple[str, None]]:
