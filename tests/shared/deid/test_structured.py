@@ -21,6 +21,7 @@ from pydicom.uid import (
     ComprehensiveSRStorage,
     EnhancedSRStorage,
     ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
 )
 
 from relay_shared.deid import DeidConfig, deidentify, find_leaks, identifying_values
@@ -151,9 +152,13 @@ def left(ds: Dataset, but: tuple[str, ...] = ()) -> list[str]:
     return [v for v in PLANTED if fold(v) in texts(ds) and v not in but]
 
 
-def run(tmp_path: Path, kind: str, options: frozenset[str]) -> tuple[Dataset, Path]:
+def run(tmp_path: Path, kind: str, options: frozenset[str], implicit: bool = False
+        ) -> tuple[Dataset, Path]:
     original = tmp_path / "original.dcm"
-    document(kind).save_as(original, enforce_file_format=True)
+    source = document(kind)
+    if implicit:
+        source.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    source.save_as(original, enforce_file_format=True, implicit_vr=implicit)
     header = parse_file(original.read_bytes())
     config = DeidConfig(options=options)
     originals = identifying_values(header, config)
@@ -179,10 +184,14 @@ def assert_dsrdump_parses(path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(CLASSES))
-def test_the_content_tree_is_a_dummy_by_default(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit", "implicit"])
+def test_the_content_tree_is_a_dummy_by_default(tmp_path: Path, kind: str, implicit: bool
+                                                ) -> None:
     source = document(kind)
     assert left(source) == PLANTED  # the planted values are there to be found
-    out, _ = run(tmp_path, kind, frozenset())
+    out, _ = run(tmp_path, kind, frozenset(), implicit)
+    assert out.file_meta.TransferSyntaxUID == (ImplicitVRLittleEndian if implicit
+                                               else ExplicitVRLittleEndian)
     assert left(out) == []
     assert len(out.ContentSequence) == 1
     dummy = out.ContentSequence[0]
