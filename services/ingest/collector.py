@@ -21,6 +21,7 @@ from pydicom.dataset import Dataset
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from relay_ingest.origin import OriginSeal
 from relay_ingest.pacs import Pacs, PacsError, RateLimit
 from relay_ingest.worklist import Query
 from relay_shared import dicomfiles, tlsconfig
@@ -58,7 +59,8 @@ class Collector:
                          RateLimit(settings.collect_rate),
                          tlsconfig.dicom_client_factory(settings, settings.pacs_host),
                          dicomfiles.SizeLimits(settings.max_instance_bytes,
-                                               settings.max_inflated_bytes))
+                                               settings.max_inflated_bytes),
+                         OriginSeal.of(settings))
 
     def collect_row(self, row_id: int) -> None:
         """Find the row's studies and their series, then retrieve them; never raises."""

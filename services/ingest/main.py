@@ -9,7 +9,7 @@ from pathlib import Path
 
 from relay_ingest import collector, follower, scp
 from relay_ingest.handlers import claim, ingest_claimed, is_finished
-from relay_ingest.origin import is_origin_file, note_folder_origin
+from relay_ingest.origin import OriginSeal, is_origin_file, note_folder_origin, read_origin
 from relay_ingest.routing import IngestRouter
 from relay_shared import outbox, tlsconfig
 from relay_shared.dicomfiles import SizeLimits
@@ -31,6 +31,7 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
     if rt.settings.pacs_host:
         pulls.append(asyncio.create_task(collector.run(rt, stop)))
     router = IngestRouter(rt.projects, rt.settings)
+    sealer = OriginSeal.of(rt.settings)
     refused_links: set[str] = set()
     while not stop.is_set():
         # Claimed folders left by a crash, or by a round that failed (database down),
@@ -41,7 +42,7 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
             if stop.is_set():
                 break
             if is_finished(folder):
-                note_folder_origin(folder, subdir)
+                note_folder_origin(folder, subdir, sealer)
                 await _ingest(rt, router, claim(folder, rt.store))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), rt.settings.watch_interval)
@@ -87,7 +88,8 @@ async def _ingest(rt: Runtime, router: IngestRouter, claimed: Path) -> None:
         series_ids = await asyncio.to_thread(
             ingest_claimed, claimed, rt.engine, rt.store, rt.pseudonymizer.uid,
             rt.settings.deid_queue, router.route,
-            SizeLimits(rt.settings.max_instance_bytes, rt.settings.max_inflated_bytes))
+            SizeLimits(rt.settings.max_instance_bytes, rt.settings.max_inflated_bytes),
+            read_origin(claimed, OriginSeal.of(rt.settings)))
     except Exception:  # the claimed folder stays and is taken up again on the next round
         log.exception("delivery could not be ingested, will retry", extra={"files": count})
         await asyncio.sleep(rt.settings.retry_base_delay)

@@ -29,7 +29,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 
 from relay_ingest import receiving
-from relay_ingest.origin import write_origin
+from relay_ingest.origin import OriginSeal, write_origin
 from relay_ingest.scp import MAX_PDU, part10_prefix
 from relay_shared import dicomfiles, tlsconfig
 from relay_shared.dicom.status import (
@@ -80,8 +80,10 @@ class Retrieved:
 class Pacs:
     def __init__(self, host: str, port: int, called_ae: str, calling_ae: str, timeout: float,
                  limit: RateLimit, tls: tlsconfig.ClientTls | None = None,
-                 limits: dicomfiles.SizeLimits = dicomfiles.DEFAULT_LIMITS) -> None:
+                 limits: dicomfiles.SizeLimits = dicomfiles.DEFAULT_LIMITS,
+                 sealer: OriginSeal | None = None) -> None:
         self._address = (host, port)
+        self._sealer = sealer  # needed only to retrieve by C-GET into incoming
         self._limits = limits
         self._tls = tls  # fresh tls_args per association; None for plain DICOM
         self._called_ae = called_ae
@@ -149,9 +151,11 @@ class Pacs:
         for sop_class in GET_STORAGE_CLASSES:
             ae.add_requested_context(sop_class)
         roles = [build_role(sop_class, scp_role=True) for sop_class in GET_STORAGE_CLASSES]
+        if self._sealer is None:
+            raise ValueError("a C-GET into incoming needs the relay's origin seal")
         partial = incoming / f"{name}.tmp{uuid.uuid4().hex[:8]}"
         partial.mkdir(parents=True)
-        write_origin(partial, Arrival(Source.COLLECT.value))
+        write_origin(partial, Arrival(Source.COLLECT.value), self._sealer)
 
         def store(event: evt.Event) -> int:
             spool = event.request._dataset_file

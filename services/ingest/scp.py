@@ -38,6 +38,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from relay_ingest import receiving, staging
+from relay_ingest.origin import OriginSeal
 from relay_ingest.staging import Staging
 from relay_shared import dicomfiles, tlsconfig
 from relay_shared.dicom import header
@@ -261,7 +262,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Receive over the network until stopped, closing stable series as they go quiet."""
     assert settings.staging_dir is not None and settings.incoming_dir is not None
     staging.recover(settings.staging_dir, settings.incoming_dir)
-    area = Staging(settings.staging_dir, settings.incoming_dir, settings.stable_age)
+    area = Staging(settings.staging_dir, settings.incoming_dir, settings.stable_age,
+                   OriginSeal.of(settings))
     receiving.clear_spool(area.spool_dir)
     try:
         receiver = Receiver(area, settings.scp_allowed_hosts,

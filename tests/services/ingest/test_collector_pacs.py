@@ -16,6 +16,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from relay_ingest.handlers import is_finished
+from relay_ingest.origin import OriginSeal
 from relay_ingest.pacs import Pacs, PacsError, RateLimit
 from relay_shared.dicomfiles import SizeLimits
 from tests.support.dicom_factory import Patient, SeriesSpec, make_instance
@@ -35,7 +36,7 @@ def pacs_server(tmp_path: Path) -> Iterator[Orthanc]:
 
 def _pacs(server: Orthanc, port: int | None = None) -> Pacs:
     return Pacs("127.0.0.1", port or server.dicom_port, server.aet, "RELAY", timeout=10,
-                limit=RateLimit(50))
+                limit=RateLimit(50), sealer=OriginSeal(b"collector-test-secret"))
 
 
 def _store(server: Orthanc, spec: SeriesSpec) -> None:
@@ -80,7 +81,8 @@ def test_a_pacs_sending_an_instance_past_the_cap_costs_no_memory_and_loses_the_r
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         pacs = Pacs("127.0.0.1", port, "OVERSIZED", "RELAY", timeout=30, limit=RateLimit(50),
-                    limits=SizeLimits(instance_bytes=16 * 1024 * 1024))
+                    limits=SizeLimits(instance_bytes=16 * 1024 * 1024),
+                    sealer=OriginSeal(b"collector-test-secret"))
         incoming = tmp_path / "incoming"
         tracemalloc.start()
         try:
