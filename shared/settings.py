@@ -12,7 +12,7 @@ import json
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     Field,
@@ -185,6 +185,10 @@ class Settings(BaseSettings):
     scp_tls_key: Path | None = None
     scp_tls_ca: Path | None = None
     scp_tls_require_client_cert: bool = False
+    # bcp195-nd: the modern suites only (PS3.15 B.9, Non-downgrading BCP 195). aes adds
+    # TLS_RSA_WITH_AES_128_CBC_SHA (the retired AES profile, PS3.15 B.3), the one suite
+    # of senders built on dcm4che2 such as Mirth Connect's DICOM Sender.
+    scp_tls_profile: Literal["bcp195-nd", "aes"] = "bcp195-nd"
     dicom_tls: bool = False
     dicom_tls_ca: Path | None = None
     dicom_tls_cert: Path | None = None
