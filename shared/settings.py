@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
+from relay_shared.dicom.syntaxes import check_transfer_syntaxes
 from relay_shared.dicomfiles import DEFAULT_MAX_INFLATED_BYTES, DEFAULT_MAX_INSTANCE_BYTES
 from relay_shared.notify.hooks import Webhook
 from relay_shared.production import Insecure, global_refusals
@@ -501,6 +502,17 @@ class Settings(BaseSettings):
             raise ValueError("RELAY_DICOMWEB_TOKEN_URL must be https:// in production: the "
                              "client secret goes to it")
         return self
+
+    # The transfer syntaxes the default project's destinations take, in order of
+    # preference (a projects file sets them per destination): an instance in another is
+    # transcoded losslessly, a lossy one is never transcoded and fails at that destination.
+    transfer_syntax: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    _split_syntaxes = field_validator("transfer_syntax", mode="before")(_split_commas)
+
+    @field_validator("transfer_syntax")
+    @classmethod
+    def _known_syntaxes(cls, value: list[str]) -> list[str]:
+        return check_transfer_syntaxes(value) if value else value
 
     # How the dicom destination proves receipt: a C-FIND at IMAGE level, or storage
     # commitment (N-ACTION, then the AE's N-EVENT-REPORT to the listener here, where the

@@ -25,6 +25,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from relay_sender import cstore
 from relay_sender.destinations import DestinationError, OutgoingInstance, OutgoingSeries
+from relay_sender.negotiation import requested_contexts
 from relay_shared import tlsconfig
 from relay_shared.dicom import dimse, header
 from relay_shared.dicomnet import tune_connection
@@ -83,6 +84,8 @@ class DicomDestination:
         self._called_ae = called_ae
         self._calling_ae = calling_ae
         self._timeout = timeout
+        # Set from a transfer_syntax list: each SOP class is proposed in these, in order.
+        self.preferred_syntaxes: list[str] = []
 
     def _ae(self, contexts: list[tuple[str, list[str]]]) -> AE:
         ae = AE(ae_title=self._calling_ae)
@@ -132,7 +135,8 @@ class DicomDestination:
         return f"{where} did not answer the association request in time"
 
     def send(self, series: OutgoingSeries) -> None:
-        pairs = presentation_contexts([i.path for i in series.instances])
+        pairs = requested_contexts(
+            presentation_contexts([i.path for i in series.instances]), self.preferred_syntaxes)
         if len(pairs) > MAX_CONTEXTS:
             raise DestinationError(f"series {series.series_id} needs {len(pairs)} presentation "
                                    f"contexts; one association carries {MAX_CONTEXTS}")
