@@ -33,7 +33,7 @@ from relay_sender.destinations import (
     OutgoingInstance,
     OutgoingSeries,
 )
-from relay_sender.dicom_ae import read_file_meta
+from relay_sender.dicom_ae import DicomDestination, read_file_meta
 from relay_sender.handlers import NotHeld
 from relay_shared.reasons import keep_text
 
@@ -139,9 +139,11 @@ class TranscodingDestination:
         self._policy = SyntaxPolicy(tuple(allowed))
         self._fitted: OrderedDict[int, dict[str, Path | SyntaxRefused]] = OrderedDict()
         self._lock = threading.Lock()
-        # A dicom destination proposes, for each SOP class, the syntaxes of the list.
-        if hasattr(inner, "preferred_syntaxes"):
+        # A dicom destination proposes, for each SOP class, the syntaxes of the list, and
+        # sends a file whose syntax the AE turned down in one it accepted.
+        if isinstance(inner, DicomDestination):
             inner.preferred_syntaxes = list(self._policy.allowed)
+            inner.refit = self._refit
 
     @property
     def name(self) -> str:
@@ -191,6 +193,19 @@ class TranscodingDestination:
             if isinstance(found, Path):
                 instances.append(replace(instance, path=found))
         return replace(series, instances=instances)
+
+    def _refit(self, instance: OutgoingInstance, accepted: list[str]) -> Path:
+        """The instance in a listed syntax the AE accepted, in the list's order."""
+        policy = SyntaxPolicy(tuple(s for s in self._policy.allowed if s in accepted))
+        if not policy.allowed:
+            raise SyntaxRefused(f"image {instance.image_id}: the AE accepted none of the "
+                                f"listed transfer syntaxes for its SOP class")
+        folder = instance.path.parent.parent / f"syntax-{self.name}-negotiated"
+        try:
+            return fit(instance, policy, folder)
+        except SyntaxRefused as exc:
+            raise SyntaxRefused(f"image {instance.image_id}: the AE accepted none of the "
+                                f"listed syntaxes it can take: {exc.reason}") from None
 
     def _refused(self, series: OutgoingSeries) -> dict[str, str]:
         with self._lock:

@@ -18,8 +18,14 @@ from pydicom import uid as uids
 from pydicom.dataset import Dataset
 from sqlmodel import Session, select
 
-from relay_sender.destinations import FolderDestination, OutgoingInstance, OutgoingSeries
+from relay_sender.destinations import (
+    Destination,
+    FolderDestination,
+    OutgoingInstance,
+    OutgoingSeries,
+)
 from relay_sender.dicom_ae import DicomDestination
+from relay_sender.dicomweb import DicomWebDestination
 from relay_sender.handlers import NotHeld, SendContext, send_series
 from relay_sender.negotiation import requested_contexts
 from relay_sender.orthanc import OrthancDestination
@@ -204,7 +210,7 @@ def _stored(orthanc: Orthanc) -> dict[str, Dataset]:
 @pytest.mark.orthanc
 @pytest.mark.parametrize("syntax", [uids.JPEG2000Lossless, uids.JPEGLSLossless,
                                     uids.RLELossless], ids=lambda s: uids.UID(s).name)
-@pytest.mark.parametrize("kind", ["orthanc", "dicom"])
+@pytest.mark.parametrize("kind", ["orthanc", "dicom", "dicomweb"])
 def test_orthanc_stores_the_transcoded_instances_with_identical_pixels(
         orthanc: Orthanc, tmp_path: Path, syntax: str, kind: str) -> None:
     spec = SeriesSpec(PATIENT, instances=2)
@@ -213,8 +219,11 @@ def test_orthanc_stores_the_transcoded_instances_with_identical_pixels(
         spec.series_uid
     expected = {str(ds.SOPInstanceUID): ds.pixel_array.copy() for ds in datasets}
     series = _series(tmp_path / "work", datasets)
-    inner = OrthancDestination(orthanc.url) if kind == "orthanc" else DicomDestination(
-        "127.0.0.1", orthanc.dicom_port, orthanc.aet)
+    inner: Destination = {
+        "orthanc": lambda: OrthancDestination(orthanc.url),
+        "dicom": lambda: DicomDestination("127.0.0.1", orthanc.dicom_port, orthanc.aet),
+        "dicomweb": lambda: DicomWebDestination(f"{orthanc.url}/dicom-web", timeout=30),
+    }[kind]()
     destination = TranscodingDestination(inner, [syntax])
     destination.send(series)
     assert destination.missing(series) == set()
@@ -240,3 +249,28 @@ def test_a_dicom_destination_takes_the_next_listed_syntax_it_can_write(
     (stored,) = _stored(orthanc).values()
     assert stored.file_meta.TransferSyntaxUID == uids.JPEG2000Lossless
     assert np.array_equal(stored.pixel_array, make_instance(spec, 0).pixel_array)
+
+
+@pytest.mark.orthanc
+def test_a_syntax_the_ae_turns_down_is_replaced_by_the_next_listed_one_it_accepts(
+        tmp_path: Path) -> None:
+    """An Orthanc that does not take JPEG 2000: the instance, fitted to the list's
+    first choice, goes in the JPEG-LS the association settled on instead."""
+    server = Orthanc(tmp_path / "orthanc", options={"Jpeg2000TransferSyntaxAccepted": False})
+    server.modalities = {"relay": ["RELAY", "127.0.0.1", free_port()]}
+    server.start()
+    try:
+        spec = SeriesSpec(PATIENT, instances=2)
+        series = _series(tmp_path / "work", [make_instance(spec, i) for i in range(2)])
+        destination = TranscodingDestination(
+            DicomDestination("127.0.0.1", server.dicom_port, server.aet),
+            [uids.JPEG2000Lossless, uids.JPEGLSLossless])
+        destination.send(series)
+        assert destination.missing(series) == set()
+        stored = _stored(server)
+    finally:
+        server.stop()
+    assert {str(ds.file_meta.TransferSyntaxUID) for ds in stored.values()} == {
+        uids.JPEGLSLossless}
+    for index, uid in enumerate(spec.sop_uids):
+        assert np.array_equal(stored[uid].pixel_array, make_instance(spec, index).pixel_array)
