@@ -27,10 +27,13 @@ from relay_sender.destinations import (
 from relay_sender.dicom_ae import DicomDestination
 from relay_sender.dicomweb import DicomWebDestination
 from relay_sender.handlers import NotHeld, SendContext, send_series
+from relay_sender.main import build_destinations
 from relay_sender.negotiation import requested_contexts
 from relay_sender.orthanc import OrthancDestination
+from relay_sender.projects import build_named
 from relay_sender.transcode import SyntaxPolicy, SyntaxRefused, TranscodingDestination, transcode
 from relay_shared.models import Delivery, DeliveryState, Image, Series, Status
+from relay_shared.projects import ProjectsRegistry
 from relay_shared.projects.schema import ProjectsFile
 from relay_shared.settings import load_settings
 from tests.services.api.seed import make_runtime
@@ -274,3 +277,44 @@ def test_a_syntax_the_ae_turns_down_is_replaced_by_the_next_listed_one_it_accept
         uids.JPEGLSLossless}
     for index, uid in enumerate(spec.sop_uids):
         assert np.array_equal(stored[uid].pixel_array, make_instance(spec, index).pixel_array)
+
+
+def test_each_named_destination_of_a_project_gets_its_own_syntax(tmp_path: Path) -> None:
+    """From the projects file: one folder wants RLE, its neighbour takes anything."""
+    (tmp_path / "projects.yaml").write_text(
+        "version: 1\n"
+        "destinations:\n"
+        "  rle: {kind: outbox, path: rle, transfer_syntax: 1.2.840.10008.1.2.5}\n"
+        "  asis: {kind: outbox, path: asis}\n"
+        "projects:\n"
+        "  - {name: trial, destinations: [rle, asis]}\n")
+    settings = load_settings(data_dir=tmp_path, projects=tmp_path / "projects.yaml")
+    projects = ProjectsRegistry(settings).current
+    built = {name: build_named(name, projects.destinations[name], projects, settings, None)
+             for name in ("rle", "asis")}
+    spec = SeriesSpec(PATIENT, instances=2)
+    series = _series(tmp_path / "work", [make_instance(spec, i) for i in range(2)])
+    for destination in built.values():
+        destination.send(series)
+        assert destination.missing(series) == set()
+    for name, syntax in (("rle", uids.RLELossless), ("asis", uids.ExplicitVRLittleEndian)):
+        files = [dcmread(p) for p in (tmp_path / name).rglob("*.dcm")]
+        assert len(files) == 2
+        for ds in files:
+            assert ds.file_meta.TransferSyntaxUID == syntax
+            index = spec.sop_uids.index(ds.SOPInstanceUID)
+            assert np.array_equal(ds.pixel_array, make_instance(spec, index).pixel_array)
+
+
+def test_the_default_projects_setting_applies_to_its_dicom_file_destinations(
+        tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, destinations="outbox,s3", s3_bucket="volumes",
+                             s3_format="nifti", transfer_syntax="1.2.840.10008.1.2.4.80")
+    outbox, bucket = build_destinations(settings)
+    assert isinstance(outbox, TranscodingDestination) and outbox.name == "outbox"
+    assert not isinstance(bucket, TranscodingDestination)  # a NIfTI volume has no syntax
+    spec = SeriesSpec(PATIENT, instances=1)
+    series = _series(tmp_path / "work", [make_instance(spec, 0)])
+    outbox.send(series)
+    (sent,) = [dcmread(p) for p in settings.outbox_dir.rglob("*.dcm")]  # type: ignore[union-attr]
+    assert sent.file_meta.TransferSyntaxUID == uids.JPEGLSLossless
