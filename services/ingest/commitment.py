@@ -14,10 +14,10 @@ one that left that way without a row (set aside as unreadable or conflicting) is
 processing failure (0x0110); one the relay never saw is no such instance (0x0112); one
 recorded under another SOP class is a class-instance conflict (0x0119).
 
-The report goes on the association the request came on while that is open (PS3.4
-J.3.3), else on a new one to the requesting AE at the address RELAY_SCP_ALLOWED_AES
-gives it (TITLE@host:port), in plain DICOM only: an SCP on TLS reports on the
-requesting association alone.
+The report goes on a new association to the requesting AE when RELAY_SCP_ALLOWED_AES
+gives it an address (TITLE@host:port; plain DICOM only: an SCP on TLS reports on the
+requesting association alone), else, or when that fails, on the association the
+request came on while that is still open (PS3.4 J.3.3 allows either).
 """
 
 from __future__ import annotations
@@ -315,31 +315,42 @@ class CommitmentKeeper:
 
 
 def send_report(request: Request, outcome: Outcome, reporter: Reporter) -> bool:
+    """On a new association when the AE has an address (its listener takes reports
+    whenever they come), else on the requesting association while it is open and no
+    message of the AE's is arriving on it (the answer awaited there must be the
+    report's)."""
     event_type, info = report(request.transaction_uid, outcome)
+    address = reporter.addresses.get(request.calling_ae)
+    if address is not None and reporter.new_associations \
+            and _report_to(address, reporter, event_type, info, request.calling_ae):
+        return True
     assoc = request.association
-    if assoc is not None and assoc.is_established \
+    if assoc is not None and assoc.is_established and assoc.dimse.message is None \
             and _report_on(assoc, event_type, info, request.calling_ae):
         return True
-    request.association = None  # closed, or it would not take the report
-    address = reporter.addresses.get(request.calling_ae)
-    if address is None or not reporter.new_associations:
+    if address is None and (assoc is None or not assoc.is_established):
         log.warning("storage commitment report waits: the requesting association has "
                     "closed and RELAY_SCP_ALLOWED_AES gives the AE no address",
                     extra={"calling_ae": request.calling_ae})
-        return False
+    return False
+
+
+def _report_to(address: tuple[str, int], reporter: Reporter, event_type: int, info: Dataset,
+               calling_ae: str) -> bool:
     ae = AE(ae_title=reporter.ae_title)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = reporter.timeout
+    ae.connection_timeout = reporter.timeout
     ae.add_requested_context(StorageCommitmentPushModel, TRANSFER_SYNTAXES)
     # The relay opens the association as the SCP of the Push Model (PS3.4 J.3.3).
     role = build_role(StorageCommitmentPushModel, scu_role=False, scp_role=True)
     host, port = address
-    opened = ae.associate(host, port, ae_title=request.calling_ae, ext_neg=[role])
+    opened = ae.associate(host, port, ae_title=calling_ae, ext_neg=[role])
     if not opened.is_established:
         log.warning("storage commitment report: association to the AE refused or "
-                    "unreachable", extra={"calling_ae": request.calling_ae})
+                    "unreachable", extra={"calling_ae": calling_ae})
         return False
     try:
-        return _report_on(opened, event_type, info, request.calling_ae)
+        return _report_on(opened, event_type, info, calling_ae)
     finally:
         opened.release()
 
