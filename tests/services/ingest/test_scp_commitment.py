@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -28,7 +29,7 @@ from relay_shared.paths import WorkStore
 from relay_shared.settings import Settings
 from tests.services.ingest.conftest import scp_settings
 from tests.support.dicom_factory import Patient, SeriesSpec, write_series
-from tests.support.services import free_port
+from tests.support.services import Orthanc, free_port
 
 UID_OF = Pseudonymizer(b"commitment-test-secret").uid
 PATIENT = Patient("MRN-4004", "Lovelace^Ada")
@@ -324,3 +325,44 @@ def test_an_address_for_an_allowed_ae_is_read_and_a_bad_one_named(data_dir: Path
     assert settings.scp_ae_addresses == {"CT1": ("10.1.2.3", 104)}
     with pytest.raises(Exception, match=r"RELAY_SCP_ALLOWED_AES.*TITLE@host:port"):
         scp_settings(data_dir, scp_allowed_aes="CT1@10.1.2.3")
+
+
+@pytest.mark.orthanc
+async def test_orthanc_as_the_modality_gets_its_commitment_report(
+        relay: Callable[..., object], tmp_path: Path) -> None:
+    """Another implementation on the requesting side: Orthanc stores a series to the
+    relay, asks for commitment of it and of an instance it never sent, and takes the
+    relay's report on its own DICOM port."""
+    orthanc = Orthanc(tmp_path / "orthanc")
+    running = await relay(  # type: ignore[misc]
+        scp_allowed_aes=f"{orthanc.aet}@127.0.0.1:{orthanc.dicom_port}")
+    orthanc.modalities = {"relay": ["RELAYTEST", "127.0.0.1", running.settings.scp_port]}
+    await asyncio.to_thread(orthanc.start)
+    try:
+        spec = SeriesSpec(PATIENT, instances=3)
+        for path in write_series(spec, tmp_path / "series"):
+            httpx.post(f"{orthanc.url}/instances", content=path.read_bytes(),
+                       timeout=30).raise_for_status()
+        store = httpx.post(f"{orthanc.url}/modalities/relay/store", timeout=60,
+                           json={"Resources": orthanc.instances(), "Synchronous": True})
+        store.raise_for_status()
+        unknown = generate_uid()
+        asked = [{"SOPClassUID": str(CTImageStorage), "SOPInstanceUID": uid}
+                 for uid in [*spec.sop_uids, unknown]]
+        request = httpx.post(f"{orthanc.url}/modalities/relay/storage-commitment",
+                             json={"DicomInstances": asked}, timeout=60)
+        request.raise_for_status()
+        transaction = request.json()["ID"]
+        outcome: dict[str, object] = {}
+        for _ in range(200):
+            outcome = httpx.get(f"{orthanc.url}/storage-commitment/{transaction}",
+                                timeout=10).json()
+            if outcome.get("Status") != "Pending":
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await asyncio.to_thread(orthanc.stop)
+    assert outcome["Status"] == "Failure"  # one instance is not committed
+    assert {i["SOPInstanceUID"] for i in outcome["Success"]} == set(spec.sop_uids)  # type: ignore[attr-defined]
+    assert [(f["SOPInstanceUID"], f["FailureReason"]) for f in outcome["Failures"]] == [  # type: ignore[attr-defined]
+        (unknown, commitment.NO_SUCH_INSTANCE)]
