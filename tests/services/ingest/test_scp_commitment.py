@@ -29,7 +29,14 @@ from relay_shared.paths import WorkStore
 from relay_shared.settings import Settings
 from tests.services.ingest.conftest import scp_settings
 from tests.support.dicom_factory import Patient, SeriesSpec, write_series
-from tests.support.services import Orthanc, free_port
+from tests.support.services import (
+    Orthanc,
+    RelayProcess,
+    free_port,
+    relay_env,
+    run_relay,
+    wait_until,
+)
 
 UID_OF = Pseudonymizer(b"commitment-test-secret").uid
 PATIENT = Patient("MRN-4004", "Lovelace^Ada")
@@ -366,3 +373,37 @@ async def test_orthanc_as_the_modality_gets_its_commitment_report(
     assert {i["SOPInstanceUID"] for i in outcome["Success"]} == set(spec.sop_uids)  # type: ignore[attr-defined]
     assert [(f["SOPInstanceUID"], f["FailureReason"]) for f in outcome["Failures"]] == [  # type: ignore[attr-defined]
         (unknown, commitment.NO_SUCH_INSTANCE)]
+
+
+def test_the_ingest_process_answers_commitment_from_what_it_recorded(tmp_path: Path) -> None:
+    """`relay ingest` as a process, its own watch loop recording what its SCP staged:
+    the modality keeps its association open and gets the report on it."""
+    env = relay_env({}, data_dir=tmp_path / "var", scp_port=free_port(),
+                    scp_ae_title="RELAYTEST", scp_allowed_aes=MODALITY, stable_age=0.5,
+                    watch_interval=0.2, metrics_port=0)
+    run_relay("db", "upgrade", env=env)
+    process = RelayProcess("ingest", env, tmp_path / "ingest.log").start()
+    port = int(env["RELAY_SCP_PORT"])
+    try:
+        wait_until(lambda: _answers_echo(port), 60, "the SCP")
+        spec = SeriesSpec(PATIENT, instances=2)
+        paths = write_series(spec, tmp_path / "series")
+        unknown = generate_uid()
+        request = _request([(CTImageStorage, u) for u in [*spec.sop_uids, unknown]])
+        report = Report()
+        assert _store_and_ask(port, paths, request, report, 30) == 0x0000
+    finally:
+        process.stop()
+    assert report.arrived.is_set(), (tmp_path / "ingest.log").read_text()[-2000:]
+    assert report.committed() == set(spec.sop_uids)
+    assert report.failed() == {unknown: commitment.NO_SUCH_INSTANCE}
+
+
+def _answers_echo(port: int) -> bool:
+    ae = AE(ae_title=MODALITY)
+    ae.add_requested_context("1.2.840.10008.1.1")
+    assoc = ae.associate("127.0.0.1", port, ae_title="RELAYTEST")
+    established = bool(assoc.is_established)
+    if established:
+        assoc.release()
+    return established
