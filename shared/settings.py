@@ -178,19 +178,24 @@ class Settings(BaseSettings):
     # (staged, handed over, being recorded) before they are reported as failures.
     scp_commitment_timeout: float = Field(900.0, gt=0)
 
+    _scp_ae_titles: list[str] = PrivateAttr(default_factory=list)
+
     @model_validator(mode="after")
     def _split_ae_addresses(self) -> Settings:
-        titles = []
         for entry in self.scp_allowed_aes:
             try:
                 title, address = parse_ae_entry(entry)
             except ValueError as exc:
                 raise ValueError(f"RELAY_SCP_ALLOWED_AES: {exc}") from None
-            titles.append(title)
+            self._scp_ae_titles.append(title)
             if address is not None:
                 self._scp_ae_addresses[title] = address
-        self.scp_allowed_aes = titles
         return self
+
+    @property
+    def scp_allowed_ae_titles(self) -> list[str]:
+        """The calling AE titles allowed, without the addresses some carry."""
+        return list(self._scp_ae_titles)
 
     @property
     def scp_ae_addresses(self) -> dict[str, tuple[str, int]]:

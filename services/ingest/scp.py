@@ -251,7 +251,7 @@ def make_ae(settings: Settings, commitments: bool = False) -> AE:
     for context in AllStoragePresentationContexts:
         ae.add_supported_context(str(context.abstract_syntax), TRANSFER_SYNTAXES)
     # Checked on the A-ASSOCIATE-RQ, before any P-DATA is read (see receiving.py).
-    ae.require_calling_aet = list(settings.scp_allowed_aes)
+    ae.require_calling_aet = settings.scp_allowed_ae_titles
     ae.maximum_associations = settings.scp_max_associations
     # Peers send PDUs up to this size: a whole instance in a few PDUs rather than
     # hundreds of 16 KiB ones, each a round of pynetdicom's reader loop.

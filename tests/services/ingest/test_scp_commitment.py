@@ -328,7 +328,8 @@ def test_the_pipeline_finds_instances_staged_handed_over_or_claimed(tmp_path: Pa
 
 def test_an_address_for_an_allowed_ae_is_read_and_a_bad_one_named(data_dir: Path) -> None:
     settings = scp_settings(data_dir, scp_allowed_aes="CT1@10.1.2.3:104,MR2")
-    assert settings.scp_allowed_aes == ["CT1", "MR2"]
+    assert settings.scp_allowed_ae_titles == ["CT1", "MR2"]
+    assert settings.scp_allowed_aes == ["CT1@10.1.2.3:104", "MR2"]  # shown as configured
     assert settings.scp_ae_addresses == {"CT1": ("10.1.2.3", 104)}
     with pytest.raises(Exception, match=r"RELAY_SCP_ALLOWED_AES.*TITLE@host:port"):
         scp_settings(data_dir, scp_allowed_aes="CT1@10.1.2.3")
