@@ -26,6 +26,7 @@ from typing import Any
 
 from pydicom import dcmread
 from pydicom import uid as uids
+from pydicom._uid_dict import UID_dictionary
 
 from relay_sender.destinations import (
     Destination,
@@ -53,9 +54,18 @@ WRITERS: dict[str, str | None] = {
 PIXEL_DATA = 0x7FE00010
 
 
+def known_syntax(syntax: str) -> str | None:
+    """The standard's name of a transfer syntax, or None. Looked up, not parsed: a
+    file could carry any text there, and pydicom's parser would log it."""
+    entry = UID_dictionary.get(syntax)
+    return entry[0] if entry is not None and entry[1] == "Transfer Syntax" else None
+
+
 def syntax_name(syntax: str) -> str:
-    name = uids.UID(syntax).name
-    return f"{name} ({syntax})" if name != syntax else syntax
+    """A transfer syntax as a reason may show it: a file's own value only when it is one
+    the standard defines."""
+    name = known_syntax(syntax)
+    return f"{name} ({syntax})" if name else "a transfer syntax the relay does not know"
 
 
 class SyntaxRefused(DestinationError):
@@ -73,8 +83,10 @@ class SyntaxPolicy:
         if source in self.allowed:
             return []
         if source not in LOSSLESS:
+            kind = "is lossy" if known_syntax(source) else \
+                "is not known to be lossless"
             raise SyntaxRefused(
-                f"its transfer syntax {syntax_name(source)} is lossy and the destination "
+                f"its transfer syntax, {syntax_name(source)}, {kind} and the destination "
                 f"allows only {self._listed()}; lossy transcoding is never done implicitly")
         targets = [s for s in self.allowed if s in WRITERS]
         if not targets:

@@ -107,6 +107,10 @@ def test_the_policy_sends_as_is_refuses_lossy_and_never_picks_a_lossy_target() -
         SyntaxPolicy((uids.RLELossless,)).targets(uids.JPEGBaseline8Bit)
     with pytest.raises(SyntaxRefused, match="none of which the relay writes losslessly"):
         SyntaxPolicy((uids.JPEGBaseline8Bit,)).targets(uids.ExplicitVRLittleEndian)
+    # Whatever a file says its syntax is, a reason shows it only if the standard has it.
+    with pytest.raises(SyntaxRefused) as refused:
+        SyntaxPolicy((uids.RLELossless,)).targets("Doe^Jane")
+    assert "Doe" not in refused.value.reason and "does not know" in refused.value.reason
 
 
 def test_a_folder_gets_allowed_files_untouched_and_others_transcoded(tmp_path: Path) -> None:
