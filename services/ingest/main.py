@@ -7,7 +7,7 @@ import contextlib
 import logging
 from pathlib import Path
 
-from relay_ingest import collector, follower, scp
+from relay_ingest import collector, commitment, follower, scp
 from relay_ingest.handlers import claim, ingest_claimed, is_finished
 from relay_ingest.origin import OriginSeal, is_origin_file, note_folder_origin, read_origin
 from relay_ingest.routing import IngestRouter
@@ -24,7 +24,8 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
     assert incoming is not None
     if rt.settings.scp_port:
         tlsconfig.scp_context(rt.settings)  # a certificate that cannot be used stops start-up
-    network = asyncio.create_task(scp.serve(rt.settings, stop)) if rt.settings.scp_port else None
+    network = asyncio.create_task(scp.serve(rt.settings, stop, _commitments(rt))) \
+        if rt.settings.scp_port else None
     # Pull sources run beside the watch loop; what they fetch lands in incoming.
     pulls = [asyncio.create_task(follower.run(rt, stop))] if rt.settings.follow_orthanc_urls \
         else []
@@ -49,6 +50,19 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
     if network is not None:
         await network
     await asyncio.gather(*pulls)
+
+
+def _commitments(rt: Runtime) -> commitment.CommitmentKeeper:
+    settings = rt.settings
+    assert settings.staging_dir is not None and settings.incoming_dir is not None
+    pipeline = commitment.Pipeline(settings.staging_dir, settings.incoming_dir,
+                                   rt.store.claimed_dir)
+    # Over TLS, a report goes back on the association that asked, never in plain DICOM.
+    reporter = commitment.Reporter(settings.scp_ae_title, settings.scp_ae_addresses,
+                                   new_associations=settings.scp_tls_cert is None,
+                                   timeout=settings.dicom_timeout)
+    return commitment.CommitmentKeeper(rt.engine, rt.pseudonymizer.uid, pipeline, reporter,
+                                       settings.scp_commitment_timeout)
 
 
 def _folders(root: Path, refused_links: set[str] | None = None) -> list[Path]:

@@ -35,6 +35,8 @@ from relay_shared.projects import Arrival, Source
 
 log = logging.getLogger(__name__)
 PARTIAL_SUFFIX = ".part"
+# A delivery folder made here; the same name in incoming and, with a suffix, once claimed.
+DELIVERY_PREFIX = "scp-"
 SPOOL_FOLDER = ".receiving"
 
 
@@ -97,7 +99,8 @@ class Staging:
         with self._lock:
             delivery = self._open.get(series_uid)
             if delivery is None:
-                folder = self._staging_dir / f"scp-{uid_key(series_uid)}-{uuid.uuid4().hex[:8]}"
+                name = f"{DELIVERY_PREFIX}{uid_key(series_uid)}-{uuid.uuid4().hex[:8]}"
+                folder = self._staging_dir / name
                 folder.mkdir(parents=True)
                 write_origin(folder, Arrival(Source.SCP.value, calling_ae=calling_ae), self._sealer)
                 delivery = self._open[series_uid] = _OpenDelivery(folder, self._clock())
