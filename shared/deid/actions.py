@@ -293,7 +293,7 @@ def private(item: Item, tag: int, run: Run) -> None:
     run.private_kept += 1
     if run.plan.config.shifts_dates:
         elem = item[tag]
-        if elem[0] == "UN":
+        if elem[0] not in ("DA", "DT"):
             elem = _private_vr(elem, tag, name)
             item[tag] = elem
         if elem[0] in ("DA", "DT"):
@@ -301,8 +301,8 @@ def private(item: Item, tag: int, run: Run) -> None:
 
 
 def _private_vr(elem: Elem, tag: int, creator: str) -> Elem:
-    """An implicit VR file does not say a private element is a date; the
-    private dictionary may."""
+    """An implicit VR file does not say a private element is a date, and an
+    explicit one may say it wrongly (LO, UN); the private dictionary decides."""
     try:
         vr = private_dictionary_VR(tag, creator)
     except KeyError:
