@@ -34,7 +34,7 @@ from relay_shared.models import Image, Series, SeriesIdentifiers, Status, Study
 from relay_shared.outbox import enqueue
 from relay_shared.paths import WorkStore
 from relay_shared.pixels import PixelOutcome, PixelPolicy, counts, record
-from relay_shared.reasons import RelayError
+from relay_shared.reasons import RelayError, described
 from relay_shared.vault import IdentifierVault
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,10 @@ def _deidentify_all(ctx: DeidContext, series_id: int, images: list[Image]
 
 
 def _reason(what: str, exc: BaseException) -> str:
-    return f"{what}: {type(exc).__name__}"
+    """The relay's own fixed words for what is wrong with a file (a
+    `RelayError`: a refused structure, a value the profile cannot write),
+    else the exception's type; never a library's text, which can quote a value."""
+    return described(what, exc)
 
 
 def _deidentify_image(ctx: DeidContext, series_id: int, image_id: int,

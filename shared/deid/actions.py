@@ -20,6 +20,7 @@ from pydicom.uid import UID_dictionary
 from ..dicom.charset import Charset
 from ..dicom.header import Elem, Header, Item, charset_in, text_values
 from ..dicom.vocabulary import FREE_TEXT_VRS, NUMBER_FORMATS, SPECIFIC_CHARACTER_SET, STRING_VRS
+from ..reasons import RelayError
 from .originals import IdentifyingValues
 from .plan import Plan, Step
 from .pseudonyms import Identifiers, Pseudonymizer
@@ -30,8 +31,11 @@ MAX_LENGTH = {"SH": 16, "AE": 16, "CS": 16, "LO": 64, "PN": 64}
 EMPTY = b""
 
 
-class ProfileError(ValueError):
-    """The profile asks for text where the file holds a binary value."""
+class ProfileError(RelayError, ValueError):
+    """The profile asks for text where the file holds a binary value; the
+    message is the relay's own fixed words."""
+
+    code = "profile"
 
 
 class Run:

@@ -20,7 +20,7 @@ from pydicom import config as pydicom_config
 from pydicom.valuerep import validate_value
 
 from ..dicom.charset import Charset
-from ..dicom.header import Header, Item, Misfit, implicit_vr, text_bytes
+from ..dicom.header import Header, Item, implicit_vr, text_bytes
 from ..dicom.vocabulary import STRING_VRS
 from .actions import Run, collect_all
 from .values import dummy_value
