@@ -29,6 +29,10 @@ ROWS = {
     if "X" not in row["tag"][1:].replace("0X", "") and "GGGG" not in row["tag"]
     and not re.search(r"[X]{2}", row["tag"])
 }
+# PS3.15 E.3.9 keeps every replaced UID under Retain UIDs; the extraction
+# omits the code on these two rows (the engine corrects them the same way).
+for _tag in (0x0040A124, 0x04000100):
+    ROWS[_tag] = {**ROWS[_tag], "rtnUIDsOpt": "K"}
 IDENTITY = {0x00100010, 0x00100020}  # replaced by the pseudonym whatever the code
 UID_RE = re.compile(r"^2\.25\.\d{1,39}$")
 CONFIGS = [frozenset()] + [frozenset({o}) for o in OPTIONS]
