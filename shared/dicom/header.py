@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from contextlib import suppress
 from io import BytesIO
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -303,10 +304,8 @@ def dictionary_vrs(tag: int) -> frozenset[str]:
         pass
     allowed = KNOWN_VRS
     if not tag >> 16 & 1 and tag & 0xFFFF:
-        try:
+        with suppress(KeyError):  # repeating groups (60xx) are the dictionary's too
             allowed = frozenset(dictionary_VR(tag).split(" or "))
-        except KeyError:
-            pass
     _dictionary_vrs[tag] = allowed
     return allowed
 

@@ -285,7 +285,8 @@ def test_an_sr_uid_and_a_digital_signature_uid_pass_under_rtnuidsopt(tmp_path: P
     signature.DigitalSignatureUID = generate_uid()
     source.ContentSequence = Sequence([item])
     source.DigitalSignaturesSequence = Sequence([signature])
-    out = output_of(source, ContentSequence=Sequence([item]), StudyInstanceUID=source.StudyInstanceUID,
+    out = output_of(source, ContentSequence=Sequence([item]),
+                    StudyInstanceUID=source.StudyInstanceUID,
                     DigitalSignaturesSequence=Sequence([signature]))
     assert findings(tmp_path, source, out, frozenset({"rtnUIDsOpt"})) == []
 
