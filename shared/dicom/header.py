@@ -251,6 +251,8 @@ def parse_file_meta(data: bytes) -> tuple[Item, int]:
         group, element, vr_bytes, length = short.unpack_from(data, pos)
         vr = vr_bytes.decode("ascii", "replace")
         if vr in LONG_LENGTH_VRS:
+            if pos + 12 > len(data):
+                raise DicomFormatError("unreadable file meta")
             length = long.unpack_from(data, pos)[3]
             pos += 12
         else:
