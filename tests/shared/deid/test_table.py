@@ -105,3 +105,35 @@ def test_compound_codes_keep_what_common_iods_require() -> None:
         assert keyword in out, keyword
     for keyword in ("SeriesDate", "InstitutionName", "OperatorsName", "ProtocolName"):
         assert keyword not in out, keyword
+
+
+def test_the_wrong_vr_class_leaves_no_planted_value() -> None:
+    """Every planted attribute under a VR its file gets wrong: nothing planted
+    is left, as nothing is when the VRs are right, and the file meta names
+    the replaced instance."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import dcmread
+
+    from relay_shared.dicom.header import parse_file
+
+    from .planting import planted_left, planted_wrong_vr_file
+
+    ids = PSEUDO.identifiers_for("PATIENT-1")
+    right = deidentify(parse_file(_saved(planted_dataset())), ids, PSEUDO, DeidConfig())
+    assert planted_left(right.dataset.encode()) == []
+    data = planted_wrong_vr_file()
+    header = parse_file(data)
+    wrong = sum(1 for tag, (vr, _) in header.body.items() if vr != planted_tags().get(tag, vr))
+    out = deidentify(header, ids, PSEUDO, DeidConfig()).dataset.encode()
+    assert planted_left(out) == []
+    assert wrong == 0 and len(getattr(header, "misfits", [])) == 0  # all read, all checked
+    ds = dcmread(DicomBytesIO(out))
+    assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID != "1.2.999.524312"
+
+
+def _saved(ds: Dataset) -> bytes:
+    from io import BytesIO
+
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
