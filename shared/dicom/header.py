@@ -361,8 +361,8 @@ class _Parser:
                     vr, pos = self.unknown(item, tag, pos, length)
                     if vr is None:
                         continue
-                elif vr not in (_dictionary_vrs.get(tag) or dictionary_vrs(tag)) \
-                        and group != 0xFFFE:
+                elif vr is not None and group != 0xFFFE and \
+                        vr not in (_dictionary_vrs.get(tag) or dictionary_vrs(tag)):
                     vr = self.misfit(item, tag, vr)
             if group == 0xFFFE:
                 if tag != ITEM_END or not delimited:
