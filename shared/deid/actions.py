@@ -11,6 +11,7 @@ the character set of the item it is in.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from functools import partial
 from typing import cast
 
@@ -27,6 +28,9 @@ from .pseudonyms import Identifiers, Pseudonymizer
 from .values import dummy_value, shift_values
 
 UNSET = object()  # not yet resolved (None means: keep)
+# VRs of a fixed form, where a kept value that does not have the form may be
+# anything (a name in a UID, an ID in a date): checked before it is kept.
+FORMED_VRS = frozenset({"UI", "DA", "DT", "TM"})
 MAX_LENGTH = {"SH": 16, "AE": 16, "CS": 16, "LO": 64, "PN": 64}
 EMPTY = b""
 
@@ -62,9 +66,12 @@ class Run:
         self.cleaned: set[int] = set()
         self.private_removed = 0
         self.private_kept = 0
+        # What a kept UID, date or time must pass to stay (the engine sets
+        # `conform.settle_kept`): a value of another form is never kept.
+        self.kept_check: Callable[[Item, int, Run], None] | None = None
 
     def walk(self, item: Item) -> None:
-        actions, plan = self.actions, self.plan
+        actions, plan, kept_check = self.actions, self.plan, self.kept_check
         outer = self.codec
         if SPECIFIC_CHARACTER_SET in item:  # an item may set its own (PS3.5 6.1.2.5)
             self.codec = charset_in(item, outer)
@@ -74,6 +81,8 @@ class Run:
                 handler = actions[tag] = handler_for(plan.step(tag))
             if handler is not None:
                 handler(item, tag, self)
+            elif kept_check is not None and item[tag][0] in FORMED_VRS:
+                kept_check(item, tag, self)
         if plan.keeps_safe_private:
             drop_unused_creators(item)
         self.codec = outer

@@ -42,12 +42,18 @@ def conform(header: Header, run: Run) -> None:
     header.misfits = []
 
 
-def _conform(item: Item, tag: int, run: Run) -> None:
-    vr = implicit_vr(tag)
+def settle_kept(item: Item, tag: int, run: Run) -> None:
+    """A UID, date or time the profile keeps (an option, a tag the table does
+    not list), checked like a misfit: kept only if it has its VR's form."""
+    _conform(item, tag, run, item[tag][0])
+
+
+def _conform(item: Item, tag: int, run: Run, vr: str | None = None) -> None:
+    vr = vr or implicit_vr(tag)
     elem = item[tag]
     if parses(vr, elem[1], run.codec):
         return
-    _remember(item, tag, run)
+    _remember(item, tag, run, vr)
     step = run.plan.step(tag)
     if vr == "UI" and type(elem[1]) is bytes:
         text = elem[1].decode("latin-1").strip("\x00 ")
@@ -79,7 +85,7 @@ def parses(vr: str, value: bytes | list, codec: Charset) -> bool:
     return True
 
 
-def _remember(item: Item, tag: int, run: Run) -> None:
+def _remember(item: Item, tag: int, run: Run, vr: str) -> None:
     """The original of a value about to go, for the scrub and the leak check;
     read as text whatever it was written as, since the dictionary says what it
     means and a value that does not parse may still spell an identifier."""
@@ -88,7 +94,6 @@ def _remember(item: Item, tag: int, run: Run) -> None:
         for sub in elem[1]:
             collect_all(sub, run, run.codec)
         return
-    vr = implicit_vr(tag)
     if tag not in run.plan.identifying and vr not in ("UI", "PN", "DA", "DT"):
         return
     text = elem[1].decode(run.codec.codec or "latin-1", "replace").strip("\x00 ")

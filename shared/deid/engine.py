@@ -26,7 +26,7 @@ from ..dicom.vocabulary import (
 )
 from .actions import ProfileError, Run, handler_for
 from .config import DeidConfig
-from .conform import conform
+from .conform import conform, settle_kept
 from .originals import IdentifyingValues
 from .plan import Plan, plan_for, recipe_tags
 from .provenance import audit_record, method_codes, provenance
@@ -81,6 +81,7 @@ def deidentify(
     run = Run(plan, ids, pseudonymizer, ds, known)
     if ids.extra:
         run.actions = {**run.actions, **_extra_handlers(ids, plan)}
+    run.kept_check = settle_kept
     conform(ds, run)
     run.walk(ds.body)
     run.scrub_deferred()

@@ -198,3 +198,35 @@ def test_the_cases_seen_in_the_field(keyword: str, written: str) -> None:
     for place in PLACES:
         for config in CONFIGS.values():
             check(tag, written, place, config, 4711)
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit", "implicit"])
+@pytest.mark.parametrize(("keyword", "options"), [
+    ("StudyInstanceUID", {"rtnUIDsOpt"}),  # kept UIDs
+    ("SOPInstanceUID", {"rtnUIDsOpt"}),
+    ("StudyDate", {"rtnLongFullDatesOpt"}),  # kept dates and times
+    ("AcquisitionDateTime", {"rtnLongFullDatesOpt"}),
+    ("StudyTime", {"rtnLongFullDatesOpt"}),
+    ("ExpiryDate", set()),  # a date the table does not list: kept by the Basic Profile
+])
+def test_a_kept_uid_date_or_time_that_is_not_one_is_not_kept(keyword: str, options: set[str],
+                                                              implicit: bool) -> None:
+    """Written under its right VR, but not of its VR's form: whatever it holds
+    (here a name) does not go out because an option keeps the attribute."""
+    from pydicom.datadict import tag_for_keyword
+
+    tag = tag_for_keyword(keyword)
+    assert tag is not None
+    config = DeidConfig(options=frozenset(options))
+    right = ATTRIBUTES.get(tag) or dictionary_VR(tag)
+    good = {"UI": "1.2.999.77.1", "DA": "20240315", "DT": "20240315101500", "TM": "101500"}
+    kept = deidentified(file_bytes_any(tag, right, padded(good[right], right), implicit),
+                        config)
+    assert kept is not None and good[right].encode() in kept  # the option keeps a good one
+    out = deidentified(file_bytes_any(tag, right, b"QPLANTED^NAME", implicit), config)
+    assert out is not None and b"QPLANTED" not in out
+
+
+def file_bytes_any(tag: int, vr: str, value: bytes, implicit: bool) -> bytes:
+    ATTRIBUTES.setdefault(tag, vr)  # a tag outside the table's tested set
+    return file_bytes(tag, None if implicit else vr, value, "top")
