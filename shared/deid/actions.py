@@ -297,17 +297,17 @@ def private(item: Item, tag: int, run: Run) -> None:
     if element <= 0x00FF:
         return
     creator = item.get((tag & 0xFFFF0000) | (element >> 8))
-    name = ""
+    written = ""  # as the file spells it: the private dictionary is case-sensitive
     if creator is not None and type(creator[1]) is bytes:
-        name = run.codec.decode(creator[1]).rstrip("\x00").strip().upper()
-    if (tag >> 16, name, element & 0xFF) not in run.plan.safe_private:
+        written = run.codec.decode(creator[1]).rstrip("\x00").strip()
+    if (tag >> 16, written.upper(), element & 0xFF) not in run.plan.safe_private:
         remove_private(item, tag, run)
         return
     run.private_kept += 1
     if run.plan.config.shifts_dates:
         elem = item[tag]
-        if elem[0] not in ("DA", "DT"):
-            elem = _private_vr(elem, tag, name)
+        if elem[0] not in ("DA", "DT") and type(elem[1]) is bytes:
+            elem = _private_vr(elem, tag, written)
             item[tag] = elem
         if elem[0] in ("DA", "DT"):
             shift(item, tag, run)

@@ -230,3 +230,28 @@ def test_a_kept_uid_date_or_time_that_is_not_one_is_not_kept(keyword: str, optio
 def file_bytes_any(tag: int, vr: str, value: bytes, implicit: bool) -> bytes:
     ATTRIBUTES.setdefault(tag, vr)  # a tag outside the table's tested set
     return file_bytes(tag, None if implicit else vr, value, "top")
+
+
+@pytest.mark.parametrize("written", ["LO", "UN", "SH", None], ids=str)
+def test_a_safe_private_date_written_under_another_vr_is_shifted(written: str | None) -> None:
+    """The private dictionary says (3109,xx0A) of "Applicare/RadWorks/Version 5.0"
+    is a date: kept under Retain Safe Private, it is shifted like one."""
+    from relay_shared.deid import SafePrivate
+
+    creator = "Applicare/RadWorks/Version 5.0"
+    body = base_item()
+    body[0x31090010] = ("LO", padded(creator, "LO"))
+    body[0x3109100A] = (written or "DA", b"20240315")
+    implicit = written is None
+    meta = {0x00020002: ("UI", padded(CTImageStorage, "UI")),
+            MEDIA_SOP_INSTANCE_UID: ("UI", body[SOP_INSTANCE_UID][1]),
+            0x00020010: ("UI", padded(ImplicitVRLittleEndian if implicit
+                                      else ExplicitVRLittleEndian, "UI"))}
+    data = PREAMBLE + encode_meta(meta) + encode_item(body, ENCODINGS[(implicit, True)])
+    config = DeidConfig(options=frozenset({"rtnSafePrivOpt", "rtnLongModifDatesOpt"}),
+                        safe_private=frozenset({SafePrivate(0x3109, creator, 0x0A)}))
+    out = deidentify(parse_file(data), IDS, PSEUDO, config)
+    kept = out.dataset.body[0x3109100A]
+    assert kept[0] == "DA" and kept[1] != b"20240315"
+    assert b"20240315" not in out.dataset.encode()
+    assert out.audit["private_kept"] == 1
