@@ -63,7 +63,7 @@ def _conform(item: Item, tag: int, run: Run, vr: str | None = None) -> None:
         del item[tag]
         run.removed.add(tag)
     else:
-        item[tag] = (vr, _dummy(vr, run))
+        item[tag] = (vr, _dummy(vr))
         run.replaced.add(tag)
 
 
@@ -101,7 +101,7 @@ def _remember(item: Item, tag: int, run: Run, vr: str) -> None:
         run.originals.add(vr if vr in STRING_VRS else "LO", [text])
 
 
-def _dummy(vr: str, run: Run) -> bytes:
+def _dummy(vr: str) -> bytes:
     value = dummy_value(vr)
     if isinstance(value, bytes):
         return value
