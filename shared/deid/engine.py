@@ -14,6 +14,7 @@ from ..dicom.header import (
     Item,
     charset_in,
     header_from_dataset,
+    implicit_vr,
     text_bytes,
     text_values,
 )
@@ -129,6 +130,8 @@ def _rebuild_meta(header: Header, run: Run) -> None:
         if tag not in META_KEEP and tag != MEDIA_SOP_INSTANCE_UID:
             del meta[tag]
             run.removed.add(tag)
+        elif meta[tag][0] != implicit_vr(tag):  # kept, under the dictionary's VR
+            meta[tag] = (implicit_vr(tag), meta[tag][1])
     sop = header.body.get(SOP_INSTANCE_UID)
     if sop is not None:
         new = text_values(sop, header.codec)[:1] if isinstance(sop[1], bytes) else []

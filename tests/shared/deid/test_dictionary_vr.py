@@ -255,3 +255,19 @@ def test_a_safe_private_date_written_under_another_vr_is_shifted(written: str | 
     assert kept[0] == "DA" and kept[1] != b"20240315"
     assert b"20240315" not in out.dataset.encode()
     assert out.audit["private_kept"] == 1
+
+
+def test_the_file_meta_keeps_its_elements_under_their_dictionary_vrs() -> None:
+    body = base_item()
+    body[SOP_INSTANCE_UID] = ("LO", b"1.2.999.5.5")
+    meta = {0x00020002: ("SH", padded(CTImageStorage, "UI")),
+            MEDIA_SOP_INSTANCE_UID: ("LO", b"1.2.999.5.5"),
+            0x00020010: ("LO", padded(ExplicitVRLittleEndian, "UI"))}
+    data = PREAMBLE + encode_meta(meta) + encode_item(body, ENCODINGS[(False, True)])
+    out = parse_file(deidentify(parse_file(data), IDS, PSEUDO, DeidConfig()).dataset.encode())
+    assert out.meta is not None
+    assert {tag: elem[0] for tag, elem in out.meta.items()} == {
+        0x00020000: "UL", 0x00020001: "OB", 0x00020002: "UI", MEDIA_SOP_INSTANCE_UID: "UI",
+        0x00020010: "UI", 0x00020012: "UI", 0x00020013: "SH"}
+    assert out.meta[MEDIA_SOP_INSTANCE_UID][1] == out.body[SOP_INSTANCE_UID][1]
+    assert b"1.2.999.5.5" not in out.body[SOP_INSTANCE_UID][1]
