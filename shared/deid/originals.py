@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Hashable, Iterable
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from pydicom.multival import MultiValue
@@ -30,15 +30,27 @@ from pydicom.uid import UID_dictionary
 from ..dicom.vocabulary import FREE_TEXT_VRS
 from .detectors import text_rules
 from .text import SCRUBBED, fold, fold_mapped, name_components, replace_spans, unbounded
+from .values import DUMMY_BY_VR
 
 MIN_LENGTH = 3
 SHORT_WORD = 2  # two-letter name components (Li, Wu, Xu, Ma): whole words only
+# The relay's own dummies: input de-identified before holds them as its
+# "originals", and they identify nobody; the same word in the output is the
+# relay's, not the patient's. So are the guard's placeholders (REMOVED, ...).
+PLACEHOLDERS = frozenset(fold(str(v)) for v in DUMMY_BY_VR.values()
+                         if isinstance(v, str) and len(v) >= MIN_LENGTH)
+PLACEHOLDER_DATES = frozenset(str(DUMMY_BY_VR[vr])[:8] for vr in ("DA", "DT"))
 MAX_TEXT = 1024  # longer originals are free text; their fragments are found by the names
 # Searched as whole texts; names (PN) by their components too.
 PLAIN_TEXT_VRS = (FREE_TEXT_VRS - {"PN"}) | {"AE"}
 Spans = Callable[[str], Iterable[tuple[int, int]]]
 _DIGIT_RUN = re.compile(r"[0-9][0-9.]+")  # where a UID can be, in any text
 _UID_CHARS = re.compile(r"[0-9][0-9.]+")
+
+
+@cache
+def _placeholders() -> frozenset[str]:
+    return PLACEHOLDERS | text_rules().placeholders
 
 
 class IdentifyingValues:
@@ -112,26 +124,27 @@ class IdentifyingValues:
                 else:
                     self._odd_uids.add(text)
         elif vr in ("DA", "DT"):
-            if text[:8].isdigit() and len(text) >= 8 and text[:8] not in self.dates:
+            if text[:8].isdigit() and len(text) >= 8 and text[:8] not in self.dates \
+                    and text[:8] not in PLACEHOLDER_DATES:
                 self.dates.add(text[:8])
                 self._matcher = None
         elif vr == "PN":
             self.add_name(text)
         elif vr in PLAIN_TEXT_VRS and len(text) <= MAX_TEXT:
             folded = fold(text)
-            if folded not in self.texts and folded not in text_rules().placeholders:
+            if folded not in self.texts and folded not in _placeholders():
                 self.texts.add(folded)
                 self._matcher = None
 
     def add_name(self, name: str) -> None:
-        rules = text_rules()
+        rules, placeholders = text_rules(), _placeholders()
         full = fold(name).strip("^= ")
-        if full in rules.placeholders:
+        if full in placeholders:
             return
         if len(full) >= MIN_LENGTH:
             self.texts.add(full)
         for part in name_components(name):
-            if part in rules.name_particles or part in rules.placeholders:
+            if part in rules.name_particles or part in placeholders:
                 continue
             if unbounded(part):
                 self.unbounded.add(part)
