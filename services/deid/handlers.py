@@ -28,6 +28,7 @@ from relay_shared.deid import (
     merge_audits,
 )
 from relay_shared.deid.streamcopy import load_header, write_deidentified
+from relay_shared.dicom.header import MAX_INFLATED_BYTES
 from relay_shared.guard import Rules as GuardRules
 from relay_shared.metrics import INSTANCES_DEIDENTIFIED, INSTANCES_FAILED
 from relay_shared.models import Image, Series, SeriesIdentifiers, Status, Study
@@ -56,6 +57,8 @@ class DeidContext:
     identifiers: IdentifiersSource | None = None
     pixels: PixelPolicy = field(default_factory=PixelPolicy)
     guard_rules: GuardRules | None = None  # None: the built-in rules
+    # RELAY_MAX_INFLATED_BYTES: a deflated original inflates here as it did at ingest.
+    max_inflated_bytes: int = MAX_INFLATED_BYTES
 
     def source(self) -> IdentifiersSource:
         return self.identifiers or LocalIdentifiers(self.pseudonymizer)
@@ -131,7 +134,7 @@ def _deidentify_all(ctx: DeidContext, series_id: int, images: list[Image]
         assert image.id is not None
         source = ctx.store.original(series_id, image.id)
         try:
-            header = load_header(source)
+            header = load_header(source, ctx.max_inflated_bytes)
         except Exception as exc:  # the file vanished or went bad after ingest checked it
             results.append(ImageResult(image.id, False, _reason("unreadable original", exc)))
             continue
@@ -197,7 +200,8 @@ def _leak_check(ctx: DeidContext, series_id: int, originals: IdentifyingValues,
     for result in results:
         if not result.ok:
             continue
-        output = load_header(ctx.store.deidentified(series_id, result.image_id))
+        output = load_header(ctx.store.deidentified(series_id, result.image_id),
+                             ctx.max_inflated_bytes)
         hits.extend(f"image {result.image_id}: {path}" for path in find_leaks(
             output, originals, date_shift_days=date_shift_days, config=ctx.config))
     return hits

@@ -34,7 +34,8 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
     ctx = DeidContext(rt.engine, rt.store, rt.pseudonymizer, config, rt.settings.send_queue,
                       rt.vault, _identifiers_source(rt.settings),
                       PixelPolicy.from_settings(rt.settings),
-                      load_rules(rt.settings.guard_id_patterns))
+                      load_rules(rt.settings.guard_id_patterns),
+                      max_inflated_bytes=rt.settings.max_inflated_bytes)
     contexts = ProjectContexts(ctx, rt.projects, rt.settings)
     await consume_until_stopped(rt, stop, rt.settings.deid_queue, contexts.deidentify,
                                 Stage.DEID)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from pydicom import dcmread
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
-from pydicom.uid import JPEGBaseline8Bit
+from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEGBaseline8Bit
 from sqlmodel import Session, select
 
 from relay_deid.handlers import deidentify_series
@@ -132,3 +133,30 @@ def test_a_transfer_syntax_the_bytes_contradict_fails_its_image_not_its_pixels(
         tmp_path, lambda spec, path: _implicit_data_set_labelled_jpeg(spec, 0))
     _assert_only_the_first_failed(images, series, outputs,
                                   "the data set is not encoded as its transfer syntax says")
+
+
+@pytest.mark.parametrize(("cap", "fails"), [(1 << 20, True), (64 << 20, False)])
+def test_a_deflated_original_inflates_no_further_than_the_setting_allows(
+        tmp_path: Path, cap: int, fails: bool) -> None:
+    """RELAY_MAX_INFLATED_BYTES bounds deid's reading as it bounds ingest's: a smaller
+    setting than the built-in default holds here too."""
+    ctx = replace(_context(tmp_path), max_inflated_bytes=cap)
+    spec = SeriesSpec(PATIENT, instances=2, rows=8, columns=8)
+    write_series(spec, tmp_path / "src")
+    series_id = _ingest(ctx, tmp_path / "src")
+    with Session(ctx.engine) as session:
+        victim = session.exec(select(Image).order_by(Image.id)).first()  # type: ignore[arg-type]
+        assert victim is not None and victim.id is not None
+    deflated = make_instance(spec, 0)
+    deflated.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    deflated.PixelData = bytes(4 << 20)  # zeros: a few KB once deflated
+    deflated.save_as(ctx.store.original(series_id, victim.id), enforce_file_format=True)
+    deidentify_series(ctx, series_id)
+    with Session(ctx.engine) as session:
+        first = session.get(Image, victim.id)
+        assert first is not None
+        if fails:
+            assert first.status is Status.FAILED
+            assert "inflates past the size allowed" in (first.reason or "")
+        else:
+            assert first.status is Status.DONEPROCESSING
