@@ -299,6 +299,12 @@ class _InflateReader:
 
     def _fill(self, n: int) -> None:
         while len(self.buffer) < n and not self.eof:
+            if self.inflater.eof:
+                # The stream has ended; what follows is padding (pydicom pads an odd
+                # length with a byte), which the inflater would keep as its unconsumed
+                # tail and be handed again forever.
+                self.eof = True
+                break
             data = self.inflater.unconsumed_tail or self.fp.read(CHUNK)
             if not data:
                 self.buffer += self.inflater.flush()

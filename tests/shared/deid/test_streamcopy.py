@@ -162,3 +162,17 @@ def test_a_long_header_is_read_past_the_first_block(tmp_path: Path) -> None:
     out = dcmread(tmp_path / "dst.dcm")
     assert out.PixelData == ds.PixelData
     assert "DOE" not in out.get("TextValue", "")
+
+
+@pytest.mark.timeout(60)
+def test_a_deflated_file_padded_after_its_stream_is_copied_to_its_end(tmp_path: Path) -> None:
+    """pydicom pads a deflated data set of odd length with a byte after the
+    stream's end; the copy stops at the end of the stream, not forever."""
+    ds = image(DeflatedExplicitVRLittleEndian)
+    ds.PixelData = bytes(4 << 20)  # inflated in several chunks, the last up to the stream's end
+    src = tmp_path / "src.dcm"
+    ds.save_as(src, enforce_file_format=True)
+    src.write_bytes(src.read_bytes() + b"\x00")  # padding after the stream, whatever its length
+    result = deidentify(load_header(src), PSEUDO.identifiers_for("X"), PSEUDO, DeidConfig())
+    write_deidentified(src, tmp_path / "out.dcm", result.dataset)
+    assert dcmread(tmp_path / "out.dcm").PixelData == ds.PixelData
