@@ -174,13 +174,11 @@ class IdentifyingValues:
             self._matcher = _compile(*self._parts())
         return self._matcher
 
-    def search(self, text: str, also: IdentifyingValues | None = None,
-               short_words: bool = True) -> bool:
+    def search(self, text: str, also: IdentifyingValues | None = None) -> bool:
         """Whether free text holds any original (UIDs included), of these
-        or of `also`; without `short_words`, two-letter name components are
-        not looked for (a code string "MA" is no patient called Ma)."""
+        or of `also`."""
         matcher = self._matcher_with(also)
-        if matcher is not None and matcher.search(fold(text), short_words):
+        if matcher is not None and matcher.search(fold(text)):
             return True
         return bool(self.uids_in(text, first=True) or (also and also.uids_in(text, first=True)))
 
@@ -248,8 +246,6 @@ class _Matcher:
     def __init__(self, anywhere: frozenset[str], words: frozenset[str],
                  short_words: frozenset[str]):
         self.pattern = _pattern(anywhere, words | short_words)
-        self.without_short = (_pattern(anywhere, words) if short_words and (anywhere or words)
-                              else None if short_words else self.pattern)
         candidates = sorted(anywhere | words | short_words, key=len)
         kept: list[str] = []
         for text in candidates:
@@ -257,11 +253,10 @@ class _Matcher:
                 kept.append(text)
         self.literals = tuple(kept)
 
-    def search(self, folded: str, short_words: bool = True) -> bool:
+    def search(self, folded: str) -> bool:
         if not any(literal in folded for literal in self.literals):
             return False
-        pattern = self.pattern if short_words else self.without_short
-        return pattern is not None and pattern.search(folded) is not None
+        return self.pattern.search(folded) is not None
 
 
 @lru_cache(maxsize=32)
