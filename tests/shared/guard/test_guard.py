@@ -441,3 +441,24 @@ def test_a_name_written_into_a_code_meaning_is_not_made_a_code_word(tmp_path: Pa
     source = original("OKONKWO^ADA", ProcedureCodeSequence=Sequence([code]))
     out = output_of(source, ImageComments="Okonkwo tolerated the scan")
     assert findings(tmp_path, source, out) == ["(0020,4000): an original value in free text"]
+
+
+@pytest.mark.parametrize(("value_type", "keyword", "path", "reason"), [
+    ("DATE", "Date", "(0040,A121)", "an original date"),
+    ("DATETIME", "DateTime", "(0040,A120)", "an original date"),
+    ("UIDREF", "UID", "(0040,A124)", "an original UID"),
+    ("PNAME", "PersonName", "(0040,A123)", "an original value in a person name"),
+])
+def test_an_original_in_any_sr_item_type_is_found(tmp_path: Path, value_type: str,
+                                                  keyword: str, path: str, reason: str) -> None:
+    source = original()
+    values = {"DATE": source.PatientBirthDate, "DATETIME": source.StudyDate + "101500",
+              "UIDREF": source.StudyInstanceUID, "PNAME": "John Doe"}
+    item = Dataset()
+    item.RelationshipType, item.ValueType = "CONTAINS", value_type
+    setattr(item, keyword, values[value_type])
+    container = Dataset()
+    container.RelationshipType, container.ValueType = "CONTAINS", "CONTAINER"
+    container.ContentSequence = Sequence([item])
+    out = output_of(source, SOPClassUID=BasicTextSRStorage, ContentSequence=Sequence([container]))
+    assert findings(tmp_path, source, out) == [f"(0040,A730)[0].(0040,A730)[0].{path}: {reason}"]
