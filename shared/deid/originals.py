@@ -187,13 +187,12 @@ class IdentifyingValues:
         """`text` with every original (of these or of `also`) replaced by
         SCRUBBED, and whatever `detect` finds in the folded text."""
         matcher = self._matcher_with(also)
-        folded, where = fold_mapped(text)
-        spans: list[tuple[int, int]] = []
-        if matcher is not None and matcher.search(folded):
-            spans += [m.span() for m in matcher.pattern.finditer(folded)]
-        if detect is not None:
-            spans += detect(folded)
-        if spans:
+        folded = fold(text)
+        spans = _spans(folded, matcher, detect)
+        if spans:  # folded piece by piece, a text folds to the same string (text.py)...
+            mapped, where = fold_mapped(text)
+            if mapped != folded:  # ...else what is found is found again where it maps
+                spans = _spans(mapped, matcher, detect)
             text = replace_spans(text, spans, where)
         found = self.uids_in(text) | (also.uids_in(text) if also is not None else set())
         for uid in sorted(found, key=len, reverse=True):
@@ -257,6 +256,16 @@ class _Matcher:
         if not any(literal in folded for literal in self.literals):
             return False
         return self.pattern.search(folded) is not None
+
+
+def _spans(folded: str, matcher: _Matcher | None, detect: Spans | None
+           ) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    if matcher is not None and matcher.search(folded):
+        spans += [m.span() for m in matcher.pattern.finditer(folded)]
+    if detect is not None:
+        spans += detect(folded)
+    return spans
 
 
 @lru_cache(maxsize=32)
