@@ -23,6 +23,7 @@ from relay_api.routes import (
     me,
     notifications,
     projects,
+    provenance,
     search,
     series,
     stats,
@@ -31,10 +32,11 @@ from relay_api.routes import (
 from relay_api.schemas import problem_responses
 from relay_shared.production import Insecure, UnsafeInProduction, check_for_service
 from relay_shared.runtime import Runtime, bind_port, serve_http
+from relay_shared.signing import public_key_for
 
 PROBLEM = "application/problem+json"
 ROUTERS = (health, me, series, images, held, studies, failures, stats, search, collections,
-           admin, projects, dashboard, notifications)
+           admin, projects, dashboard, notifications, provenance)
 DESCRIPTION = """Series received, de-identified and passed on, with their images, failures
 and history. Every route but the probes and `/metrics` needs `Authorization: Bearer <token>`
 (`relay token new --name NAME --role reader|operator|admin`). Responses carry internal ids,
@@ -48,6 +50,7 @@ def create_app(rt: Runtime) -> FastAPI:
                   openapi_url="/api/v1/openapi.json")
     app.state.runtime = rt
     app.state.tokens = parse_entries(settings.api_tokens)
+    app.state.signing_key = public_key_for(settings)
     if not app.state.tokens:
         check_for_service(settings, UnsafeInProduction(
             "RELAY_API_TOKENS", "empty, so nobody could use the API",

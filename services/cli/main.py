@@ -14,6 +14,7 @@ import typer
 
 from relay_cli.config_check import config_app
 from relay_cli.projects import projects_app
+from relay_cli.provenance import signing_key_app, verify
 from relay_shared.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="DICOM Relay: receive, de-identify and pass on DICOM series.",
@@ -25,6 +26,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(projects_app, name="projects")
 app.add_typer(config_app, name="config")
+app.add_typer(signing_key_app, name="signing-key")
+app.command()(verify)
 
 
 def _settings() -> Settings:
@@ -60,11 +63,13 @@ def _run(service_names: list[str], probes: bool, upgrade_first: bool = False) ->
         from relay_api.auth import TokenConfigError
         from relay_shared.deid import DeidConfigError
         from relay_shared.pixels import OcrUnavailable
-        from relay_shared.production import UnsafeInProduction
+        from relay_shared.production import RequiredInProduction, UnsafeInProduction
         from relay_shared.projects import ProjectsError
         from relay_shared.runtime import PortInUse
+        from relay_shared.signing import SigningKeyError
         if isinstance(exc, TokenConfigError | DeidConfigError | ProjectsError
-                      | UnsafeInProduction | OcrUnavailable | PortInUse):
+                      | UnsafeInProduction | OcrUnavailable | PortInUse
+                      | RequiredInProduction | SigningKeyError):
             typer.echo(f"relay: {exc}", err=True)
             raise typer.Exit(2) from None
         raise
