@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from relay_cli import deid_tools
 from relay_cli.config_check import config_app
 from relay_cli.projects import projects_app
 from relay_cli.provenance import signing_key_app, verify
@@ -109,10 +110,20 @@ def ingest() -> None:
     _run(["ingest"], probes=True)
 
 
-@app.command()
-def deid() -> None:
-    """De-identify series from the deid queue (run as many as needed)."""
-    _run(["deid"], probes=True)
+deid_app = typer.Typer(help="De-identify series from the deid queue (run as many as needed); "
+                       "with a command, try profiles on files instead.",
+                       invoke_without_command=True)
+deid_app.command("preview")(deid_tools.preview)
+deid_app.command("diff")(deid_tools.diff)
+app.add_typer(deid_app, name="deid")
+
+
+@deid_app.callback()
+def deid(ctx: typer.Context) -> None:
+    """De-identify series from the deid queue (run as many as needed); `relay deid preview`
+    and `relay deid diff` try a profile on files without the service."""
+    if ctx.invoked_subcommand is None:
+        _run(["deid"], probes=True)
 
 
 @app.command()
