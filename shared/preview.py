@@ -45,27 +45,27 @@ def preview(files: Sequence[tuple[str, Path]], profile: Profile, scratch: Path, 
             values: bool = False) -> list[FilePreview]:
     """Each file's attributes under the profile and the guard's findings, in the order
     given. `values`: the values before and after (for people allowed to see them)."""
-    results = {name: FilePreview(name) for name, _ in files}
-    series: dict[str, list[tuple[str, Path]]] = {}
-    for name, path in files:
+    results = [FilePreview(name) for name, _ in files]
+    series: dict[str, list[tuple[FilePreview, Path]]] = {}
+    for result, (_, path) in zip(results, files, strict=True):
         try:
             key = load_header(path).get("SeriesInstanceUID")
         except Exception as exc:  # not DICOM, cut short: said per file, the rest go on
-            results[name].error = f"not a DICOM file this relay can read ({reason_of(exc)})"
+            result.error = f"not a DICOM file this relay can read ({reason_of(exc)})"
             continue
-        series.setdefault(key, []).append((name, path))
+        series.setdefault(key, []).append((result, path))
     for index, members in enumerate(series.values()):
-        _one_series(members, profile, scratch / f"series-{index}", results, values)
-    return [results[name] for name, _ in files]
+        _one_series(members, profile, scratch / f"series-{index}", values)
+    return results
 
 
-def _one_series(members: list[tuple[str, Path]], profile: Profile, scratch: Path,
-                results: dict[str, FilePreview], values: bool) -> None:
+def _one_series(members: list[tuple[FilePreview, Path]], profile: Profile, scratch: Path,
+                values: bool) -> None:
     scratch.mkdir(parents=True, exist_ok=True)
     known = IdentifyingValues()
     ids = None
-    outputs: list[tuple[str, Path, Path]] = []
-    for number, (name, path) in enumerate(members):
+    outputs: list[tuple[FilePreview, Path, Path]] = []
+    for number, (preview_of, path) in enumerate(members):
         header = load_header(path)
         if ids is None:
             ids = profile.pseudonymizer.identifiers_for(header.get("PatientID").strip(),
@@ -76,29 +76,29 @@ def _one_series(members: list[tuple[str, Path]], profile: Profile, scratch: Path
             output = scratch / f"{number}.dcm"
             write_deidentified(path, output, result.dataset)
         except Exception as exc:
-            results[name].error = f"de-identification failed ({reason_of(exc)})"
+            preview_of.error = f"de-identification failed ({reason_of(exc)})"
             continue
         known.update(result.originals)
-        results[name].attributes = attributes
-        outputs.append((name, path, output))
+        preview_of.attributes = attributes
+        outputs.append((preview_of, path, output))
     if ids is not None:
-        _guard(outputs, profile, ids.date_shift_days, results)
+        _guard(outputs, profile, ids.date_shift_days)
 
 
-def _guard(outputs: list[tuple[str, Path, Path]], profile: Profile, shift: int | None,
-           results: dict[str, FilePreview]) -> None:
+def _guard(outputs: list[tuple[FilePreview, Path, Path]], profile: Profile,
+           shift: int | None) -> None:
     guard = SeriesGuard(profile.config.options, shift, profile.guard_rules)
     unreadable = set()
-    for name, original, _ in outputs:
+    for number, (_, original, _) in enumerate(outputs):
         try:
             guard.add_original(original)
         except (Unreadable, OSError):
-            unreadable.add(name)
-    for name, _, output in outputs:
-        if name in unreadable:
-            results[name].guard.append("the guard cannot read the original")
+            unreadable.add(number)
+    for number, (preview_of, _, output) in enumerate(outputs):
+        if number in unreadable:
+            preview_of.guard.append("the guard cannot read the original")
         else:
-            results[name].guard.extend(str(finding) for finding in guard.check(output))
+            preview_of.guard.extend(str(finding) for finding in guard.check(output))
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from relay_api.routes import (
     images,
     me,
     notifications,
+    preview,
     projects,
     provenance,
     search,
@@ -36,7 +37,7 @@ from relay_shared.signing import public_key_for
 
 PROBLEM = "application/problem+json"
 ROUTERS = (health, me, series, images, held, studies, failures, stats, search, collections,
-           admin, projects, dashboard, notifications, provenance)
+           admin, projects, dashboard, notifications, provenance, preview)
 DESCRIPTION = """Series received, de-identified and passed on, with their images, failures
 and history. Every route but the probes and `/metrics` needs `Authorization: Bearer <token>`
 (`relay token new --name NAME --role reader|operator|admin`). Responses carry internal ids,
