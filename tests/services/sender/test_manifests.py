@@ -206,3 +206,14 @@ def test_after_a_send_to_gcs_the_manifest_beside_the_objects_verifies(
     flip_one_byte(first)
     code, out = verify(manifest)
     assert code == 1 and re.search(rf"FAIL  {re.escape(str(first))}: its SHA-256", out)
+
+
+def test_signing_key_new_makes_the_key_the_relay_then_shows(tmp_path: Path) -> None:
+    key = tmp_path / "relay-signing.pem"
+    made = run_relay("signing-key", "new", "--out", str(key), env=relay_env({}))
+    key_id = made.stdout.splitlines()[0].removeprefix("key id: ")
+    assert key.stat().st_mode & 0o777 == 0o600
+    shown = run_relay("signing-key", "show", env=relay_env({}, signing_key=key))
+    assert shown.stdout.splitlines()[0] == f"key id: {key_id}"
+    again = run_relay("signing-key", "new", "--out", str(key), env=relay_env({}), check=False)
+    assert again.returncode == 2 and "never overwritten" in again.stderr
