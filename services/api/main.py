@@ -51,11 +51,11 @@ def create_app(rt: Runtime) -> FastAPI:
                   openapi_url="/api/v1/openapi.json")
     app.state.runtime = rt
     app.state.tokens = parse_entries(settings.api_tokens)
-    app.state.signing_key = public_key_for(settings)
     if not app.state.tokens:
         check_for_service(settings, UnsafeInProduction(
             "RELAY_API_TOKENS", "empty, so nobody could use the API",
             Insecure.NO_API_TOKENS))
+    app.state.signing_key = public_key_for(settings)  # production refuses it missing
     app.add_middleware(RequestGuard, tokens=app.state.tokens,  # type: ignore[arg-type]
                        max_body_bytes=settings.api_max_body_bytes,
                        timeout_s=settings.api_request_timeout)
