@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import SecretStr
 
+from relay_shared.production import SigningSettings, require_signing_key
+
 log = logging.getLogger(__name__)
 ALGORITHM = "Ed25519"
 PEM_START = "-----BEGIN"
@@ -107,14 +109,7 @@ def new_private_pem() -> str:
 def load_signing_key(value: str) -> SigningKey:
     """RELAY_SIGNING_KEY: the PEM text of an Ed25519 private key (PKCS#8, unencrypted),
     or the path of a file holding it."""
-    text = value.strip()
-    if not text.startswith(PEM_START):
-        path = Path(text)
-        try:
-            text = path.read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SigningKeyError("RELAY_SIGNING_KEY: neither a PEM key nor a readable PEM "
-                                  f"file ({type(exc).__name__})") from None
+    text = _pem_text(value)
     try:
         key = serialization.load_pem_private_key(text.encode(), password=None)
     except (ValueError, TypeError) as exc:
@@ -124,6 +119,18 @@ def load_signing_key(value: str) -> SigningKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise SigningKeyError("RELAY_SIGNING_KEY: the key is not an Ed25519 key")
     return SigningKey(key)
+
+
+def _pem_text(value: str) -> str:
+    """RELAY_SIGNING_KEY holds the PEM itself, or names the file that does."""
+    text = value.strip()
+    if text.startswith(PEM_START):
+        return text
+    try:
+        return Path(text).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SigningKeyError("RELAY_SIGNING_KEY: neither a PEM key nor a readable PEM "
+                              f"file ({type(exc).__name__})") from None
 
 
 def derived_signing_key(deid_secret: bytes) -> SigningKey:
@@ -177,21 +184,13 @@ def signature_problems(document: dict[str, Any], trusted: Ed25519PublicKey | Non
     return [], key_id
 
 
-class _Settings(Protocol):
-    @property
-    def production(self) -> bool: ...
-    @property
-    def manifests(self) -> bool: ...
-    @property
-    def signing_key(self) -> SecretStr | None: ...
+class _Settings(SigningSettings, Protocol):
     @property
     def deid_secret(self) -> SecretStr: ...
 
 
 def signing_key_for(settings: _Settings) -> SigningKey | None:
     """The key manifests are signed with; None when manifests are off."""
-    from relay_shared.production import require_signing_key
-
     if not settings.manifests:
         return None
     require_signing_key(settings)
@@ -205,20 +204,12 @@ def signing_key_for(settings: _Settings) -> SigningKey | None:
 def public_key_for(settings: _Settings) -> tuple[Ed25519PublicKey, bool] | None:
     """The public key manifests are checked with, and whether it is the derived one. The
     api needs no more: RELAY_SIGNING_KEY may hold the public key alone for it."""
-    from relay_shared.production import require_signing_key
-
     if not settings.manifests:
         return None
     require_signing_key(settings)
     if settings.signing_key is None:
         return derived_signing_key(settings.deid_secret.get_secret_value().encode()).public, True
-    text = settings.signing_key.get_secret_value().strip()
-    if not text.startswith(PEM_START):
-        try:
-            text = Path(text).read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SigningKeyError("RELAY_SIGNING_KEY: neither a PEM key nor a readable PEM "
-                                  f"file ({type(exc).__name__})") from None
+    text = _pem_text(settings.signing_key.get_secret_value())
     try:
         return load_public_key(text.encode()), False
     except SigningKeyError as exc:
