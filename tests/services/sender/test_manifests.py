@@ -13,7 +13,12 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
-from relay_sender.destinations import FolderDestination
+from relay_sender.destinations import (
+    Destination,
+    DestinationError,
+    FolderDestination,
+    OutgoingSeries,
+)
 from relay_sender.handlers import SendContext, send_series
 from relay_sender.manifests import ManifestWriter
 from relay_sender.orthanc import OrthancDestination
@@ -31,7 +36,10 @@ from tests.services.sender.test_gcs import (  # noqa: F401 - the emulator fixtur
     prefix,
     through_deid,
 )
+from tests.services.sender.test_s3 import destination as s3_destination
+from tests.services.sender.test_s3 import moto  # noqa: F401 - the moto fixture
 from tests.support.dicom_factory import Patient, SeriesSpec, write_series
+from tests.support.s3_server import MotoS3
 from tests.support.services import Orthanc, relay_env, run_relay
 
 PATIENT = Patient("MRN-8118", "Noether^Emmy", accession="ACC-8118")
@@ -217,3 +225,52 @@ def test_signing_key_new_makes_the_key_the_relay_then_shows(tmp_path: Path) -> N
     assert shown.stdout.splitlines()[0] == f"key id: {key_id}"
     again = run_relay("signing-key", "new", "--out", str(key), env=relay_env({}), check=False)
     assert again.returncode == 2 and "never overwritten" in again.stderr
+
+
+@pytest.mark.gcs
+def test_a_retry_after_the_manifest_was_placed_places_the_same_bytes(
+        tmp_path: Path, emulator: Emulator, prefix: str) -> None:  # noqa: F811
+    """The bucket never overwrites: a retry must build the very manifest it placed."""
+    rt = make_runtime(tmp_path / "var", destinations="gcs", gcs_bucket=BUCKET,
+                      gcs_endpoint=emulator.url, gcs_prefix=prefix, gcs_format="dicom")
+    series_id = deidentified_series(tmp_path, rt, instances=2)
+    gcs = destination(rt)
+
+    def placed_then_lost(series: OutgoingSeries, destinations: list[Destination]) -> None:
+        writer(rt)(series, destinations)
+        raise DestinationError("the answer to the last upload was lost")
+
+    with pytest.raises(DestinationError):
+        send_series(SendContext(rt.engine, rt.store, [gcs], placed_then_lost), series_id)
+    (name,) = [n for n in emulator.objects(prefix) if n.endswith("/" + MANIFEST_NAME)]
+    first = emulator.objects(prefix)[name]
+    send_series(SendContext(rt.engine, rt.store, [gcs], writer(rt)), series_id)
+    again = emulator.objects(prefix)[name]
+    assert again.generation == first.generation  # skipped: the same bytes, not refused
+    with Session(rt.engine) as session:
+        assert session.get(Series, series_id).status is Status.DONE  # type: ignore[union-attr]
+
+
+@pytest.mark.s3
+def test_after_a_send_to_s3_the_manifest_beside_the_objects_verifies(
+        tmp_path: Path, moto: MotoS3, prefix: str) -> None:  # noqa: F811
+    rt = make_runtime(tmp_path / "var", destinations="s3", s3_prefix=prefix, **moto.settings())
+    series_id = deidentified_series(tmp_path, rt)
+    send_series(SendContext(rt.engine, rt.store, [s3_destination(rt)], writer(rt)), series_id)
+    objects = moto.objects(prefix)
+    (name,) = [n for n in objects if n.endswith("/" + MANIFEST_NAME)]
+    folder = name.rsplit("/", 1)[0] + "/"
+    downloaded = tmp_path / "bucket"
+    downloaded.mkdir()
+    for key in objects:
+        if key.startswith(folder):
+            (downloaded / key.removeprefix(folder)).write_bytes(moto.read(key))
+    (confirmation,) = json.loads((downloaded / MANIFEST_NAME).read_bytes())["destinations"]
+    assert confirmation["kind"] == "s3" and confirmation["instances_confirmed"] == 3
+    code, out = verify(downloaded / MANIFEST_NAME)
+    assert code == 0, out
+    assert out.count("ok    ") == 3
+    (first, *_) = sorted(downloaded.glob("*.dcm"))
+    flip_one_byte(first, 200)
+    code, out = verify(downloaded / MANIFEST_NAME)
+    assert code == 1 and f"FAIL  {first}: its SHA-256" in out
