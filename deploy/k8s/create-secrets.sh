@@ -83,8 +83,8 @@ elif command -v openssl > /dev/null; then
   dir=$(mktemp -d)
   openssl genpkey -algorithm ed25519 -out "$dir/signing.pem" 2> /dev/null
   openssl pkey -in "$dir/signing.pem" -pubout -out "$dir/signing.pub.pem" 2> /dev/null
-  create relay-signing-key --from-file=RELAY_SIGNING_KEY="$dir/signing.pem"
-  create relay-signing-public-key --from-file=RELAY_SIGNING_KEY="$dir/signing.pub.pem"
+  create relay-signing-key --from-literal=RELAY_SIGNING_KEY="$(cat "$dir/signing.pem")"
+  create relay-signing-public-key --from-literal=RELAY_SIGNING_KEY="$(cat "$dir/signing.pub.pem")"
   rm -rf "$dir"
 else
   echo "openssl not found: create relay-signing-key and relay-signing-public-key yourself"

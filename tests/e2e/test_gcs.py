@@ -60,13 +60,15 @@ def test_series_reach_done_as_volumes_and_are_found(relay_to_gcs: dict) -> None:
     objects = relay_to_gcs["emulator"].objects(PREFIX + "/")
     volumes = [blob for name, blob in objects.items() if name.endswith("/series.nii.gz")]
     sidecars = [blob for name, blob in objects.items() if name.endswith("/series.json")]
-    assert len(objects) == 6 and len(volumes) == len(sidecars) == 3
+    manifests = [blob for name, blob in objects.items()
+                 if name.endswith("/series.manifest.json")]
+    assert len(objects) == 9 and len(volumes) == len(sidecars) == len(manifests) == 3
     for blob in volumes:
         image = nib.Nifti1Image.from_bytes(gzip.decompress(blob.download_as_bytes()))
         assert image.shape == (32, 32, 20)
     identifying = {v for spec in specs for v in (*spec.original_uids(),
                                                  *spec.patient.identifying_values())}
-    text = " ".join(objects) + " ".join(b.download_as_text() for b in sidecars)
+    text = " ".join(objects) + " ".join(b.download_as_text() for b in sidecars + manifests)
     assert not [value for value in identifying if value in text]
     assert sorted(json.loads(b.download_as_text())["Modality"] for b in sidecars) == \
         ["CT", "CT", "MR"]
