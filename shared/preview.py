@@ -17,7 +17,7 @@ from relay_shared.deid import DeidConfig, IdentifyingValues, Pseudonymizer
 from relay_shared.deid.explain import AttributeResult, explain
 from relay_shared.deid.streamcopy import load_header, write_deidentified
 from relay_shared.guard import Rules, SeriesGuard, Unreadable
-from relay_shared.reasons import reason_of
+from relay_shared.reasons import keep_text, reason_of
 
 
 @dataclass
@@ -51,6 +51,7 @@ def preview(files: Sequence[tuple[str, Path]], profile: Profile, scratch: Path, 
         try:
             key = load_header(path).get("SeriesInstanceUID")
         except Exception as exc:  # not DICOM, cut short: said per file, the rest go on
+            keep_text(exc, "preview")
             result.error = f"not a DICOM file this relay can read ({reason_of(exc)})"
             continue
         series.setdefault(key, []).append((result, path))
@@ -76,6 +77,7 @@ def _one_series(members: list[tuple[FilePreview, Path]], profile: Profile, scrat
             output = scratch / f"{number}.dcm"
             write_deidentified(path, output, result.dataset)
         except Exception as exc:
+            keep_text(exc, "preview")
             preview_of.error = f"de-identification failed ({reason_of(exc)})"
             continue
         known.update(result.originals)

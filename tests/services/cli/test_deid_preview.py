@@ -8,9 +8,6 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from relay_shared.deid import DeidConfig, Pseudonymizer
-from relay_shared.deid.explain import explain
-from relay_shared.deid.streamcopy import load_header
 from relay_shared.models import Event
 from tests.services.api.seed import client, make_runtime
 from tests.support.dicom_factory import Patient, SeriesSpec, write_series
@@ -30,30 +27,6 @@ def relay(tmp_path: Path, *args: object) -> tuple[int, str]:
     result = run_relay(*map(str, args), env=relay_env({}, data_dir=tmp_path / "var"),
                        check=False)
     return result.returncode, result.stdout + result.stderr
-
-
-def test_explain_names_each_attribute_and_leaves_the_engine_output_unchanged(
-        tmp_path: Path) -> None:
-    (path,) = files(tmp_path, 1)
-    config = DeidConfig.from_settings(["rtnLongModifDatesOpt"], None)
-    pseudo = Pseudonymizer(b"a test secret of enough length", "k1")
-    ids = pseudo.identifiers_for(PATIENT.patient_id, PATIENT.name)
-    from relay_shared.deid import deidentify
-
-    plain = deidentify(load_header(path), ids, pseudo, config).dataset.encode()  # type: ignore[union-attr]
-    result, attributes = explain(load_header(path), ids, pseudo, config, values=True)
-    assert result.dataset.encode() == plain  # type: ignore[union-attr]
-    by_keyword = {a.keyword: a for a in attributes}
-    name = by_keyword["PatientName"]
-    assert (name.action, name.outcome, name.before) == ("pseudonym", "changed", PATIENT.name)
-    assert name.after == ids.patient_name
-    assert (by_keyword["InstitutionName"].code, by_keyword["InstitutionName"].outcome) == \
-        ("X", "removed")
-    assert by_keyword["StudyDate"].outcome == "changed"  # shifted
-    assert by_keyword["Modality"].outcome == "kept"
-    assert by_keyword["PatientIdentityRemoved"].outcome == "added"
-    quiet = explain(load_header(path), ids, pseudo, config)[1]
-    assert all(a.before is None and a.after is None for a in quiet)
 
 
 def test_preview_prints_actions_and_the_guard_and_values_only_when_asked(
@@ -148,3 +121,28 @@ def test_the_api_refuses_an_upload_larger_than_the_body_limit(tmp_path: Path) ->
     answer = client(rt, "admin").post("/api/v1/preview",
                                       files=[("files", ("big.dcm", big, "application/dicom"))])
     assert answer.status_code == 413
+
+
+def test_preview_uses_the_named_projects_profile(tmp_path: Path) -> None:
+    (path,) = files(tmp_path, 1)
+    (tmp_path / "full-dates.yaml").write_text(KEEP)
+    (tmp_path / "projects.yaml").write_text(
+        "version: 1\n"
+        "destinations:\n  out: {kind: outbox, path: out}\n"
+        "projects:\n"
+        "  - name: registry\n"
+        "    deid: {options: [rtnLongFullDatesOpt], recipe: full-dates.yaml}\n"
+        "    destinations: [out]\n")
+    env = relay_env({}, data_dir=tmp_path / "var", projects=tmp_path / "projects.yaml")
+    shown = run_relay("deid", "preview", "--project", "registry", "--json", str(path), env=env,
+                      check=False)
+    attributes = {a["keyword"]: a for a in json.loads(shown.stdout)["files"][0]["attributes"]}
+    assert attributes["StudyDate"]["outcome"] == "kept"  # full dates under this project
+    assert attributes["StudyDescription"]["code"] == "recipe"
+    default = run_relay("deid", "preview", "--json", str(path),
+                        env=relay_env({}, data_dir=tmp_path / "var"))
+    attributes = {a["keyword"]: a for a in json.loads(default.stdout)["files"][0]["attributes"]}
+    assert attributes["StudyDate"]["outcome"] == "changed"  # shifted by the relay's default
+    unknown = run_relay("deid", "preview", "--project", "nope", str(path), env=env, check=False)
+    assert unknown.returncode == 2 and "--project nope: no such project; known: registry" in \
+        unknown.stderr
