@@ -58,7 +58,8 @@ class PreviewOut(BaseModel):
 
 
 @router.post("/preview", response_model=PreviewOut,
-             responses=problem_responses(404, 422))
+             responses={**problem_responses(404, 422),
+                        400: {"description": "The body is not multipart/form-data"}})
 async def preview_files(rt: RuntimeDep, session: SessionDep, caller: Admin,
                         files: Annotated[list[UploadFile], File(
                             description="DICOM files (multipart/form-data)")],
