@@ -37,8 +37,10 @@ def verify(
         typer.echo(f"relay: {public_key if isinstance(exc, SigningKeyError) else manifest}: "
                    f"{what}", err=True)
         raise typer.Exit(2) from None
-    listed = [manifest.parent / str(i.get("file")) for i in document["instances"]
-              if isinstance(i, dict) and i.get("file") != MANIFEST_NAME]
+    # Only plain names, beside the manifest: a manifest cannot point the check elsewhere.
+    names = [str(i.get("file")) for i in document["instances"] if isinstance(i, dict)]
+    listed = [manifest.parent / name for name in names
+              if name == Path(name).name and name not in ("", ".", "..", MANIFEST_NAME)]
     beside = not files and any(p.is_file() for p in listed)
     _report(document, list(files or (listed if beside else [])), trusted, beside, key_id)
 
