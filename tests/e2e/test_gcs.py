@@ -73,6 +73,15 @@ def test_series_reach_done_as_volumes_and_are_found(relay_to_gcs: dict) -> None:
     assert sorted(json.loads(b.download_as_text())["Modality"] for b in sidecars) == \
         ["CT", "CT", "MR"]
 
+    # Each manifest is signed by the key the api publishes (the volumes are not its files:
+    # the signature alone is checked here).
+    key_id = api_get(relay_to_gcs["api"], "/api/v1/signing-key")["key_id"]
+    manifest = relay_to_gcs["tmp"] / "series.manifest.json"
+    manifest.write_bytes(manifests[0].download_as_bytes())
+    checked = run_relay("verify", str(manifest), "--key-id", key_id, env=relay_to_gcs["env"],
+                        cwd=relay_to_gcs["cwd"])
+    assert f"manifest verified: signature by key {key_id}" in checked.stdout
+
     found = api_get(relay_to_gcs["api"], "/api/v1/search?modality=CT&format=nifti")
     assert found["total"] == 2
     assert {hit["status"] for hit in found["items"]} == {"DONE"}
