@@ -274,3 +274,13 @@ def test_after_a_send_to_s3_the_manifest_beside_the_objects_verifies(
     flip_one_byte(first, 200)
     code, out = verify(downloaded / MANIFEST_NAME)
     assert code == 1 and f"FAIL  {first}: its SHA-256" in out
+
+
+def test_a_production_sender_without_a_signing_key_stops_naming_both_ways_out(
+        tmp_path: Path) -> None:
+    env = relay_env({}, data_dir=tmp_path / "var", env="production", metrics_port=0)
+    run_relay("db", "upgrade", env=env)
+    result = run_relay("sender", env=env, check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "RELAY_SIGNING_KEY: not set in production" in result.stderr
+    assert "RELAY_MANIFESTS=false" in result.stderr and "Traceback" not in result.stderr
