@@ -111,6 +111,20 @@ class Delivery(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class SeriesManifest(SQLModel, table=True):
+    """The signed manifest of a delivered series, byte for byte as it was placed beside
+    the data: the API serves it for destinations that hold no files of their own."""
+
+    __tablename__ = "series_manifest"
+    id: int | None = Field(default=None, primary_key=True)
+    series_id: int = Field(foreign_key="series.id", unique=True)
+    signing_key_id: str = Field(max_length=64)
+    sha256: str = Field(max_length=64)  # of `content`
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class SeriesIdentifiers(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     series_id: int = Field(foreign_key="series.id", unique=True)

@@ -178,3 +178,28 @@ def check_for_service(settings: Settings, refusal: UnsafeInProduction) -> None:
     """Raise `refusal` if production does not accept it by name."""
     if settings.production and refusal.exception not in settings.allow_insecure:
         raise refusal
+
+
+class RequiredInProduction(ValueError):
+    """A setting production cannot do without; no RELAY_ALLOW_INSECURE entry accepts its
+    absence, because a switch of its own says what the site gives up instead."""
+
+
+class SigningSettings(Protocol):
+    @property
+    def production(self) -> bool: ...
+    @property
+    def manifests(self) -> bool: ...
+    @property
+    def signing_key(self) -> SecretStr | None: ...
+
+
+def require_signing_key(settings: SigningSettings) -> None:
+    """With manifests on, production signs with a key of its own: one derived from the deid
+    secret would be known to every pod that de-identifies, and proves nothing about who
+    delivered. Checked where the key is needed (the sender signs, the api serves it)."""
+    if settings.production and settings.manifests and settings.signing_key is None:
+        raise RequiredInProduction(
+            "RELAY_SIGNING_KEY: not set in production, where every delivered series gets "
+            "a signed manifest (make a key with `relay signing-key new`), or set "
+            "RELAY_MANIFESTS=false to deliver without manifests")

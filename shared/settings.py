@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     # Keys that encrypt the original identity kept for the admin's mapping.
     identifier_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Signed manifests of delivered series: the Ed25519 key (PEM text or the path of a
+    # PEM file; without it, development derives one from the deid secret and production
+    # refuses to start the sender and the api), or none at all with manifests off.
+    manifests: bool = True
+    signing_key: SecretStr | None = None
+
     # The guard's own national-ID patterns, added to the built-in ones: a JSON object
     # of name to regular expression over lower-cased text, checked at start.
     guard_id_patterns: dict[str, str] = Field(default_factory=dict)

@@ -22,7 +22,9 @@ from relay_api.routes import (
     images,
     me,
     notifications,
+    preview,
     projects,
+    provenance,
     search,
     series,
     stats,
@@ -31,10 +33,11 @@ from relay_api.routes import (
 from relay_api.schemas import problem_responses
 from relay_shared.production import Insecure, UnsafeInProduction, check_for_service
 from relay_shared.runtime import Runtime, bind_port, serve_http
+from relay_shared.signing import public_key_for
 
 PROBLEM = "application/problem+json"
 ROUTERS = (health, me, series, images, held, studies, failures, stats, search, collections,
-           admin, projects, dashboard, notifications)
+           admin, projects, dashboard, notifications, provenance, preview)
 DESCRIPTION = """Series received, de-identified and passed on, with their images, failures
 and history. Every route but the probes and `/metrics` needs `Authorization: Bearer <token>`
 (`relay token new --name NAME --role reader|operator|admin`). Responses carry internal ids,
@@ -52,6 +55,7 @@ def create_app(rt: Runtime) -> FastAPI:
         check_for_service(settings, UnsafeInProduction(
             "RELAY_API_TOKENS", "empty, so nobody could use the API",
             Insecure.NO_API_TOKENS))
+    app.state.signing_key = public_key_for(settings)  # production refuses it missing
     app.add_middleware(RequestGuard, tokens=app.state.tokens,  # type: ignore[arg-type]
                        max_body_bytes=settings.api_max_body_bytes,
                        timeout_s=settings.api_request_timeout)

@@ -12,8 +12,10 @@ from typing import Annotated
 
 import typer
 
+from relay_cli import deid_tools
 from relay_cli.config_check import config_app
 from relay_cli.projects import projects_app
+from relay_cli.provenance import signing_key_app, verify
 from relay_shared.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="DICOM Relay: receive, de-identify and pass on DICOM series.",
@@ -25,6 +27,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(projects_app, name="projects")
 app.add_typer(config_app, name="config")
+app.add_typer(signing_key_app, name="signing-key")
+app.command()(verify)
 
 
 def _settings() -> Settings:
@@ -60,11 +64,13 @@ def _run(service_names: list[str], probes: bool, upgrade_first: bool = False) ->
         from relay_api.auth import TokenConfigError
         from relay_shared.deid import DeidConfigError
         from relay_shared.pixels import OcrUnavailable
-        from relay_shared.production import UnsafeInProduction
+        from relay_shared.production import RequiredInProduction, UnsafeInProduction
         from relay_shared.projects import ProjectsError
         from relay_shared.runtime import PortInUse
+        from relay_shared.signing import SigningKeyError
         if isinstance(exc, TokenConfigError | DeidConfigError | ProjectsError
-                      | UnsafeInProduction | OcrUnavailable | PortInUse):
+                      | UnsafeInProduction | OcrUnavailable | PortInUse
+                      | RequiredInProduction | SigningKeyError):
             typer.echo(f"relay: {exc}", err=True)
             raise typer.Exit(2) from None
         raise
@@ -104,10 +110,20 @@ def ingest() -> None:
     _run(["ingest"], probes=True)
 
 
-@app.command()
-def deid() -> None:
-    """De-identify series from the deid queue (run as many as needed)."""
-    _run(["deid"], probes=True)
+deid_app = typer.Typer(help="De-identify series from the deid queue (run as many as needed); "
+                       "with a command, try profiles on files instead.",
+                       invoke_without_command=True)
+deid_app.command("preview")(deid_tools.preview)
+deid_app.command("diff")(deid_tools.diff)
+app.add_typer(deid_app, name="deid")
+
+
+@deid_app.callback()
+def deid(ctx: typer.Context) -> None:
+    """De-identify series from the deid queue (run as many as needed); `relay deid preview`
+    and `relay deid diff` try a profile on files without the service."""
+    if ctx.invoked_subcommand is None:
+        _run(["deid"], probes=True)
 
 
 @app.command()

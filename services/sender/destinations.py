@@ -99,6 +99,14 @@ class FolderDestination:
             if not _same_size(self._path(series, instance.sop_instance_uid), instance.path)
         }
 
+    def put_manifest(self, series: OutgoingSeries, name: str, content: bytes) -> str:
+        """A file beside the series' instances (its signed manifest), written atomically."""
+        target = self._path(series, series.instances[0].sop_instance_uid).with_name(name)
+        partial = target.with_name(name + ".part")
+        partial.write_bytes(content)
+        os.replace(partial, target)
+        return str(target)
+
 
 def _link_or_copy(source: Path, target: Path) -> None:
     """A hard link when the folder is on the work store's file system: no second

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from pydicom import dcmread
@@ -34,11 +34,18 @@ SERVICE = "sender"
 RESEND_ROUNDS = 2
 
 
+# Called once every destination has proved it holds the series, before it is SENT: a
+# failure there (the manifest could not be placed) retries the series, which sends
+# nothing again but calls it once more.
+AfterVerified = Callable[[OutgoingSeries, Sequence[Destination]], None]
+
+
 @dataclass(frozen=True)
 class SendContext:
     engine: Engine
     store: WorkStore
     destinations: Sequence[Destination]
+    after_verified: AfterVerified | None = None  # the signed manifest (manifests.py)
 
 
 def send_series(ctx: SendContext, series_id: int) -> None:
@@ -64,6 +71,8 @@ def _send_series(ctx: SendContext, series_id: int) -> None:
             return
         for destination in ctx.destinations:
             _deliver_unconfirmed(ctx, destination, outgoing)
+        if ctx.after_verified is not None:
+            ctx.after_verified(outgoing, ctx.destinations)
         _mark(ctx, series_id, Status.SENT, f"{len(images)} image(s) confirmed at "
               + ", ".join(d.name for d in ctx.destinations))
     shutil.rmtree(ctx.store.series_dir(series_id), ignore_errors=True)

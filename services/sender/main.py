@@ -13,15 +13,18 @@ from relay_sender.dicom_ae import DicomDestination
 from relay_sender.dicomweb import DicomWebDestination
 from relay_sender.gcs import GcsDestination, make_client
 from relay_sender.handlers import SendContext
+from relay_sender.manifests import ManifestWriter
 from relay_sender.orthanc import OrthancDestination
 from relay_sender.projects import ProjectSenders, dispatch_studies
 from relay_sender.s3 import S3Destination, s3_verify
 from relay_sender.transcode import TranscodingDestination
 from relay_shared import tlsconfig
+from relay_shared.manifest import relay_version
 from relay_shared.models import Stage
 from relay_shared.runtime import Runtime, consume_until_stopped
 from relay_shared.settings import Destination as DestinationName
 from relay_shared.settings import GcsFormat, Settings
+from relay_shared.signing import signing_key_for
 
 
 def _revealed(secret: SecretStr | None) -> str | None:
@@ -103,7 +106,9 @@ def s3_destination(settings: Settings, engine: Engine | None) -> S3Destination:
 
 async def run(rt: Runtime, stop: asyncio.Event) -> None:
     tlsconfig.warn_if_unverified(rt.settings, "sender")
-    ctx = SendContext(rt.engine, rt.store, build_destinations(rt.settings, rt.engine))
+    key = signing_key_for(rt.settings)
+    ctx = SendContext(rt.engine, rt.store, build_destinations(rt.settings, rt.engine),
+                      ManifestWriter(rt.engine, key, relay_version()) if key else None)
     senders = ProjectSenders(ctx, rt.projects, rt.settings)
     dispatcher = asyncio.create_task(dispatch_studies(senders, stop))
     await consume_until_stopped(rt, stop, rt.settings.send_queue, senders.send, Stage.SEND)

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -125,7 +125,7 @@ class ProjectSenders:
             if key not in self._built:
                 named = [build_named(n, projects.destinations[n], projects, self.settings,
                                      self.base.engine) for n in project.destinations]
-                self._built[key] = SendContext(self.base.engine, self.base.store, named)
+                self._built[key] = replace(self.base, destinations=named)
             return self._built[key]
 
     def send(self, series_id: int) -> None:

@@ -32,6 +32,9 @@ ROUTES = [
     ("GET", "/api/v1/projects", "reader"),
     ("POST", "/api/v1/series/{done}/release", "operator"),
     ("POST", "/api/v1/series/{done}/drop", "operator"),
+    ("GET", "/api/v1/series/{done}/manifest", "reader"),
+    ("GET", "/api/v1/signing-key", "reader"),
+    ("POST", "/api/v1/preview", "admin"),
 ]
 PUBLIC = ["/healthz", "/readyz", "/metrics", "/dashboard", "/api/v1/openapi.json",
           "/dashboard/static/dashboard.js"]
@@ -44,7 +47,11 @@ BODIES = {"/api/v1/collections": {"csv": "accession_number\nACC-MATRIX-2\n"}}
 AUTHORISED = {"/api/v1/images/1/release": (409,), "/api/v1/series/{done}/release": (409,),
               "/api/v1/series/{done}/drop": (409,),
               # no webhook is configured, so there is no notification to retry
-              "/api/v1/notifications/1/retry": (404,)}
+              "/api/v1/notifications/1/retry": (404,),
+              # seeded without a delivery, so without a manifest
+              "/api/v1/series/{done}/manifest": (404,),
+              # no files uploaded (previews are tested in tests/services/cli)
+              "/api/v1/preview": (422,)}
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ from sqlmodel import select
 from relay_api.main import create_app
 from relay_shared.db import session_scope
 from relay_shared.models import CollectionRow, RowState
+from relay_shared.signing import new_private_pem
 from tests.services.api.seed import TOKENS, make_runtime
 
 OLD_KEY = "k1:" + base64.urlsafe_b64encode(bytes(range(32))).decode()
@@ -21,7 +22,8 @@ WORKLIST = {"csv": "accession_number\nACC-ROTATE-1\n"}
 
 
 def operator(tmp_path: Path, keys: str) -> TestClient:
-    runtime = make_runtime(tmp_path / "var", env="production", identifier_keys=keys)
+    runtime = make_runtime(tmp_path / "var", env="production", identifier_keys=keys,
+                           signing_key=new_private_pem())
     return TestClient(create_app(runtime),
                       headers={"Authorization": f"Bearer {TOKENS['operator']}"})
 
