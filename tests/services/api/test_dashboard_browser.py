@@ -81,6 +81,7 @@ def test_an_operator_retries_and_the_page_refreshes_itself(
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
     page.click(f"{row} button.retry")
+    page.click("#confirm-ok")
     page.wait_for_selector(f"{row}", state="detached")
     new_id = _add_series(live_api)
     # Nothing is clicked from here on: the page's own refresh must bring the new series.
