@@ -64,6 +64,8 @@ def series_words(status: Status, stage: Stage, error: str | None, unsent_images:
 def image_words(status: Status, pixel_gate: str | None) -> str:
     if status is Status.QUARANTINED and pixel_gate == "held":
         return HELD_FOR_TEXT
+    if status is Status.QUARANTINED and pixel_gate == "dropped":
+        return "Dropped after review of burned-in text — never sent"
     return _IMAGE_WORDS[status]
 
 

@@ -94,6 +94,8 @@ export async function refresh() {
 async function show(params) {
   current = params;
   fillForm(params);
+  // Which filters the form shows now: a test waits for it after a change of address.
+  document.getElementById("search-view").dataset.query = params.toString();
   await Promise.all([refresh(), loadProjects()]);
 }
 
