@@ -31,8 +31,19 @@ def _status_options() -> str:
                    for status, words in STATUS_WORDS.items())
 
 
+# The columns of every table of series (the newest, a search's results), as the
+# page's scripts fill them (static/overview.js, seriesRow).
+SERIES_COLUMNS = ("Series", "Project", "Modality", "Patient pseudonym", "Status", "Images",
+                  "Progress", "Last change")
+
+
+def _series_head() -> str:
+    cells = "".join(f'<th scope="col">{escape(name)}</th>' for name in SERIES_COLUMNS)
+    return f"<thead><tr>{cells}</tr></thead>"
+
+
 _HTML = _PAGE.substitute(refresh_seconds=REFRESH_SECONDS, status_cards=_status_cards(),
-                         status_options=_status_options())
+                         status_options=_status_options(), series_head=_series_head())
 
 
 @router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)

@@ -105,6 +105,11 @@ document.addEventListener("DOMContentLoaded", () => {
     signIn();
   });
   document.getElementById("signout").addEventListener("click", () => signOut());
+  // The skip link moves the focus only: its target is no page of the router.
+  document.querySelector(".skip").addEventListener("click", (event) => {
+    event.preventDefault();
+    document.getElementById("board-main").focus();
+  });
   window.addEventListener("hashchange", route);
   wireSearch();
   wireSeries();

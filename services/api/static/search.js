@@ -64,6 +64,7 @@ function renderPage(page) {
                       page.items.map(seriesRow));
   document.getElementById("search-results").hidden = page.total === 0;
   const number = Math.floor(page.offset / PAGE_SIZE) + 1;
+  document.getElementById("search-pages").hidden = page.total <= PAGE_SIZE && number === 1;
   replaceKeepingFocus(document.getElementById("search-pages"), [
     pageButton("Previous", number - 1, number > 1),
     pageButton("Next", number + 1, last < page.total)]);

@@ -204,6 +204,13 @@ def test_the_series_page_shows_timeline_images_destinations_and_reasons(
     assert "PSEUDO-CONSOLE" in page.text_content("#series-facts")
     # The heading of a page opened takes the focus, for a screen reader to start there.
     assert page.evaluate("document.activeElement.id") == "series-title"
+    # The first Tab reaches the skip link; it moves the focus and leaves the page open.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "board-main"
+    assert page.url.endswith(f"#/series/{console.sent}")
+    assert page.is_visible("#series-view")
     shot(page, "series-page")
     no_axe_violations(page, axe_source, "series page")
     assert page.errors == []
