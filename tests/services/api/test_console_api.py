@@ -4,6 +4,7 @@ finished per interval, a held image's thumbnail and its drop."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
@@ -14,7 +15,7 @@ from relay_shared.db import session_scope
 from relay_shared.models import Event, Image, Series, Stage, Status
 from relay_shared.pixels.records import held_path
 from relay_shared.runtime import Runtime
-from tests.services.api.seed import Seeded, client
+from tests.services.api.seed import Seeded, client, make_runtime, seed
 from tests.shared.pixels.test_thumbnail import write_ct_slice
 
 
@@ -58,6 +59,36 @@ def test_series_finished_per_interval_by_status(rt: Runtime, seeded: Seeded) -> 
     assert [i.start.strftime("%H:%M") for i in intervals] == ["11:15", "11:30", "11:45",
                                                               "12:00"]
     assert [i.finished for i in intervals] == [{}, {}, {"FAILED": 1}, {"DONE": 2}]
+
+
+def _ended_around_noon(rt: Runtime, seeded: Seeded) -> list[dict[str, int]]:
+    now = datetime(2026, 3, 1, 12, 7, tzinfo=UTC)
+    with session_scope(rt.engine) as session:
+        _event(session, seeded.done, "done", now - timedelta(minutes=2))
+        _event(session, seeded.partial, "done", now - timedelta(minutes=3))
+        _event(session, seeded.failed, "failed", now - timedelta(minutes=20))
+    with Session(rt.engine) as session:
+        return [i.finished for i in finished_per_interval(
+            session, timedelta(hours=1), timedelta(minutes=15), now=now)]
+
+
+@pytest.mark.postgres
+def test_the_chart_and_the_date_filter_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    rt = make_runtime(tmp_path / "var", database_url=postgres_url)
+    try:
+        seeded = seed(rt.engine)
+        assert _ended_around_noon(rt, seeded) == [{}, {}, {"FAILED": 1}, {"DONE": 2}]
+        # The seed's DONE series arrived a day ago, the others now: a day's range each.
+        today = datetime.now(UTC).date()
+        yesterday = today - timedelta(days=1)
+        api = client(rt)
+        found = api.get(f"/api/v1/series?created_from={yesterday}&created_to={today}").json()
+        assert [s["id"] for s in found["items"]] == [seeded.done]
+        found = api.get(f"/api/v1/series?created_from={today}&status=FAILED").json()
+        assert [(s["id"], s["status_text"]) for s in found["items"]] == [
+            (seeded.failed, "Failed while sending — will not retry by itself")]
+    finally:
+        rt.engine.dispose()
 
 
 def test_the_throughput_route_gives_each_interval_and_the_queues(rt: Runtime,
