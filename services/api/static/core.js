@@ -136,6 +136,15 @@ export async function act({ title, text, confirmLabel, path, done, refresh }) {
     if (error.status !== 401) announce(`${title} failed: ${error.message}`, true);
     return false;
   } finally {
-    if (refresh) refresh();
+    if (refresh) await refresh().catch(() => {});
+    keepFocusOnThePage();
   }
+}
+
+// When an action removed the control that had the focus, the page's heading takes it,
+// rather than the focus falling back to the top of the document.
+export function keepFocusOnThePage() {
+  if (document.activeElement && document.activeElement !== document.body) return;
+  const heading = document.querySelector("main > section[data-page]:not([hidden]) h2");
+  if (heading) heading.focus();
 }

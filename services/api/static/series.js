@@ -3,7 +3,7 @@
 "use strict";
 
 import {
-  act, announce, api, apiImage, button, el, may, replaceKeepingFocus, timeEl,
+  act, announce, api, apiImage, button, el, keepFocusOnThePage, may, replaceKeepingFocus, timeEl,
 } from "./core.js";
 import { progressBar, retryable, retryButton } from "./overview.js";
 
@@ -28,7 +28,7 @@ function renderFacts(s) {
   fact(facts, "Patient pseudonym", s.patient_pseudonym);
   fact(facts, "Images", String(s.image_count));
   fact(facts, "Progress", progressBar(s));
-  fact(facts, "Stage a retry starts from", s.stage);
+  if (retryable(s)) fact(facts, "A retry starts from", `the ${s.stage} stage`);
   fact(facts, "Arrived", timeEl(s.created_at));
   fact(facts, "Last change", timeEl(s.updated_at));
   if (s.error) fact(facts, "Reason", s.error);
@@ -186,6 +186,7 @@ async function decideHeldImage(imageId, choice) {
                                        error.message, true);
   }
   await refresh();
+  keepFocusOnThePage();
 }
 
 export async function refresh() {

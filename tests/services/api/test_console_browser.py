@@ -290,6 +290,8 @@ def test_an_operator_retries_only_after_confirming(
     page.wait_for_selector("#series-status:has-text('De-identified, waiting to be sent')")
     assert series_row(console, console.retry).status is Status.DONEPROCESSING
     assert page.locator("#series-actions button").count() == 0
+    # The button is gone with the action: the page's heading holds the focus instead.
+    assert page.evaluate("document.activeElement.id") == "series-title"
     shot(page, "retry-done")
     assert page.errors == []
 
@@ -389,6 +391,13 @@ def test_the_overview_charts_series_finished_per_interval_and_the_queues(
     # Status cards in plain words, and no status name shown as it is stored.
     assert page.text_content(".card[data-status='DONEPROCESSING'] span") == "De-identified"
     assert "DONEPROCESSING" not in page.inner_text("#board")
+    # The page refreshes itself under a keyboard user without moving their focus.
+    page.focus(f"#series a[href='#/series/{console.sent}']")
+    before = page.text_content("#updated")
+    page.wait_for_function("(t) => document.getElementById('updated').textContent !== t",
+                           arg=before, timeout=15_000)
+    assert page.evaluate("document.activeElement.getAttribute('href')") \
+        == f"#/series/{console.sent}"
     shot(page, "overview")
     no_axe_violations(page, axe_source, "overview")
     assert page.errors == []
