@@ -60,11 +60,9 @@ def _grey(frame: np.ndarray, ds: Dataset) -> np.ndarray:
 
 def window_of(values: np.ndarray, ds: Dataset) -> tuple[float, float]:
     """The lowest and highest value shown, black to white."""
-    centre, width = ds.get("WindowCenter"), ds.get("WindowWidth")
-    if centre is not None and width is not None:
-        centre, width = _first(centre), _first(width)
-        if width >= 1:
-            return centre - width / 2, centre + width / 2
+    centre, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
+    if centre is not None and width is not None and width >= 1:
+        return centre - width / 2, centre + width / 2
     modality = str(ds.get("Modality", "")).upper()
     if modality == "CT":
         centre, width = CT_DEFAULT_WINDOW
@@ -75,10 +73,13 @@ def window_of(values: np.ndarray, ds: Dataset) -> tuple[float, float]:
     return _full_range(values)
 
 
-def _first(value: object) -> float:
-    """Window Center and Width may hold several views (VM 1-n): the first is the default."""
+def _first(value: object) -> float | None:
+    """Window Center and Width may hold several views (VM 1-n): the first is the default.
+    An empty one (a profile may keep the element and blank it) is no window."""
     if isinstance(value, MultiValue | list | tuple):
-        value = value[0]
+        value = value[0] if len(value) else None
+    if value is None or value == "":
+        return None
     return float(value)  # type: ignore[arg-type]
 
 

@@ -5,7 +5,6 @@ The thumbnail may show the very text that held the image, so only admins see it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
@@ -109,15 +108,17 @@ def _held_image(session: Session, image_id: int) -> Image:
 
 @router.get("/{image_id}/thumbnail", response_class=Response, responses={
     **HELD_ONLY, 200: {"content": {"image/png": {}}, "description": "A PNG"}})
-async def held_thumbnail(image_id: Id, rt: RuntimeDep, session: SessionDep,
-                         caller: Admin) -> Response:
+def held_thumbnail(image_id: Id, rt: RuntimeDep, session: SessionDep,
+                   caller: Admin) -> Response:
     """A small PNG of a held image, drawn from its de-identified file (CT and MR
     windowed), to look at before releasing or dropping it."""
+    # A plain function: FastAPI runs it in a worker thread, off the loop that in
+    # `relay up` also drives the workers, for the database and the drawing alike.
     image = _held_image(session, image_id)
     # The held file's place is derived from the ids, never read from the row.
     path = held_path(rt.store, image.series_id, image_id)
     try:
-        png = await asyncio.to_thread(_draw, path)
+        png = _draw(path)
     except FileNotFoundError:
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"the held file of image {image_id} is no longer there") from None
@@ -136,7 +137,13 @@ def _draw(path: Path) -> bytes:
     except Exception as exc:
         keep_text(exc, "reading a held image for its thumbnail")
         raise NoThumbnail(f"the file cannot be read as DICOM: {type(exc).__name__}") from None
-    return render_thumbnail(ds)
+    try:
+        return render_thumbnail(ds)
+    except NoThumbnail:
+        raise
+    except Exception as exc:  # attributes that contradict the pixel data, and the like
+        keep_text(exc, "drawing a held image's thumbnail")
+        raise NoThumbnail(f"its pixels cannot be drawn: {type(exc).__name__}") from None
 
 
 @router.post("/{image_id}/drop", response_model=Dropped, responses=HELD_ONLY)

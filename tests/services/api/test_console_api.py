@@ -152,6 +152,20 @@ def test_a_held_file_that_is_not_dicom_is_named_without_its_content(rt: Runtime,
     assert "Doe" not in answer.text
 
 
+def test_pixel_data_shorter_than_its_attributes_say_is_named_not_drawn(
+        rt: Runtime, seeded: Seeded) -> None:
+    from pydicom import dcmread
+
+    image_id = _held_image(rt, seeded)
+    path = held_path(rt.store, seeded.done, image_id)
+    ds = dcmread(path)
+    ds.PixelData = ds.PixelData[:10]  # far shorter than its rows and columns say
+    ds.save_as(path)
+    answer = client(rt, "admin").get(f"/api/v1/images/{image_id}/thumbnail")
+    assert answer.status_code == 409
+    assert answer.json()["detail"].startswith(f"image {image_id} has no thumbnail: ")
+
+
 def test_dropping_a_held_image_removes_its_file_and_keeps_the_rest(rt: Runtime,
                                                                    seeded: Seeded) -> None:
     image_id = _held_image(rt, seeded)

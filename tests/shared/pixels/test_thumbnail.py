@@ -67,6 +67,12 @@ def test_ct_without_a_window_gets_a_soft_tissue_window() -> None:
         render_thumbnail(ct_slice()))
 
 
+def test_an_emptied_window_is_no_window() -> None:
+    ds = ct_slice()
+    ds.WindowCenter, ds.WindowWidth = "", ""
+    assert grey_bands(render_thumbnail(ds)) == grey_bands(render_thumbnail(ct_slice()))
+
+
 def test_a_bone_window_in_the_file_is_used() -> None:
     air, water, tissue, bone = grey_bands(render_thumbnail(ct_slice(window=(400, 1800))))
     assert air == 0 and bone < 255 and water < tissue < bone
