@@ -231,6 +231,7 @@ def test_search_filters_by_project_status_modality_pseudonym_and_dates_and_pages
     page.wait_for_selector("#search-count:has-text('Series 26\u201330 of 30')")
     assert page.locator("#search-results tbody tr").count() == 5
     assert page.is_disabled("#search-pages button:has-text('Next')")
+    no_axe_violations(page, axe_source, "search results")
 
     clear(page)
     page.select_option("#filter-status", "FAILED")
