@@ -32,6 +32,15 @@ def test_series_states_in_plain_words(status: Status, stage: Stage, error: str |
     assert series_words(status, stage, error) == words
 
 
+@pytest.mark.parametrize("status", list(Status))
+def test_every_status_has_its_own_words(status: Status) -> None:
+    from relay_api.wording import _IMAGE_WORDS, _SERIES_WORDS, STATUS_WORDS
+
+    assert status in STATUS_WORDS
+    assert status in _SERIES_WORDS or status is Status.FAILED
+    assert status in _IMAGE_WORDS
+
+
 def test_image_states_and_failure_codes() -> None:
     assert image_words(Status.QUARANTINED, "held") == "Held for review of burned-in text"
     assert image_words(Status.QUARANTINED, None) == "Quarantined — not sent"
