@@ -62,7 +62,8 @@ class Series(SQLModel, table=True):
     source: str | None = Field(default=None, max_length=16)
     project: str | None = Field(default=None, max_length=40, index=True)
     projects_sha256: str | None = Field(default=None, max_length=64)
-    created_at: datetime = Field(default_factory=utcnow)
+    # Indexed: the console filters by the date a series arrived.
+    created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
 
 

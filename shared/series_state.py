@@ -33,6 +33,7 @@ PENDING_AT = {Stage.DEID: (Status.NEW, Status.PROCESSING),
               Stage.SEND: (Status.DONEPROCESSING, Status.SENT)}
 # Where a retry starts each stage from.
 RESTART = {Stage.DEID: Status.NEW, Stage.SEND: Status.DONEPROCESSING}
+DROPPED_AFTER_REVIEW = "dropped after review of burned-in text"
 # The service that runs each stage: the name its events carry.
 SERVICE = {Stage.INGEST: "ingest", Stage.DEID: "deid", Stage.SEND: "sender"}
 
@@ -107,6 +108,14 @@ def released(session: Session, series: Series, detail: str, resend: bool, by: st
     if resend:
         _set(series, Status.DONEPROCESSING, Stage.SEND, series.error)
     record_event(session, series.id, "api", "released", f"{detail} {by}")
+
+
+def image_dropped(session: Session, series: Series, image: Image, by: str) -> None:
+    """A person looked at an image held for burned-in text and kept it back: it stays
+    QUARANTINED, never to be sent. `by` names who."""
+    image_to(image, Status.QUARANTINED, DROPPED_AFTER_REVIEW)
+    record_event(session, series.id, "api", "dropped",
+                 f"image {image.id} {DROPPED_AFTER_REVIEW} {by}")
 
 
 def failed(session: Session, series: Series, stage: Stage, error: str) -> None:

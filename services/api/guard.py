@@ -31,7 +31,7 @@ SECURED_PREFIX = "/api/v1/"
 PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 # JSON answers need nothing from the page's origin: nothing may load, frame or run.
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
                "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 # FastAPI's Swagger page loads its scripts from a CDN and starts them inline; it is
 # served only where RELAY_API_DOCS is on (never by default in production).

@@ -11,6 +11,7 @@ command -v gdcmanon >/dev/null || need+=(libgdcm-tools)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v tesseract >/dev/null || need+=(tesseract-ocr tesseract-ocr-eng)
 command -v promtool >/dev/null || need+=(prometheus)  # promtool checks the alert rules
+command -v npm >/dev/null || need+=(npm)  # the browser tests check accessibility with axe-core
 # The image, compose and manifest tests run containers with podman, rootful, and build
 # stand-ins for base images from Debian packages (see docs/deployment.md).
 command -v podman >/dev/null || need+=(podman)

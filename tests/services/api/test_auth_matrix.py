@@ -18,9 +18,12 @@ ROUTES = [
     ("GET", "/api/v1/studies", "reader"),
     ("GET", "/api/v1/failures", "reader"),
     ("GET", "/api/v1/stats", "reader"),
+    ("GET", "/api/v1/stats/throughput", "reader"),
     ("GET", "/api/v1/search", "reader"),
     ("POST", "/api/v1/series/{failed}/retry", "operator"),
     ("POST", "/api/v1/images/1/release", "admin"),
+    ("GET", "/api/v1/images/1/thumbnail", "admin"),
+    ("POST", "/api/v1/images/1/drop", "admin"),
     ("GET", "/api/v1/collections/1", "reader"),
     ("GET", "/api/v1/collections/1/report.csv", "reader"),
     ("POST", "/api/v1/collections", "operator"),
@@ -44,7 +47,8 @@ BODIES = {"/api/v1/collections": {"csv": "accession_number\nACC-MATRIX-2\n"}}
 # Authorised but refused by state: the seeded data holds no image to release
 # (releasing is tested on a held image in tests/shared/pixels).
 # Neither is a series held (holding and releasing are tested in tests/e2e/test_projects).
-AUTHORISED = {"/api/v1/images/1/release": (409,), "/api/v1/series/{done}/release": (409,),
+AUTHORISED = {"/api/v1/images/1/release": (409,), "/api/v1/images/1/thumbnail": (409,),
+              "/api/v1/images/1/drop": (409,), "/api/v1/series/{done}/release": (409,),
               "/api/v1/series/{done}/drop": (409,),
               # no webhook is configured, so there is no notification to retry
               "/api/v1/notifications/1/retry": (404,),
