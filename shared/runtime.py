@@ -21,8 +21,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from relay_shared import filemodes, ops_gauges, outbox, transitions
+from relay_shared import audit, filemodes, ops_gauges, outbox, transitions
 from relay_shared.amqp import AmqpBus
+from relay_shared.audit.syslog import sender_for
 from relay_shared.bus import Bus, InProcessBus, RetryPolicy, describe
 from relay_shared.db import make_engine, require_current_schema
 from relay_shared.deid import Pseudonymizer
@@ -84,6 +85,7 @@ def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
     require_current_schema(engine)
     transitions.install()
     notify_record.install(engine, settings.webhooks)
+    audit.install(sender_for(settings))
     assert settings.work_dir is not None and settings.quarantine_dir is not None
     return Runtime(
         settings=settings,
@@ -252,6 +254,9 @@ async def run_services(settings: Settings, services: list[ServiceMain],
     await asyncio.gather(*pending, return_exceptions=True)
     work_left = not await rt.bus.wait_idle(0)
     await rt.bus.close()  # a message still in hand goes back to its queue
+    sender = audit.uninstall()
+    if sender is not None:  # what is queued gets a few seconds to reach the receiver
+        await asyncio.to_thread(sender.close)
     rt.engine.dispose()
     if failure is not None:
         raise failure

@@ -28,6 +28,7 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from relay_shared.dicomfiles import DEFAULT_MAX_INFLATED_BYTES, DEFAULT_MAX_INSTANCE_BYTES
 from relay_shared.notify.hooks import Webhook
 from relay_shared.production import Insecure, global_refusals
+from relay_shared.settings_access import AccessSettings
 
 # A well-known placeholder: fine on a laptop, refused in production.
 DEVELOPMENT_SECRET = "development-only-secret-change-me"
@@ -66,7 +67,7 @@ def _split_commas(value: object) -> object:
     return value
 
 
-class Settings(BaseSettings):
+class Settings(AccessSettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RELAY_", extra="ignore")
 
     env: Environment = Environment.DEVELOPMENT

@@ -8,7 +8,7 @@ import logging
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel
 
-from relay_api.audit import log_audited
+from relay_api.audit import audited, resource
 from relay_api.deps import Admin, Id, RuntimeDep
 from relay_shared import outbox, series_state
 from relay_shared.db import session_scope
@@ -52,7 +52,9 @@ async def release_image(image_id: Id, rt: RuntimeDep, caller: Admin) -> Released
                               "burned-in text hold", resend=queued, by=caller.describe())
         if queued:
             outbox.enqueue(session, rt.settings.send_queue, series)
-        log_audited(caller, "released", series.id)
+        audited(session, caller, "released", f"image {image_id} of series {series.id} "
+                "released from the burned-in text hold", series.id,
+                (resource(f"/api/v1/images/{image_id}"),))
         answer = Released(image_id=image_id, series_id=image.series_id, status=image.status,
                           series_status=series.status, queued_for_send=queued)
     log.info("held image released", extra={"series_id": answer.series_id, "image_id": image_id})
