@@ -59,6 +59,9 @@ class AccessSettings(BaseSettings):
     oidc_algorithms: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["RS256", "PS256", "ES256"])
     oidc_jwks_cache_seconds: float = Field(300.0, gt=0)
+    # A token naming a key not seen yet fetches the keys again, at most this often, so
+    # made-up key ids cannot turn the relay against the provider.
+    oidc_jwks_refresh_cooldown: float = Field(30.0, ge=0)
     oidc_ca_bundle: Path | None = None
     oidc_timeout: float = Field(10.0, gt=0)
     # The address people reach the dashboard at, when a proxy stands in front of it:

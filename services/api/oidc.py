@@ -103,6 +103,7 @@ class Provider:
                 self._jwks = jwt.PyJWKClient(
                     uri, cache_jwk_set=True,
                     lifespan=int(self._settings.oidc_jwks_cache_seconds),
+                    cooldown_duration=self._settings.oidc_jwks_refresh_cooldown,
                     timeout=int(self._settings.oidc_timeout), ssl_context=self.ssl_context())
             return self._jwks
 
