@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 from relay_shared import audit, filemodes, ops_gauges, outbox, transitions
 from relay_shared.amqp import AmqpBus
+from relay_shared.audit import exports as audit_exports
 from relay_shared.audit.syslog import sender_for
 from relay_shared.bus import Bus, InProcessBus, RetryPolicy, describe
 from relay_shared.db import make_engine, require_current_schema
@@ -83,7 +84,7 @@ def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
     settings.ensure_dirs()
     engine = make_engine(settings.sqlalchemy_url)
     require_current_schema(engine)
-    transitions.install()
+    transitions.install(audit_exports.exported)
     notify_record.install(engine, settings.webhooks)
     audit.install(sender_for(settings))
     assert settings.work_dir is not None and settings.quarantine_dir is not None

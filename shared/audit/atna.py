@@ -88,7 +88,9 @@ def message(entry: AuditEntry, source: AuditSource) -> bytes:
     for obj in entry.objects:
         if obj.kind != "destination":
             _participant_object(root, obj)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    # One line: syslog receivers escape a line break inside a message.
+    return b'<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root, encoding="utf-8",
+                                                                    xml_declaration=False)
 
 
 def _participants(root: ET.Element, entry: AuditEntry, source: AuditSource) -> None:
