@@ -27,6 +27,7 @@ from relay_api.routes import (
     projects,
     search,
     series,
+    signin,
     stats,
     studies,
 )
@@ -38,7 +39,7 @@ from relay_shared.runtime import Runtime, bind_port, serve_http
 
 PROBLEM = "application/problem+json"
 ROUTERS = (health, me, series, images, held, studies, failures, stats, search, collections,
-           admin, projects, dashboard, notifications)
+           admin, projects, dashboard, notifications, signin)
 DESCRIPTION = """Series received, de-identified and passed on, with their images, failures
 and history. Every route but the probes and `/metrics` needs `Authorization: Bearer <token>`
 (`relay token new --name NAME --role reader|operator|admin`). Responses carry internal ids,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from importlib import resources
 from string import Template
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -16,10 +16,12 @@ _PAGE = Template(resources.files("relay_api").joinpath("templates/dashboard.html
 
 
 @router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
-def dashboard() -> HTMLResponse:
+def dashboard(request: Request) -> HTMLResponse:
     # Its security headers (scripts and styles only from the api itself) are set with
     # every other response's, by relay_api.guard.
-    return HTMLResponse(_PAGE.substitute(refresh_seconds=REFRESH_SECONDS))
+    settings = request.app.state.runtime.settings
+    oidc = "on" if settings.oidc_issuer and settings.oidc_client_id else "off"
+    return HTMLResponse(_PAGE.substitute(refresh_seconds=REFRESH_SECONDS, oidc=oidc))
 
 
 def static_files() -> StaticFiles:

@@ -17,15 +17,26 @@ function el(tag, text, className) {
 }
 
 async function api(path, options = {}) {
-  const headers = { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY) };
-  const response = await fetch(path, { ...options, headers });
-  if (response.status === 401) { signOut("The token is not valid."); throw new Error("401"); }
+  // Signed in through the identity provider, the session cookie goes along instead of a
+  // token; the header tells the api the request comes from this page.
+  const headers = { "X-Relay-Dashboard": "1" };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = "Bearer " + token;
+  const response = await fetch(path, { ...options, headers, credentials: "same-origin" });
+  if (response.status === 401) {
+    signOut(token ? "The token is not valid." : "");
+    throw new Error("401");
+  }
   const body = await response.json();
   if (!response.ok) throw new Error(body.detail || response.statusText);
   return body;
 }
 
 function signOut(message) {
+  if (!sessionStorage.getItem(TOKEN_KEY) && role) {
+    fetch("/dashboard/logout", { method: "POST", headers: { "X-Relay-Dashboard": "1" },
+                                 credentials: "same-origin" });
+  }
   sessionStorage.removeItem(TOKEN_KEY);
   role = null;
   clearInterval(timer);
@@ -37,15 +48,18 @@ function signOut(message) {
 }
 
 async function signIn() {
+  let me;
   try {
-    role = (await api("/api/v1/me")).role;
+    me = await api("/api/v1/me");
   } catch (error) {
     return;
   }
+  role = me.role;
   document.getElementById("login").hidden = true;
   document.getElementById("board").hidden = false;
   const who = document.getElementById("whoami");
-  who.textContent = "signed in as " + role;
+  who.textContent = me.kind === "user" ? "signed in as " + me.name + " (" + role + ")"
+                                       : "signed in as " + role;
   who.hidden = false;
   document.getElementById("signout").hidden = false;
   await refresh();
@@ -158,5 +172,9 @@ document.addEventListener("DOMContentLoaded", () => {
     signIn();
   });
   document.getElementById("signout").addEventListener("click", () => signOut());
-  if (sessionStorage.getItem(TOKEN_KEY)) signIn();
+  document.getElementById("oidc").hidden = document.body.dataset.oidc !== "on";
+  document.getElementById("signin-failed").hidden =
+    new URLSearchParams(location.search).get("signin") !== "failed";
+  // A token in this tab, or else perhaps a session cookie from the identity provider.
+  if (sessionStorage.getItem(TOKEN_KEY) || document.body.dataset.oidc === "on") signIn();
 });
