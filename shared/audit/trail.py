@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -15,9 +15,6 @@ from sqlalchemy.orm import Session
 
 from relay_shared.db import PROCESS_NAME, session_scope
 from relay_shared.models import AuditRecord, utcnow
-
-if TYPE_CHECKING:
-    from relay_shared.audit.syslog import SyslogSender
 
 log = logging.getLogger(__name__)
 PENDING_KEY = "relay_audit_pending"
@@ -73,10 +70,18 @@ class AuditEntry:
                            series_id=self.series_id, detail=self.what, process=PROCESS_NAME)
 
 
-_sender: SyslogSender | None = None
+class Sink(Protocol):
+    """Where committed entries go on to (relay_shared.audit.syslog.SyslogSender)."""
+
+    def offer(self, entry: AuditEntry) -> bool: ...
+
+    def close(self, timeout: float = 5.0) -> None: ...
 
 
-def install(sender: SyslogSender | None) -> None:
+_sender: Sink | None = None
+
+
+def install(sender: Sink | None) -> None:
     """Send every committed entry of this process to `sender` (None: keep them only)."""
     global _sender
     _sender = sender
@@ -85,7 +90,7 @@ def install(sender: SyslogSender | None) -> None:
         event.listen(Session, "after_soft_rollback", _forget)
 
 
-def uninstall() -> SyslogSender | None:
+def uninstall() -> Sink | None:
     global _sender
     sender, _sender = _sender, None
     return sender
