@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.services.api import test_dashboard_browser as dashboard_tests
 from tests.services.api.seed import TOKEN_ENTRIES, TOKENS, Seeded, make_runtime, seed
-from tests.services.api.test_dashboard_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.support.oidc_provider import (
     AUDIENCE,
     CLIENT_ID,
@@ -25,14 +25,15 @@ from tests.support.oidc_provider import (
 from tests.support.services import (
     RelayProcess,
     answers,
-    ensure_debian_packages,
     free_port,
     relay_env,
     wait_until,
 )
 
 pytestmark = [pytest.mark.oidc, pytest.mark.slow]
-SHOTS = ARTIFACTS / "oidc"
+SHOTS = dashboard_tests.ARTIFACTS / "oidc"
+# The same headless Chromium as the dashboard's own tests (a module fixture).
+browser = dashboard_tests.browser
 
 
 @dataclass
@@ -67,17 +68,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     yield Site(url, seeded, provider)
     proc.stop()
     provider.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    ensure_debian_packages((CHROMIUM, "chromium"))
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
