@@ -77,7 +77,7 @@ class Authenticator:
             raise Refused(401, "the identity provider cannot be reached to check the "
                           "access token") from None
 
-    async def session(self, cookie: str, address: str) -> User | None:
+    async def session(self, cookie: str) -> User | None:
         if self._sessions is None:
             return None
         return await asyncio.to_thread(self._sessions, cookie)

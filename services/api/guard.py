@@ -31,9 +31,6 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 SECURED_PREFIX = "/api/v1/"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DASHBOARD_HEADER = b"x-relay-dashboard"
-# The production name has the __Host- prefix: the browser keeps it only if it is Secure,
-# set by this host itself and for every path.
-SESSION_COOKIES = ("__Host-relay-session", "relay-session")
 PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 # JSON answers need nothing from the page's origin: nothing may load, frame or run.
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -125,16 +122,13 @@ def header_of(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def session_cookie_of(scope: Scope) -> str | None:
-    cookies = SimpleCookie()
+def cookie_of(scope: Scope, name: str) -> str | None:
+    cookies: SimpleCookie = SimpleCookie()
     try:
         cookies.load(header_of(scope, b"cookie") or "")
     except CookieError:
         return None
-    for name in SESSION_COOKIES:
-        if name in cookies and cookies[name].value:
-            return cookies[name].value
-    return None
+    return cookies[name].value if name in cookies and cookies[name].value else None
 
 
 def from_dashboard(scope: Scope) -> bool:
@@ -154,10 +148,11 @@ def declared_length(scope: Scope) -> int | None:
 
 
 class RequestGuard:
-    def __init__(self, app: App, authenticator: Authenticator, max_body_bytes: int,
-                 timeout_s: float) -> None:
+    def __init__(self, app: App, authenticator: Authenticator, session_cookie: str,
+                 max_body_bytes: int, timeout_s: float) -> None:
         self._app = app
         self._authenticator = authenticator
+        self._session_cookie = session_cookie
         self._max_body = max_body_bytes
         self._timeout = timeout_s
 
@@ -184,9 +179,9 @@ class RequestGuard:
         token = bearer_of(scope)
         if token:
             return await self._authenticator.bearer(token, address)
-        cookie = session_cookie_of(scope)
+        cookie = cookie_of(scope, self._session_cookie)
         if cookie:
-            user = await self._authenticator.session(cookie, address)
+            user = await self._authenticator.session(cookie)
             if user is not None:
                 if scope["method"] not in SAFE_METHODS and not from_dashboard(scope):
                     raise Refused(403, f"a request signed in by cookie must carry "

@@ -32,7 +32,7 @@ from relay_api.routes import (
     studies,
 )
 from relay_api.schemas import problem_responses
-from relay_api.sessions import Sessions
+from relay_api.sessions import Sessions, cookie_name
 from relay_shared import audit
 from relay_shared.production import Insecure, UnsafeInProduction, check_for_service
 from relay_shared.runtime import Runtime, bind_port, serve_http
@@ -63,6 +63,7 @@ def create_app(rt: Runtime) -> FastAPI:
                                   settings.oidc_api_audience, refusal_recorder(rt),
                                   app.state.sessions.user)
     app.add_middleware(RequestGuard, authenticator=authenticator,  # type: ignore[arg-type]
+                       session_cookie=cookie_name(settings.production),
                        max_body_bytes=settings.api_max_body_bytes,
                        timeout_s=settings.api_request_timeout)
     for module in ROUTERS:

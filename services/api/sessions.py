@@ -24,6 +24,12 @@ from relay_shared.models import WebSession, utcnow
 PENDING_SECONDS = 600  # the time a person has to sign in at the provider
 
 
+def cookie_name(production: bool) -> str:
+    """In production the __Host- prefix: the browser keeps the cookie only if it is
+    Secure, set by this host itself and for every path, so no neighbour sets it."""
+    return "__Host-relay-session" if production else "relay-session"
+
+
 def _digest(cookie: str) -> str:
     return hashlib.sha256(cookie.encode()).hexdigest()
 

@@ -19,7 +19,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from relay_api.oidc import NoRole, Provider, TokenRefused, User
-from relay_api.sessions import PENDING_SECONDS, Sessions
+from relay_api.sessions import PENDING_SECONDS, Sessions, cookie_name
 from relay_shared import audit
 from relay_shared.settings import Settings
 
@@ -39,10 +39,6 @@ def _parts(request: Request) -> tuple[Settings, Provider, Sessions]:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "sign-in with an identity provider is "
                             "not configured (RELAY_OIDC_ISSUER, RELAY_OIDC_CLIENT_ID)")
     return settings, provider, request.app.state.sessions
-
-
-def session_cookie_name(settings: Settings) -> str:
-    return "__Host-relay-session" if settings.production else "relay-session"
 
 
 def callback_url(request: Request, settings: Settings) -> str:
@@ -111,7 +107,7 @@ def callback(request: Request, code: str | None = None, state: str | None = None
            "dashboard sign-in through the identity provider", user)
     response = RedirectResponse("/dashboard", status.HTTP_303_SEE_OTHER)
     response.delete_cookie(PENDING_COOKIE, path="/dashboard")
-    response.set_cookie(session_cookie_name(settings), sessions.start(user),
+    response.set_cookie(cookie_name(settings.production), sessions.start(user),
                         max_age=int(sessions.max_age_s), path="/", httponly=True,
                         secure=settings.production, samesite="strict")
     return response
@@ -162,7 +158,7 @@ def logout(request: Request) -> Response:
     sessions: Sessions = request.app.state.sessions
     if request.headers.get("x-relay-dashboard") != "1":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "sign out from the dashboard")
-    name = session_cookie_name(settings)
+    name = cookie_name(settings.production)
     cookie = request.cookies.get(name)
     user = sessions.end(cookie) if cookie else None
     if user is not None:
