@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -18,15 +21,23 @@ from fastapi.testclient import TestClient
 from relay_api.main import create_app
 from relay_shared.runtime import Runtime
 from tests.services.api.seed import TOKENS, Seeded, make_runtime, seed
-from tests.support.oidc_provider import AUDIENCE, CLIENT_ID, ROLE_MAP, OidcProvider, new_key
+from tests.support.oidc_provider import (
+    AUDIENCE,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    ROLE_MAP,
+    USERS,
+    OidcProvider,
+    new_key,
+)
 
 pytestmark = [pytest.mark.oidc]
+CALLBACK = "http://127.0.0.1:9/dashboard/callback"
 
 
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
-    running = OidcProvider(tmp_path_factory.mktemp("oidc"),
-                           ["http://127.0.0.1:9/dashboard/callback"]).start()
+    running = OidcProvider(tmp_path_factory.mktemp("oidc"), [CALLBACK]).start()
     yield running
     running.stop()
 
@@ -159,3 +170,46 @@ def test_a_key_rotation_needs_no_restart(
     time.sleep(1.1)  # RELAY_OIDC_JWKS_REFRESH_COOLDOWN
     assert status_of(provider.token("alice", key_index=0)) == 200
     assert status_of(provider.token("alice", key_index=1)) == 200
+
+
+def test_in_production_the_session_cookie_is_secure_and_host_only(
+        tmp_path: Path, provider: OidcProvider) -> None:
+    """The whole code flow without a browser: the authorization request carries state,
+    nonce and an S256 PKCE challenge; the provider's sign-in form is filled; the relay's
+    callback sets the production cookie."""
+    runtime = make_runtime(tmp_path / "prod", env="production", oidc_issuer=provider.issuer,
+                           oidc_client_id=CLIENT_ID, oidc_client_secret=CLIENT_SECRET,
+                           oidc_audience=AUDIENCE, oidc_scopes="openid profile groups relay",
+                           oidc_role_map=ROLE_MAP, public_url="http://127.0.0.1:9")
+    relay = TestClient(create_app(runtime), base_url="https://testserver")
+    start = relay.get("/dashboard/login", follow_redirects=False)
+    assert start.status_code == 303
+    query = parse_qs(urlsplit(start.headers["location"]).query)
+    assert query["code_challenge_method"] == ["S256"] and len(query["code_challenge"][0]) == 43
+    assert query["state"][0] and query["nonce"][0]
+    assert query["redirect_uri"] == [CALLBACK]
+    pending = start.headers["set-cookie"].lower()
+    assert "httponly" in pending and "secure" in pending and "samesite=lax" in pending
+
+    with httpx.Client() as browser:
+        form = browser.get(start.headers["location"], follow_redirects=True)
+        action = re.search(r'action="([^"]+)"', form.text)
+        assert action is not None
+        answer = browser.post(str(form.url.join(action.group(1))),
+                              data={"username": "alice", "password": USERS["alice"]["password"]})
+        # Follow the provider's own redirects, up to the one back to the relay.
+        while answer.is_redirect and not answer.headers["location"].startswith(CALLBACK):
+            answer = browser.get(str(answer.url.join(answer.headers["location"])))
+        back = answer.headers["location"]
+    assert back.startswith(CALLBACK + "?")
+    done = relay.get("/dashboard/callback?" + urlsplit(back).query, follow_redirects=False)
+    assert (done.status_code, done.headers["location"]) == (303, "/dashboard")
+    cookies = done.headers.get_list("set-cookie")
+    session = next(c for c in cookies if c.startswith("__Host-relay-session="))
+    flags = {part.strip().lower() for part in session.split(";")[1:]}
+    assert {"httponly", "secure", "path=/", "samesite=strict"} <= flags
+    assert not any(f.startswith("domain=") for f in flags)
+    me = relay.get("/api/v1/me", cookies={"__Host-relay-session":
+                                          session.split(";")[0].split("=", 1)[1]})
+    assert me.json() == {"role": "admin", "name": "alice", "kind": "user"}
+    runtime.engine.dispose()
