@@ -209,7 +209,7 @@ def test_in_production_the_session_cookie_is_secure_and_host_only(
     flags = {part.strip().lower() for part in session.split(";")[1:]}
     assert {"httponly", "secure", "path=/", "samesite=strict"} <= flags
     assert not any(f.startswith("domain=") for f in flags)
-    me = relay.get("/api/v1/me", cookies={"__Host-relay-session":
-                                          session.split(";")[0].split("=", 1)[1]})
+    relay.cookies.set("__Host-relay-session", session.split(";")[0].split("=", 1)[1])
+    me = relay.get("/api/v1/me")
     assert me.json() == {"role": "admin", "name": "alice", "kind": "user"}
     runtime.engine.dispose()
