@@ -83,6 +83,11 @@ class Authenticator:
         return await asyncio.to_thread(self._sessions, cookie)
 
     async def _refused(self, attempt: Attempt) -> None:
-        if self._on_refused is not None:
+        if self._on_refused is None:
+            return
+        try:
             await asyncio.to_thread(self._on_refused, attempt)
+        except Exception:  # the caller is refused all the same, and the log says so
+            log.exception("could not record a refused request in the audit trail",
+                          extra={"address": attempt.address})
 
