@@ -63,3 +63,9 @@ PROJECTS_RELOADS = Counter("relay_projects_reloads_total",
                            ["result"])
 SERIES_ROUTED = Counter("relay_series_routed_total", "Series routed by ingest, by project "
                         "and action (no project: project \"\")", ["project", "action"])
+# The audit trail's messages to the syslog receiver (RELAY_AUDIT_SYSLOG): sent, and
+# dropped because the bounded queue was full while the receiver was away or slow.
+AUDIT_MESSAGES_SENT = Counter("relay_audit_messages_sent_total",
+                              "DICOM audit messages written to the syslog receiver")
+AUDIT_MESSAGES_DROPPED = Counter("relay_audit_messages_dropped_total",
+                                 "DICOM audit messages dropped: the send queue was full")

@@ -274,3 +274,39 @@ class Notification(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     delivered_at: datetime | None = None
+
+
+class AuditRecord(SQLModel, table=True):
+    """The security audit trail: who did or tried what, when, from where, with what
+    outcome. Append-only; sent on as a DICOM audit message when a syslog receiver is set.
+    ``actor`` is a token's or a user's name, never a token; ``detail`` names objects by
+    the relay's ids and pseudonyms only."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=128, index=True)
+    actor_kind: str = Field(max_length=16)  # token, user, system
+    role: str | None = Field(default=None, max_length=16)
+    action: str = Field(max_length=32, index=True)
+    outcome: str = Field(max_length=16)  # success, failure
+    address: str | None = Field(default=None, max_length=64)
+    series_id: int | None = Field(default=None, index=True)
+    detail: str | None = Field(default=None, sa_column=Column(Text))
+    process: str = Field(max_length=128)
+
+
+class WebSession(SQLModel, table=True):
+    """A dashboard sign-in, by the SHA-256 of its cookie: pending (state, nonce and the
+    PKCE verifier of a sign-in under way) until the provider sends the person back,
+    then signed in (who, with which role) until it expires or they sign out."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    cookie_sha256: str = Field(max_length=64, unique=True)
+    state: str | None = Field(default=None, max_length=128)
+    nonce: str | None = Field(default=None, max_length=128)
+    code_verifier: str | None = Field(default=None, max_length=128)
+    subject: str | None = Field(default=None, max_length=255)
+    name: str | None = Field(default=None, max_length=128)
+    role: str | None = Field(default=None, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)

@@ -21,8 +21,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from relay_shared import filemodes, ops_gauges, outbox, transitions
+from relay_shared import audit, filemodes, ops_gauges, outbox, transitions
 from relay_shared.amqp import AmqpBus
+from relay_shared.audit import exports as audit_exports
+from relay_shared.audit.syslog import sender_for
 from relay_shared.bus import Bus, InProcessBus, RetryPolicy, describe
 from relay_shared.db import make_engine, require_current_schema
 from relay_shared.deid import Pseudonymizer
@@ -82,16 +84,37 @@ def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
     settings.ensure_dirs()
     engine = make_engine(settings.sqlalchemy_url)
     require_current_schema(engine)
-    transitions.install()
+    transitions.install(audit_exports.exported)
     notify_record.install(engine, settings.webhooks)
+    audit.install(sender_for(settings))
     assert settings.work_dir is not None and settings.quarantine_dir is not None
+    projects = ProjectsRegistry(settings)
+    projects.on_reload = configuration_recorder(engine, settings)
     return Runtime(
         settings=settings,
         engine=engine,
         bus=bus or make_bus(settings),
         store=WorkStore(settings.work_dir, settings.quarantine_dir),
-        projects=ProjectsRegistry(settings),
+        projects=projects,
     )
+
+
+def _service_name(service: ServiceMain) -> str:
+    return str(getattr(service, "__module__", "relay")).split(".")[0].removeprefix("relay_")
+
+
+def configuration_recorder(engine: Engine, settings: Settings
+                           ) -> Callable[[bool, str | None, str], None]:
+    """A projects file reread (or refused) by this process, as an audit entry."""
+    path = str(settings.projects) if settings.projects else "projects file"
+
+    def recorded(applied: bool, sha256: str | None, what: str) -> None:
+        audit.write(engine, audit.AuditEntry(
+            action=audit.Action.CONFIGURATION, actor=audit_exports.ACTOR, actor_kind="system",
+            outcome=audit.Outcome.SUCCESS if applied else audit.Outcome.FAILURE, what=what,
+            objects=(audit.AuditObject("configuration", path,
+                                       f"sha256:{sha256}" if sha256 else None),)))
+    return recorded
 
 
 def make_vault(settings: Settings) -> IdentifierVault:
@@ -229,6 +252,10 @@ async def run_services(settings: Settings, services: list[ServiceMain],
     probes = bind_port("RELAY_METRICS_PORT", settings.api_host, probes_port) \
         if probes_port else None
     rt = build_runtime(settings)
+    audit.write(rt.engine, audit.AuditEntry(
+        action=audit.Action.START, actor=audit_exports.ACTOR, actor_kind="system",
+        what=f"{', '.join(_service_name(s) for s in services)} started; "
+             f"projects file version {rt.projects.current.sha256 or 'none (implicit)'}"))
     stop = asyncio.Event()
     stop_on_signals(stop)
     await rt.bus.connect()
@@ -252,6 +279,9 @@ async def run_services(settings: Settings, services: list[ServiceMain],
     await asyncio.gather(*pending, return_exceptions=True)
     work_left = not await rt.bus.wait_idle(0)
     await rt.bus.close()  # a message still in hand goes back to its queue
+    sender = audit.uninstall()
+    if sender is not None:  # what is queued gets a few seconds to reach the receiver
+        await asyncio.to_thread(sender.close)
     rt.engine.dispose()
     if failure is not None:
         raise failure

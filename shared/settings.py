@@ -30,6 +30,7 @@ from relay_shared.dicom.syntaxes import check_transfer_syntaxes
 from relay_shared.dicomfiles import DEFAULT_MAX_INFLATED_BYTES, DEFAULT_MAX_INSTANCE_BYTES
 from relay_shared.notify.hooks import Webhook
 from relay_shared.production import Insecure, global_refusals
+from relay_shared.settings_access import AccessSettings
 
 # A well-known placeholder: fine on a laptop, refused in production.
 DEVELOPMENT_SECRET = "development-only-secret-change-me"
@@ -82,7 +83,7 @@ def parse_ae_entry(entry: str) -> tuple[str, tuple[str, int] | None]:
     return title, (host.strip("[]"), int(port))
 
 
-class Settings(BaseSettings):
+class Settings(AccessSettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RELAY_", extra="ignore")
 
     env: Environment = Environment.DEVELOPMENT

@@ -39,6 +39,10 @@ class TokenEntry:
         older unnamed ROLE:HEX form, its role and the start of its hash."""
         return self.name or f"unnamed-{self.role.name.lower()}-{self.sha256_hex[:8]}"
 
+    @property
+    def kind(self) -> str:
+        return "token"
+
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()

@@ -181,6 +181,22 @@ class ThroughputHistory(BaseModel):
 
 class Me(BaseModel):
     role: str
+    name: str
+    kind: str  # token or user
+
+
+class AuditTrailEntry(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    actor_kind: str
+    role: str | None
+    action: str
+    outcome: str
+    address: str | None
+    series_id: int | None
+    detail: str | None
+    process: str
 
 
 class SortKey(StrEnum):

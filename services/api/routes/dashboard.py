@@ -9,7 +9,7 @@ from html import escape
 from importlib import resources
 from string import Template
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -42,15 +42,19 @@ def _series_head() -> str:
     return f"<thead><tr>{cells}</tr></thead>"
 
 
-_HTML = _PAGE.substitute(refresh_seconds=REFRESH_SECONDS, status_cards=_status_cards(),
-                         status_options=_status_options(), series_head=_series_head())
+# What the page holds for everyone; whether the identity provider's sign-in is offered
+# is filled in per request.
+_PARTS = {"refresh_seconds": REFRESH_SECONDS, "status_cards": _status_cards(),
+          "status_options": _status_options(), "series_head": _series_head()}
 
 
 @router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
-def dashboard() -> HTMLResponse:
+def dashboard(request: Request) -> HTMLResponse:
     # Its security headers (scripts and styles only from the api itself) are set with
     # every other response's, by relay_api.guard.
-    return HTMLResponse(_HTML)
+    settings = request.app.state.runtime.settings
+    oidc = "on" if settings.oidc_issuer and settings.oidc_client_id else "off"
+    return HTMLResponse(_PAGE.substitute(_PARTS, oidc=oidc))
 
 
 def static_files() -> StaticFiles:

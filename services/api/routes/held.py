@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from pydicom import dcmread
 from sqlmodel import Session
 
-from relay_api.audit import audit_read, log_audited
+from relay_api.audit import audit_read, audited, resource
 from relay_api.deps import Admin, Id, RuntimeDep, SessionDep
 from relay_shared import outbox, series_state
 from relay_shared.db import session_scope
@@ -60,7 +60,9 @@ async def release_image(image_id: Id, rt: RuntimeDep, caller: Admin) -> Released
                               "burned-in text hold", resend=queued, by=caller.describe())
         if queued:
             outbox.enqueue(session, rt.settings.send_queue, series)
-        log_audited(caller, "released", series.id)
+        audited(session, caller, "released", f"image {image_id} of series {series.id} "
+                "released from the burned-in text hold", series.id,
+                (resource(f"/api/v1/images/{image_id}"),))
         answer = Released(image_id=image_id, series_id=image.series_id, status=image.status,
                           series_status=series.status, queued_for_send=queued)
     log.info("held image released", extra={"series_id": answer.series_id, "image_id": image_id})
@@ -156,7 +158,8 @@ def drop_image(image_id: Id, rt: RuntimeDep, caller: Admin) -> Dropped:
         assert series is not None
         series_state.image_dropped(session, series, image, by=caller.describe())
         image.pixel_gate, image.quarantine_path = "dropped", None
-        log_audited(caller, "dropped", series.id)
+        audited(session, caller, "ignored", f"held image {image_id} of series {series.id} "
+                "dropped", series.id, (resource(f"/api/v1/images/{image_id}"),))
         answer = Dropped(image_id=image_id, series_id=image.series_id, status=image.status,
                          pixel_gate="dropped")
     held_path(rt.store, answer.series_id, image_id).unlink(missing_ok=True)

@@ -5,7 +5,7 @@
 
 export const TOKEN_KEY = "relay-token";
 export const RANKS = { reader: 1, operator: 2, admin: 3 };
-export const session = { role: null };
+export const session = { role: null, name: null, kind: null };
 
 export function may(role) {
   return session.role !== null && RANKS[session.role] >= RANKS[role];
@@ -43,14 +43,21 @@ export class ApiError extends Error {
 let onUnauthorised = () => {};
 export function whenUnauthorised(handler) { onUnauthorised = handler; }
 
+// Signed in through the identity provider, the session cookie goes along instead of a
+// token; the header tells the api the request comes from this page (a cookie alone
+// changes nothing there).
 function headers() {
-  return { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY) };
+  const sent = { "X-Relay-Dashboard": "1" };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) sent.Authorization = "Bearer " + token;
+  return sent;
 }
 
 async function send(path, options) {
-  const response = await fetch(path, { ...options, headers: headers() });
+  const response = await fetch(path, { ...options, headers: headers(),
+                                       credentials: "same-origin" });
   if (response.status === 401) {
-    onUnauthorised("The token is not valid.");
+    onUnauthorised(sessionStorage.getItem(TOKEN_KEY) ? "The token is not valid." : "");
     throw new ApiError(401, "not signed in");
   }
   return response;

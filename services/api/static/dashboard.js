@@ -63,6 +63,10 @@ async function guarded(work) {
 }
 
 function signOut(message) {
+  if (!sessionStorage.getItem(TOKEN_KEY) && session.role) {
+    fetch("/dashboard/logout", { method: "POST", headers: { "X-Relay-Dashboard": "1" },
+                                 credentials: "same-origin" });
+  }
   sessionStorage.removeItem(TOKEN_KEY);
   session.role = null;
   active = null;
@@ -77,7 +81,10 @@ function signOut(message) {
 
 async function signIn() {
   try {
-    session.role = (await api("/api/v1/me")).role;
+    const me = await api("/api/v1/me");
+    session.role = me.role;
+    session.name = me.name;
+    session.kind = me.kind;
   } catch (error) {
     return;
   }
@@ -86,7 +93,9 @@ async function signIn() {
   document.getElementById("board-main").hidden = false;
   document.getElementById("console-nav").hidden = false;
   const who = document.getElementById("whoami");
-  who.textContent = "signed in as " + session.role;
+  who.textContent = session.kind === "user"
+    ? "signed in as " + session.name + " (" + session.role + ")"
+    : "signed in as " + session.role;
   who.hidden = false;
   document.getElementById("signout").hidden = false;
   await route();
@@ -113,5 +122,9 @@ document.addEventListener("DOMContentLoaded", () => {
   window.addEventListener("hashchange", route);
   wireSearch();
   wireSeries();
-  if (sessionStorage.getItem(TOKEN_KEY)) signIn();
+  document.getElementById("oidc").hidden = document.body.dataset.oidc !== "on";
+  document.getElementById("signin-failed").hidden =
+    new URLSearchParams(location.search).get("signin") !== "failed";
+  // A token in this tab, or else perhaps a session cookie from the identity provider.
+  if (sessionStorage.getItem(TOKEN_KEY) || document.body.dataset.oidc === "on") signIn();
 });

@@ -30,6 +30,7 @@ ROUTES = [
     ("GET", "/api/v1/admin/identifiers", "admin"),
     ("GET", "/api/v1/admin/series/{done}/audit", "admin"),
     ("GET", "/api/v1/admin/events", "admin"),
+    ("GET", "/api/v1/admin/audit", "admin"),
     ("GET", "/api/v1/notifications", "operator"),
     ("POST", "/api/v1/notifications/1/retry", "operator"),
     ("GET", "/api/v1/projects", "reader"),
