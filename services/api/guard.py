@@ -33,6 +33,8 @@ PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
                "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+# The review pages show frames the script fetched with the token, as blob: URLs.
+REVIEW_PAGE_POLICY = PAGE_POLICY.replace("img-src 'self'", "img-src 'self' blob:")
 # FastAPI's Swagger page loads its scripts from a CDN and starts them inline; it is
 # served only where RELAY_API_DOCS is on (never by default in production).
 DOCS_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
@@ -63,6 +65,8 @@ def policy_for(path: str) -> str:
         return DOCS_POLICY
     if path == "/dashboard" or path.startswith("/dashboard/") or path == "/":
         return PAGE_POLICY
+    if path == "/review" or path.startswith("/review/"):
+        return REVIEW_PAGE_POLICY
     return API_POLICY
 
 

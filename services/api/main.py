@@ -23,6 +23,8 @@ from relay_api.routes import (
     me,
     notifications,
     projects,
+    review,
+    review_page,
     search,
     series,
     stats,
@@ -34,10 +36,10 @@ from relay_shared.runtime import Runtime, bind_port, serve_http
 
 PROBLEM = "application/problem+json"
 ROUTERS = (health, me, series, images, held, studies, failures, stats, search, collections,
-           admin, projects, dashboard, notifications)
+           admin, projects, dashboard, notifications, review, review_page)
 DESCRIPTION = """Series received, de-identified and passed on, with their images, failures
 and history. Every route but the probes and `/metrics` needs `Authorization: Bearer <token>`
-(`relay token new --name NAME --role reader|operator|admin`). Responses carry internal ids,
+(`relay token new --name NAME --role reader|operator|reviewer|admin`). Responses carry internal ids,
 de-identified UIDs and pseudonyms only. Errors are `application/problem+json`."""
 
 

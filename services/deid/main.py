@@ -12,6 +12,7 @@ from relay_shared.deid import DeidConfig
 from relay_shared.guard import load_rules
 from relay_shared.models import Stage
 from relay_shared.pixels import PixelPolicy
+from relay_shared.review import ReviewChoice
 from relay_shared.runtime import Runtime, consume_until_stopped
 from relay_shared.settings import Settings
 
@@ -34,7 +35,8 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
     ctx = DeidContext(rt.engine, rt.store, rt.pseudonymizer, config, rt.settings.send_queue,
                       rt.vault, _identifiers_source(rt.settings),
                       PixelPolicy.from_settings(rt.settings),
-                      load_rules(rt.settings.guard_id_patterns))
+                      load_rules(rt.settings.guard_id_patterns),
+                      ReviewChoice(rt.settings.review_mode, rt.settings.review_one_in))
     contexts = ProjectContexts(ctx, rt.projects, rt.settings)
     await consume_until_stopped(rt, stop, rt.settings.deid_queue, contexts.deidentify,
                                 Stage.DEID)
