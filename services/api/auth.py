@@ -81,8 +81,8 @@ def parse_entry(entry: str, position: int) -> TokenEntry:
     try:
         role = Role[parts[0].upper()]
     except KeyError:
-        raise TokenConfigError(f"{where}: unknown role (expected reader, operator, reviewer or admin)"
-                               ) from None
+        raise TokenConfigError(f"{where}: unknown role (expected reader, operator, reviewer "
+                               "or admin)") from None
     digest = parts[1].lower()
     if not HEX64.match(digest):
         raise TokenConfigError(f"{where}: expected NAME:ROLE:SHA256HEX, the hex SHA-256 of "

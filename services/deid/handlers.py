@@ -153,9 +153,11 @@ def _deidentify_all(ctx: DeidContext, series_id: int, images: list[Image],
         elif patient != first_patient:
             raise SeriesHeld("the images of this series disagree on PatientID: held for a "
                              "person to resolve")
+        # The profile changes the header in place: what it was is taken first.
+        original = header.to_dataset() if keep_before else None
         result = _deidentify_image(ctx, series_id, image.id, header, ids, originals)
-        if keep_before and result.ok and result.audit is not None:
-            result.before = changed_values(header.to_dataset(), result.audit)
+        if original is not None and result.ok and result.audit is not None:
+            result.before = changed_values(original, result.audit)
         results.append(result)
         if result.originals is not None:
             if originals is None:

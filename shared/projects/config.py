@@ -55,7 +55,7 @@ class ProjectConfig:
     deid: DeidChoice
     identifiers: IdentifiersChoice | None
     pixels: PixelsChoice
-    review: ReviewChoice = ReviewChoice()
+    review: ReviewChoice = field(default_factory=ReviewChoice)
 
 
 @dataclass(frozen=True)
