@@ -22,6 +22,7 @@ from relay_api.routes import (
     images,
     me,
     notifications,
+    pixel_rules,
     projects,
     review,
     review_page,
@@ -36,7 +37,7 @@ from relay_shared.runtime import Runtime, bind_port, serve_http
 
 PROBLEM = "application/problem+json"
 ROUTERS = (health, me, series, images, held, studies, failures, stats, search, collections,
-           admin, projects, dashboard, notifications, review, review_page)
+           admin, projects, dashboard, notifications, review, review_page, pixel_rules)
 DESCRIPTION = """Series received, de-identified and passed on, with their images, failures
 and history. Every route but the probes and `/metrics` needs `Authorization: Bearer <token>`
 (`relay token new --name NAME --role reader|operator|reviewer|admin`). Responses carry internal ids,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -33,6 +33,7 @@ from relay_shared.metrics import INSTANCES_DEIDENTIFIED, INSTANCES_FAILED
 from relay_shared.models import Image, ReviewOriginal, Series, SeriesIdentifiers, Status, Study
 from relay_shared.outbox import enqueue
 from relay_shared.paths import WorkStore
+from relay_shared.pixel_learning import LearnedRules, record_proposals
 from relay_shared.pixels import PixelOutcome, PixelPolicy, counts, record
 from relay_shared.reasons import RelayError
 from relay_shared.review import ReviewChoice
@@ -59,12 +60,15 @@ class DeidContext:
     pixels: PixelPolicy = field(default_factory=PixelPolicy)
     guard_rules: GuardRules | None = None  # None: the built-in rules
     review: ReviewChoice = field(default_factory=ReviewChoice)
+    learned: LearnedRules | None = None  # region rules accepted from the gate's proposals
 
     def source(self) -> IdentifiersSource:
         return self.identifiers or LocalIdentifiers(self.pseudonymizer)
 
 
 def deidentify_series(ctx: DeidContext, series_id: int) -> None:
+    if ctx.learned is not None:
+        ctx = replace(ctx, pixels=ctx.learned.extend(ctx.pixels))
     # A second worker given the same series waits here, then finds it done.
     with series_lock.exclusive(ctx.engine, series_id):
         _deidentify_series(ctx, series_id)
@@ -92,6 +96,8 @@ def _deidentify_series(ctx: DeidContext, series_id: int) -> None:
         _quarantine_leaking(ctx, series_id, pending, leaks)
         return
     _finish(ctx, series_id, ids, origin, results, reviewed)
+    record_proposals(ctx.engine, [(r.image_id, r.pixels.proposal) for r in results
+                                  if r.pixels is not None and r.pixels.proposal is not None])
 
 
 def _pending_images(session: Session, series_id: int) -> list[Image]:

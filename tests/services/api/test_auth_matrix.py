@@ -38,6 +38,11 @@ ROUTES = [
     ("GET", "/api/v1/review/{done}/images/1/frames/0.png", "reviewer"),
     ("POST", "/api/v1/review/{done}/approve", "reviewer"),
     ("POST", "/api/v1/review/{done}/reject", "reviewer"),
+    ("GET", "/api/v1/pixel-rules", "admin"),
+    ("GET", "/api/v1/pixel-rules/export", "admin"),
+    ("PUT", "/api/v1/pixel-rules/1", "admin"),
+    ("POST", "/api/v1/pixel-rules/1/accept", "admin"),
+    ("POST", "/api/v1/pixel-rules/1/refuse", "admin"),
 ]
 PUBLIC = ["/healthz", "/readyz", "/metrics", "/dashboard", "/api/v1/openapi.json",
           "/dashboard/static/dashboard.js"]
@@ -46,7 +51,8 @@ MAY = {"reader": {"reader"}, "operator": {"reader", "operator"},
        "reviewer": {"reader", "reviewer"}, "admin": set(ROLES)}
 # What a route that takes a body is given when the role may call it.
 BODIES = {"/api/v1/collections": {"csv": "accession_number\nACC-MATRIX-2\n"},
-          "/api/v1/review/{done}/reject": {"reason": "burned-in text on frame 1"}}
+          "/api/v1/review/{done}/reject": {"reason": "burned-in text on frame 1"},
+          "/api/v1/pixel-rules/1": {"covers_text": True}}
 # Authorised but refused by state: the seeded data holds no image to release
 # (releasing is tested on a held image in tests/shared/pixels).
 # Neither is a series held (holding and releasing are tested in tests/e2e/test_projects).
@@ -57,7 +63,10 @@ AUTHORISED = {"/api/v1/images/1/release": (409,), "/api/v1/series/{done}/release
               # the seeded series is DONE, not under review (tests/services/api/test_review)
               "/api/v1/review/{done}/images/1/attributes": (404,),
               "/api/v1/review/{done}/images/1/frames/0.png": (404,),
-              "/api/v1/review/{done}/approve": (409,), "/api/v1/review/{done}/reject": (409,)}
+              "/api/v1/review/{done}/approve": (409,), "/api/v1/review/{done}/reject": (409,),
+              # no rule has been proposed (tests/shared/pixels/test_learned)
+              "/api/v1/pixel-rules/1": (404,), "/api/v1/pixel-rules/1/accept": (404,),
+              "/api/v1/pixel-rules/1/refuse": (404,)}
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +91,8 @@ def test_every_api_route_is_in_the_matrix(rt: Runtime) -> None:
                .replace("{failed}", "{series_id}").replace("/images/1", "/images/{image_id}")
                .replace("/collections/1", "/collections/{collection_id}")
                .replace("/notifications/1", "/notifications/{notification_id}")
-               .replace("/frames/0.png", "/frames/{frame}.png"))
+               .replace("/frames/0.png", "/frames/{frame}.png")
+               .replace("/pixel-rules/1", "/pixel-rules/{rule_id}"))
               for method, template, _ in ROUTES}
     assert documented == tested
 
