@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import pytest
 from sqlmodel import Session, select
 
-from relay_shared.models import Event, Series, Status
+from relay_shared.db import session_scope
+from relay_shared.models import Event, PixelRuleProposal, Series, Status
 from relay_shared.runtime import Runtime
 from tests.services.api.review_support import ADA, GRACE, ct_series, series_under_review
 from tests.services.api.seed import TOKEN_ENTRIES, TOKENS, make_runtime
@@ -33,6 +34,10 @@ def review_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReviewApi]:
     rt = make_runtime(root / "var")
     to_approve = series_under_review(rt, root, ct_series(ADA, instances=2))
     to_reject = series_under_review(rt, root, ct_series(GRACE, instances=2))
+    with session_scope(rt.engine) as session:
+        session.add(PixelRuleProposal(manufacturer="Novel Imaging", model="EchoStar 9",
+                                      rows=160, columns=320, boxes=[[0, 0, 150, 40]],
+                                      images_seen=2))
     port = free_port()
     env = relay_env({}, data_dir=root / "var", api_port=port, api_tokens=TOKEN_ENTRIES)
     proc = RelayProcess("api", env, root / "api.log").start()
@@ -123,3 +128,29 @@ def test_an_admin_sees_before_and_a_reviewer_rejects(page, review_api: ReviewApi
     assert series.status is Status.QUARANTINED
     assert series.error == "rejected in review: a name is burned into frame 2"
     assert page.errors == []
+
+
+def test_an_admin_edits_and_accepts_a_learned_rule(browser, review_api: ReviewApi) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.goto(f"{review_api.url}/review/pixel-rules")
+    page.fill("#token", TOKENS["admin"])
+    page.click("#login-form button")
+    row = "#rules tr[data-rule-id='1']"
+    page.wait_for_selector(f"{row} button.accept")
+    assert page.input_value(f"{row} input.boxes") == "0, 0, 150, 40"
+    page.fill(f"{row} input.boxes", "0, 0, 320, 44; 0, 150, 60, 10")
+    page.check(f"{row} input.covers")
+    page.click(f"{row} button.accept")
+    page.wait_for_selector(f"{row} td.state:has-text('ACCEPTED')")
+    page.click("#export")
+    page.wait_for_selector("#download:not([hidden])")
+    with Session(review_api.rt.engine) as session:
+        rule = session.get(PixelRuleProposal, 1)
+        assert rule is not None
+        assert (rule.state, rule.boxes, rule.covers_text) == (
+            "ACCEPTED", [[0, 0, 320, 44], [0, 150, 60, 10]], True)
+    assert errors == []
+    context.close()
