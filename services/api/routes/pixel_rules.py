@@ -8,7 +8,7 @@ Each decision is an audited event with the admin's token name.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel, Field
@@ -25,7 +25,10 @@ from relay_shared.pixels.rules import extended
 router = APIRouter(prefix="/api/v1/pixel-rules", tags=["pixel rules"])
 Box = Annotated[list[int], Field(min_length=4, max_length=4,
                                  description="[x, y, width, height] in pixels")]
-NOT_FOUND = {404: {"description": "No such proposal"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such proposal"}, 409: {"description": "It was refused"}}
+WITH_BODY: dict[int | str, dict[str, Any]] = {
+    **NOT_FOUND, 400: {"description": "The body is not JSON (not even UTF-8)"}}
 
 
 class RuleOut(BaseModel):
@@ -70,14 +73,14 @@ def export(session: SessionDep, caller: Admin) -> Response:
         "Content-Disposition": 'attachment; filename="learned-pixel-rules.yaml"'})
 
 
-@router.put("/{rule_id}", response_model=RuleOut, responses=NOT_FOUND)
+@router.put("/{rule_id}", response_model=RuleOut, responses=WITH_BODY)
 def edit(rule_id: Id, body: RuleEdit, session: SessionDep, caller: Admin) -> RuleOut:
     row = _decidable(session, rule_id)
     _apply(row, body)
     return _commit(session, row, caller, "edited")
 
 
-@router.post("/{rule_id}/accept", response_model=RuleOut, responses=NOT_FOUND)
+@router.post("/{rule_id}/accept", response_model=RuleOut, responses=WITH_BODY)
 def accept(rule_id: Id, session: SessionDep, caller: Admin,
            body: RuleEdit | None = None) -> RuleOut:
     row = _decidable(session, rule_id)

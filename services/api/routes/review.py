@@ -150,7 +150,8 @@ async def approve(series_id: Id, rt: RuntimeDep, caller: Reviewer) -> Decision:
 
 
 @router.post("/{series_id}/reject", response_model=Decision,
-             responses={404: {"description": "No such series"},
+             responses={400: {"description": "The body is not JSON (not even UTF-8)"},
+                        404: {"description": "No such series"},
                         409: {"description": "The series is not waiting for review"}})
 async def reject(series_id: Id, body: Rejection, rt: RuntimeDep,
                  caller: Reviewer) -> Decision:
