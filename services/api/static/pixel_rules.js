@@ -1,57 +1,6 @@
-// Learned region rules: an admin accepts, edits or refuses what the text gate proposed.
-// Values go into the page as text only; the token stays in this tab's session storage.
+// Learned region rules: an admin accepts, edits or refuses what the text gate proposed
+// (signin.js signs in and calls the API). Values go into the page as text only.
 "use strict";
-
-const TOKEN_KEY = "relay-token";
-
-function el(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  if (className) node.className = className;
-  return node;
-}
-
-async function call(path, options = {}) {
-  const headers = { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY),
-                    ...(options.body ? { "Content-Type": "application/json" } : {}) };
-  const response = await fetch(path, { ...options, headers });
-  if (response.status === 401) { signOut("The token is not valid."); throw new Error("401"); }
-  return response;
-}
-
-async function api(path, options = {}) {
-  const response = await call(path, options);
-  const body = await response.json();
-  if (!response.ok) throw new Error(typeof body.detail === "string" ? body.detail
-                                     : JSON.stringify(body.errors || body.detail));
-  return body;
-}
-
-function signOut(message) {
-  sessionStorage.removeItem(TOKEN_KEY);
-  document.getElementById("board").hidden = true;
-  document.getElementById("whoami").hidden = true;
-  document.getElementById("signout").hidden = true;
-  document.getElementById("login").hidden = false;
-  document.getElementById("login-error").textContent = message || "";
-}
-
-async function signIn() {
-  let role;
-  try {
-    role = (await api("/api/v1/me")).role;
-  } catch (error) {
-    return;
-  }
-  if (role !== "admin") { signOut("This page needs an admin token."); return; }
-  document.getElementById("login").hidden = true;
-  document.getElementById("board").hidden = false;
-  const who = document.getElementById("whoami");
-  who.textContent = "signed in as " + role;
-  who.hidden = false;
-  document.getElementById("signout").hidden = false;
-  await load();
-}
 
 function boxesText(boxes) {
   return boxes.map((b) => b.join(", ")).join("; ");
@@ -125,13 +74,6 @@ async function exportRules() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  document.getElementById("login-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    sessionStorage.setItem(TOKEN_KEY, document.getElementById("token").value.trim());
-    document.getElementById("token").value = "";
-    signIn();
-  });
-  document.getElementById("signout").addEventListener("click", () => signOut());
   document.getElementById("export").addEventListener("click", exportRules);
-  if (sessionStorage.getItem(TOKEN_KEY)) signIn();
+  setUpSignIn(["admin"], load);
 });

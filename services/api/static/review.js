@@ -1,64 +1,9 @@
-// The review page reads the JSON API with the bearer token kept in this tab's session
-// storage. Every value goes into the page as text (textContent), never as markup; frames
-// are fetched with the token and shown as blob: pictures.
+// The review page (signin.js signs in and calls the API). Every value goes into the page
+// as text, never as markup; frames are fetched with the token and shown as blob: pictures.
 "use strict";
 
-const TOKEN_KEY = "relay-token";
 const MAX_FRAMES_SHOWN = 64;
-let role = null;
 let current = null;
-
-function el(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  if (className) node.className = className;
-  return node;
-}
-
-async function call(path, options = {}) {
-  const headers = { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY),
-                    ...(options.body ? { "Content-Type": "application/json" } : {}) };
-  const response = await fetch(path, { ...options, headers });
-  if (response.status === 401) { signOut("The token is not valid."); throw new Error("401"); }
-  return response;
-}
-
-async function api(path, options = {}) {
-  const response = await call(path, options);
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.detail || response.statusText);
-  return body;
-}
-
-function signOut(message) {
-  sessionStorage.removeItem(TOKEN_KEY);
-  role = null;
-  document.getElementById("board").hidden = true;
-  document.getElementById("whoami").hidden = true;
-  document.getElementById("signout").hidden = true;
-  document.getElementById("login").hidden = false;
-  document.getElementById("login-error").textContent = message || "";
-}
-
-async function signIn() {
-  try {
-    role = (await api("/api/v1/me")).role;
-  } catch (error) {
-    return;
-  }
-  if (role !== "reviewer" && role !== "admin") {
-    signOut("This page needs a reviewer or admin token; this one is " + role + ".");
-    return;
-  }
-  document.body.classList.toggle("admin", role === "admin");
-  document.getElementById("login").hidden = true;
-  document.getElementById("board").hidden = false;
-  const who = document.getElementById("whoami");
-  who.textContent = "signed in as " + role;
-  who.hidden = false;
-  document.getElementById("signout").hidden = false;
-  await loadWaiting();
-}
 
 async function loadWaiting() {
   try {
@@ -162,13 +107,6 @@ async function decide(path, body) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  document.getElementById("login-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    sessionStorage.setItem(TOKEN_KEY, document.getElementById("token").value.trim());
-    document.getElementById("token").value = "";
-    signIn();
-  });
-  document.getElementById("signout").addEventListener("click", () => signOut());
   document.getElementById("approve").addEventListener("click", () => decide("approve"));
   document.getElementById("reject-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -177,5 +115,8 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("image-choice").addEventListener("change", (event) => {
     showAttributes(current, event.target.value);
   });
-  if (sessionStorage.getItem(TOKEN_KEY)) signIn();
+  setUpSignIn(["reviewer", "admin"], async (role) => {
+    document.body.classList.toggle("admin", role === "admin");
+    await loadWaiting();
+  });
 });
