@@ -132,6 +132,12 @@ class ReviewSection(Strict):
     mode: ReviewMode
     one_in: int = Field(DEFAULT_ONE_IN, ge=1, le=1_000_000)
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _off_unquoted(cls, value: object) -> object:
+        # YAML reads an unquoted `off` as false.
+        return ReviewMode.OFF if value is False else value
+
 
 class Project(Strict):
     name: str = Field(pattern=PROJECT_NAME)
