@@ -124,7 +124,8 @@ class AmqpBus:
     def node(self) -> str | None:
         return self._link.node
 
-    async def connect(self, max_wait: float = 30.0) -> None:
+    async def connect(self) -> None:
+        """Returns once a node is connected; waits, with backoff, while none answers."""
         await self._link.open()
 
     async def _on_connected(self, connection: AbstractConnection) -> None:

@@ -12,11 +12,12 @@ import json
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     Field,
     ModelWrapValidatorHandler,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -25,6 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
+from relay_shared.dicom.syntaxes import check_transfer_syntaxes
 from relay_shared.dicomfiles import DEFAULT_MAX_INFLATED_BYTES, DEFAULT_MAX_INSTANCE_BYTES
 from relay_shared.notify.hooks import Webhook
 from relay_shared.production import Insecure, global_refusals
@@ -65,6 +67,20 @@ def _split_commas(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+def parse_ae_entry(entry: str) -> tuple[str, tuple[str, int] | None]:
+    """An AE title, and its address when written TITLE@host:port."""
+    title, at, address = entry.partition("@")
+    title = title.strip()
+    if not title or len(title) > 16 or "\\" in title:
+        raise ValueError(f"{entry!r} is not an AE title (1 to 16 characters, no backslash)")
+    if not at:
+        return title, None
+    host, colon, port = address.strip().rpartition(":")
+    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{entry!r}: an address is written TITLE@host:port")
+    return title, (host.strip("[]"), int(port))
 
 
 class Settings(BaseSettings):
@@ -161,8 +177,38 @@ class Settings(BaseSettings):
     watch_interval: float = Field(1.0, gt=0)
 
     # DICOM network: who may send to the SCP, and the DICOM AE and DICOMweb destinations.
+    # An allowed AE may carry its address (TITLE@host:port): where the SCP reports on
+    # storage commitment when the association that asked has closed.
     scp_allowed_aes: Annotated[list[str], NoDecode] = Field(default_factory=list)
     scp_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    _scp_ae_addresses: dict[str, tuple[str, int]] = PrivateAttr(default_factory=dict)
+    # How long a storage commitment request waits for instances still on their way
+    # (staged, handed over, being recorded) before they are reported as failures.
+    scp_commitment_timeout: float = Field(900.0, gt=0)
+
+    _scp_ae_titles: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _split_ae_addresses(self) -> Settings:
+        for entry in self.scp_allowed_aes:
+            try:
+                title, address = parse_ae_entry(entry)
+            except ValueError as exc:
+                raise ValueError(f"RELAY_SCP_ALLOWED_AES: {exc}") from None
+            self._scp_ae_titles.append(title)
+            if address is not None:
+                self._scp_ae_addresses[title] = address
+        return self
+
+    @property
+    def scp_allowed_ae_titles(self) -> list[str]:
+        """The calling AE titles allowed, without the addresses some carry."""
+        return list(self._scp_ae_titles)
+
+    @property
+    def scp_ae_addresses(self) -> dict[str, tuple[str, int]]:
+        """The allowed AEs given an address, by AE title."""
+        return dict(self._scp_ae_addresses)
 
     # Bounds on what arrives, and who may read what is kept (docs/security.md): the
     # largest instance received or read, what a deflated data set may inflate to (its
@@ -193,6 +239,10 @@ class Settings(BaseSettings):
     scp_tls_key: Path | None = None
     scp_tls_ca: Path | None = None
     scp_tls_require_client_cert: bool = False
+    # bcp195-nd: the modern suites only (PS3.15 B.9, Non-downgrading BCP 195). aes adds
+    # TLS_RSA_WITH_AES_128_CBC_SHA (the retired AES profile, PS3.15 B.3), the one suite
+    # of senders built on dcm4che2 such as Mirth Connect's DICOM Sender.
+    scp_tls_profile: Literal["bcp195-nd", "aes"] = "bcp195-nd"
     dicom_tls: bool = False
     dicom_tls_ca: Path | None = None
     dicom_tls_cert: Path | None = None
@@ -469,6 +519,17 @@ class Settings(BaseSettings):
             raise ValueError("RELAY_DICOMWEB_TOKEN_URL must be https:// in production: the "
                              "client secret goes to it")
         return self
+
+    # The transfer syntaxes the default project's destinations take, in order of
+    # preference (a projects file sets them per destination): an instance in another is
+    # transcoded losslessly, a lossy one is never transcoded and fails at that destination.
+    transfer_syntax: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    _split_syntaxes = field_validator("transfer_syntax", mode="before")(_split_commas)
+
+    @field_validator("transfer_syntax")
+    @classmethod
+    def _known_syntaxes(cls, value: list[str]) -> list[str]:
+        return check_transfer_syntaxes(value) if value else value
 
     # How the dicom destination proves receipt: a C-FIND at IMAGE level, or storage
     # commitment (N-ACTION, then the AE's N-EVENT-REPORT to the listener here, where the

@@ -27,12 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from relay_shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 30.0
+# OpenSSL's name of TLS_RSA_WITH_AES_128_CBC_SHA, the suite of the AES TLS profile.
+AES_PROFILE_SUITE = "AES128-SHA"
 # OpenSSL's verify codes for a chain that ends at a certificate nobody trusts.
 # Which link each one names, for when the peer's chain itself cannot be read (a server
 # does not keep a client's chain after refusing it).
@@ -109,11 +112,28 @@ def scp_context(settings: Settings) -> ssl.SSLContext | None:
     context = _ServerContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     _load(context, settings.scp_tls_cert, settings.scp_tls_key, "RELAY_SCP_TLS_CERT")
+    if settings.scp_tls_profile == "aes":
+        _add_aes_profile(context, settings.scp_tls_cert)
     if settings.scp_tls_ca is not None:
         _trust(context, settings.scp_tls_ca, "RELAY_SCP_TLS_CA")
         context.verify_mode = (ssl.CERT_REQUIRED if settings.scp_tls_require_client_cert
                                else ssl.CERT_OPTIONAL)
     return context
+
+
+def _add_aes_profile(context: ssl.SSLContext, cert: Path) -> None:
+    """The default suites, and AES_128_CBC_SHA with RSA key exchange after them: a peer
+    that offers a modern suite still gets one. Python's defaults exclude SHA-1 suites
+    for good, so the list is rebuilt by name rather than amended."""
+    # RSA key exchange needs an RSA key: with another, every such peer would fail its
+    # handshake with nothing but "handshake failure" to go on.
+    leaf = x509.load_pem_x509_certificate(cert.read_bytes())
+    if not isinstance(leaf.public_key(), rsa.RSAPublicKey):
+        raise TlsConfigError("RELAY_SCP_TLS_PROFILE=aes needs an RSA certificate in "
+                             f"RELAY_SCP_TLS_CERT ({cert} has another key type): its one "
+                             "suite, TLS_RSA_WITH_AES_128_CBC_SHA, exchanges keys by RSA")
+    tls12 = [c["name"] for c in context.get_ciphers() if c["protocol"] != "TLSv1.3"]
+    context.set_ciphers(":".join([*tls12, AES_PROFILE_SUITE]))
 
 
 def dicom_client_tls(settings: Settings, host: str) -> tuple[ssl.SSLContext, str] | None:

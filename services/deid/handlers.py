@@ -35,7 +35,7 @@ from relay_shared.outbox import enqueue
 from relay_shared.paths import WorkStore
 from relay_shared.pixel_learning import LearnedRules, record_proposals
 from relay_shared.pixels import PixelOutcome, PixelPolicy, counts, record
-from relay_shared.reasons import RelayError
+from relay_shared.reasons import RelayError, described
 from relay_shared.review import ReviewChoice
 from relay_shared.review_attributes import changed_values
 from relay_shared.vault import IdentifierVault
@@ -89,7 +89,7 @@ def _deidentify_series(ctx: DeidContext, series_id: int) -> None:
     except SeriesHeld as exc:
         _hold(ctx, series_id, str(exc))
         return
-    leaks = _leak_check(ctx, series_id, originals, results)
+    leaks = _leak_check(ctx, series_id, originals, results, ids.date_shift_days)
     leaks += guard_findings(ctx.store, series_id, results, ctx.config.options,
                             ids.date_shift_days, ctx.guard_rules)
     if leaks:
@@ -176,7 +176,10 @@ def _deidentify_all(ctx: DeidContext, series_id: int, images: list[Image],
 
 
 def _reason(what: str, exc: BaseException) -> str:
-    return f"{what}: {type(exc).__name__}"
+    """The relay's own fixed words for what is wrong with a file (a
+    `RelayError`: a refused structure, a value the profile cannot write),
+    else the exception's type; never a library's text, which can quote a value."""
+    return described(what, exc)
 
 
 def _deidentify_image(ctx: DeidContext, series_id: int, image_id: int,
@@ -206,14 +209,15 @@ def _deidentify_image(ctx: DeidContext, series_id: int, image_id: int,
 
 
 def _leak_check(ctx: DeidContext, series_id: int, originals: IdentifyingValues,
-                results: list[ImageResult]) -> list[str]:
+                results: list[ImageResult], date_shift_days: int) -> list[str]:
     """Read back every written output and search it for any original value of the series."""
     hits: list[str] = []
     for result in results:
         if not result.ok:
             continue
         output = load_header(ctx.store.deidentified(series_id, result.image_id))
-        hits.extend(f"image {result.image_id}: {path}" for path in find_leaks(output, originals))
+        hits.extend(f"image {result.image_id}: {path}" for path in find_leaks(
+            output, originals, date_shift_days=date_shift_days, config=ctx.config))
     return hits
 
 

@@ -21,9 +21,10 @@ from pydicom.dataset import Dataset
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from relay_ingest.origin import OriginSeal
 from relay_ingest.pacs import Pacs, PacsError, RateLimit
 from relay_ingest.worklist import Query
-from relay_shared import tlsconfig
+from relay_shared import dicomfiles, tlsconfig
 from relay_shared.db import session_scope
 from relay_shared.models import CollectionRow, RowState, Series, Status, utcnow
 from relay_shared.runtime import Runtime
@@ -56,7 +57,10 @@ class Collector:
         self.pacs = Pacs(settings.pacs_host, settings.pacs_port, settings.pacs_ae_title,
                          settings.scp_ae_title, settings.pacs_timeout,
                          RateLimit(settings.collect_rate),
-                         tlsconfig.dicom_client_factory(settings, settings.pacs_host))
+                         tlsconfig.dicom_client_factory(settings, settings.pacs_host),
+                         dicomfiles.SizeLimits(settings.max_instance_bytes,
+                                               settings.max_inflated_bytes),
+                         OriginSeal.of(settings))
 
     def collect_row(self, row_id: int) -> None:
         """Find the row's studies and their series, then retrieve them; never raises."""

@@ -26,7 +26,7 @@ import httpx
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
-from relay_ingest.origin import write_origin
+from relay_ingest.origin import OriginSeal, write_origin
 from relay_shared.db import session_scope
 from relay_shared.models import FollowCursor, FollowedSeries, Image, Series, Status, utcnow
 from relay_shared.projects import Arrival, Source
@@ -59,6 +59,7 @@ class OrthancSource:
     """The REST calls the follower makes to one Orthanc."""
 
     def __init__(self, url: str, settings: Settings) -> None:
+        self.sealer = OriginSeal.of(settings)
         self.name = _without_credentials(url)
         auth = None
         if settings.follow_orthanc_username:
@@ -162,7 +163,7 @@ def fetch_folder(source: OrthancSource, instance_ids: list[str], incoming: Path,
     final = incoming / name
     partial = incoming / f"{name}.tmp{uuid.uuid4().hex[:8]}"
     partial.mkdir()
-    write_origin(partial, Arrival(Source.FOLLOW.value))
+    write_origin(partial, Arrival(Source.FOLLOW.value), source.sealer)
     try:
         for n, instance_id in enumerate(instance_ids):
             source.download(instance_id, partial / f"{n:05d}.dcm")

@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from relay_ingest.origin import is_origin_file, read_origin
+from relay_ingest.origin import is_origin_file
 from relay_ingest.routing import Routed, apply_route
 from relay_shared import filemodes, series_state
 from relay_shared.db import record_event, session_scope
@@ -36,7 +36,7 @@ from relay_shared.metrics import STAGE_SECONDS, count_failed
 from relay_shared.models import Image, Series, Status, Study
 from relay_shared.outbox import enqueue
 from relay_shared.paths import WorkStore
-from relay_shared.projects import Action, Arrival
+from relay_shared.projects import Action, Arrival, Source
 
 log = logging.getLogger(__name__)
 SERVICE = "ingest"
@@ -143,10 +143,12 @@ RouteOf = Callable[[Arrival, Path], Routed]
 
 def ingest_claimed(folder: Path, engine: Engine, store: WorkStore, uid_of: UidOf,
                    queue: str, route: RouteOf | None = None,
-                   limits: SizeLimits = DEFAULT_LIMITS) -> list[int]:
-    """Record, move and enqueue every series of a claimed folder; return their ids."""
+                   limits: SizeLimits = DEFAULT_LIMITS,
+                   arrival: Arrival = Arrival(Source.FOLDER.value)) -> list[int]:
+    """Record, move and enqueue every series of a claimed folder; return their ids.
+
+    ``arrival`` is how the delivery came (read from its sealed origin file by the caller)."""
     delivery = read_delivery(folder, limits)
-    arrival = read_origin(folder)
     series_ids: list[int] = []
     for original_series_uid, files in delivery.series.items():
         routed = route(arrival, files.accepted[0].path) if route else None

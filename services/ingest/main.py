@@ -7,9 +7,9 @@ import contextlib
 import logging
 from pathlib import Path
 
-from relay_ingest import collector, follower, scp
+from relay_ingest import collector, commitment, follower, scp
 from relay_ingest.handlers import claim, ingest_claimed, is_finished
-from relay_ingest.origin import is_origin_file, note_folder_origin
+from relay_ingest.origin import OriginSeal, is_origin_file, note_folder_origin, read_origin
 from relay_ingest.routing import IngestRouter
 from relay_shared import outbox, tlsconfig
 from relay_shared.dicomfiles import SizeLimits
@@ -24,13 +24,15 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
     assert incoming is not None
     if rt.settings.scp_port:
         tlsconfig.scp_context(rt.settings)  # a certificate that cannot be used stops start-up
-    network = asyncio.create_task(scp.serve(rt.settings, stop)) if rt.settings.scp_port else None
+    network = asyncio.create_task(scp.serve(rt.settings, stop, _commitments(rt))) \
+        if rt.settings.scp_port else None
     # Pull sources run beside the watch loop; what they fetch lands in incoming.
     pulls = [asyncio.create_task(follower.run(rt, stop))] if rt.settings.follow_orthanc_urls \
         else []
     if rt.settings.pacs_host:
         pulls.append(asyncio.create_task(collector.run(rt, stop)))
     router = IngestRouter(rt.projects, rt.settings)
+    sealer = OriginSeal.of(rt.settings)
     refused_links: set[str] = set()
     while not stop.is_set():
         # Claimed folders left by a crash, or by a round that failed (database down),
@@ -41,13 +43,26 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
             if stop.is_set():
                 break
             if is_finished(folder):
-                note_folder_origin(folder, subdir)
+                note_folder_origin(folder, subdir, sealer)
                 await _ingest(rt, router, claim(folder, rt.store))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), rt.settings.watch_interval)
     if network is not None:
         await network
     await asyncio.gather(*pulls)
+
+
+def _commitments(rt: Runtime) -> commitment.CommitmentKeeper:
+    settings = rt.settings
+    assert settings.staging_dir is not None and settings.incoming_dir is not None
+    pipeline = commitment.Pipeline(settings.staging_dir, settings.incoming_dir,
+                                   rt.store.claimed_dir)
+    # Over TLS, a report goes back on the association that asked, never in plain DICOM.
+    reporter = commitment.Reporter(settings.scp_ae_title, settings.scp_ae_addresses,
+                                   new_associations=settings.scp_tls_cert is None,
+                                   timeout=settings.dicom_timeout)
+    return commitment.CommitmentKeeper(rt.engine, rt.pseudonymizer.uid, pipeline, reporter,
+                                       settings.scp_commitment_timeout)
 
 
 def _folders(root: Path, refused_links: set[str] | None = None) -> list[Path]:
@@ -87,7 +102,8 @@ async def _ingest(rt: Runtime, router: IngestRouter, claimed: Path) -> None:
         series_ids = await asyncio.to_thread(
             ingest_claimed, claimed, rt.engine, rt.store, rt.pseudonymizer.uid,
             rt.settings.deid_queue, router.route,
-            SizeLimits(rt.settings.max_instance_bytes, rt.settings.max_inflated_bytes))
+            SizeLimits(rt.settings.max_instance_bytes, rt.settings.max_inflated_bytes),
+            read_origin(claimed, OriginSeal.of(rt.settings)))
     except Exception:  # the claimed folder stays and is taken up again on the next round
         log.exception("delivery could not be ingested, will retry", extra={"files": count})
         await asyncio.sleep(rt.settings.retry_base_delay)

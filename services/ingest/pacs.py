@@ -28,9 +28,18 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from relay_ingest.origin import write_origin
-from relay_shared import tlsconfig
-from relay_shared.dicom.status import MEANINGS, PENDING, SUCCESS, WARNING
+from relay_ingest import receiving
+from relay_ingest.origin import OriginSeal, write_origin
+from relay_ingest.scp import MAX_PDU, part10_prefix
+from relay_shared import dicomfiles, tlsconfig
+from relay_shared.dicom.status import (
+    CANNOT_UNDERSTAND,
+    MEANINGS,
+    OUT_OF_RESOURCES,
+    PENDING,
+    SUCCESS,
+    WARNING,
+)
 from relay_shared.dicomnet import tune_connection
 from relay_shared.projects import Arrival, Source
 
@@ -70,8 +79,12 @@ class Retrieved:
 
 class Pacs:
     def __init__(self, host: str, port: int, called_ae: str, calling_ae: str, timeout: float,
-                 limit: RateLimit, tls: tlsconfig.ClientTls | None = None) -> None:
+                 limit: RateLimit, tls: tlsconfig.ClientTls | None = None,
+                 limits: dicomfiles.SizeLimits = dicomfiles.DEFAULT_LIMITS,
+                 sealer: OriginSeal | None = None) -> None:
         self._address = (host, port)
+        self._sealer = sealer  # needed only to retrieve by C-GET into incoming
+        self._limits = limits
         self._tls = tls  # fresh tls_args per association; None for plain DICOM
         self._called_ae = called_ae
         self._calling_ae = calling_ae
@@ -126,31 +139,68 @@ class Pacs:
                                             StudyRootQueryRetrieveInformationModelMove), "C-MOVE")
 
     def get(self, study_uid: str, incoming: Path, name: str) -> Retrieved:
-        """C-GET into NAME.tmpXXXX inside incoming, renamed to NAME once complete."""
+        """C-GET into NAME.tmpXXXX inside incoming, renamed to NAME once complete.
+
+        The PACS is a peer like any other: its PDUs are bounded by the length the relay
+        announced, and each instance it sends goes to disk as it arrives, within
+        RELAY_MAX_INSTANCE_BYTES, as on the SCP (receiving.py); one over the cap is
+        answered Out of Resources and counted as failed by the PACS."""
         ae = self._ae()
+        ae.maximum_pdu_size = MAX_PDU
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
         for sop_class in GET_STORAGE_CLASSES:
             ae.add_requested_context(sop_class)
         roles = [build_role(sop_class, scp_role=True) for sop_class in GET_STORAGE_CLASSES]
+        if self._sealer is None:
+            raise ValueError("a C-GET into incoming needs the relay's origin seal")
         partial = incoming / f"{name}.tmp{uuid.uuid4().hex[:8]}"
         partial.mkdir(parents=True)
-        write_origin(partial, Arrival(Source.COLLECT.value))
+        write_origin(partial, Arrival(Source.COLLECT.value), self._sealer)
 
         def store(event: evt.Event) -> int:
-            data = event.encoded_dataset(include_meta=True)
-            (partial / f"{uuid.uuid4().hex}.dcm").write_bytes(data)
-            return SUCCESS
+            spool = event.request._dataset_file
+            if not isinstance(spool, receiving.SpoolFile):
+                log.warning("retrieved instance refused: no data set arrived with it")
+                return CANNOT_UNDERSTAND
+            spool.close()
+            try:
+                return self._file(spool, partial)
+            finally:
+                spool.discard()  # nothing once filed; otherwise the refused bytes
+
+        def bound_reads(event: evt.Event) -> None:
+            receiving.bound_pdu_reads(event.assoc, MAX_PDU)
 
         try:
-            with self._association(ae, [(evt.EVT_C_STORE, store)], roles) as assoc:
-                result = _final(assoc.send_c_get(_study(study_uid),
-                                                 StudyRootQueryRetrieveInformationModelGet),
-                                "C-GET")
+            with self._association(ae, [(evt.EVT_C_STORE, store),
+                                        (evt.EVT_CONN_OPEN, bound_reads)], roles) as assoc:
+                spooler = receiving.Spooler(assoc, partial, self._limits.instance_bytes,
+                                            part10_prefix)
+                spooler.install()
+                try:
+                    result = _final(assoc.send_c_get(
+                        _study(study_uid), StudyRootQueryRetrieveInformationModelGet), "C-GET")
+                finally:
+                    spooler.discard_unfiled()
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
         os.rename(partial, incoming / name)
         return result
+
+    def _file(self, spool: receiving.SpoolFile, folder: Path) -> int:
+        if spool.too_large:
+            log.warning("retrieved instance refused: larger than RELAY_MAX_INSTANCE_BYTES",
+                        extra={"limit_bytes": self._limits.instance_bytes})
+            return OUT_OF_RESOURCES
+        try:
+            dicomfiles.check_size(spool.path, self._limits)
+        except dicomfiles.TooLargeError:
+            log.warning("retrieved instance refused: its deflated data set inflates beyond "
+                        "RELAY_MAX_INFLATED_BYTES")
+            return OUT_OF_RESOURCES
+        os.rename(spool.path, folder / f"{uuid.uuid4().hex}.dcm")
+        return SUCCESS
 
 
 def _study(study_uid: str) -> Dataset:

@@ -95,6 +95,11 @@ def clear_spool(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
+def peer_address(assoc: Association) -> str:
+    """The other end: the requestor on the SCP, the PACS when the relay retrieves."""
+    return str(assoc.acceptor.address if assoc.is_requestor else assoc.requestor.address)
+
+
 def bound_pdu_reads(assoc: Association, max_pdu: int) -> None:
     """Refuse, unread, a PDU longer than the association's state allows."""
     sock = assoc.dul.socket
@@ -107,7 +112,7 @@ def bound_pdu_reads(assoc: Association, max_pdu: int) -> None:
         if nr_bytes <= limit:
             return read(nr_bytes)
         log.warning("connection closed: the peer announced a PDU longer than allowed",
-                    extra={"peer": assoc.requestor.address, "declared_bytes": nr_bytes,
+                    extra={"peer": peer_address(assoc), "declared_bytes": nr_bytes,
                            "limit_bytes": limit, "state": state})
         # Fewer bytes than declared: pynetdicom takes it as the connection closing.
         sock.close()
@@ -158,7 +163,7 @@ class Spooler:
         held = message.encoded_command_set.tell() if is_command else message.data_set.tell()
         if held + len(fragment) > IN_MEMORY_LIMIT:
             log.warning("association aborted: a message larger than the relay holds in memory",
-                        extra={"peer": self._assoc.requestor.address,
+                        extra={"peer": peer_address(self._assoc),
                                "command": is_command, "limit_bytes": IN_MEMORY_LIMIT})
             self._aborted = True
             self._assoc.dul.event_queue.put(ABORT_EVENT)

@@ -34,10 +34,14 @@ from pynetdicom import (
 )
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    StorageCommitmentPushModel,
+    Verification,
+)
 from pynetdicom.transport import ThreadedAssociationServer
 
-from relay_ingest import receiving, staging
+from relay_ingest import commitment, receiving, staging
+from relay_ingest.origin import OriginSeal
 from relay_ingest.staging import Staging
 from relay_shared import dicomfiles, tlsconfig
 from relay_shared.dicom import header
@@ -73,12 +77,18 @@ class Receiver:
 
     def __init__(self, area: Staging, allowed_hosts: list[str],
                  certificate_names_ae: bool = False,
-                 limits: dicomfiles.SizeLimits = dicomfiles.DEFAULT_LIMITS) -> None:
+                 limits: dicomfiles.SizeLimits = dicomfiles.DEFAULT_LIMITS,
+                 commitments: commitment.CommitmentKeeper | None = None) -> None:
         self._staging = area
+        self._commitments = commitments
         self._limits = limits
         self._allowed = [ipaddress.ip_network(h, strict=False) for h in allowed_hosts]
         # Mutual TLS with an AE allow-list: the certificate must name the calling AE.
         self._certificate_names_ae = certificate_names_ae
+
+    @property
+    def answers_commitments(self) -> bool:
+        return self._commitments is not None
 
     def on_store(self, event: evt.Event) -> int:
         request = cast(C_STORE, event.request)
@@ -180,8 +190,12 @@ class Receiver:
         event.assoc.kill()  # waits for the reject to leave, as pynetdicom's own refusals do
 
     def handlers(self) -> list[evt.EventHandlerType]:
-        return [(evt.EVT_C_STORE, self.on_store), (evt.EVT_CONN_OPEN, self.on_open),
-                (evt.EVT_REQUESTED, self.on_requested), (evt.EVT_C_ECHO, lambda _e: SUCCESS)]
+        bound: list[evt.EventHandlerType] = [
+            (evt.EVT_C_STORE, self.on_store), (evt.EVT_CONN_OPEN, self.on_open),
+            (evt.EVT_REQUESTED, self.on_requested), (evt.EVT_C_ECHO, lambda _e: SUCCESS)]
+        if self._commitments is not None:
+            bound.append((evt.EVT_N_ACTION, self._commitments.on_action))
+        return bound
 
 
 def part10_prefix(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str) -> bytes:
@@ -230,13 +244,15 @@ def _series_uid(path: Path, limits: dicomfiles.SizeLimits) -> str:
     return value
 
 
-def make_ae(settings: Settings) -> AE:
+def make_ae(settings: Settings, commitments: bool = False) -> AE:
     ae = AE(ae_title=settings.scp_ae_title)
     ae.add_supported_context(Verification)
+    if commitments:
+        ae.add_supported_context(StorageCommitmentPushModel, commitment.TRANSFER_SYNTAXES)
     for context in AllStoragePresentationContexts:
         ae.add_supported_context(str(context.abstract_syntax), TRANSFER_SYNTAXES)
     # Checked on the A-ASSOCIATE-RQ, before any P-DATA is read (see receiving.py).
-    ae.require_calling_aet = list(settings.scp_allowed_aes)
+    ae.require_calling_aet = settings.scp_allowed_ae_titles
     ae.maximum_associations = settings.scp_max_associations
     # Peers send PDUs up to this size: a whole instance in a few PDUs rather than
     # hundreds of 16 KiB ones, each a round of pynetdicom's reader loop.
@@ -245,7 +261,7 @@ def make_ae(settings: Settings) -> AE:
 
 
 def start(settings: Settings, receiver: Receiver) -> ThreadedAssociationServer:
-    ae = make_ae(settings)
+    ae = make_ae(settings, commitments=receiver.answers_commitments)
     context = tlsconfig.scp_context(settings)
     server = ae.start_server((settings.scp_host, settings.scp_port), block=False,
                              evt_handlers=receiver.handlers(), ssl_context=context)
@@ -257,18 +273,22 @@ def start(settings: Settings, receiver: Receiver) -> ThreadedAssociationServer:
     return server
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Receive over the network until stopped, closing stable series as they go quiet."""
+async def serve(settings: Settings, stop: asyncio.Event,
+                commitments: commitment.CommitmentKeeper | None = None) -> None:
+    """Receive over the network until stopped, closing stable series as they go quiet
+    and, with a keeper, answering storage commitment requests once they can be."""
     assert settings.staging_dir is not None and settings.incoming_dir is not None
     staging.recover(settings.staging_dir, settings.incoming_dir)
-    area = Staging(settings.staging_dir, settings.incoming_dir, settings.stable_age)
+    area = Staging(settings.staging_dir, settings.incoming_dir, settings.stable_age,
+                   OriginSeal.of(settings))
     receiving.clear_spool(area.spool_dir)
     try:
         receiver = Receiver(area, settings.scp_allowed_hosts,
                             settings.scp_tls_require_client_cert
                             and bool(settings.scp_allowed_aes),
                             dicomfiles.SizeLimits(settings.max_instance_bytes,
-                                                  settings.max_inflated_bytes))
+                                                  settings.max_inflated_bytes),
+                            commitments)
         server = start(settings, receiver)
     except tlsconfig.TlsConfigError as exc:
         log.error("DICOM SCP not started: TLS set-up", extra={"error": str(exc)})
@@ -280,11 +300,20 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     try:
         while not stop.is_set():
             area.close_stable()
+            if commitments is not None:
+                await _answer_commitments(commitments)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), min(CLOSE_INTERVAL, settings.stable_age))
     finally:
         await asyncio.to_thread(_shut_down, server)
         area.close_all()
+
+
+async def _answer_commitments(commitments: commitment.CommitmentKeeper) -> None:
+    try:
+        await asyncio.to_thread(commitments.answer_ready)
+    except Exception:  # the database away: the requests wait for the next round
+        log.warning("storage commitment requests not checked, will retry", exc_info=True)
 
 
 def _shut_down(server: ThreadedAssociationServer) -> None:

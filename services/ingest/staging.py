@@ -30,11 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from relay_ingest.origin import is_origin_file, write_origin
+from relay_ingest.origin import OriginSeal, is_origin_file, write_origin
 from relay_shared.projects import Arrival, Source
 
 log = logging.getLogger(__name__)
 PARTIAL_SUFFIX = ".part"
+# A delivery folder made here; the same name in incoming and, with a suffix, once claimed.
+DELIVERY_PREFIX = "scp-"
 SPOOL_FOLDER = ".receiving"
 
 
@@ -59,7 +61,8 @@ class _OpenDelivery:
 
 class Staging:
     def __init__(self, staging_dir: Path, incoming_dir: Path, stable_age: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 sealer: OriginSeal, clock: Callable[[], float] = time.monotonic) -> None:
+        self._sealer = sealer
         self._staging_dir = staging_dir
         self._incoming_dir = incoming_dir
         self._stable_age = stable_age
@@ -96,9 +99,10 @@ class Staging:
         with self._lock:
             delivery = self._open.get(series_uid)
             if delivery is None:
-                folder = self._staging_dir / f"scp-{uid_key(series_uid)}-{uuid.uuid4().hex[:8]}"
+                name = f"{DELIVERY_PREFIX}{uid_key(series_uid)}-{uuid.uuid4().hex[:8]}"
+                folder = self._staging_dir / name
                 folder.mkdir(parents=True)
-                write_origin(folder, Arrival(Source.SCP.value, calling_ae=calling_ae))
+                write_origin(folder, Arrival(Source.SCP.value, calling_ae=calling_ae), self._sealer)
                 delivery = self._open[series_uid] = _OpenDelivery(folder, self._clock())
             delivery.writing += 1
         try:

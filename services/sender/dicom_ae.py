@@ -25,6 +25,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 
 from relay_sender import cstore
 from relay_sender.destinations import DestinationError, OutgoingInstance, OutgoingSeries
+from relay_sender.negotiation import Refit, accepted_file, requested_contexts
 from relay_shared import tlsconfig
 from relay_shared.dicom import dimse, header
 from relay_shared.dicomnet import tune_connection
@@ -83,6 +84,10 @@ class DicomDestination:
         self._called_ae = called_ae
         self._calling_ae = calling_ae
         self._timeout = timeout
+        # Set from a transfer_syntax list: each SOP class is proposed in these, in order,
+        # and a file in a syntax the AE did not accept is refitted to one it did.
+        self.preferred_syntaxes: list[str] = []
+        self.refit: Refit | None = None
 
     def _ae(self, contexts: list[tuple[str, list[str]]]) -> AE:
         ae = AE(ae_title=self._calling_ae)
@@ -132,7 +137,8 @@ class DicomDestination:
         return f"{where} did not answer the association request in time"
 
     def send(self, series: OutgoingSeries) -> None:
-        pairs = presentation_contexts([i.path for i in series.instances])
+        pairs = requested_contexts(
+            presentation_contexts([i.path for i in series.instances]), self.preferred_syntaxes)
         if len(pairs) > MAX_CONTEXTS:
             raise DestinationError(f"series {series.series_id} needs {len(pairs)} presentation "
                                    f"contexts; one association carries {MAX_CONTEXTS}")
@@ -152,8 +158,8 @@ class DicomDestination:
         def encoded(position: int) -> cstore.EncodedRequest:
             instance = instances[position]
             try:  # message IDs count from 1 and wrap at 16 bits
-                return cstore.encode_request(instance.path, position % 0xFFFF + 1, contexts,
-                                             max_pdu)
+                return cstore.encode_request(self._file_for(instance, contexts),
+                                             position % 0xFFFF + 1, contexts, max_pdu)
             except (cstore.StoreError, OSError) as exc:
                 raise DestinationError(f"image {instance.image_id} cannot be sent to DICOM AE "
                                        f"{self._called_ae}: {reason_of(exc)}") from exc
@@ -171,6 +177,14 @@ class DicomDestination:
                                        f"({type(exc).__name__})") from exc
             upcoming = encoded(position + 1) if position + 1 < len(instances) else None
             self._confirm(assoc, instance, current.message_id)
+
+    def _file_for(self, instance: OutgoingInstance, contexts: dict[tuple[str, str], int]
+                  ) -> Path:
+        if self.refit is None:
+            return instance.path
+        meta = read_file_meta(instance.path)
+        return accepted_file(instance, meta[0x00020002], meta[0x00020010], contexts,
+                             self.refit)
 
     def _confirm(self, assoc: Association, instance: OutgoingInstance, message_id: int) -> None:
         answer = self._answer(assoc)

@@ -16,11 +16,12 @@ from relay_sender.handlers import SendContext
 from relay_sender.orthanc import OrthancDestination
 from relay_sender.projects import ProjectSenders, dispatch_studies
 from relay_sender.s3 import S3Destination, s3_verify
+from relay_sender.transcode import TranscodingDestination
 from relay_shared import tlsconfig
 from relay_shared.models import Stage
 from relay_shared.runtime import Runtime, consume_until_stopped
 from relay_shared.settings import Destination as DestinationName
-from relay_shared.settings import Settings
+from relay_shared.settings import GcsFormat, Settings
 
 
 def _revealed(secret: SecretStr | None) -> str | None:
@@ -68,7 +69,16 @@ def build_destinations(settings: Settings, engine: Engine | None = None) -> list
                                         settings.http_timeout))
         elif name is DestinationName.S3:
             built.append(s3_destination(settings, engine))
-    return built
+    return [_in_allowed_syntaxes(d, settings) for d in built]
+
+
+def _in_allowed_syntaxes(destination: Destination, settings: Settings) -> Destination:
+    """RELAY_TRANSFER_SYNTAX, for every destination that sends DICOM files."""
+    volumes = (destination.name == "gcs" and settings.gcs_format is GcsFormat.NIFTI) or \
+        (destination.name == "s3" and settings.s3_format is GcsFormat.NIFTI)
+    if not settings.transfer_syntax or volumes:
+        return destination
+    return TranscodingDestination(destination, settings.transfer_syntax)
 
 
 def committed_dicom_destination(settings: Settings) -> CommittedDicomDestination:

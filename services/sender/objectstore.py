@@ -91,6 +91,10 @@ class ObjectStoreDestination(ABC):
         """The custom metadata of a listed object."""
 
     def series_prefix(self, series: OutgoingSeries) -> str:
+        """Where the series goes; every UID that will name an object is checked
+        first, so a value that is not a UID is refused before any request."""
+        for instance in series.instances:
+            checked_uid(instance.sop_instance_uid)
         header = dcmread(series.instances[0].path, stop_before_pixels=True,
                          specific_tags=["PatientID"])
         parts = [self._prefix, safe_part(str(header.get("PatientID") or "")),
@@ -155,7 +159,7 @@ class ObjectStoreDestination(ABC):
 
         def held(instance_index: int) -> bool:
             instance = series.instances[instance_index]
-            name = f"{base}{instance.sop_instance_uid}.dcm"
+            name = f"{base}{checked_uid(instance.sop_instance_uid)}.dcm"
             return self._holds(name, listed.get(name), instance.path)
 
         with ThreadPoolExecutor(UPLOAD_THREADS) as pool:

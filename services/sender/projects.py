@@ -36,6 +36,7 @@ from relay_sender.gcs import GcsDestination, make_client
 from relay_sender.handlers import SendContext, send_series
 from relay_sender.orthanc import OrthancDestination
 from relay_sender.s3 import S3Destination, s3_verify
+from relay_sender.transcode import TranscodingDestination
 from relay_shared import tlsconfig
 from relay_shared.db import record_event, session_scope
 from relay_shared.models import Event, Image, Series, Status, utcnow
@@ -89,6 +90,8 @@ def build_named(name: str, config: DestinationConfig, projects: Projects, settin
                                GcsFormat(config.format),
                                config.sidecar_fields or settings.gcs_sidecar_fields, engine,
                                settings.http_timeout)
+    if config.transfer_syntax:
+        built = TranscodingDestination(built, config.transfer_syntax)
     built.name = name  # deliveries are recorded under the destination's own name
     return built
 

@@ -11,6 +11,7 @@ the character set of the item it is in.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from functools import partial
 from typing import cast
 
@@ -20,18 +21,25 @@ from pydicom.uid import UID_dictionary
 from ..dicom.charset import Charset
 from ..dicom.header import Elem, Header, Item, charset_in, text_values
 from ..dicom.vocabulary import FREE_TEXT_VRS, NUMBER_FORMATS, SPECIFIC_CHARACTER_SET, STRING_VRS
+from ..reasons import RelayError
 from .originals import IdentifyingValues
 from .plan import Plan, Step
 from .pseudonyms import Identifiers, Pseudonymizer
 from .values import dummy_value, shift_values
 
 UNSET = object()  # not yet resolved (None means: keep)
+# VRs of a fixed form, where a kept value that does not have the form may be
+# anything (a name in a UID, an ID in a date): checked before it is kept.
+FORMED_VRS = frozenset({"UI", "DA", "DT", "TM"})
 MAX_LENGTH = {"SH": 16, "AE": 16, "CS": 16, "LO": 64, "PN": 64}
 EMPTY = b""
 
 
-class ProfileError(ValueError):
-    """The profile asks for text where the file holds a binary value."""
+class ProfileError(RelayError, ValueError):
+    """The profile asks for text where the file holds a binary value; the
+    message is the relay's own fixed words."""
+
+    code = "profile"
 
 
 class Run:
@@ -58,9 +66,12 @@ class Run:
         self.cleaned: set[int] = set()
         self.private_removed = 0
         self.private_kept = 0
+        # What a kept UID, date or time must pass to stay (the engine sets
+        # `conform.settle_kept`): a value of another form is never kept.
+        self.kept_check: Callable[[Item, int, Run], None] | None = None
 
     def walk(self, item: Item) -> None:
-        actions, plan = self.actions, self.plan
+        actions, plan, kept_check = self.actions, self.plan, self.kept_check
         outer = self.codec
         if SPECIFIC_CHARACTER_SET in item:  # an item may set its own (PS3.5 6.1.2.5)
             self.codec = charset_in(item, outer)
@@ -70,6 +81,8 @@ class Run:
                 handler = actions[tag] = handler_for(plan.step(tag))
             if handler is not None:
                 handler(item, tag, self)
+            elif kept_check is not None and item[tag][0] in FORMED_VRS:
+                kept_check(item, tag, self)
         if plan.keeps_safe_private:
             drop_unused_creators(item)
         self.codec = outer
@@ -284,25 +297,25 @@ def private(item: Item, tag: int, run: Run) -> None:
     if element <= 0x00FF:
         return
     creator = item.get((tag & 0xFFFF0000) | (element >> 8))
-    name = ""
+    written = ""  # as the file spells it: the private dictionary is case-sensitive
     if creator is not None and type(creator[1]) is bytes:
-        name = run.codec.decode(creator[1]).rstrip("\x00").strip().upper()
-    if (tag >> 16, name, element & 0xFF) not in run.plan.safe_private:
+        written = run.codec.decode(creator[1]).rstrip("\x00").strip()
+    if (tag >> 16, written.upper(), element & 0xFF) not in run.plan.safe_private:
         remove_private(item, tag, run)
         return
     run.private_kept += 1
     if run.plan.config.shifts_dates:
         elem = item[tag]
-        if elem[0] == "UN":
-            elem = _private_vr(elem, tag, name)
+        if elem[0] not in ("DA", "DT") and type(elem[1]) is bytes:
+            elem = _private_vr(elem, tag, written)
             item[tag] = elem
         if elem[0] in ("DA", "DT"):
             shift(item, tag, run)
 
 
 def _private_vr(elem: Elem, tag: int, creator: str) -> Elem:
-    """An implicit VR file does not say a private element is a date; the
-    private dictionary may."""
+    """An implicit VR file does not say a private element is a date, and an
+    explicit one may say it wrongly (LO, UN); the private dictionary decides."""
     try:
         vr = private_dictionary_VR(tag, creator)
     except KeyError:

@@ -14,6 +14,7 @@ from ..dicom.header import (
     Item,
     charset_in,
     header_from_dataset,
+    implicit_vr,
     text_bytes,
     text_values,
 )
@@ -26,6 +27,7 @@ from ..dicom.vocabulary import (
 )
 from .actions import ProfileError, Run, handler_for
 from .config import DeidConfig
+from .conform import conform, settle_kept
 from .originals import IdentifyingValues
 from .plan import Plan, plan_for, recipe_tags
 from .provenance import audit_record, method_codes, provenance
@@ -80,6 +82,8 @@ def deidentify(
     run = Run(plan, ids, pseudonymizer, ds, known)
     if ids.extra:
         run.actions = {**run.actions, **_extra_handlers(ids, plan)}
+    run.kept_check = settle_kept
+    conform(ds, run)
     run.walk(ds.body)
     run.scrub_deferred()
     _add_extra(ds, ids, plan)
@@ -126,6 +130,8 @@ def _rebuild_meta(header: Header, run: Run) -> None:
         if tag not in META_KEEP and tag != MEDIA_SOP_INSTANCE_UID:
             del meta[tag]
             run.removed.add(tag)
+        elif meta[tag][0] != implicit_vr(tag):  # kept, under the dictionary's VR
+            meta[tag] = (implicit_vr(tag), meta[tag][1])
     sop = header.body.get(SOP_INSTANCE_UID)
     if sop is not None:
         new = text_values(sop, header.codec)[:1] if isinstance(sop[1], bytes) else []

@@ -20,8 +20,15 @@ from pydicom.multival import MultiValue
 from pydicom.uid import UID_dictionary
 
 from ..dicom.vocabulary import FREE_TEXT_VRS
+from .values import DUMMY_BY_VR
 
 MIN_LENGTH = 3
+# The relay's own dummies: input de-identified before holds them as its
+# "originals", and they identify nobody; the same word in the output is the
+# relay's, not the patient's.
+PLACEHOLDERS = frozenset(str(v).upper() for v in DUMMY_BY_VR.values()
+                         if isinstance(v, str) and len(v) >= MIN_LENGTH)
+PLACEHOLDER_DATES = frozenset(str(DUMMY_BY_VR[vr])[:8] for vr in ("DA", "DT"))
 MAX_TEXT = 1024  # longer originals are free text; their fragments are found by the names
 # Searched as whole texts; names (PN) by their components too.
 PLAIN_TEXT_VRS = (FREE_TEXT_VRS - {"PN"}) | {"AE"}
@@ -96,20 +103,23 @@ class IdentifyingValues:
                 else:
                     self._odd_uids.add(text)
         elif vr in ("DA", "DT"):
-            if text[:8].isdigit() and len(text) >= 8 and text[:8] not in self.dates:
+            if text[:8].isdigit() and len(text) >= 8 and text[:8] not in self.dates \
+                    and text[:8] not in PLACEHOLDER_DATES:
                 self.dates.add(text[:8])
                 self._matcher = None
         elif vr == "PN":
             self.add_name(text)
-        elif vr in PLAIN_TEXT_VRS and len(text) <= MAX_TEXT and text.upper() not in self.texts:
+        elif vr in PLAIN_TEXT_VRS and len(text) <= MAX_TEXT and text.upper() not in self.texts \
+                and text.upper() not in PLACEHOLDERS:
             self.texts.add(text.upper())
             self._matcher = None
 
     def add_name(self, name: str) -> None:
         full = name.rstrip("^=").strip()
-        if len(full) >= MIN_LENGTH:
+        if len(full) >= MIN_LENGTH and full.upper() not in PLACEHOLDERS:
             self.texts.add(full.upper())
-        self.words.update(w.upper() for w in _NAME_SPLIT.split(full) if len(w) >= MIN_LENGTH)
+        self.words.update(w.upper() for w in _NAME_SPLIT.split(full)
+                          if len(w) >= MIN_LENGTH and w.upper() not in PLACEHOLDERS)
         self._matcher = None
 
     def pattern(self) -> re.Pattern[str] | None:

@@ -47,6 +47,8 @@ class Plan:
     sequences: frozenset[int] = frozenset()
     codes: dict[int, str] = field(default_factory=dict)
     safe_private: frozenset[tuple[int, str, int]] = frozenset()
+    # Dates an option keeps in the clear (rtnLongFullDatesOpt): no secret of the output.
+    kept_dates: frozenset[int] = frozenset()
     _vrs: dict[int, str | None] = field(default_factory=dict)
     # The steps as functions, filled on first use by `actions.handlers_for`.
     handlers: dict[int, Any] = field(default_factory=dict)
@@ -122,6 +124,8 @@ def plan_for(config: DeidConfig) -> Plan:
                 identifying.discard(rule.tag)
     plan.identifying = frozenset(identifying)
     plan.sequences = frozenset(t for t in entries() if _vr(t) == "SQ")
+    plan.kept_dates = frozenset(t for t, code in plan.codes.items()
+                                if code in ("K", "keep") and _vr(t) in ("DA", "DT"))
     plan.safe_private = _safe_keys(config)
     return plan
 

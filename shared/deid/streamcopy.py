@@ -52,6 +52,7 @@ from ..dicom.vocabulary import (
     SEQUENCE_END,
     UNDEFINED_LENGTH,
 )
+from ..reasons import RelayError
 
 LONG_VRS = frozenset(vr.encode() for vr in LONG_LENGTH_VRS)
 CHUNK = 1 << 20
@@ -60,8 +61,11 @@ HEAD_BYTES = 1 << 16  # a header is a few KB: read this much first, more if need
 Trailing = Callable[[Item], Item | None]
 
 
-class StreamCopyError(ValueError):
-    """The source cannot be copied: truncated, or not the encoding claimed."""
+class StreamCopyError(RelayError, ValueError):
+    """The source cannot be copied: truncated, or not the encoding claimed
+    (fixed words, never a value of the file)."""
+
+    code = "unreadable_pixels"
 
 
 def load_header(path: Path, max_inflated_bytes: int = MAX_INFLATED_BYTES) -> Header:

@@ -65,6 +65,18 @@ IOD_TYPE: dict[int, int] = {
 KEEP_REFERENCES = frozenset({0x00081140, 0x00082112})
 
 
+# Codes the published extraction of the table lacks. PS3.15 E.3.9: under the
+# Retain UIDs Option every UID the Basic Profile replaces is kept, yet the
+# extraction gives no rtnUIDsOpt code to these two rows. Without it, an SR
+# item's UID (0040,A124) that names a kept instance is replaced and the
+# reference breaks. Applied on loading: the JSON stays the published file,
+# whose hash the audit records.
+OPTION_CORRECTIONS: dict[int, dict[str, str]] = {
+    0x0040A124: {"rtnUIDsOpt": "K"},  # UID
+    0x04000100: {"rtnUIDsOpt": "K"},  # Digital Signature UID
+}
+
+
 @dataclass(frozen=True)
 class Entry:
     tag: int
@@ -106,6 +118,7 @@ def entries() -> dict[int, Entry]:
         except ValueError:  # "(50XX,XXXX)", "(GGGG,EEEE) WHERE GGGG IS ODD"
             continue
         options = {k: v for k, v in row.items() if k in OPTIONS}
+        options.update(OPTION_CORRECTIONS.get(tag, {}))
         out[tag] = Entry(
             tag=tag,
             name=row["name"],

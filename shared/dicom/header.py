@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from contextlib import suppress
 from io import BytesIO
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -29,6 +30,7 @@ from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
+from ..reasons import RelayError
 from .charset import DEFAULT, Charset, charset_of
 from .vocabulary import (
     FIRST_PIXEL_TAG,
@@ -53,8 +55,11 @@ META_VERSION = b"\x00\x01"
 MAX_INFLATED_BYTES = 256 << 20
 
 
-class DicomFormatError(ValueError):
-    """The bytes are not a DICOM file this layer can read; the message names why."""
+class DicomFormatError(RelayError, ValueError):
+    """The bytes are not a DICOM file this layer can read; the message names why
+    in fixed words (never a value of the file), so it may be shown as a reason."""
+
+    code = "unreadable_dicom"
 
 
 class Truncated(DicomFormatError):
@@ -71,6 +76,9 @@ class Encapsulated(bytes):
 # place: an action puts a new tuple in the item.
 Elem = tuple  # tuple[str, bytes | list[Item]]
 Item = dict[int, Elem]
+# An element stored under a VR the data dictionary does not give its tag: the
+# item that holds it, its tag, and the VR the file wrote.
+Misfit = tuple[Item, int, str]
 
 
 class Encoding:
@@ -97,16 +105,19 @@ class Header:
     when there is none): in the file, or, when `deflated`, in the inflated
     dataset."""
 
-    __slots__ = ("body", "codec", "deflated", "encoding", "meta", "pixel_offset")
+    __slots__ = ("body", "codec", "deflated", "encoding", "meta", "misfits", "pixel_offset")
 
     def __init__(self, meta: Item | None, body: Item, encoding: Encoding, codec: Charset,
-                 pixel_offset: int | None = None, deflated: bool = False):
+                 pixel_offset: int | None = None, deflated: bool = False,
+                 misfits: list[Misfit] | None = None):
         self.meta = meta
         self.body = body
         self.encoding = encoding
         self.codec = codec
         self.pixel_offset = pixel_offset
         self.deflated = deflated
+        # Elements whose explicit VR is not the data dictionary's (see `_Parser.misfit`).
+        self.misfits: list[Misfit] = misfits if misfits is not None else []
 
     def __repr__(self) -> str:
         return f"Header({len(self.body)} elements, pixel data at {self.pixel_offset})"
@@ -159,18 +170,41 @@ def parse_file(data: bytes, complete: bool = True,
     if deflated:
         data, pos = inflate(data[pos:], complete, max_inflated_bytes), 0
     enc = _sniffed(data, pos, ENCODINGS[(uid == ImplicitVRLittleEndian,
-                                         uid != ExplicitVRBigEndian)])
-    body, pixel_offset = parse_dataset(data, pos, enc, complete)
-    return Header(meta, body, enc, charset_in(body, DEFAULT), pixel_offset, deflated)
+                                         uid != ExplicitVRBigEndian)], bool(uid))
+    misfits: list[Misfit] = []
+    body, pixel_offset = parse_dataset(data, pos, enc, complete, misfits)
+    return Header(meta, body, enc, charset_in(body, DEFAULT), pixel_offset, deflated, misfits)
 
 
-def _sniffed(data: bytes, pos: int, claimed: Encoding) -> Encoding:
-    """The encoding the dataset is really in: a file that says explicit VR
-    (or says nothing) but whose first element has no VR is implicit VR, as
-    pydicom reads it."""
-    if claimed.implicit or data[pos + 4:pos + 6] in VR_NAMES or len(data) < pos + 6:
+MISMATCHED_SYNTAX = "the data set is not encoded as its transfer syntax says"
+
+
+def _sniffed(data: bytes, pos: int, claimed: Encoding, stated: bool = False) -> Encoding:
+    """The encoding the dataset is really in. A file that says nothing of its
+    transfer syntax but whose first element has no VR is implicit VR, as
+    pydicom reads it. A file whose transfer syntax says one thing while its
+    bytes say the other is refused: which of the two is wrong cannot be told,
+    and a guess either way can misread the pixel data (an implicit VR data set
+    under a JPEG transfer syntax would be sent on labelled JPEG)."""
+    if len(data) < pos + 6:
         return claimed
+    explicit_looking = data[pos + 4:pos + 6] in VR_NAMES
+    if claimed.implicit:
+        if stated and explicit_looking and _written_vr_is_dictionary(data, pos, claimed):
+            raise DicomFormatError(MISMATCHED_SYNTAX)
+        return claimed
+    if explicit_looking:
+        return claimed
+    if stated:
+        raise DicomFormatError(MISMATCHED_SYNTAX)
     return ENCODINGS[(True, claimed.little)]
+
+
+def _written_vr_is_dictionary(data: bytes, pos: int, enc: Encoding) -> bool:
+    """Whether the first element carries the VR bytes of its own tag: an
+    implicit VR length whose first two bytes spell that VR is no coincidence."""
+    group, element = struct.unpack_from(enc.order + "HH", data, pos)
+    return VR_NAMES[bytes(data[pos + 4:pos + 6])] in dictionary_vrs(group << 16 | element)
 
 
 def inflate(data: bytes, complete: bool, max_bytes: int) -> bytes:
@@ -192,10 +226,11 @@ def deflate(data: bytes) -> bytes:
     return deflater.compress(data) + deflater.flush()
 
 
-def parse_dataset(data: bytes, pos: int, enc: Encoding,
-                  complete: bool = True) -> tuple[Item, int | None]:
-    """Top-level elements from `pos` up to the pixel data or the end."""
-    parser = _Parser(data, enc)
+def parse_dataset(data: bytes, pos: int, enc: Encoding, complete: bool = True,
+                  misfits: list[Misfit] | None = None) -> tuple[Item, int | None]:
+    """Top-level elements from `pos` up to the pixel data or the end. Elements
+    written under a VR that is not the dictionary's are added to `misfits`."""
+    parser = _Parser(data, enc, misfits)
     try:
         body, end = parser.elements(pos, len(data), top=True)
     except (struct.error, IndexError) as exc:
@@ -216,6 +251,8 @@ def parse_file_meta(data: bytes) -> tuple[Item, int]:
         group, element, vr_bytes, length = short.unpack_from(data, pos)
         vr = vr_bytes.decode("ascii", "replace")
         if vr in LONG_LENGTH_VRS:
+            if pos + 12 > len(data):
+                raise DicomFormatError("unreadable file meta")
             length = long.unpack_from(data, pos)[3]
             pos += 12
         else:
@@ -256,9 +293,40 @@ def implicit_vr(tag: int) -> str:
     return vr
 
 
+_dictionary_vrs: dict[int, frozenset[str]] = {}
+
+
+def dictionary_vrs(tag: int) -> frozenset[str]:
+    """The VRs the data dictionary gives a public tag ("US or SS" is two);
+    every VR for private, unknown and group length tags, which it does not
+    describe."""
+    try:
+        return _dictionary_vrs[tag]
+    except KeyError:
+        pass
+    allowed = KNOWN_VRS
+    if not tag >> 16 & 1 and tag & 0xFFFF:
+        with suppress(KeyError):  # repeating groups (60xx) are the dictionary's too
+            allowed = frozenset(dictionary_VR(tag).split(" or "))
+    _dictionary_vrs[tag] = allowed
+    return allowed
+
+
 class _Parser:
-    def __init__(self, data: bytes, enc: Encoding):
+    def __init__(self, data: bytes, enc: Encoding, misfits: list[Misfit] | None = None):
         self.data, self.enc = data, enc
+        self.misfits = misfits if misfits is not None else []
+
+    def misfit(self, item: Item, tag: int, written: str) -> str:
+        """An element whose explicit VR is not the dictionary's: its meaning is the
+        dictionary's (a StudyDate written as LO is a date, a name written as OB a
+        name), so its value is read as that VR from here on, and the element is
+        listed for the engine, which checks that the value parses as that VR.
+        Structure still follows the bytes: a value written as SQ is items, and
+        one the dictionary calls SQ but written otherwise stays bytes."""
+        self.misfits.append((item, tag, written))
+        meant = implicit_vr(tag)
+        return written if written == "SQ" or meant == "SQ" else meant
 
     def elements(self, pos: int, end: int, top: bool = False,
                  delimited: bool = False) -> tuple[Item, int | None]:
@@ -293,6 +361,9 @@ class _Parser:
                     vr, pos = self.unknown(item, tag, pos, length)
                     if vr is None:
                         continue
+                elif vr is not None and group != 0xFFFE and \
+                        vr not in (_dictionary_vrs.get(tag) or dictionary_vrs(tag)):
+                    vr = self.misfit(item, tag, vr)
             if group == 0xFFFE:
                 if tag != ITEM_END or not delimited:
                     raise DicomFormatError("a delimiter out of place")
@@ -323,7 +394,7 @@ class _Parser:
         vr = "UN" if tag >> 16 & 1 else implicit_vr(tag)
         if vr != "SQ" and length != UNDEFINED_LENGTH:
             return vr, pos
-        value, pos = _Parser(self.data, IMPLICIT).items(pos, length)
+        value, pos = _Parser(self.data, IMPLICIT, self.misfits).items(pos, length)
         item[tag] = ("SQ", value)
         return None, pos
 
@@ -430,9 +501,10 @@ def header_from_dataset(ds: Dataset) -> Header:
     write_dataset(fp, ds[:FIRST_PIXEL_TAG])
     body = fp.getvalue()
     enc = ENCODINGS[(fp.is_implicit_VR, fp.is_little_endian)]
-    parsed, _ = parse_dataset(body, 0, enc)
+    misfits: list[Misfit] = []
+    parsed, _ = parse_dataset(body, 0, enc, misfits=misfits)
     header = Header(None, parsed, enc, charset_in(parsed, DEFAULT),
-                    deflated=syntax == DeflatedExplicitVRLittleEndian)
+                    deflated=syntax == DeflatedExplicitVRLittleEndian, misfits=misfits)
     if meta is not None:
         out = DicomBytesIO()
         write_file_meta_info(out, meta, enforce_standard=False)

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
+from relay_shared.dicom.syntaxes import check_transfer_syntaxes
 from relay_shared.review import DEFAULT_ONE_IN, ReviewMode
 
 PROJECT_NAME = r"^[a-z0-9-]{1,40}$"
@@ -158,12 +159,27 @@ class Project(Strict):
         return self
 
 
-class OutboxDestination(Strict):
+class _Sent(Strict):
+    """What every destination may say of the encodings it takes: transfer syntax UIDs
+    in order of preference (instances in another are transcoded losslessly, never
+    lossily); none given, instances go as they are."""
+
+    transfer_syntax: list[str] | None = None
+
+    _syntaxes = field_validator("transfer_syntax", mode="before")(_as_list)
+
+    @field_validator("transfer_syntax")
+    @classmethod
+    def _known_syntaxes(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else check_transfer_syntaxes(value)
+
+
+class OutboxDestination(_Sent):
     kind: Literal["outbox"]
     path: Path
 
 
-class _HttpAccount(Strict):
+class _HttpAccount(_Sent):
     url: str = Field(pattern=r"^https?://")
     username: str | None = None
     password_env: str | None = Field(None, pattern=ENV_NAME)
@@ -173,7 +189,7 @@ class OrthancDestination(_HttpAccount):
     kind: Literal["orthanc"]
 
 
-class DicomDestination(Strict):
+class DicomDestination(_Sent):
     kind: Literal["dicom"]
     host: str = Field(min_length=1)
     port: int = Field(104, ge=1, le=65535)
@@ -204,7 +220,7 @@ class DicomwebDestination(_HttpAccount):
         return self
 
 
-class _Bucket(Strict):
+class _Bucket(_Sent):
     """What the bucket destinations share: the layout and formats of the objects."""
 
     prefix: str = Field("", pattern=r"^[A-Za-z0-9._/-]*$")
@@ -217,6 +233,12 @@ class _Bucket(Strict):
         for keyword in value or []:
             _check_keyword(keyword)
         return value
+
+    @model_validator(mode="after")
+    def _syntax_of_files(self) -> _Bucket:
+        if self.transfer_syntax and self.format == "nifti":
+            raise ValueError("transfer_syntax applies to DICOM files; a NIfTI volume has none")
+        return self
 
 
 class GcsDestination(_Bucket):

@@ -67,7 +67,9 @@ def sweep_folders(root: Path) -> tuple[list[Path], list[str]]:
     bad_uid = SeriesSpec(PATIENT, instances=1, rows=8, columns=8, study_uid=planted_uid(),
                          series_uid=f"{PATIENT.patient_id}.{PATIENT.accession}",
                          sop_uids=[planted_uid()])
-    folders = [root / name for name in ("leaky", "refused", "bad-uid")]
+    wrong_vr = SeriesSpec(PATIENT, instances=2, rows=8, columns=8, study_uid=planted_uid(),
+                          series_uid=planted_uid(), sop_uids=[planted_uid(), planted_uid()])
+    folders = [root / name for name in ("leaky", "refused", "bad-uid", "wrong-vr")]
     for folder in folders:
         folder.mkdir(parents=True)
     for n in range(2):
@@ -78,9 +80,29 @@ def sweep_folders(root: Path) -> tuple[list[Path], list[str]]:
     cut.write_bytes(cut.read_bytes()[:-40])
     (folders[1] / "3.dcm").write_bytes(b"DICM? no: " + PATIENT.patient_id.encode() * 40)
     write_file(bad_uid, 0, folders[2] / "0.dcm", keep_comments=False)
+    for n in range(2):
+        _wrong_vrs(write_file(wrong_vr, n, folders[3] / f"{n}.dcm", keep_comments=False))
     values = [PATIENT.patient_id, PATIENT.accession, "Plantedname", "Zelda", "Planted Memorial",
               "Plantdoc", "19400229", UID_ROOT]
     return folders, values
+
+
+# Written by devices that do not conform: the UIDs as LO or SH, the dates as
+# LO, a name as OB. The data dictionary, not the file, says what they are.
+WRONG_VRS = {b"\x20\x00\x0d\x00UI": b"LO", b"\x20\x00\x0e\x00UI": b"SH",
+             b"\x08\x00\x18\x00UI": b"LO", b"\x20\x00\x52\x00UI": b"SH",
+             b"\x08\x00\x20\x00DA": b"LO", b"\x08\x00\x21\x00DA": b"LO"}
+
+
+def _wrong_vrs(path: Path) -> None:
+    data = path.read_bytes()
+    for head, vr in WRONG_VRS.items():
+        at = data.index(head, 132) + 4
+        data = data[:at] + vr + data[at + 2:]
+    at = data.index(b"\x08\x00\x90\x00PN", 132)  # ReferringPhysicianName as OB
+    length = int.from_bytes(data[at + 6:at + 8], "little")
+    data = data[:at + 4] + b"OB\x00\x00" + length.to_bytes(4, "little") + data[at + 8:]
+    path.write_bytes(data)
 
 
 def _wrong_vr(path: Path) -> None:
@@ -131,7 +153,7 @@ async def _dead_letter_headers(prefix: str) -> list[str]:
 def _finished(url: str) -> bool:
     series = httpx.get(f"{url}/api/v1/series", timeout=10,
                        headers={"Authorization": f"Bearer {TOKENS['reader']}"}).json()["items"]
-    return len(series) >= 3 and all(s["status"] in ("FAILED", "QUARANTINED") for s in series)
+    return len(series) >= 4 and all(s["status"] in ("FAILED", "QUARANTINED") for s in series)
 
 
 def _readable(url: str) -> list[str]:
@@ -170,3 +192,11 @@ def test_planted_values_reach_no_log_header_metric_or_reader_answer(
              for value in planted
              for m in [re.search(re.escape(value), text, re.IGNORECASE)] if m]
     assert not found, "\n".join(found)
+    # What the relay wrote to send on holds none of them either (the leaky
+    # series' outputs sit in quarantine, where the guard put them).
+    outputs = [p for p in (tmp_path / "var").rglob("deidentified/*.dcm")
+               if "quarantine" not in p.parts]
+    assert len(outputs) >= 3  # the refused series' two good images, the wrong-VR series'
+    left = [f"{value!r} in {path.name}" for path in outputs for value in planted
+            if value.lower().encode() in path.read_bytes().lower()]
+    assert not left, left

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1")
@@ -42,14 +42,17 @@ def _alt_names(names: tuple[str, ...]) -> x509.SubjectAlternativeName:
     return x509.SubjectAlternativeName(general)
 
 
-def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+def _write_key(key: PrivateKey, path: Path) -> None:
     path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                        serialization.PrivateFormat.TraditionalOpenSSL,
                                        serialization.NoEncryption()))
     path.chmod(0o600)
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey,
+def _builder(subject: x509.Name, issuer: x509.Name, key: PrivateKey,
              days: int) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.UTC)
     return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
@@ -83,8 +86,10 @@ class Pki:
         return Pki(self.folder / "rogue", name)
 
     def issue(self, stem: str, common_name: str, names: tuple[str, ...] = LOOPBACK_NAMES,
-              client: bool = False) -> Leaf:
-        key = ec.generate_private_key(ec.SECP256R1())
+              client: bool = False, rsa_key: bool = False) -> Leaf:
+        """An RSA key where the peer's only suite has RSA key exchange (the AES profile)."""
+        key: PrivateKey = rsa.generate_private_key(65537, 2048) if rsa_key \
+            else ec.generate_private_key(ec.SECP256R1())
         usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
         aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key())
         cert = (_builder(_name(common_name), self._name, key, 7)
@@ -108,7 +113,7 @@ def self_signed(folder: Path, stem: str, common_name: str,
 
 
 def _save(folder: Path, stem: str, cert: x509.Certificate,
-          key: ec.EllipticCurvePrivateKey) -> Leaf:
+          key: PrivateKey) -> Leaf:
     leaf = Leaf(folder / f"{stem}.pem", folder / f"{stem}.key")
     leaf.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     _write_key(key, leaf.key)

@@ -130,6 +130,8 @@ class Orthanc:
     aet: str = "ORTHANC"
     process: subprocess.Popen[bytes] | None = None
     modalities: dict[str, list[object]] = field(default_factory=dict)
+    # More configuration options, over the defaults below.
+    options: dict[str, object] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -148,7 +150,7 @@ class Orthanc:
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
             "DicomModalities": self.modalities, "DicomAlwaysAllowStore": True,
             "DicomCheckCalledAet": False, "StableAge": 2, "SaveJobs": False,
-            "HttpServerEnabled": True, "DicomServerEnabled": True,
+            "HttpServerEnabled": True, "DicomServerEnabled": True, **self.options,
         }
         (self.root / "orthanc.json").write_text(json.dumps(config))
         log = open(self.root / "orthanc.log", "wb")  # noqa: SIM115 - lives as long as Orthanc

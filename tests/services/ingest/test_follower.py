@@ -15,6 +15,7 @@ from relay_ingest.follower import (
     follow_round,
     load_cursor,
 )
+from relay_ingest.origin import OriginSeal
 from relay_shared.db import make_engine, session_scope, upgrade
 from relay_shared.deid import Pseudonymizer
 from relay_shared.models import FollowCursor, FollowedSeries, Image, Series, Status
@@ -26,6 +27,7 @@ class FakeOrthanc:
     """A changes feed, its series and their instance files, in memory."""
 
     name = "http://clinical.example:8042"
+    sealer = OriginSeal(b"follower-test-secret")
 
     def __init__(self) -> None:
         self.changes_log: list[Change] = []

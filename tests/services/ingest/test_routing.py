@@ -11,7 +11,13 @@ import pytest
 from sqlmodel import Session, select
 
 from relay_ingest.handlers import claim, ingest_claimed
-from relay_ingest.origin import read_origin, write_origin
+from relay_ingest.origin import (
+    ORIGIN_FILE,
+    OriginSeal,
+    note_folder_origin,
+    read_origin,
+    write_origin,
+)
 from relay_ingest.routing import IngestRouter
 from relay_shared.db import make_engine, upgrade
 from relay_shared.deid import Pseudonymizer
@@ -22,6 +28,7 @@ from relay_shared.settings import Settings
 from tests.support.dicom_factory import Patient, SeriesSpec, write_series
 
 UID_OF = Pseudonymizer(b"ingest-test-secret").uid
+SEAL = OriginSeal(b"ingest-test-secret")
 RULES = """\
 version: 1
 destinations:
@@ -48,14 +55,17 @@ def relay(tmp_path: Path):  # type: ignore[no-untyped-def]
             registry, IngestRouter(registry, settings))
 
 
-def _ingest(relay, folder: Path, arrival: Arrival | None = None) -> int:  # type: ignore[no-untyped-def]
+def _ingest(relay, folder: Path, arrival: Arrival | None = None,  # type: ignore[no-untyped-def]
+            sealer: OriginSeal = SEAL, subdir: str | None = None) -> int:
     engine, store, _registry, router = relay
     copy = folder.parent / "incoming" / f"{folder.name}-copy"
     shutil.copytree(folder, copy)
     if arrival is not None:
-        write_origin(copy, arrival)
-    (series_id,) = ingest_claimed(claim(copy, store), engine, store, UID_OF, "relay.deid",
-                                  router.route)
+        write_origin(copy, arrival, sealer)
+    note_folder_origin(copy, subdir, SEAL)  # what the watch loop does before it claims
+    claimed = claim(copy, store)
+    (series_id,) = ingest_claimed(claimed, engine, store, UID_OF, "relay.deid",
+                                  router.route, arrival=read_origin(claimed, SEAL))
     return series_id
 
 
@@ -124,4 +134,30 @@ def test_a_dropped_series_delivered_again_is_routed_by_the_rules_in_force(
 
 def test_an_origin_file_that_cannot_be_read_means_a_folder_delivery(tmp_path: Path) -> None:
     (tmp_path / ".relay-origin.json").write_text("{not json")
-    assert read_origin(tmp_path) == Arrival("folder")
+    assert read_origin(tmp_path, SEAL) == Arrival("folder")
+
+
+def test_an_origin_the_relay_did_not_seal_cannot_claim_the_scp(relay, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Whoever can drop a folder into incoming could otherwise pick the project (and so the
+    de-identification) its series gets."""
+    write_series(SeriesSpec(Patient("P1", "Doe^Jane"), instances=2), tmp_path / "ct")
+    forged = OriginSeal(b"a key the relay does not hold")
+    series_id = _ingest(relay, tmp_path / "ct", Arrival("scp", calling_ae="CT_ROOM1"), forged)
+    series, _images, _queued = _series(relay[0], series_id)
+    assert (series.project, series.source, series.status) == (None, "folder", Status.IGNORED)
+
+
+def test_a_forged_origin_in_a_projects_subfolder_gives_way_to_what_the_relay_saw(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "delivery"
+    folder.mkdir()
+    (folder / ORIGIN_FILE).write_text(
+        '{"source": "scp", "calling_ae": "CT_ROOM1", "incoming_subdir": null, "seal": "00"}')
+    note_folder_origin(folder, "research", SEAL)
+    assert read_origin(folder, SEAL) == Arrival("folder", incoming_subdir="research")
+    unsealed = tmp_path / "unsealed"
+    unsealed.mkdir()
+    (unsealed / ORIGIN_FILE).write_text('{"source": "scp", "calling_ae": "CT_ROOM1"}')
+    note_folder_origin(unsealed, None, SEAL)
+    assert not (unsealed / ORIGIN_FILE).exists()
+    assert read_origin(unsealed, SEAL) == Arrival("folder")

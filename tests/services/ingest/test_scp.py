@@ -16,10 +16,13 @@ from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[attr-defined]
 
 from relay_ingest import scp, staging
+from relay_ingest.origin import OriginSeal
 from relay_ingest.staging import Staging
 from relay_shared.dicomfiles import DEFAULT_LIMITS
 from tests.services.ingest.conftest import delivered, wait_for_files
 from tests.support.dicom_factory import Patient, SeriesSpec, make_instance, write_series
+
+SEAL = OriginSeal(b"scp-test-secret")
 
 PATIENT = Patient("MRN-3003", "Hopper^Grace")
 
@@ -38,7 +41,7 @@ def land(area: Staging, series_uid: str, sop_uid: str, data: bytes) -> None:
 
 def test_a_series_closes_only_after_the_stable_age(tmp_path: Path) -> None:
     clock = FakeClock()
-    area = Staging(tmp_path / "staging", tmp_path / "incoming", 5.0, clock)
+    area = Staging(tmp_path / "staging", tmp_path / "incoming", 5.0, SEAL, clock)
     land(area, "1.2.3", "1.2.3.1", b"one")
     clock.now = 3
     land(area, "1.2.3", "1.2.3.2", b"two")
@@ -52,7 +55,7 @@ def test_a_series_closes_only_after_the_stable_age(tmp_path: Path) -> None:
 
 
 def test_each_series_is_its_own_delivery(tmp_path: Path) -> None:
-    area = Staging(tmp_path / "staging", tmp_path / "incoming", 0.0)
+    area = Staging(tmp_path / "staging", tmp_path / "incoming", 0.0, SEAL)
     land(area, "1.2.3", "1.2.3.1", b"one")
     land(area, "1.2.4", "1.2.4.1", b"other")
     assert area.open_series == 2 and len(area.close_stable()) == 2
@@ -60,7 +63,7 @@ def test_each_series_is_its_own_delivery(tmp_path: Path) -> None:
 
 def test_a_late_instance_starts_a_new_delivery_of_its_series(tmp_path: Path) -> None:
     clock = FakeClock()
-    area = Staging(tmp_path / "staging", tmp_path / "incoming", 1.0, clock)
+    area = Staging(tmp_path / "staging", tmp_path / "incoming", 1.0, SEAL, clock)
     land(area, "1.2.3", "1.2.3.1", b"one")
     clock.now = 2
     [first] = area.close_stable()
@@ -84,7 +87,7 @@ def test_a_series_being_written_is_not_closed_under_the_write(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A write that outlasts the stable age keeps its delivery open until it is done."""
     clock = FakeClock()
-    area = Staging(tmp_path / "staging", tmp_path / "incoming", 1.0, clock)
+    area = Staging(tmp_path / "staging", tmp_path / "incoming", 1.0, SEAL, clock)
     land(area, "1.2.3", "1.2.3.1", b"one")
     writing, release = threading.Event(), threading.Event()
     write = staging.write_instance

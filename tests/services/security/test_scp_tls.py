@@ -17,9 +17,10 @@ from pynetdicom import AE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from relay_ingest import scp
+from relay_shared import tlsconfig
 from relay_shared.settings import Settings, load_settings
 from tests.services.security.conftest import Certificates
-from tests.support.certs import Leaf
+from tests.support.certs import Leaf, Pki
 from tests.support.dicom_factory import Patient, SeriesSpec, write_series
 from tests.support.services import free_port
 
@@ -146,3 +147,44 @@ async def test_plain_dicom_is_not_answered_by_a_tls_scp(tls_scp: Callable[..., o
     assoc = await asyncio.to_thread(ae.associate, "127.0.0.1", settings.scp_port,
                                     ae_title=AE_TITLE)
     assert not assoc.is_established
+
+
+@needs_dcmtk
+@pytest.mark.parametrize("profile", ["bcp195-nd", "aes"])
+async def test_a_sender_that_knows_only_the_aes_profile_gets_in_when_the_scp_offers_it(
+        tls_scp: Callable[..., object], certs: Certificates, tmp_path: Path,
+        profile: str) -> None:
+    """Mirth Connect's DICOM Sender (dcm4che2) offers TLS_RSA_WITH_AES_128_CBC_SHA and
+    nothing else; dcmtk's retired AES profile offers the same."""
+    server = Pki(tmp_path / "ca").issue("server", "relay.test", rsa_key=True)
+    settings = await tls_scp(scp_tls_require_client_cert=False, scp_allowed_aes="",
+                             scp_tls_profile=profile, scp_tls_cert=server.cert,
+                             scp_tls_key=server.key, scp_tls_ca=None)  # type: ignore[operator]
+    files = write_series(SeriesSpec(PATIENT, instances=1), tmp_path / "series")
+    command = ["storescu", "+tla", "+pa", "+cf", str(tmp_path / "ca" / "ca.pem"), "-aet", "MIRTH",
+               "-aec", AE_TITLE, "127.0.0.1", str(settings.scp_port), *map(str, files)]
+    result = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True,
+                                     timeout=60)
+    if profile == "aes":
+        assert result.returncode == 0, result.stderr
+        assert len(await wait_for(settings, 1)) == 1
+    else:
+        assert result.returncode != 0 and not received(settings)
+
+
+def test_the_aes_profile_keeps_the_modern_suites_first(data_dir: Path, tmp_path: Path) -> None:
+    server = Pki(tmp_path / "ca").issue("server", "relay.test", rsa_key=True)
+    settings = load_settings(data_dir=data_dir, scp_tls_cert=server.cert,
+                             scp_tls_key=server.key, scp_tls_profile="aes")
+    context = tlsconfig.scp_context(settings)
+    assert context is not None
+    names = [c["name"] for c in context.get_ciphers()]
+    assert names[-1] == "AES128-SHA" and names.index("ECDHE-RSA-AES128-GCM-SHA256") < len(names) - 1
+
+
+def test_the_aes_profile_with_a_key_it_cannot_use_stops_start_up(certs: Certificates,
+                                                                 data_dir: Path) -> None:
+    settings = load_settings(data_dir=data_dir, scp_tls_cert=certs.server.cert,
+                             scp_tls_key=certs.server.key, scp_tls_profile="aes")
+    with pytest.raises(tlsconfig.TlsConfigError, match="needs an RSA certificate"):
+        tlsconfig.scp_context(settings)

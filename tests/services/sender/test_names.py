@@ -19,10 +19,13 @@ from relay_sender.destinations import (
 )
 from relay_sender.dicomweb import DicomWebDestination
 from relay_sender.handlers import SendContext, send_series
+from relay_sender.s3 import S3Destination
 from relay_shared.models import Image, Series, Status
 from tests.services.api.seed import make_runtime
 from tests.services.sender.test_gcs import through_deid
+from tests.services.sender.test_nifti import ct_slices, save
 from tests.support.dicom_factory import Patient, SeriesSpec, write_series
+from tests.support.services import free_port
 
 ESCAPING = "../../../../x"
 
@@ -83,6 +86,23 @@ def test_what_is_not_a_uid_names_nothing(tmp_path: Path, value: str) -> None:
         FolderDestination(tmp_path).missing(OutgoingSeries(1, good, good, [instance]))
     with pytest.raises(UnsafeName):  # refused before any request is made
         DicomWebDestination("http://127.0.0.1:9").held(OutgoingSeries(1, value, good, []))
+
+
+@pytest.mark.parametrize("value", [ESCAPING, "1.2.3/4", "%2e%2e", "1.2.3\x00"])
+def test_an_object_store_refuses_a_name_that_is_not_a_uid_before_any_request(
+        tmp_path: Path, value: str) -> None:
+    """S3 and GCS share the naming: an unreachable endpoint shows that the
+    refusal comes before the store is asked anything."""
+    (path,) = save(ct_slices(SeriesSpec(Patient("MRN-9011", "Hopper^Grace"), instances=1)),
+                   tmp_path / "one")
+    series = OutgoingSeries(1, "2.25.1", "2.25.2", [OutgoingInstance(1, value, path)])
+    store = S3Destination("relay-names", endpoint=f"http://127.0.0.1:{free_port()}",
+                          region="eu-west-1", access_key_id="k", secret_access_key="s",
+                          timeout=2)
+    with pytest.raises(UnsafeName):
+        store.missing(series)
+    with pytest.raises(UnsafeName):
+        store.send(series)
 
 
 @pytest.mark.parametrize("value", ["0", "1.2.840.10008.1.2", "2.25.1234567890123456789",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from io import BytesIO
 
 from pydicom import dcmread
@@ -74,3 +75,51 @@ def reread(ds: Dataset) -> Dataset:
     ds.save_as(buffer, enforce_file_format=True)
     buffer.seek(0)
     return dcmread(buffer, stop_before_pixels=True)
+
+
+# -- the "wrong VR" class: the same planted values under VRs the dictionary does not give
+
+
+def planted_wrong_vr_file() -> bytes:
+    """`planted_dataset` as a Part 10 file in which every text element of the
+    top level is written under a wrong explicit VR, in turn through every VR
+    there is but SQ (a text read as items is refused whole, which the
+    property tests cover): UIDs as LO or US, dates as UT or OB, names as FD..."""
+    from relay_shared.dicom.header import (
+        ENCODINGS,
+        PREAMBLE,
+        encode_item,
+        encode_meta,
+        header_from_dataset,
+    )
+    from relay_shared.dicom.vocabulary import KNOWN_VRS, STRING_VRS
+
+    header = header_from_dataset(reread(planted_dataset()))
+    wrong = sorted(KNOWN_VRS - {"SQ"})
+    for n, (tag, (vr, value)) in enumerate(sorted(header.body.items())):
+        if vr in STRING_VRS:
+            choices = [w for w in wrong if w != vr]
+            header.body[tag] = (choices[n % len(choices)], value)
+    assert header.meta is not None
+    return PREAMBLE + encode_meta(header.meta) + encode_item(header.body,
+                                                             ENCODINGS[(False, True)])
+
+
+def planted_left(data: bytes) -> list[str]:
+    """What of the planted values an output still holds: the marks of the
+    text values, the planted UIDs, dates and times (none of them can occur in
+    a pseudonym, a minted UID or a dummy by chance, times aside: those are
+    compared as whole values)."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import dcmread as read
+
+    text = data.decode("latin-1")
+    left = sorted(set(re.findall(r"V[0-9A-F]{8}", text)))
+    left += ["a planted UID"] * ("1.2.999." in text)
+    left += ["the planted date"] * ("20010203" in text)
+    try:
+        ds = read(DicomBytesIO(data))
+        left += [f"{e.tag} time" for e in ds.iterall() if e.VR == "TM" and e.value == "040506"]
+    except Exception as exc:  # an output pydicom cannot read is a defect of its own
+        left.append(f"an output pydicom cannot read ({type(exc).__name__})")
+    return left

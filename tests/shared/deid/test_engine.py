@@ -224,3 +224,42 @@ def test_every_pydicom_test_file_is_deidentified_or_refused_by_name(tmp_path, pa
     source_uid = original.file_meta.get("MediaStorageSOPInstanceUID")
     if source_uid:
         assert out.file_meta.MediaStorageSOPInstanceUID != source_uid
+
+
+def test_a_transfer_syntax_its_data_set_contradicts_is_refused_by_name() -> None:
+    """pydicom's SC_rgb_jpeg.dcm: JPEG Baseline in the file meta, an implicit VR
+    data set. Read as implicit and written on under the JPEG label, its pixel
+    data would be lost; it is refused instead, in fixed words."""
+    from pydicom.data import get_testdata_file
+
+    from relay_shared.dicom.header import MISMATCHED_SYNTAX
+
+    path = get_testdata_file("SC_rgb_jpeg.dcm")
+    assert isinstance(path, str)
+    with pytest.raises(DicomFormatError) as refused:
+        load_header(Path(path))
+    assert refused.value.reason == MISMATCHED_SYNTAX
+    # A file that states no transfer syntax is still read as its bytes say.
+    ds = dcmread(path)
+    del ds.file_meta.TransferSyntaxUID
+    header = parse_file(b"\x00" * 128 + b"DICM" + _meta_bytes(ds) + _body(ds))
+    assert header.encoding.implicit
+
+
+def _meta_bytes(ds: Dataset) -> bytes:
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_file_meta_info
+
+    out = DicomBytesIO()
+    write_file_meta_info(out, ds.file_meta, enforce_standard=False)
+    return out.getvalue()
+
+
+def _body(ds: Dataset) -> bytes:
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    out = DicomBytesIO()
+    out.is_little_endian, out.is_implicit_VR = True, True
+    write_dataset(out, ds)
+    return out.getvalue()

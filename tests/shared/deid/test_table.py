@@ -29,6 +29,10 @@ ROWS = {
     if "X" not in row["tag"][1:].replace("0X", "") and "GGGG" not in row["tag"]
     and not re.search(r"[X]{2}", row["tag"])
 }
+# PS3.15 E.3.9 keeps every replaced UID under Retain UIDs; the extraction
+# omits the code on these two rows (the engine corrects them the same way).
+for _tag in (0x0040A124, 0x04000100):
+    ROWS[_tag] = {**ROWS[_tag], "rtnUIDsOpt": "K"}
 IDENTITY = {0x00100010, 0x00100020}  # replaced by the pseudonym whatever the code
 UID_RE = re.compile(r"^2\.25\.\d{1,39}$")
 CONFIGS = [frozenset()] + [frozenset({o}) for o in OPTIONS]
@@ -101,3 +105,35 @@ def test_compound_codes_keep_what_common_iods_require() -> None:
         assert keyword in out, keyword
     for keyword in ("SeriesDate", "InstitutionName", "OperatorsName", "ProtocolName"):
         assert keyword not in out, keyword
+
+
+def test_the_wrong_vr_class_leaves_no_planted_value() -> None:
+    """Every planted attribute under a VR its file gets wrong: nothing planted
+    is left, as nothing is when the VRs are right, and the file meta names
+    the replaced instance."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import dcmread
+
+    from relay_shared.dicom.header import parse_file
+
+    from .planting import planted_left, planted_wrong_vr_file
+
+    ids = PSEUDO.identifiers_for("PATIENT-1")
+    right = deidentify(parse_file(_saved(planted_dataset())), ids, PSEUDO, DeidConfig())
+    assert planted_left(right.dataset.encode()) == []
+    data = planted_wrong_vr_file()
+    header = parse_file(data)
+    wrong = sum(1 for tag, (vr, _) in header.body.items() if vr != planted_tags().get(tag, vr))
+    out = deidentify(header, ids, PSEUDO, DeidConfig()).dataset.encode()
+    assert planted_left(out) == []
+    assert wrong == 0 and len(getattr(header, "misfits", [])) == 0  # all read, all checked
+    ds = dcmread(DicomBytesIO(out))
+    assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID != "1.2.999.524312"
+
+
+def _saved(ds: Dataset) -> bytes:
+    from io import BytesIO
+
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()

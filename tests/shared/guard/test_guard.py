@@ -277,6 +277,20 @@ def test_a_retained_uid_passes_under_rtnuidsopt(tmp_path: Path) -> None:
     assert findings(tmp_path, source, out) == ["(0020,000D): an original UID"]
 
 
+def test_an_sr_uid_and_a_digital_signature_uid_pass_under_rtnuidsopt(tmp_path: Path) -> None:
+    """PS3.15 keeps every replaced UID under Retain UIDs, these two included."""
+    source = original()
+    item, signature = Dataset(), Dataset()
+    item.UID = source.StudyInstanceUID  # an SR item's UIDREF naming the study
+    signature.DigitalSignatureUID = generate_uid()
+    source.ContentSequence = Sequence([item])
+    source.DigitalSignaturesSequence = Sequence([signature])
+    out = output_of(source, ContentSequence=Sequence([item]),
+                    StudyInstanceUID=source.StudyInstanceUID,
+                    DigitalSignaturesSequence=Sequence([signature]))
+    assert findings(tmp_path, source, out, frozenset({"rtnUIDsOpt"})) == []
+
+
 @given(data=st.data())
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])

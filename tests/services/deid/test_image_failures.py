@@ -1,0 +1,134 @@
+"""One bad element or item fails its own image, with a fixed reason; the rest of
+the series is de-identified and goes on. Real SQLite, real files: the bad
+original replaces a good one after ingest, as a file that went bad (or a
+device that writes what ingest's reader lets through) would."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.uid import JPEGBaseline8Bit
+from sqlmodel import Session, select
+
+from relay_deid.handlers import deidentify_series
+from relay_shared.models import Image, Series, Status
+from tests.support.dicom_factory import Patient, SeriesSpec, make_instance, write_series
+
+from .test_handlers import _context, _ingest
+
+PATIENT = Patient("MRN-BAD-1", "Brokenfile^Bertha")
+
+
+def _unknown_vr_in_patient_name(data: bytes) -> bytes:
+    at = data.index(b"\x10\x00\x10\x00PN") + 4
+    return data[:at] + b"ZZ" + data[at + 2:]
+
+
+def _unknown_vr_in_a_kept_element(data: bytes) -> bytes:
+    at = data.index(b"\x08\x00\x60\x00CS") + 4  # Modality, which the profile keeps
+    return data[:at] + b"\x01\x02" + data[at + 2:]
+
+
+def _sequence_as_un_with_stray_bytes(data: bytes) -> bytes:
+    """OtherPatientIDsSequence relabelled UN: its items are then read as
+    implicit VR, which the explicit VR bytes inside are not."""
+    at = data.index(b"\x10\x00\x02\x10SQ") + 4
+    return data[:at] + b"UN" + data[at + 2:]
+
+
+def _stray_item_tag_inside_an_item(data: bytes) -> bytes:
+    """An item tag where the item's next data element belongs, the sequence's
+    and the item's lengths grown to hold it."""
+    at = data.index(b"\x10\x00\x02\x10SQ")
+    (length,) = struct.unpack_from("<L", data, at + 8)
+    (item_length,) = struct.unpack_from("<L", data, at + 16)
+    stray = b"\xfe\xff\x00\xe0\x00\x00\x00\x00"
+    return (data[:at + 8] + struct.pack("<L", length + 8) + data[at + 12:at + 16]
+            + struct.pack("<L", item_length + 8) + data[at + 20:at + 20] + stray
+            + data[at + 20:])
+
+
+def _length_past_the_end(data: bytes) -> bytes:
+    at = data.index(b"\x10\x00\x10\x00PN") + 6
+    return data[:at] + b"\xff\x7f" + data[at + 2:]
+
+
+def _implicit_data_set_labelled_jpeg(spec: SeriesSpec, index: int) -> bytes:
+    """As pydicom's SC_rgb_jpeg.dcm: the file meta says JPEG Baseline (explicit
+    VR), the data set is implicit VR. Reading it either way loses something."""
+    ds = make_instance(spec, index)
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, True
+    write_dataset(body, ds)
+    meta = DicomBytesIO()
+    write_file_meta_info(meta, ds.file_meta)
+    return b"\x00" * 128 + b"DICM" + meta.getvalue() + body.getvalue()
+
+
+BYTE_DAMAGE: dict[str, tuple[Callable[[bytes], bytes], str]] = {
+    "unknown VR in PatientName": (_unknown_vr_in_patient_name, "an element with an unknown VR"),
+    "unknown VR in a kept element": (_unknown_vr_in_a_kept_element,
+                                     "an element with an unknown VR"),
+    "public sequence stored as UN with stray bytes": (_sequence_as_un_with_stray_bytes,
+                                                      "the header is cut short"),
+    "stray item tag inside an item": (_stray_item_tag_inside_an_item,
+                                      "a delimiter out of place"),
+    "a length past the end": (_length_past_the_end, "the header is cut short"),
+}
+
+
+def _run_with_one_bad_image(tmp_path: Path, bad: Callable[[SeriesSpec, Path], bytes]
+                            ) -> tuple[list[Image], Series, int]:
+    ctx = _context(tmp_path)
+    spec = SeriesSpec(PATIENT, instances=3, rows=8, columns=8)
+    write_series(spec, tmp_path / "src")
+    series_id = _ingest(ctx, tmp_path / "src")
+    with Session(ctx.engine) as session:
+        victim = session.exec(select(Image).order_by(Image.id)).first()  # type: ignore[arg-type]
+        assert victim is not None and victim.id is not None
+    original = ctx.store.original(series_id, victim.id)
+    original.write_bytes(bad(spec, original))
+    deidentify_series(ctx, series_id)
+    with Session(ctx.engine) as session:
+        images = list(session.exec(select(Image).order_by(Image.id)))  # type: ignore[arg-type]
+        series = session.get(Series, series_id)
+        assert series is not None
+        session.expunge_all()
+    outputs = list((ctx.store.series_dir(series_id) / "deidentified").glob("*"))
+    for output in outputs:
+        assert dcmread(output).PatientID != PATIENT.patient_id
+    return images, series, len(outputs)
+
+
+def _assert_only_the_first_failed(images: list[Image], series: Series, outputs: int,
+                                  reason: str) -> None:
+    assert [i.status for i in images] == [Status.FAILED, Status.DONEPROCESSING,
+                                          Status.DONEPROCESSING]
+    assert reason in (images[0].reason or "")
+    for value in ("Brokenfile", "Bertha", PATIENT.patient_id):
+        assert value not in (images[0].reason or "")
+    assert series.status is Status.DONEPROCESSING and series.attempts == 1
+    assert outputs == 2
+
+
+@pytest.mark.parametrize("damage", sorted(BYTE_DAMAGE))
+def test_a_damaged_element_fails_its_image_only(tmp_path: Path, damage: str) -> None:
+    change, reason = BYTE_DAMAGE[damage]
+    images, series, outputs = _run_with_one_bad_image(
+        tmp_path, lambda spec, path: change(path.read_bytes()))
+    _assert_only_the_first_failed(images, series, outputs, reason)
+
+
+def test_a_transfer_syntax_the_bytes_contradict_fails_its_image_not_its_pixels(
+        tmp_path: Path) -> None:
+    images, series, outputs = _run_with_one_bad_image(
+        tmp_path, lambda spec, path: _implicit_data_set_labelled_jpeg(spec, 0))
+    _assert_only_the_first_failed(images, series, outputs,
+                                  "the data set is not encoded as its transfer syntax says")
