@@ -1,6 +1,7 @@
-"""The review gate through the whole pipeline as separate processes on RabbitMQ,
-PostgreSQL and Orthanc: a series waits in REVIEW, two reviewers approve it at once and
-it reaches Orthanc once; another is rejected and never leaves."""
+"""The review gate through the whole pipeline: as separate processes on RabbitMQ,
+PostgreSQL and Orthanc (a series waits in REVIEW, two reviewers approve it at once and
+it reaches Orthanc once; another is rejected and never leaves), and in `relay up` on
+the embedded defaults."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from tests.support.services import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.rabbitmq, pytest.mark.postgres, pytest.mark.orthanc]
+pytestmark = [pytest.mark.e2e]
 REVIEWERS = {"ann": "e2e-reviewer-ann-token", "ben": "e2e-reviewer-ben-token"}
 ENTRIES = ",".join([TOKEN_ENTRY, *(f"{name}:reviewer:{hash_token(token)}"
                                    for name, token in REVIEWERS.items())])
@@ -61,6 +62,9 @@ def _kinds(api_url: str, series_id: int) -> list[str]:
     return [e["kind"] for e in api_get(api_url, f"/api/v1/series/{series_id}")["events"]]
 
 
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
+@pytest.mark.orthanc
 def test_approved_once_reaches_orthanc_once_and_rejected_never_leaves(pipeline: dict) -> None:
     api, orthanc = pipeline["api"], pipeline["orthanc"]
     specs = [SeriesSpec(Patient("MRN-5005", "Meitner^Lise"), instances=4),
@@ -105,3 +109,36 @@ def test_approved_once_reaches_orthanc_once_and_rejected_never_leaves(pipeline: 
     assert "sent" not in _kinds(api, to_reject)
     modalities = {str(orthanc.instance_tags(i).get("Modality")) for i in orthanc.instances()}
     assert modalities == {"CT"}  # nothing of the rejected MR series
+
+
+@pytest.fixture
+def relay_up(tmp_path: Path) -> Iterator[dict]:
+    """`relay up` on the embedded defaults: SQLite, the in-process bus, the outbox folder."""
+    api_port = free_port()
+    env = relay_env({}, api_port=api_port, api_tokens=ENTRIES, review_mode="all",
+                    watch_interval=0.2)
+    workdir = tmp_path / "checkout"
+    workdir.mkdir()
+    proc = RelayProcess("up", env, tmp_path / "up.log", cwd=workdir).start()
+    api_url = f"http://127.0.0.1:{api_port}"
+    wait_until(lambda: answers(f"{api_url}/readyz", proc), 60, "relay up")
+    yield {"api": api_url, "var": workdir / "var", "tmp": tmp_path}
+    assert proc.stop() == 0, (tmp_path / "up.log").read_text()[-3000:]
+
+
+def test_on_the_embedded_runtime_only_the_approved_series_reaches_the_outbox(
+        relay_up: dict) -> None:
+    api, outbox = relay_up["api"], relay_up["var"] / "outbox"
+    for n, patient in enumerate((Patient("MRN-7007", "Franklin^Rosalind"),
+                                 Patient("MRN-8008", "Goeppert^Maria"))):
+        write_series(SeriesSpec(patient, instances=2 + n), relay_up["tmp"] / f"s{n}")
+        deliver(relay_up["tmp"] / f"s{n}", relay_up["var"] / "incoming")
+    waiting = {s["image_count"]: s["id"] for s in wait_for_series(api, 2, {"REVIEW"}, 120)}
+    assert not outbox.exists() or not list(outbox.rglob("*.dcm"))
+    assert _post(api, f"/api/v1/review/{waiting[2]}/approve", REVIEWERS["ann"]).status_code \
+        == 200
+    assert _post(api, f"/api/v1/review/{waiting[3]}/reject", REVIEWERS["ben"],
+                 {"reason": "wrong patient in the series"}).status_code == 200
+    series = {s["id"]: s["status"] for s in wait_for_series(api, 2, {"DONE", "QUARANTINED"})}
+    assert series == {waiting[2]: "DONE", waiting[3]: "QUARANTINED"}
+    assert len(list(outbox.rglob("*.dcm"))) == 2
