@@ -1,7 +1,7 @@
 """The review gate through the whole pipeline: as separate processes on RabbitMQ,
-PostgreSQL and Orthanc (a series waits in REVIEW, two reviewers approve it at once and
-it reaches Orthanc once; another is rejected and never leaves), and in `relay up` on
-the embedded defaults."""
+PostgreSQL and Orthanc (a series waits in REVIEW, two reviewers on two api replicas
+approve it at once and it reaches Orthanc once; another is rejected and never leaves),
+and in `relay up` on the embedded defaults."""
 
 from __future__ import annotations
 
@@ -45,9 +45,16 @@ def pipeline(tmp_path: Path, data_dir: Path, postgres_url: str, queue_prefix: st
     procs = [RelayProcess(service, dict(env, RELAY_METRICS_PORT=str(free_port())),
                           tmp_path / f"{service}.log").start()
              for service in ("ingest", "deid", "sender", "api")]
-    api_url = f"http://127.0.0.1:{api_port}"
-    wait_until(lambda: answers(f"{api_url}/readyz"), 60, "the api")
-    yield {"api": api_url, "data_dir": data_dir, "orthanc": orthanc, "tmp": tmp_path}
+    # A second api replica: two reviewers on two replicas decide at the same moment.
+    second_port = free_port()
+    procs.append(RelayProcess("api", dict(env, RELAY_API_PORT=str(second_port),
+                                          RELAY_METRICS_PORT=str(free_port())),
+                              tmp_path / "api-2.log").start())
+    api_url, second_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{second_port}"
+    for url in (api_url, second_url):
+        wait_until(lambda url=url: answers(f"{url}/readyz"), 60, "the api")  # type: ignore[misc]
+    yield {"api": api_url, "api2": second_url, "data_dir": data_dir, "orthanc": orthanc,
+           "tmp": tmp_path}
     for proc in procs:
         proc.stop()
     print_logs(tmp_path.glob("*.log"))  # shown by pytest only when the test failed
@@ -81,11 +88,12 @@ def test_approved_once_reaches_orthanc_once_and_rejected_never_leaves(pipeline: 
     start = threading.Barrier(len(REVIEWERS))
     codes: list[int] = []
 
-    def approve(token: str) -> None:
+    def approve(url: str, token: str) -> None:
         start.wait()
-        codes.append(_post(api, f"/api/v1/review/{to_approve}/approve", token).status_code)
+        codes.append(_post(url, f"/api/v1/review/{to_approve}/approve", token).status_code)
 
-    threads = [threading.Thread(target=approve, args=(t,)) for t in REVIEWERS.values()]
+    threads = [threading.Thread(target=approve, args=pair)
+               for pair in zip((api, pipeline["api2"]), REVIEWERS.values(), strict=True)]
     for thread in threads:
         thread.start()
     for thread in threads:
