@@ -6,16 +6,20 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
+import time
 from pathlib import Path
 
+import pytest
 from PIL import Image as PILImage
 from sqlmodel import Session, col, select
 
+from relay_shared import series_lock, series_state
+from relay_shared.db import make_engine, session_scope
 from relay_shared.models import Event, Image, OutboxMessage, ReviewOriginal, Series, Status
 from relay_shared.review import ReviewMode
 from relay_shared.runtime import Runtime
 from tests.services.api.review_support import ADA, GRACE, ct_series, series_under_review
-from tests.services.api.seed import client
+from tests.services.api.seed import client, make_runtime
 
 ORIGINALS = ("Lovelace", "MRN-1001", "ACC-7001", "Saint Elsewhere")
 
@@ -187,3 +191,34 @@ def test_reasons_are_bounded(rt: Runtime, tmp_path: Path) -> None:
     with Session(rt.engine) as session:
         assert session.exec(select(Series.status).where(col(Series.id) == series_id)).one() \
             is Status.REVIEW
+
+
+@pytest.mark.postgres
+def test_a_decision_under_way_on_another_replica_is_waited_for(tmp_path: Path,
+                                                                postgres_url: str) -> None:
+    """PostgreSQL, where api replicas are processes apart: the second decision waits for
+    the first to commit, then finds the series decided."""
+    rt = make_runtime(tmp_path / "var", database_url=postgres_url)
+    series_id = series_under_review(rt, tmp_path, ct_series(instances=1))
+    replica = make_engine(postgres_url)  # another api process's connections
+    deciding = threading.Event()
+
+    def other_replica_approves() -> None:
+        with series_lock.exclusive(replica, series_id), session_scope(replica) as session:
+            series = session.get(Series, series_id, with_for_update=True)
+            assert series is not None
+            series_state.approved(session, series, "by token ann (reviewer) from 10.0.0.2")
+            session.flush()
+            deciding.set()
+            time.sleep(1.5)  # still deciding when the second click arrives
+
+    other = threading.Thread(target=other_replica_approves)
+    other.start()
+    assert deciding.wait(10)
+    answer = client(rt, "reviewer").post(f"/api/v1/review/{series_id}/approve")
+    other.join()
+    assert answer.status_code == 409, answer.text
+    assert len(_events(rt, series_id, "approved")) == 1
+    assert _queued_for_send(rt) == 0  # this replica queued nothing; the other one's caller does
+    replica.dispose()
+    rt.engine.dispose()
