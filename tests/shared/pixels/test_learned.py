@@ -13,12 +13,13 @@ from sqlmodel import Session, select
 
 from relay_deid.handlers import DeidContext, deidentify_series
 from relay_ingest.handlers import claim, ingest_claimed
+from relay_shared.db import session_scope
 from relay_shared.deid import DeidConfig
-from relay_shared.models import Event, Image, PixelRuleProposal, Status
-from relay_shared.pixel_learning import LearnedRules
+from relay_shared.models import Event, Image, PixelRuleProposal, ProposalState, Status
+from relay_shared.pixel_learning import LearnedRules, record_proposals
 from relay_shared.pixels import PixelPolicy, load_rules
 from relay_shared.pixels.assess import assess
-from relay_shared.pixels.learned import LearnedRule, exact, join_boxes, rules_text
+from relay_shared.pixels.learned import LearnedRule, Proposal, exact, join_boxes, rules_text
 from relay_shared.runtime import Runtime
 from tests.services.api.seed import client, make_runtime
 from tests.shared.pixels.drawing import UsSpec, draw_frame, us_image
@@ -168,3 +169,28 @@ def test_a_refused_device_is_not_proposed_again(tmp_path: Path) -> None:
     assert (still["state"], still["images_seen"]) == ("REFUSED", 1)
     rt.engine.dispose()
 
+
+
+def test_proposals_of_one_device_join_and_accepted_rules_are_looked_up_on_their_schedule(
+        tmp_path: Path) -> None:
+    rt = make_runtime(tmp_path / "var")
+    device = ("Novel Imaging [EU]", "EchoStar 9*", 160, 320)
+    record_proposals(rt.engine, [(1, Proposal(*device, ((0, 0, 50, 20),))),
+                                 (2, Proposal(*device, ((40, 10, 50, 20), (0, 120, 30, 10))))])
+    with Session(rt.engine) as session:
+        (row,) = session.exec(select(PixelRuleProposal)).all()
+        assert (row.images_seen, row.last_image_id) == (2, 2)
+        assert row.boxes == [[0, 0, 90, 30], [0, 120, 30, 10]]
+    policy = PixelPolicy(load_rules())
+    hourly, every_series = LearnedRules(rt.engine, 3600), LearnedRules(rt.engine, 0)
+    assert hourly.extend(policy) is policy and every_series.extend(policy) is policy
+    with session_scope(rt.engine) as session:
+        accepted = session.exec(select(PixelRuleProposal)).one()
+        accepted.state = ProposalState.ACCEPTED
+    assert hourly.extend(policy) is policy  # not looked for again within the hour
+    learned = every_series.extend(policy)
+    assert [r.name for r in learned.rules.regions if r.name.startswith("learned-")] == [
+        f"learned-{row.id}"]
+    assert every_series.extend(policy) is learned  # built once per change
+    assert not any(r.name.startswith("learned-") for r in policy.rules.regions)
+    rt.engine.dispose()
