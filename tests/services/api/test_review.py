@@ -222,3 +222,13 @@ def test_a_decision_under_way_on_another_replica_is_waited_for(tmp_path: Path,
     assert _queued_for_send(rt) == 0  # this replica queued nothing; the other one's caller does
     replica.dispose()
     rt.engine.dispose()
+
+
+def test_the_review_pages_are_public_shells_that_run_only_the_apis_scripts(rt: Runtime) -> None:
+    for path in ("/review", "/review/pixel-rules"):
+        page = client(rt, None).get(path)
+        assert page.status_code == 200 and "signin.js" in page.text
+        policy = page.headers["content-security-policy"]
+        assert "script-src 'self';" in policy and "img-src 'self' blob:;" in policy
+    api = client(rt, "reviewer").get("/api/v1/review")
+    assert api.headers["content-security-policy"].startswith("default-src 'none'")
