@@ -19,6 +19,7 @@ MAX_TEXT = 256  # a longer value is cut, and says so: a page of text is not revi
 BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 # Written by the relay about its own work (PS3.3 C.7.1.1, C.7.6.1), and by the pixel step.
 ADDED = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
+ADDED_ACTION = "added by the relay"
 ACTIONS = (("replaced", "replaced"), ("shifted", "date shifted"), ("cleaned", "cleaned"),
            ("emptied", "emptied"), ("removed", "removed"))
 
@@ -55,7 +56,7 @@ def action_of(tag: int, audit: dict) -> str:
         if label in (audit.get(key) or ()):
             return action
     if tag in ADDED:
-        return "added by the relay"
+        return ADDED_ACTION
     if tag >> 16 & 1:
         return "kept (private)"
     return "kept"
@@ -63,20 +64,22 @@ def action_of(tag: int, audit: dict) -> str:
 
 def attributes_left(ds: Dataset, audit: dict) -> list[AttributeRow]:
     """Every element of `ds` but the pixel data, sequences walked into."""
-    return [AttributeRow(path, elem.keyword or "", elem.VR, display_value(elem),
-                         action_of(elem.tag, audit))
-            for path, elem in _walk(ds, "")]
+    return list(_walk(ds, "", audit, None))
 
 
-def _walk(ds: Dataset, prefix: str) -> Iterator[tuple[str, DataElement]]:
+def _walk(ds: Dataset, prefix: str, audit: dict, parent: str | None
+          ) -> Iterator[AttributeRow]:
     for elem in ds:
         if elem.tag == 0x7FE00010:
             continue
         path = prefix + tag_text(elem.tag)
-        yield path, elem
+        action = action_of(elem.tag, audit)
+        if parent == ADDED_ACTION and action == "kept":
+            action = ADDED_ACTION  # inside what the relay added, the relay wrote it all
+        yield AttributeRow(path, elem.keyword or "", elem.VR, display_value(elem), action)
         if elem.VR == "SQ":
             for index, item in enumerate(elem.value or []):
-                yield from _walk(item, f"{path}[{index}].")
+                yield from _walk(item, f"{path}[{index}].", audit, action)
 
 
 def changed_values(original: Dataset, audit: dict) -> dict[str, str]:

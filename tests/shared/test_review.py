@@ -63,6 +63,16 @@ def test_every_attribute_left_is_listed_with_the_action_that_made_it() -> None:
     assert all(row.before is None for row in rows.values())
 
 
+def test_what_is_inside_a_sequence_the_relay_added_is_added_too() -> None:
+    ds = _instance()
+    code = Dataset()
+    code.CodeValue = "113100"
+    ds.DeidentificationMethodCodeSequence = [code]
+    rows = {row.path: row for row in attributes_left(ds, AUDIT)}
+    assert rows["(0012,0064)"].action == "added by the relay"
+    assert rows["(0012,0064)[0].(0008,0100)"].action == "added by the relay"
+
+
 def test_an_admin_sees_each_value_before_and_what_was_removed() -> None:
     original = Dataset()
     original.PatientName = "Lovelace^Ada"
