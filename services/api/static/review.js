@@ -24,6 +24,7 @@ async function loadWaiting() {
     });
     document.querySelector("#waiting tbody").replaceChildren(...rows);
     document.getElementById("none-waiting").hidden = rows.length > 0;
+    document.getElementById("waiting").hidden = rows.length === 0;
     document.getElementById("fetch-error").textContent = "";
   } catch (error) {
     document.getElementById("fetch-error").textContent = "Could not load: " + error.message;
