@@ -127,4 +127,4 @@ def rules_text(rules: Iterable[LearnedRule], version: str) -> str:
     header = ("# Region rules learned from the text gate and accepted by an admin.\n"
               "# Load with RELAY_PIXEL_RULES (docs/burned-in-text.md).\n")
     return header + yaml.safe_dump({"version": version, "regions": regions},
-                                   sort_keys=False, allow_unicode=True)
+                                   sort_keys=False, allow_unicode=True, default_flow_style=None)
