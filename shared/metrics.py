@@ -18,6 +18,11 @@ QUEUE_DEPTH = Gauge("relay_queue_depth", "Messages waiting in a queue", ["queue"
 # Set by the api from the database at each scrape: the whole deployment's view, not a process's.
 SERIES_BY_STATUS = Gauge("relay_series", "Series in the database by status", ["status"])
 IMAGES_BY_STATUS = Gauge("relay_images", "Images in the database by status", ["status"])
+SERIES_AWAITING_REVIEW = Gauge("relay_series_awaiting_review",
+                               "Series de-identified and waiting for a reviewer's decision",
+                               ["project"])
+REVIEW_OLDEST_SECONDS = Gauge("relay_review_oldest_waiting_seconds",
+                              "How long the series waiting longest for review has waited")
 
 
 def reason_label(reason: str) -> str:

@@ -28,6 +28,7 @@ class Status(StrEnum):
     QUARANTINED = "QUARANTINED"
     IGNORED = "IGNORED"  # a project dropped it (or none took it): nothing kept but the record
     HELD = "HELD"  # its project holds it until an operator releases or drops it
+    REVIEW = "REVIEW"  # de-identified; waits for a reviewer to approve or reject it
 
 
 class Stage(StrEnum):
@@ -310,3 +311,44 @@ class WebSession(SQLModel, table=True):
     role: str | None = Field(default=None, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime = Field(index=True)
+class ReviewOriginal(SQLModel, table=True):
+    """What the profile changed in one image of a series under review, before it changed
+    it: sealed by the identifier vault, opened only for an admin (audited), and deleted
+    once the series is decided."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    series_id: int = Field(foreign_key="series.id", index=True)
+    image_id: int = Field(foreign_key="image.id", unique=True)
+    key_id: str = Field(max_length=32)
+    sealed: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ProposalState(StrEnum):
+    PROPOSED = "PROPOSED"  # waits for an admin
+    ACCEPTED = "ACCEPTED"  # a region rule: deid applies it to the next series
+    REFUSED = "REFUSED"  # an admin said no; the device is not proposed again
+
+
+class PixelRuleProposal(SQLModel, table=True):
+    """A region rule learned from where the OCR gate found text on a device no rule
+    covered. The device's make, model and image size are the rule's conditions; the
+    boxes, [x, y, width, height] in pixels, are where the text was read."""
+
+    __table_args__ = (UniqueConstraint("manufacturer", "model", "rows", "columns",
+                                       name="uq_pixelruleproposal_device"),)
+    id: int | None = Field(default=None, primary_key=True)
+    manufacturer: str = Field(max_length=64)
+    model: str = Field(max_length=64)
+    rows: int
+    columns: int
+    boxes: list[list[int]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    covers_text: bool = False
+    state: str = Field(default=ProposalState.PROPOSED.value, max_length=16, index=True)
+    # Held images whose text went into the boxes, and the last one.
+    images_seen: int = 0
+    last_image_id: int | None = None
+    decided_by: str | None = Field(default=None, max_length=160)
+    decided_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)

@@ -83,6 +83,33 @@ def deidentified(session: Session, series: Series, detail: str) -> None:
     record_event(session, series.id, SERVICE[Stage.DEID], "deidentified", detail)
 
 
+def awaiting_review(session: Session, series: Series, detail: str) -> None:
+    """De-identified, and its project wants a person to look before it leaves: it
+    waits, queued for nothing, until a reviewer decides."""
+    _set(series, Status.REVIEW, Stage.SEND)
+    record_event(session, series.id, SERVICE[Stage.DEID], "review", detail)
+
+
+def approved(session: Session, series: Series, by: str) -> None:
+    """A reviewer let the series go: it waits for the sender, as after de-identification.
+    The caller queues it, in the same transaction."""
+    assert series.status is Status.REVIEW
+    _set(series, Status.DONEPROCESSING, Stage.SEND)
+    record_event(session, series.id, "api", "approved", by)
+
+
+def review_rejected(session: Session, series: Series, images: Iterable[Image], reason: str,
+                    by: str) -> None:
+    """A reviewer stopped the series: QUARANTINED with the reviewer's reason, every image
+    that was to go with it."""
+    assert series.status is Status.REVIEW
+    _set(series, Status.QUARANTINED, Stage.SEND, f"rejected in review: {reason}")
+    for image in images:
+        if image.status is Status.DONEPROCESSING:
+            image_to(image, Status.QUARANTINED, "rejected in review")
+    record_event(session, series.id, "api", "rejected", f"{reason} {by}")
+
+
 def sent(session: Session, series: Series, detail: str) -> None:
     _set(series, Status.SENT)
     record_event(session, series.id, SERVICE[Stage.SEND], "sent", detail)

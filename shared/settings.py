@@ -30,6 +30,7 @@ from relay_shared.dicom.syntaxes import check_transfer_syntaxes
 from relay_shared.dicomfiles import DEFAULT_MAX_INFLATED_BYTES, DEFAULT_MAX_INSTANCE_BYTES
 from relay_shared.notify.hooks import Webhook
 from relay_shared.production import Insecure, global_refusals
+from relay_shared.review import DEFAULT_ONE_IN, ReviewMode
 from relay_shared.settings_access import AccessSettings
 
 # A well-known placeholder: fine on a laptop, refused in production.
@@ -157,6 +158,13 @@ class Settings(AccessSettings, BaseSettings):
     pixel_ocr_off_modalities: Annotated[list[str], NoDecode] = Field(default_factory=list)
     pixel_ocr_any_text: bool = False
     _split_pixels = field_validator("pixel_ocr_off_modalities", mode="before")(_split_commas)
+    # Seconds between looks for region rules an admin accepted (learned from the gate).
+    pixel_learned_refresh: float = Field(10.0, ge=0)
+
+    # The review gate of the implicit project (a projects file sets it per project): no
+    # review, every series, or a keyed sample of one series in `review_one_in`.
+    review_mode: ReviewMode = ReviewMode.OFF
+    review_one_in: int = Field(DEFAULT_ONE_IN, ge=1, le=1_000_000)
 
     # Retention, in days: originals kept for the mapping, quarantined files, and the
     # working files of series that stay FAILED.

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 SERVICE = "api"
 # The series history's event kinds, as the trail names the same acts.
 ACTIONS = {"read": Action.READ, "retry": Action.RETRY, "released": Action.RELEASE,
-           "ignored": Action.DROP}
+           "ignored": Action.DROP, "approved": Action.APPROVE, "rejected": Action.REJECT,
+           "pixel_rule": Action.CONFIGURATION, "pixel_rules": Action.READ}
 
 
 def entry(caller: Caller, action: Action, what: str, series_id: int | None = None,

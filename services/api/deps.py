@@ -59,8 +59,9 @@ def get_caller(request: Request,
 
 
 def require(minimum: Role):  # type: ignore[no-untyped-def]
+    # `minimum`: the role whose rights the route needs (see Role.may).
     def check(request: Request, caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
-        if caller.role < minimum:
+        if not caller.role.may(minimum):
             needed = f"this needs the {minimum.name.lower()} role"
             # A security alert for the trail: someone tried what their role does not allow.
             audit.write(request.app.state.runtime.engine, audit.AuditEntry(
@@ -78,6 +79,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 Reader = Annotated[Caller, Depends(require(Role.READER))]
 Operator = Annotated[Caller, Depends(require(Role.OPERATOR))]
+Reviewer = Annotated[Caller, Depends(require(Role.REVIEWER))]
 Admin = Annotated[Caller, Depends(require(Role.ADMIN))]
 # Row ids are 32-bit integers in PostgreSQL; a larger one can only be "not found".
 Id = Annotated[int, Path(ge=1, le=2_147_483_647)]

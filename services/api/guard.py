@@ -34,6 +34,7 @@ DASHBOARD_HEADER = b"x-relay-dashboard"
 PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 # JSON answers need nothing from the page's origin: nothing may load, frame or run.
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+# The pages show thumbnails and frames the script fetched with the token, as blob: URLs.
 PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
                "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 # FastAPI's Swagger page loads its scripts from a CDN and starts them inline; it is
@@ -64,7 +65,7 @@ def too_large(limit: int) -> str:
 def policy_for(path: str) -> str:
     if path == "/api/docs" or path.startswith("/api/docs/"):
         return DOCS_POLICY
-    if path == "/dashboard" or path.startswith("/dashboard/") or path == "/":
+    if path in ("/", "/dashboard", "/review") or path.startswith(("/dashboard/", "/review/")):
         return PAGE_POLICY
     return API_POLICY
 

@@ -16,7 +16,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from relay_api.schemas import FinishedInterval, Throughput
-from relay_shared.metrics import IMAGES_BY_STATUS, QUEUE_DEPTH, SERIES_BY_STATUS
+from relay_shared.metrics import (
+    DEFAULT_PROJECT,
+    IMAGES_BY_STATUS,
+    QUEUE_DEPTH,
+    REVIEW_OLDEST_SECONDS,
+    SERIES_AWAITING_REVIEW,
+    SERIES_BY_STATUS,
+)
 from relay_shared.models import Event, Image, Series, Status, utcnow
 from relay_shared.runtime import Runtime
 
@@ -102,3 +109,24 @@ def refresh_database_gauges(engine: Engine) -> None:
         for gauge, model in ((SERIES_BY_STATUS, Series), (IMAGES_BY_STATUS, Image)):
             for name, count in status_counts(session, model).items():
                 gauge.labels(status=name).set(count)
+        _refresh_review_gauges(session)
+
+
+_review_projects: set[str] = set()
+
+
+def _refresh_review_gauges(session: Session) -> None:
+    waiting = session.exec(select(Series.project, func.count(), func.min(Series.updated_at))
+                           .where(Series.status == Status.REVIEW)
+                           .group_by(Series.project)).all()
+    # A project whose last series was decided reads 0, not its last count.
+    counts = dict.fromkeys(_review_projects, 0)
+    oldest = None
+    for project, count, since in waiting:
+        counts[project or DEFAULT_PROJECT] = count
+        since = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
+        oldest = since if oldest is None or since < oldest else oldest
+    for project, count in counts.items():
+        SERIES_AWAITING_REVIEW.labels(project=project).set(count)
+    _review_projects.update(counts)
+    REVIEW_OLDEST_SECONDS.set((utcnow() - oldest).total_seconds() if oldest else 0)

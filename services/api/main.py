@@ -24,9 +24,12 @@ from relay_api.routes import (
     images,
     me,
     notifications,
+    pixel_rules,
     preview,
     projects,
     provenance,
+    review,
+    review_page,
     search,
     series,
     signin,
@@ -42,10 +45,11 @@ from relay_shared.signing import public_key_for
 
 PROBLEM = "application/problem+json"
 ROUTERS = (health, me, series, images, held, studies, failures, stats, search, collections,
-           admin, projects, dashboard, notifications, provenance, preview, signin)
+           admin, projects, dashboard, notifications, provenance, preview, signin, review,
+           review_page, pixel_rules)
 DESCRIPTION = """Series received, de-identified and passed on, with their images, failures
 and history. Every route but the probes and `/metrics` needs `Authorization: Bearer <token>`
-(`relay token new --name NAME --role reader|operator|admin`). Responses carry internal ids,
+(`relay token new --name NAME --role reader|operator|reviewer|admin`). Responses carry internal ids,
 de-identified UIDs and pseudonyms only. Errors are `application/problem+json`."""
 
 

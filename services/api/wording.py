@@ -22,6 +22,7 @@ STATUS_WORDS: dict[Status, str] = {
     Status.QUARANTINED: "Quarantined",
     Status.HELD: "Held by project",
     Status.IGNORED: "Dropped",
+    Status.REVIEW: "Waiting for review",
 }
 
 _STAGE_WORDS = {Stage.INGEST: "on arrival", Stage.DEID: "while de-identifying",
@@ -35,6 +36,7 @@ _SERIES_WORDS = {
     Status.QUARANTINED: "Quarantined — not sent",
     Status.HELD: "Held by its project for a person to release or drop",
     Status.IGNORED: "Dropped — sent nowhere",
+    Status.REVIEW: "De-identified, waiting for a reviewer to approve or reject it",
 }
 _IMAGE_WORDS = {
     **_SERIES_WORDS,

@@ -169,13 +169,13 @@ def submit(path: Annotated[Path, typer.Argument(exists=True, file_okay=False,
 def token_new(
     name: Annotated[str, typer.Option(help="Who holds it (a person or a service); the audit "
                                            "trail names each read and retry by it")],
-    role: Annotated[str, typer.Option(help="reader, operator or admin")] = "reader",
+    role: Annotated[str, typer.Option(help="reader, operator, reviewer or admin")] = "reader",
 ) -> None:
     """Print a fresh token and the RELAY_API_TOKENS entry (NAME:ROLE:SHA256) that admits it."""
     from relay_api.auth import NAME, Role, hash_token, new_token
 
     if role.upper() not in Role.__members__:
-        typer.echo("relay: --role must be reader, operator or admin", err=True)
+        typer.echo("relay: --role must be reader, operator, reviewer or admin", err=True)
         raise typer.Exit(2)
     if not NAME.match(name):
         typer.echo("relay: --name is 1-64 letters, digits, '_', '.', '@' or '-'", err=True)

@@ -53,8 +53,9 @@ from relay_shared.settings import GcsFormat, Settings
 
 log = logging.getLogger(__name__)
 SERVICE = "sender"
-# Not yet de-identified, or held: a study with such a series is not whole yet.
-BEFORE_SEND = (Status.NEW, Status.PROCESSING, Status.HELD)
+# Not yet de-identified, held, or waiting for review: a study with such a series is
+# not whole yet.
+BEFORE_SEND = (Status.NEW, Status.PROCESSING, Status.HELD, Status.REVIEW)
 DISPATCH_INTERVAL = 2.0
 
 

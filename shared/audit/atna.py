@@ -34,6 +34,8 @@ EVENTS: dict[Action, tuple[Code, str, Code | None]] = {
     Action.RETRY: (INSTANCES_ACCESSED, "U", None),
     Action.RELEASE: (INSTANCES_ACCESSED, "U", None),
     Action.DROP: (INSTANCES_ACCESSED, "D", None),
+    Action.APPROVE: (INSTANCES_ACCESSED, "U", None),
+    Action.REJECT: (INSTANCES_ACCESSED, "U", None),
     Action.CONFIGURATION: (SECURITY_ALERT, "E", dcm("110131", "Software Configuration")),
     Action.EXPORT: (EXPORT, "R", None),
     Action.START: (APPLICATION_ACTIVITY, "E", dcm("110120", "Application Start")),

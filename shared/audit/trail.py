@@ -28,6 +28,8 @@ class Action(StrEnum):
     RETRY = "retry"
     RELEASE = "release"
     DROP = "drop"
+    APPROVE = "approve"  # a reviewer let a series under review go
+    REJECT = "reject"  # a reviewer kept it back
     CONFIGURATION = "configuration"
     EXPORT = "export"  # a series delivered to its destinations
     START = "start"
