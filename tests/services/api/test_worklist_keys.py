@@ -48,3 +48,20 @@ def test_a_row_collected_before_a_key_rotation_is_still_recognised(
                                                             json=WORKLIST)
     (row,) = again.json()["rows"]
     assert row["state"] == "DONE" and row["reason"].startswith("collected already")
+
+
+
+@pytest.mark.parametrize(("field", "value", "where"), [
+    ("csv", "accession_number\nACC-\x00-1\n", "line 2"),
+    ("csv", "ACC-1\nACC-\x1b-2\n", "line 2"),
+    ("name", "list\x00one", "name"),
+])
+def test_a_worklist_with_a_control_character_is_refused_by_name(
+        tmp_path: Path, field: str, value: str, where: str) -> None:
+    """A NUL cannot be stored in a PostgreSQL text column: it must be refused with the
+    line it is on, not reach the database as a server error."""
+    answer = operator(tmp_path, OLD_KEY).post("/api/v1/collections",
+                                              json={**WORKLIST, field: value})
+    assert answer.status_code == 422, answer.text
+    assert where in answer.text and "control character" in answer.text
+    assert "ACC-" not in answer.text
