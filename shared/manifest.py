@@ -51,11 +51,18 @@ class Confirmation:
     proof: str  # how the destination showed it holds each instance
     instances_confirmed: int
     confirmed_at: str  # ISO 8601, UTC: the last of its instances' confirmations
+    # Instances this destination was sent in another transfer syntax than the series'
+    # files (its transfer_syntax list): the bytes it holds are these, not those.
+    transcoded: tuple[InstanceSent, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "proof": self.proof,
-                "instances_confirmed": self.instances_confirmed,
-                "confirmed_at": self.confirmed_at}
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "proof": self.proof,
+                               "instances_confirmed": self.instances_confirmed,
+                               "confirmed_at": self.confirmed_at}
+        if self.transcoded:  # absent otherwise, so a manifest without reads as before
+            out["instances_as_sent"] = [i.as_json() for i in sorted(
+                self.transcoded, key=lambda i: i.sop_instance_uid)]
+        return out
 
 
 @dataclass(frozen=True)
@@ -147,8 +154,13 @@ def check_manifest(document: dict[str, Any], files: Sequence[Path],
     lists. `every_instance`: each listed instance must be among the files too."""
     problems, key_id = signature_problems(document, trusted)
     report = Report(key_id=key_id, failures=list(problems))
-    listed = {str(i.get("sha256")): i for i in document["instances"] if isinstance(i, dict)}
-    by_file = {str(i.get("file")): i for i in listed.values()}
+    instances = [i for i in document["instances"] if isinstance(i, dict)]
+    # A destination sent in another transfer syntax holds other bytes of the same
+    # instance: either form is that instance.
+    as_sent = [i for d in document.get("destinations") or [] if isinstance(d, dict)
+               for i in d.get("instances_as_sent") or [] if isinstance(i, dict)]
+    listed = {str(i.get("sha256")): i for i in [*instances, *as_sent]}
+    by_file = {str(i.get("file")): i for i in instances}
     seen: set[str] = set()
     for path in files:
         try:
@@ -158,14 +170,14 @@ def check_manifest(document: dict[str, Any], files: Sequence[Path],
             continue
         entry = listed.get(digest)
         if entry is not None and entry.get("bytes") == size:
-            seen.add(digest)
+            seen.add(str(entry.get("sop_instance_uid")))
             report.checked.append(f"{path}: {entry.get('sop_instance_uid')}")
         elif path.name in by_file:
             report.failures.append(f"{path}: its SHA-256 is not the one the manifest gives "
                                    f"for instance {by_file[path.name].get('sop_instance_uid')}")
         else:
             report.failures.append(f"{path}: not an instance the manifest lists")
-    missing = [str(i.get("sop_instance_uid")) for d, i in listed.items() if d not in seen]
+    missing = [uid for i in instances if (uid := str(i.get("sop_instance_uid"))) not in seen]
     if every_instance:
         report.failures += [f"instance {uid}: listed in the manifest, not found" for uid in missing]
     else:

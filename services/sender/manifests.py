@@ -95,11 +95,13 @@ class ManifestWriter:
         for destination in destinations:
             times = [r.confirmed_at for r in rows
                      if r.destination == destination.name and r.confirmed_at is not None]
-            kind = type(destination).name
-            proof = COMMITMENT_PROOF if isinstance(destination, CommittedDicomDestination) \
+            itself = getattr(destination, "inner", destination)  # behind a transcoding step
+            kind = type(itself).name
+            proof = COMMITMENT_PROOF if isinstance(itself, CommittedDicomDestination) \
                 else PROOFS.get(kind, "the destination's own check")
             out.append(Confirmation(destination.name, kind, proof, len(times),
-                                    _iso(max(times)) if times else ""))
+                                    _iso(max(times)) if times else "",
+                                    _transcoded(series, destination)))
         return out
 
     def _store(self, series_id: int, content: bytes) -> None:
@@ -120,6 +122,21 @@ def _hashed(series: OutgoingSeries) -> list[InstanceSent]:
 
     with ThreadPoolExecutor(HASH_THREADS) as pool:
         return list(pool.map(one, range(len(series.instances))))
+
+
+def _transcoded(series: OutgoingSeries, destination: Destination) -> tuple[InstanceSent, ...]:
+    """What a destination with a transfer_syntax list was given in place of the series'
+    own files."""
+    sent_files = getattr(destination, "sent_files", None)
+    if sent_files is None:
+        return ()
+    own = {i.sop_instance_uid: i.path for i in series.instances}
+    out = []
+    for sop_instance_uid, path in sorted(sent_files(series).items()):
+        if path != own.get(sop_instance_uid):
+            size, digest = sha256_of(path)
+            out.append(InstanceSent(sop_instance_uid, size, digest))
+    return tuple(out)
 
 
 def _iso(moment: datetime) -> str:

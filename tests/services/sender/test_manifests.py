@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydicom import dcmread
+from pydicom.uid import RLELossless
 from sqlmodel import Session, select
 
 from relay_sender.destinations import (
@@ -22,6 +24,7 @@ from relay_sender.destinations import (
 from relay_sender.handlers import SendContext, send_series
 from relay_sender.manifests import ManifestWriter
 from relay_sender.orthanc import OrthancDestination
+from relay_sender.transcode import TranscodingDestination
 from relay_shared.deid.table import table_sha256
 from relay_shared.manifest import MANIFEST_NAME, relay_version
 from relay_shared.models import Event, Series, Status
@@ -284,3 +287,30 @@ def test_a_production_sender_without_a_signing_key_stops_naming_both_ways_out(
     assert result.returncode == 2, result.stderr[-2000:]
     assert "RELAY_SIGNING_KEY: not set in production" in result.stderr
     assert "RELAY_MANIFESTS=false" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_outbox_sent_in_another_transfer_syntax_verifies_against_what_it_holds(
+        tmp_path: Path) -> None:
+    """A destination with a transfer_syntax list holds transcoded bytes: the manifest
+    lists those under the destination, and they verify as the instances they are."""
+    rt = make_runtime(tmp_path / "var")
+    series_id = deidentified_series(tmp_path, rt)
+    outbox = tmp_path / "outbox"
+    rle = TranscodingDestination(FolderDestination(outbox), [RLELossless])
+    send_series(SendContext(rt.engine, rt.store, [rle], writer(rt)), series_id)
+    (manifest,) = outbox.rglob(MANIFEST_NAME)
+    files = sorted(manifest.parent.glob("*.dcm"))
+    assert {str(dcmread(f).file_meta.TransferSyntaxUID) for f in files} == {RLELossless}
+
+    document = json.loads(manifest.read_bytes())
+    (confirmation,) = document["destinations"]
+    as_sent = {i["sop_instance_uid"]: i["sha256"] for i in confirmation["instances_as_sent"]}
+    assert sorted(as_sent) == sorted(i["sop_instance_uid"] for i in document["instances"])
+    assert not set(as_sent.values()) & {i["sha256"] for i in document["instances"]}
+
+    code, out = verify(manifest)
+    assert code == 0, out
+    assert out.count("ok    ") == 3
+    flip_one_byte(files[0])
+    code, out = verify(manifest)
+    assert code == 1 and str(files[0]) in out
