@@ -130,6 +130,7 @@ class Orthanc:
     aet: str = "ORTHANC"
     process: subprocess.Popen[bytes] | None = None
     modalities: dict[str, list[object]] = field(default_factory=dict)
+    lua_scripts: list[Path] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -149,6 +150,7 @@ class Orthanc:
             "DicomModalities": self.modalities, "DicomAlwaysAllowStore": True,
             "DicomCheckCalledAet": False, "StableAge": 2, "SaveJobs": False,
             "HttpServerEnabled": True, "DicomServerEnabled": True,
+            "LuaScripts": [str(script) for script in self.lua_scripts],
         }
         (self.root / "orthanc.json").write_text(json.dumps(config))
         log = open(self.root / "orthanc.log", "wb")  # noqa: SIM115 - lives as long as Orthanc
