@@ -21,15 +21,21 @@ primary like anyone else. What the first worker did outside the database in the
 meantime (files written, instances sent) is repeated at most once, and every stage
 is idempotent about it. docs/high-availability.md tells the whole argument.
 
-SQLite runs the relay as one process with an in-process bus, where no message is
-handed to two workers: there the lock is nothing.
+On SQLite the relay runs on one machine (`relay up`), its deid workers possibly
+processes of their own: there the lock is an exclusive ``flock`` on a file beside
+the database, one of a fixed set of slots chosen by the series id (two series
+sharing a slot only wait for each other). It too belongs to the holder's open
+file, so a process that dies lets go of it at once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -39,6 +45,8 @@ from relay_shared.db import pinned
 # The first key of the relay's advisory locks ("RELY"), so that another program's
 # advisory locks in the same database never collide with a series id.
 NAMESPACE = 0x52454C59
+# Lock files of a SQLite database; a few kilobytes of empty files, made as needed.
+FILE_SLOTS = 1024
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +59,8 @@ def _shared(engine: Engine) -> bool:
 def exclusive(engine: Engine, series_id: int) -> Iterator[None]:
     """Hold the series' lock for the block, waiting for whoever holds it now."""
     if not _shared(engine):
-        yield
+        with _file_lock(engine, series_id):
+            yield
         return
     with engine.connect() as connection:
         connection.execute(text("SELECT pg_advisory_lock(:namespace, :series_id)"),
@@ -62,6 +71,24 @@ def exclusive(engine: Engine, series_id: int) -> Iterator[None]:
                 yield
         finally:
             _release(connection, series_id)
+
+
+@contextmanager
+def _file_lock(engine: Engine, series_id: int) -> Iterator[None]:
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield  # a database of this process alone
+        return
+    folder = Path(f"{database}.locks")
+    folder.mkdir(exist_ok=True)
+    # Opened anew each time: a flock belongs to its open file, so two threads of one
+    # process exclude each other as two processes do.
+    descriptor = os.open(folder / f"{series_id % FILE_SLOTS}", os.O_RDWR | os.O_CREAT, 0o660)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # which lets go of the lock
 
 
 def _release(connection: Connection, series_id: int) -> None:

@@ -197,11 +197,13 @@ class RelayProcess:
     log_path: Path
     cwd: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    args: list[str] = field(default_factory=list)  # after the service's name
 
     def start(self) -> RelayProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         relay = str(Path(sys.executable).with_name("relay"))
-        self.process = subprocess.Popen([relay, self.service], env=self.env, stdout=log,
+        self.process = subprocess.Popen([relay, self.service, *self.args], env=self.env,
+                                        stdout=log,
                                         stderr=subprocess.STDOUT, cwd=self.cwd)
         return self
 
