@@ -39,12 +39,15 @@ from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session
 
 from relay_shared.db import pinned
 
 # The first key of the relay's advisory locks ("RELY"), so that another program's
 # advisory locks in the same database never collide with a series id.
 NAMESPACE = 0x52454C59
+# Ingest's key for a series it records, by its UID (the series may have no row yet).
+RECORDING_NAMESPACE = 0x52454C5A
 # Lock files of a SQLite database; a few kilobytes of empty files, made as needed.
 FILE_SLOTS = 1024
 
@@ -89,6 +92,15 @@ def _file_lock(engine: Engine, series_id: int) -> Iterator[None]:
         yield
     finally:
         os.close(descriptor)  # which lets go of the lock
+
+
+def recording(session: Session, series_uid: str) -> None:
+    """Until the session's transaction ends, no other process records this series:
+    two ingest processes given parts of one series at once would each create it, or
+    each find the other's part missing. (SQLite: one process, writes in turn.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:uid))"),
+                        {"namespace": RECORDING_NAMESPACE, "uid": series_uid})
 
 
 def _release(connection: Connection, series_id: int) -> None:

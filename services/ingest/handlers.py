@@ -21,9 +21,10 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from relay_ingest.origin import is_origin_file, read_origin
+from relay_ingest import arrivals
+from relay_ingest.origin import is_origin_file, read_origin, read_staged_delivery
 from relay_ingest.routing import Routed, apply_route
-from relay_shared import filemodes, series_state
+from relay_shared import filemodes, series_lock, series_state
 from relay_shared.db import record_event, session_scope
 from relay_shared.dicomfiles import (
     DEFAULT_LIMITS,
@@ -33,7 +34,7 @@ from relay_shared.dicomfiles import (
     read_header,
 )
 from relay_shared.metrics import STAGE_SECONDS, count_failed
-from relay_shared.models import Image, Series, Status, Study
+from relay_shared.models import Image, Series, Stage, Status, Study
 from relay_shared.outbox import enqueue
 from relay_shared.paths import WorkStore
 from relay_shared.projects import Action, Arrival
@@ -147,12 +148,13 @@ def ingest_claimed(folder: Path, engine: Engine, store: WorkStore, uid_of: UidOf
     """Record, move and enqueue every series of a claimed folder; return their ids."""
     delivery = read_delivery(folder, limits)
     arrival = read_origin(folder)
+    part = read_staged_delivery(folder)
     series_ids: list[int] = []
     for original_series_uid, files in delivery.series.items():
         routed = route(arrival, files.accepted[0].path) if route else None
         with STAGE_SECONDS.labels(stage=SERVICE).time():
             series_id, conflicts = _ingest_series(files.accepted, engine, store, uid_of, queue,
-                                                  uid_of(original_series_uid), routed)
+                                                  uid_of(original_series_uid), routed, part)
         series_ids.append(series_id)
         if files.rejected or conflicts:
             _quarantine_bad([*files.rejected, *conflicts], series_id, engine, store)
@@ -166,12 +168,16 @@ def ingest_claimed(folder: Path, engine: Engine, store: WorkStore, uid_of: UidOf
 
 
 def _ingest_series(files: list[Received], engine: Engine, store: WorkStore, uid_of: UidOf,
-                   queue: str, series_uid: str, routed: Routed | None
+                   queue: str, series_uid: str, routed: Routed | None, part: str | None = None
                    ) -> tuple[int, list[tuple[Path, str]]]:
     first = files[0].header
     with session_scope(engine) as session:
+        series_lock.recording(session, series_uid)
         study = _get_or_create_study(session, uid_of(first.study_instance_uid))
         series = session.exec(select(Series).where(Series.series_uid == series_uid)).first()
+        # A series whose earlier part is in, waiting for this one to start (arrivals.py).
+        waiting = series is not None and series.status is Status.NEW \
+            and series.stage is Stage.DEID
         if series is None:
             series = Series(series_uid=series_uid, study_id=study.id, modality=first.modality,
                             trace_id=uuid.uuid4().hex)
@@ -184,10 +190,12 @@ def _ingest_series(files: list[Received], engine: Engine, store: WorkStore, uid_
             if action is Action.DROP:
                 discarded, outcome.moves = outcome.moves, []
         to_deid = bool(outcome.moves) and action is Action.SEND
+        complete = arrivals.taken_in(session, series_uid, part)
         series_state.received(session, series, f"{len(outcome.moves)} new instance(s), "
                               f"{outcome.duplicates} already held, "
-                              f"{len(outcome.conflicts)} conflicting", to_deid)
-        if to_deid:
+                              f"{len(outcome.conflicts)} conflicting"
+                              + ("" if complete else "; other parts still arriving"), to_deid)
+        if complete and action is Action.SEND and (to_deid or waiting):
             enqueue(session, queue, series)
         series_id = series.id
     assert series_id is not None

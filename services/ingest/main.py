@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from relay_ingest import collector, follower, scp
+from relay_ingest.arrivals import Arrivals
 from relay_ingest.handlers import claim, ingest_claimed, is_finished
 from relay_ingest.origin import is_origin_file, note_folder_origin
 from relay_ingest.routing import IngestRouter
@@ -24,7 +25,9 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
     assert incoming is not None
     if rt.settings.scp_port:
         tlsconfig.scp_context(rt.settings)  # a certificate that cannot be used stops start-up
-    network = asyncio.create_task(scp.serve(rt.settings, stop)) if rt.settings.scp_port else None
+    arrivals = Arrivals(rt.engine, rt.pseudonymizer.uid, rt.settings.stable_age)
+    network = asyncio.create_task(scp.serve(rt.settings, stop, arrivals)) \
+        if rt.settings.scp_port else None
     # Pull sources run beside the watch loop; what they fetch lands in incoming.
     pulls = [asyncio.create_task(follower.run(rt, stop))] if rt.settings.follow_orthanc_urls \
         else []

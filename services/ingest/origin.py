@@ -21,9 +21,10 @@ log = logging.getLogger(__name__)
 ORIGIN_FILE = ".relay-origin.json"
 
 
-def write_origin(folder: Path, arrival: Arrival) -> None:
+def write_origin(folder: Path, arrival: Arrival, delivery: str | None = None) -> None:
+    """``delivery``: the staged delivery this folder is (a part of a series, arrivals.py)."""
     data = {"source": arrival.source, "calling_ae": arrival.calling_ae,
-            "incoming_subdir": arrival.incoming_subdir}
+            "incoming_subdir": arrival.incoming_subdir, "delivery": delivery}
     partial = folder / f"{ORIGIN_FILE}.part"
     partial.write_text(json.dumps(data), encoding="utf-8")
     os.replace(partial, folder / ORIGIN_FILE)
@@ -41,6 +42,15 @@ def read_origin(folder: Path) -> Arrival:
         log.warning("unreadable origin file: the delivery is taken as a folder delivery",
                     extra={"delivery": folder.name})
         return Arrival(Source.FOLDER.value)
+
+
+def read_staged_delivery(folder: Path) -> str | None:
+    """The staged delivery the folder was, if the SCP made it."""
+    try:
+        data = json.loads((folder / ORIGIN_FILE).read_text(encoding="utf-8"))
+        return _text(data.get("delivery"))
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _text(value: object) -> str | None:

@@ -38,6 +38,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from relay_ingest import receiving, staging
+from relay_ingest.arrivals import Arrivals
 from relay_ingest.staging import Staging
 from relay_shared import dicomfiles, tlsconfig
 from relay_shared.dicom import header
@@ -257,8 +258,10 @@ def start(settings: Settings, receiver: Receiver) -> ThreadedAssociationServer:
     return server
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Receive over the network until stopped, closing stable series as they go quiet."""
+async def serve(settings: Settings, stop: asyncio.Event, arrivals: Arrivals | None = None
+                ) -> None:
+    """Receive over the network until stopped, closing stable series as they go quiet
+    (with ``arrivals``, quiet at every SCP process of the relay)."""
     assert settings.staging_dir is not None and settings.incoming_dir is not None
     staging.recover(settings.staging_dir, settings.incoming_dir)
     area = Staging(settings.staging_dir, settings.incoming_dir, settings.stable_age)
@@ -279,12 +282,36 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         return
     try:
         while not stop.is_set():
-            area.close_stable()
+            await asyncio.to_thread(_close_round, area, arrivals)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), min(CLOSE_INTERVAL, settings.stable_age))
     finally:
         await asyncio.to_thread(_shut_down, server)
-        area.close_all()
+        await asyncio.to_thread(_mark_handed_over, arrivals, area.close_all())
+
+
+def _close_round(area: Staging, arrivals: Arrivals | None) -> None:
+    if arrivals is None:
+        area.close_stable()
+        return
+    try:
+        arrivals.note(area.open_parts())
+        handed = area.close_stable(lambda uids: arrivals.quiet(uids))
+    except Exception:  # the database is down: nothing closes until it is back
+        log.warning("staged series not closed this round: the database is unavailable",
+                    exc_info=True)
+        return
+    _mark_handed_over(arrivals, handed)
+
+
+def _mark_handed_over(arrivals: Arrivals | None, handed: list[Path]) -> None:
+    if arrivals is None:
+        return
+    for folder in handed:
+        try:
+            arrivals.handed_over(folder.name)
+        except Exception:  # its heartbeat stops: after a while it no longer holds anyone up
+            log.warning("a handed-over series part could not be recorded", exc_info=True)
 
 
 def _shut_down(server: ThreadedAssociationServer) -> None:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from relay_ingest.arrivals import OpenPart
 from relay_ingest.origin import is_origin_file, write_origin
 from relay_shared.projects import Arrival, Source
 
@@ -55,6 +56,11 @@ class _OpenDelivery:
     last_arrival: float
     instances: int = 0
     writing: int = 0
+    arrived: bool = True  # since the last look of open_parts()
+
+
+# Given the series (as received) quiet here, those that may close: quiet everywhere.
+MayClose = Callable[[list[str]], set[str]]
 
 
 class Staging:
@@ -98,7 +104,8 @@ class Staging:
             if delivery is None:
                 folder = self._staging_dir / f"scp-{uid_key(series_uid)}-{uuid.uuid4().hex[:8]}"
                 folder.mkdir(parents=True)
-                write_origin(folder, Arrival(Source.SCP.value, calling_ae=calling_ae))
+                write_origin(folder, Arrival(Source.SCP.value, calling_ae=calling_ae),
+                             delivery=folder.name)
                 delivery = self._open[series_uid] = _OpenDelivery(folder, self._clock())
             delivery.writing += 1
         try:
@@ -111,15 +118,32 @@ class Staging:
             delivery.writing -= 1
             delivery.last_arrival = self._clock()
             delivery.instances += 1
+            delivery.arrived = True
         return path
 
-    def close_stable(self) -> list[Path]:
-        """Hand every series that has been quiet for the stable age over to ingest."""
+    def open_parts(self) -> list[OpenPart]:
+        """The deliveries open here, each saying whether an instance arrived since the
+        last call (for the other SCP processes, see arrivals.py)."""
         with self._lock:
-            now = self._clock()
-            stable = [uid for uid, d in self._open.items()
-                      if not d.writing and now - d.last_arrival >= self._stable_age]
-            closing = [self._open.pop(uid) for uid in stable]
+            parts = [OpenPart(d.folder.name, uid, d.arrived) for uid, d in self._open.items()]
+            for delivery in self._open.values():
+                delivery.arrived = False
+        return parts
+
+    def _stable(self) -> list[str]:
+        now = self._clock()
+        return [uid for uid, d in self._open.items()
+                if not d.writing and now - d.last_arrival >= self._stable_age]
+
+    def close_stable(self, may_close: MayClose | None = None) -> list[Path]:
+        """Hand every series that has been quiet for the stable age over to ingest;
+        with ``may_close``, only those it allows (asked without holding the lock)."""
+        with self._lock:
+            stable = self._stable()
+        allowed = set(stable) if may_close is None or not stable else may_close(stable)
+        with self._lock:
+            # An instance may have arrived while asking: still stable, or left open.
+            closing = [self._open.pop(uid) for uid in self._stable() if uid in allowed]
         handed = []
         for delivery in closing:
             target = hand_over(delivery.folder, self._incoming_dir)
