@@ -48,6 +48,9 @@ from relay_shared.db import pinned
 NAMESPACE = 0x52454C59
 # Ingest's key for a series it records, by its UID (the series may have no row yet).
 RECORDING_NAMESPACE = 0x52454C5A
+# A process's hold on something of its own on the shared volume, by name: a staging
+# area, a claimed delivery. Released when it ends, however it ends.
+HOLDING_NAMESPACE = 0x52454C5B
 # Lock files of a SQLite database; a few kilobytes of empty files, made as needed.
 FILE_SLOTS = 1024
 
@@ -101,6 +104,39 @@ def recording(session: Session, series_uid: str) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:uid))"),
                         {"namespace": RECORDING_NAMESPACE, "uid": series_uid})
+
+
+@contextmanager
+def holding(engine: Engine, name: str, wait: bool = True) -> Iterator[bool]:
+    """Hold ``name`` for the block; without ``wait``, yield False at once when another
+    process holds it. Other processes of the relay share the data volume only with a
+    PostgreSQL database; on SQLite this process is the only one."""
+    if not _shared(engine):
+        yield True
+        return
+    function = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
+    with engine.connect() as connection:
+        answer = connection.execute(text(f"SELECT {function}(:namespace, hashtext(:name))"),
+                                    {"namespace": HOLDING_NAMESPACE, "name": name}).scalar()
+        connection.commit()
+        got = wait or bool(answer)  # pg_advisory_lock answers nothing: it waited
+        try:
+            yield got
+        finally:
+            if got:
+                try:
+                    connection.execute(text("SELECT pg_advisory_unlock(:namespace, "
+                                            "hashtext(:name))"),
+                                       {"namespace": HOLDING_NAMESPACE, "name": name})
+                    connection.commit()
+                except Exception:  # the session ended, and its lock with it
+                    connection.invalidate()
+
+
+def held_by_someone(engine: Engine, name: str) -> bool:
+    """Whether a live process holds ``name`` (see holding)."""
+    with holding(engine, name, wait=False) as got:
+        return not got
 
 
 def _release(connection: Connection, series_id: int) -> None:

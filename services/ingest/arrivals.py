@@ -55,6 +55,10 @@ class Arrivals:
         self._uid_of = uid_of
         self._stable_age = timedelta(seconds=stable_age)
 
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
     def note(self, parts: Iterable[OpenPart]) -> None:
         """This replica still holds these parts; those with new arrivals, since now."""
         now = utcnow()

@@ -12,7 +12,7 @@ from relay_ingest.arrivals import Arrivals
 from relay_ingest.handlers import claim, ingest_claimed, is_finished
 from relay_ingest.origin import is_origin_file, note_folder_origin
 from relay_ingest.routing import IngestRouter
-from relay_shared import outbox, tlsconfig
+from relay_shared import outbox, series_lock, tlsconfig
 from relay_shared.dicomfiles import SizeLimits
 from relay_shared.metrics import INSTANCES_RECEIVED
 from relay_shared.runtime import Runtime
@@ -45,7 +45,11 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
                 break
             if is_finished(folder):
                 note_folder_origin(folder, subdir)
-                await _ingest(rt, router, claim(folder, rt.store))
+                try:
+                    claimed = claim(folder, rt.store)
+                except FileNotFoundError:  # another ingest process claimed it first
+                    continue
+                await _ingest(rt, router, claimed)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), rt.settings.watch_interval)
     if network is not None:
@@ -84,6 +88,18 @@ def _deliveries(incoming: Path, subdirs: frozenset[str],
 
 
 async def _ingest(rt: Runtime, router: IngestRouter, claimed: Path) -> None:
+    """Take in a claimed folder, unless another ingest process is on it: every process
+    sharing the volume takes up claimed folders, left by one that stopped mid-way."""
+    try:
+        with series_lock.holding(rt.engine, f"claimed/{claimed.name}", wait=False) as ours:
+            if ours and claimed.is_dir():
+                await _ingest_held(rt, router, claimed)
+    except Exception:  # the database is down: the folder stays claimed for the next round
+        log.warning("claimed delivery not taken up this round", exc_info=True)
+        await asyncio.sleep(rt.settings.retry_base_delay)
+
+
+async def _ingest_held(rt: Runtime, router: IngestRouter, claimed: Path) -> None:
     count = sum(1 for p in claimed.rglob("*")
                 if p.is_file() and not p.is_symlink() and not is_origin_file(p))
     try:

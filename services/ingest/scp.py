@@ -40,7 +40,8 @@ from pynetdicom.transport import ThreadedAssociationServer
 from relay_ingest import receiving, staging
 from relay_ingest.arrivals import Arrivals
 from relay_ingest.staging import Staging
-from relay_shared import dicomfiles, tlsconfig
+from relay_shared import dicomfiles, series_lock, tlsconfig
+from relay_shared.db import PROCESS_NAME
 from relay_shared.dicom import header
 from relay_shared.dicom.status import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, SUCCESS
 from relay_shared.dicomnet import encode_store_responses, tune_connection
@@ -263,8 +264,26 @@ async def serve(settings: Settings, stop: asyncio.Event, arrivals: Arrivals | No
     """Receive over the network until stopped, closing stable series as they go quiet
     (with ``arrivals``, quiet at every SCP process of the relay)."""
     assert settings.staging_dir is not None and settings.incoming_dir is not None
-    staging.recover(settings.staging_dir, settings.incoming_dir)
-    area = Staging(settings.staging_dir, settings.incoming_dir, settings.stable_age)
+    if arrivals is None:
+        staging.recover(settings.staging_dir, settings.incoming_dir)
+        await _serve_area(settings, stop, settings.staging_dir, None)
+        return
+    # Other processes may stage on the same volume: this one keeps to an area of its
+    # own, held (by a database lock) for as long as it lives.
+    area_dir = staging.process_area(settings.staging_dir, PROCESS_NAME)
+    with series_lock.holding(arrivals.engine, area_dir.name):
+        await asyncio.to_thread(
+            staging.recover_areas, settings.staging_dir, settings.incoming_dir,
+            # Its own area is left from an earlier life of this process: taken up too.
+            lambda name: name != area_dir.name
+            and series_lock.held_by_someone(arrivals.engine, name))
+        await _serve_area(settings, stop, area_dir, arrivals)
+
+
+async def _serve_area(settings: Settings, stop: asyncio.Event, area_dir: Path,
+                      arrivals: Arrivals | None) -> None:
+    assert settings.incoming_dir is not None
+    area = Staging(area_dir, settings.incoming_dir, settings.stable_age)
     receiving.clear_spool(area.spool_dir)
     try:
         receiver = Receiver(area, settings.scp_allowed_hosts,

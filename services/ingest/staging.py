@@ -180,8 +180,33 @@ def recover(staging_dir: Path, incoming_dir: Path) -> list[Path]:
     if not staging_dir.is_dir():
         return []
     handed = [hand_over(folder, incoming_dir) for folder in sorted(staging_dir.iterdir())
-              if folder.is_dir() and folder.name != SPOOL_FOLDER]
+              if folder.is_dir() and folder.name != SPOOL_FOLDER
+              and not folder.name.startswith(AREA_PREFIX)]
     return [path for path in handed if path is not None]
+
+
+# SCP processes sharing the data volume each stage into an area of their own, so that
+# one starting never hands over, nor clears the spool of, another one's open series.
+AREA_PREFIX = "process-"
+
+
+def process_area(staging_dir: Path, process_name: str) -> Path:
+    return staging_dir / (AREA_PREFIX + "".join(c if c.isalnum() or c in "-." else "_"
+                                                for c in process_name))
+
+
+def recover_areas(staging_dir: Path, incoming_dir: Path, alive: Callable[[str], bool]
+                  ) -> list[Path]:
+    """The deliveries of every area whose process is gone (``alive`` says, by the
+    area's name), and those staged before areas were, handed over; the areas removed."""
+    handed = recover(staging_dir, incoming_dir)
+    if not staging_dir.is_dir():
+        return handed
+    for area in sorted(staging_dir.iterdir()):
+        if area.is_dir() and area.name.startswith(AREA_PREFIX) and not alive(area.name):
+            handed += recover(area, incoming_dir)
+            shutil.rmtree(area, ignore_errors=True)  # its spool: never acknowledged
+    return handed
 
 
 def write_instance(folder: Path, sop_instance_uid: str, *parts: bytes) -> Path:
