@@ -2,8 +2,11 @@
 
 One run, one machine, the same files for every row:
   baselines   plain pydicom read + write; Orthanc's own REST upload (1 and 4 connections)
-  pipeline    first file in incoming -> last series DONE, with 1 and with 2 deid workers,
-              each stage's rate from the series' event history, peak memory per process
+  embedded    `relay up` on its defaults (SQLite, its queue file, the outbox folder, a deid
+              process per core): first file in incoming -> last series DONE
+  pipeline    first file in incoming -> last series DONE at Orthanc, 1 deid worker and 1
+              sender, then 2 and 2; each stage's rate from the series' event history,
+              peak memory per process
   deid drain  a queued backlog de-identified by 1 worker, then by 2 (nothing else running)
   memory      optional: peak memory of the deid worker on one long series
   bus         messages through the relay's bus, quorum queues (as it runs) against
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
@@ -46,6 +50,7 @@ from tests.support.services import (
     AMQP_URL,
     Orthanc,
     RelayProcess,
+    answers,
     create_database,
     delete_queues,
     free_port,
@@ -192,11 +197,46 @@ def deliver_all(folders: list[Path], incoming: Path) -> None:
         partial.rename(partial.with_name(partial.name.split(".tmp")[0]))
 
 
-def pipeline_run(root: Path, orthanc: Orthanc, folders: list[Path], workers: int) -> Run:
+def embedded_run(root: Path, folders: list[Path], workers: int | None) -> float:
+    """`relay up` as a newcomer runs it, timed from the renames into incoming to the
+    last series DONE in its SQLite database."""
+    data = root / "var"
+    api_port = free_port()
+    env = relay_env({}, data_dir=data, deid_secret="benchmark-secret-0123456789",
+                    watch_interval=0.2, log_level="WARNING", api_port=api_port)
+    args = [] if workers is None else ["--workers", str(workers)]
+    proc = RelayProcess("up", env, root / "up.log", args=args)
+    root.mkdir(parents=True, exist_ok=True)
+    proc.start()
+    try:
+        wait_until(lambda: answers(f"http://127.0.0.1:{api_port}/readyz", proc), 120,
+                   "relay up")
+        time.sleep(3)  # its deid processes start beside it: not the pipeline's throughput
+        staged = root / "staged"
+        deliver_all(folders, staged)
+        (data / "incoming").mkdir(parents=True, exist_ok=True)
+
+        def done() -> int:
+            with sqlite3.connect(data / "relay.db") as db:
+                row = db.execute("SELECT count(*) FROM series WHERE status = 'DONE'").fetchone()
+            return int(row[0])
+
+        started = time.perf_counter()
+        for folder in sorted(staged.iterdir()):
+            folder.rename(data / "incoming" / folder.name)
+        wait_until(lambda: done() == len(folders), 3600, "relay up", 0.1)
+        return len(files_of(folders)) / (time.perf_counter() - started)
+    finally:
+        proc.stop()
+
+
+def pipeline_run(root: Path, orthanc: Orthanc, folders: list[Path], workers: int,
+                 senders: int = 1) -> Run:
     orthanc.clear()
     pipe = Pipeline(root, orthanc)
     try:
-        for name, service in [("ingest", "ingest"), ("sender", "sender"),
+        for name, service in [("ingest", "ingest"),
+                              *[(f"sender{n}", "sender") for n in range(senders)],
                               *[(f"deid{n}", "deid") for n in range(workers)]]:
             pipe.start(name, service)
         pipe.wait_ready()
@@ -329,6 +369,8 @@ def main() -> None:
     parser.add_argument("--memory-series", type=int, default=0,
                         help="also measure deid's peak memory on one series this long")
     parser.add_argument("--bus-messages", type=int, default=2000)
+    parser.add_argument("--embedded-workers", type=int, default=None,
+                        help="`relay up --workers N` (default: its own, one per core)")
     parser.add_argument("--only-bus", action="store_true",
                         help="only the bus rows (quorum against classic queues)")
     parser.add_argument("--bus-cluster", action="store_true",
@@ -353,15 +395,25 @@ def report(root: Path, orthanc: Orthanc, args: argparse.Namespace) -> None:
     base = {"pydicom read+write": pydicom_rate(files, root / "pydicom-out"),
             "Orthanc REST upload, 1 connection": orthanc_upload_rate(orthanc, files, 1),
             "Orthanc REST upload, 4 connections": orthanc_upload_rate(orthanc, files, 4)}
-    runs = {w: pipeline_run(root / f"run{w}", orthanc, folders, w) for w in (1, 2)}
+    embedded = embedded_run(root / "embedded", folders, args.embedded_workers)
+    pydicom_after = pydicom_rate(files, root / "pydicom-out-2")  # the load may have moved
+    runs = {w: pipeline_run(root / f"run{w}", orthanc, folders, w, senders=w) for w in (1, 2)}
+    upload4_after = orthanc_upload_rate(orthanc, files, 4)
     drains = {w: deid_drain(root / f"drain{w}", orthanc, folders, w) for w in (1, 2)}
     upload1 = base["Orthanc REST upload, 1 connection"]
+    pydicom = (base["pydicom read+write"] + pydicom_after) / 2
+    upload4 = (base["Orthanc REST upload, 4 connections"] + upload4_after) / 2
     print("\n| measure | instances/s | ratio |\n| --- | --- | --- |")
     for name, rate in base.items():
         print(f"| {name} | {rate:.0f} | |")
+    print(f"| pydicom read+write, again after `relay up` | {pydicom_after:.0f} | |")
+    print(f"| Orthanc REST upload, 4 connections, again | {upload4_after:.0f} | |")
+    print(f"| `relay up` end to end (embedded defaults) | {embedded:.0f} | "
+          f"{embedded / pydicom:.2f}x pydicom read+write (mean of both) |")
     for workers, run in runs.items():
-        print(f"| pipeline end to end, {workers} deid worker(s) | {run.rate:.0f} | "
-              f"{run.rate / upload1:.2f}x Orthanc upload (1 conn.) |")
+        print(f"| pipeline end to end, {workers} deid worker(s), {workers} sender(s) | "
+              f"{run.rate:.0f} | {run.rate / upload1:.2f}x Orthanc upload (1 conn.), "
+              f"{run.rate / upload4:.2f}x (4 conn., mean of both) |")
         for stage, rate in run.stage_rates.items():
             print(f"| - {stage} stage ({workers} deid) | {rate:.0f} | |")
     for workers, rate in drains.items():

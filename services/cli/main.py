@@ -57,9 +57,11 @@ def _run(service_names: list[str], probes: bool, upgrade_first: bool = False,
         upgrade(settings.sqlalchemy_url)
     mains = [_service_main(name) for name in service_names]
     if workers > 1:
-        mains.remove(_service_main("deid"))
+        in_workers = ["deid", *(["sender"] if worker_pool.sender_may_share(settings) else [])]
+        for name in in_workers:
+            mains.remove(_service_main(name))
         bus_file = None if settings.amqp_url else settings.data_dir / "bus.db"
-        mains.append(worker_pool.supervise(workers, bus_file))
+        mains.append(worker_pool.supervise(workers, bus_file, "sender" in in_workers))
     if worker_of is not None:
         mains.append(worker_pool.follow_parent(worker_of))
     bus = _file_bus(settings, bus_file, recover=worker_of is None) if bus_file else None
@@ -156,10 +158,13 @@ def deid(
                                                   "the pid of that process")] = None,
     bus_file: Annotated[Path | None, typer.Option(hidden=True, help="The SQLite bus file of "
                                                   "`relay up`")] = None,
+    with_sender: Annotated[bool, typer.Option(hidden=True, help="A worker of `relay up` that "
+                                              "sends too")] = False,
 ) -> None:
     """De-identify series from the deid queue (run as many as needed)."""
     # A worker of `relay up` has no probe port of its own: `relay up` answers for it.
-    _run(["deid"], probes=worker_of is None, bus_file=bus_file, worker_of=worker_of)
+    _run(["deid", "sender"] if with_sender else ["deid"], probes=worker_of is None,
+         bus_file=bus_file, worker_of=worker_of)
 
 
 @app.command()

@@ -3,7 +3,9 @@
 De-identification is Python work on every element of every header: in one process
 it runs on one core, whatever the machine has. `relay up` therefore starts N
 `relay deid` processes beside itself, on the same database and the same bus (the
-SQLite bus file of the data folder when there is no broker). It watches them: one
+SQLite bus file of the data folder when there is no broker). Each sends series too
+(the sender's work per instance is of the order of de-identification's), unless the
+sender must be one process; `relay up` keeps ingest and the api. It watches them: one
 that dies has its claimed messages handed back (the attempt counted) and is started
 again; at shutdown each is asked to finish its series within the grace.
 """
@@ -21,6 +23,8 @@ from pathlib import Path
 
 from relay_shared import metrics
 from relay_shared.runtime import Runtime, ServiceMain
+from relay_shared.settings import Destination as DestinationName
+from relay_shared.settings import Settings
 from relay_shared.sqlite_bus import SqliteBus
 
 log = logging.getLogger(__name__)
@@ -39,11 +43,22 @@ class ConfigurationRefused(RuntimeError):
     """A worker refused its configuration at start; `relay up` stops with it."""
 
 
-def worker_command(bus_file: Path | None) -> list[str]:
+def sender_may_share(settings: Settings) -> bool:
+    """Whether the workers may send too, each its own series: not when a sender must be
+    one process (it listens for storage commitment reports on one port, or dispatches
+    whole studies of a projects file)."""
+    return settings.projects is None and not (
+        DestinationName.DICOM in (settings.destinations or [])
+        and settings.dicom_verify == "commitment")
+
+
+def worker_command(bus_file: Path | None, with_sender: bool = False) -> list[str]:
     command = [sys.executable, "-c", "from relay_cli.main import main; main()", "deid",
                "--worker-of", str(os.getpid())]
     if bus_file is not None:
         command += ["--bus-file", str(bus_file)]
+    if with_sender:
+        command.append("--with-sender")
     return command
 
 
@@ -66,11 +81,12 @@ class Worker:
         log.info("deid worker started", extra={"worker": self.number, "pid": self.process.pid})
 
 
-def supervise(count: int, bus_file: Path | None) -> ServiceMain:
-    """A service of `relay up` that runs ``count`` deid worker processes until stopped."""
+def supervise(count: int, bus_file: Path | None, with_sender: bool = False) -> ServiceMain:
+    """A service of `relay up` that runs ``count`` deid worker processes until stopped
+    (``with_sender``: each sends the series it de-identified, and others', too)."""
 
     async def run(rt: Runtime, stop: asyncio.Event) -> None:
-        workers = [Worker(n, worker_command(bus_file)) for n in range(count)]
+        workers = [Worker(n, worker_command(bus_file, with_sender)) for n in range(count)]
         for worker in workers:
             await worker.start()
         try:

@@ -239,6 +239,7 @@ def _record_images(session: Session, series: Series, files: list[Received], uid_
         select(Image).where(col(Image.sop_uid).in_(list(by_uid))))}
     outcome = Recorded(duplicates=len(files) - len(by_uid))  # one instance twice in a delivery
     assert series.id is not None  # a recorded series
+    taken: list[tuple[Path, Image]] = []
     for sop_uid, received in by_uid.items():
         image = held.get(sop_uid)
         if image is not None and image.status not in (Status.FAILED, Status.IGNORED):
@@ -250,9 +251,12 @@ def _record_images(session: Session, series: Series, files: list[Received], uid_
         series_state.image_to(image, Status.NEW)
         image.size_bytes, image.content_sha256 = received.path.stat().st_size, received.sha256
         session.add(image)
-        session.flush()
+        taken.append((received.path, image))
+    # One flush for the delivery: the inserts go as one statement, not one per image.
+    session.flush()
+    for path, image in taken:
         assert image.id is not None
-        outcome.moves.append((received.path, image.id))
+        outcome.moves.append((path, image.id))
     return outcome
 
 
