@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from relay_shared.bus import GiveUp, Handler, RetryPolicy, describe
+from relay_shared.bus import GiveUp, Handler, RetryPolicy, describe, wait_for_idle
 from relay_shared.db import PROCESS_NAME
 from relay_shared.messages import SeriesMessage
 
@@ -203,10 +203,7 @@ class SqliteBus:
         self._accepting = False
 
     async def wait_idle(self, timeout: float) -> bool:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self._busy and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
-        return self._busy == 0
+        return await wait_for_idle(lambda: self._busy, timeout)
 
     async def queue_depths(self) -> dict[str, int]:
         rows = await self._call(lambda c: c.execute(
