@@ -352,3 +352,17 @@ class PixelRuleProposal(SQLModel, table=True):
     decided_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
+class StagedDelivery(SQLModel, table=True):
+    """A series' instances gathered by one SCP process (one staged delivery), while it
+    receives them and until ingest takes them in. Several SCP processes behind one
+    address each gather a part of a series: a part closes only once the series is quiet
+    at every one of them, and de-identification starts only when no part is pending."""
+
+    __tablename__ = "staged_delivery"
+    id: int | None = Field(default=None, primary_key=True)
+    delivery: str = Field(max_length=128, unique=True)  # the staged folder's name
+    series_uid: str = Field(max_length=64, index=True)  # de-identified, as Series.series_uid
+    last_arrival: datetime = Field(default_factory=utcnow)
+    # The SCP process says every second that it still holds the part: one that died stops.
+    heartbeat_at: datetime = Field(default_factory=utcnow)
+    handed_over_at: datetime | None = None  # in incoming, for ingest to take

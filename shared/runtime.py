@@ -17,7 +17,6 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -30,7 +29,7 @@ from relay_shared.db import make_engine, require_current_schema
 from relay_shared.deid import Pseudonymizer
 from relay_shared.logs import enable_phi_debug, series_context
 from relay_shared.messages import SeriesMessage
-from relay_shared.metrics import IN_FLIGHT, STAGE_SECONDS
+from relay_shared.metrics import CONTENT_TYPE, IN_FLIGHT, STAGE_SECONDS, exposition
 from relay_shared.models import Stage
 from relay_shared.notify import delivery as notify_delivery
 from relay_shared.notify import record as notify_record
@@ -154,7 +153,7 @@ def probe_app(rt: Runtime) -> FastAPI:
 
     @app.get("/metrics")
     def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(), media_type=CONTENT_TYPE)
 
     return app
 
@@ -243,7 +242,8 @@ ServiceMain = Callable[[Runtime, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 async def run_services(settings: Settings, services: list[ServiceMain],
-                       probes_port: int | None, requeue_stuck: bool = False) -> None:
+                       probes_port: int | None, requeue_stuck: bool = False,
+                       bus: Bus | None = None) -> None:
     """Run services in this process until SIGTERM/SIGINT, then drain within the grace.
     A service that dies stops the process with its error, rather than leaving a
     half-working process that probes would still call alive."""
@@ -251,7 +251,7 @@ async def run_services(settings: Settings, services: list[ServiceMain],
     filemodes.secure(settings)
     probes = bind_port("RELAY_METRICS_PORT", settings.api_host, probes_port) \
         if probes_port else None
-    rt = build_runtime(settings)
+    rt = build_runtime(settings, bus)
     audit.write(rt.engine, audit.AuditEntry(
         action=audit.Action.START, actor=audit_exports.ACTOR, actor_kind="system",
         what=f"{', '.join(_service_name(s) for s in services)} started; "
@@ -314,7 +314,7 @@ async def consume_until_stopped(rt: Runtime, stop: asyncio.Event, queue: str,
         if rt.settings.fault_exit_after_commit == stage.value:
             log.error("fault injection: exiting between commit and publish")
             os._exit(137)
-        await outbox.flush(rt.engine, rt.bus)
+        await outbox.flush(rt.engine, rt.bus, series_id=message.series_id)
 
     async def give_up(message: SeriesMessage, error: str) -> None:
         await asyncio.to_thread(mark_failed, rt.engine, message.series_id, error, stage)

@@ -118,8 +118,9 @@ class Settings(AccessSettings, BaseSettings):
     orthanc_username: str | None = None
     orthanc_password: SecretStr | None = None
     http_timeout: float = Field(30.0, gt=0)
-    # Connections the sender opens at once to an Orthanc destination (REST): one
-    # connection leaves the destination idle between instances.
+    # Connections (Orthanc REST, DICOMweb STOW-RS) or associations (DICOM C-STORE) the
+    # sender has open at once to one destination: one leaves the destination idle
+    # between instances.
     send_concurrency: int = Field(4, ge=1, le=64)
 
     api_host: str = "127.0.0.1"

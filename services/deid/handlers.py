@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from relay_deid.guarding import guard_findings
 from relay_deid.identifiers import IdentifiersSource, LocalIdentifiers
 from relay_shared import series_lock, series_state
-from relay_shared.db import session_scope
+from relay_shared.db import record_event, session_scope
 from relay_shared.deid import (
     DeidConfig,
     Header,
@@ -277,12 +277,22 @@ def _finish(ctx: DeidContext, series_id: int, ids: Identifiers, origin: Origin,
         series.key_id = ids.key_id
         ok = sum(r.ok for r in results)
         held = series.audit["pixels"]["held"]
-        series_state.deidentified(session, series, f"{ok} image(s) de-identified, "
-                                  f"{len(results) - ok} failed, {held} held for burned-in text")
-        if reviewed and ok:
+        detail = (f"{ok} image(s) de-identified, {len(results) - ok} failed, {held} held "
+                  "for burned-in text")
+        done = {r.image_id for r in results}
+        late = sum(1 for image in images.values()
+                   if image.status is Status.NEW and image.id not in done)
+        if late and series.status is Status.NEW:
+            # Ingest recorded more of the series meanwhile and queued it again: the
+            # series waits for those, then goes out whole, once (and is reviewed whole).
+            record_event(session, series_id, SERVICE, "deidentified",
+                         f"{detail}; {late} more arrived meanwhile, de-identified next")
+        elif reviewed and ok:
+            series_state.deidentified(session, series, detail)
             _seal_before(session, ctx, series_id, results)
             series_state.awaiting_review(session, series, ctx.review.describe())
         else:
+            series_state.deidentified(session, series, detail)
             enqueue(session, ctx.send_queue, series)
     INSTANCES_DEIDENTIFIED.inc(ok)
     if ok < len(results):

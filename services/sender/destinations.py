@@ -86,9 +86,12 @@ class FolderDestination:
         return path
 
     def send(self, series: OutgoingSeries) -> None:
+        made: set[Path] = set()  # one series, one folder: made once, not per instance
         for instance in series.instances:
             target = self._path(series, instance.sop_instance_uid)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
             partial = target.with_name(target.name + ".part")
             _link_or_copy(instance.path, partial)
             os.replace(partial, target)

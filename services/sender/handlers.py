@@ -11,7 +11,6 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from pydicom import dcmread
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
@@ -25,6 +24,7 @@ from relay_sender.destinations import (
 )
 from relay_shared import series_lock, series_state
 from relay_shared.db import record_event, session_scope
+from relay_shared.deid.streamcopy import load_header
 from relay_shared.metrics import DESTINATION_ERRORS, INSTANCES_SENT
 from relay_shared.models import Delivery, DeliveryState, Image, Series, Stage, Status, utcnow
 from relay_shared.paths import WorkStore
@@ -89,9 +89,9 @@ def _outgoing(ctx: SendContext, series_id: int, images: list[Image]) -> Outgoing
     for image in images:
         assert image.id is not None
         path = ctx.store.deidentified(series_id, image.id)
-        header = dcmread(path, stop_before_pixels=True, specific_tags=[
-            "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"])
-        uids = [str(header.get(k, "")) for k in
+        # The relay's own header reader: pydicom's cost more per image than sending it.
+        header = load_header(path)
+        uids = [header.get(k).strip("\x00 ") for k in
                 ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
         if not all(valid_uid(uid) for uid in uids):
             refused.append(image.id)

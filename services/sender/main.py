@@ -52,7 +52,8 @@ def build_destinations(settings: Settings, engine: Engine | None = None) -> list
                                           settings.dicom_ae_title,
                                           settings.dicom_calling_ae_title, settings.dicom_timeout,
                                           tlsconfig.dicom_client_factory(settings,
-                                                                         settings.dicom_host)))
+                                                                         settings.dicom_host),
+                                          concurrency=settings.send_concurrency))
         elif name is DestinationName.DICOMWEB:
             assert settings.dicomweb_url is not None
             built.append(DicomWebDestination(
@@ -62,7 +63,7 @@ def build_destinations(settings: Settings, engine: Engine | None = None) -> list
                 token=_revealed(settings.dicomweb_token),
                 token_url=settings.dicomweb_token_url, client_id=settings.dicomweb_client_id,
                 client_secret=_revealed(settings.dicomweb_client_secret),
-                scope=settings.dicomweb_scope))
+                scope=settings.dicomweb_scope, concurrency=settings.send_concurrency))
         elif name is DestinationName.GCS:
             assert settings.gcs_bucket is not None
             # The engine lets it keep the searchable metadata subset of what it sent.

@@ -2,7 +2,7 @@
 under review, region rules proposed from the OCR gate's finds
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 """
 import sqlalchemy as sa
 import sqlmodel

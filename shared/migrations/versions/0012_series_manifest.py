@@ -1,7 +1,7 @@
 """series_manifest: the signed manifest of each delivered series
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0011
 """
 import sqlalchemy as sa
 import sqlmodel

@@ -1,7 +1,7 @@
 """series created_at index: the console filters series by the date they arrived
 
 Revision ID: 0013
-Revises: 0009
+Revises: 0012
 """
 from alembic import op
 
