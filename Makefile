@@ -33,7 +33,7 @@ test: setup system-deps ## Run every test: unit, integration (RabbitMQ, PostgreS
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: setup ## Only the tests that need nothing running
-	$(BIN)/pytest -q -m "not rabbitmq and not postgres and not orthanc and not dcmtk and not e2e and not gcs and not s3 and not podman and not cluster"
+	$(BIN)/pytest -q -m "not rabbitmq and not postgres and not orthanc and not dcmtk and not e2e and not gcs and not s3 and not podman and not cluster and not oidc and not rsyslog"
 
 lint: setup ## Ruff and mypy
 	$(BIN)/ruff check shared services tests

@@ -53,6 +53,14 @@ class Bus(Protocol):
     async def close(self) -> None: ...
 
 
+async def wait_for_idle(busy: Callable[[], int], timeout: float) -> bool:
+    """Wait until no message is in hand (``busy`` counts them); False if time ran out."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while busy() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    return busy() == 0
+
+
 def describe(exc: BaseException) -> str:
     """The error as the series, the dead-letter header and the API show it: the relay's
     own reason, or only the exception's type (its text may quote the file)."""
@@ -121,10 +129,7 @@ class InProcessBus:
         self._accepting = False
 
     async def wait_idle(self, timeout: float) -> bool:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self._busy and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
-        return self._busy == 0
+        return await wait_for_idle(lambda: self._busy, timeout)
 
     async def queue_depths(self) -> dict[str, int]:
         return {name: q.qsize() for name, q in self._queues.items()}

@@ -28,6 +28,7 @@ class Status(StrEnum):
     QUARANTINED = "QUARANTINED"
     IGNORED = "IGNORED"  # a project dropped it (or none took it): nothing kept but the record
     HELD = "HELD"  # its project holds it until an operator releases or drops it
+    REVIEW = "REVIEW"  # de-identified; waits for a reviewer to approve or reject it
 
 
 class Stage(StrEnum):
@@ -62,7 +63,8 @@ class Series(SQLModel, table=True):
     source: str | None = Field(default=None, max_length=16)
     project: str | None = Field(default=None, max_length=40, index=True)
     projects_sha256: str | None = Field(default=None, max_length=64)
-    created_at: datetime = Field(default_factory=utcnow)
+    # Indexed: the console filters by the date a series arrived.
+    created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow, index=True)
 
 
@@ -108,6 +110,20 @@ class Delivery(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text))
     attempts: int = 0
     confirmed_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SeriesManifest(SQLModel, table=True):
+    """The signed manifest of a delivered series, byte for byte as it was placed beside
+    the data: the API serves it for destinations that hold no files of their own."""
+
+    __tablename__ = "series_manifest"
+    id: int | None = Field(default=None, primary_key=True)
+    series_id: int = Field(foreign_key="series.id", unique=True)
+    signing_key_id: str = Field(max_length=64)
+    sha256: str = Field(max_length=64)  # of `content`
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
 
@@ -259,3 +275,94 @@ class Notification(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     delivered_at: datetime | None = None
+
+
+class AuditRecord(SQLModel, table=True):
+    """The security audit trail: who did or tried what, when, from where, with what
+    outcome. Append-only; sent on as a DICOM audit message when a syslog receiver is set.
+    ``actor`` is a token's or a user's name, never a token; ``detail`` names objects by
+    the relay's ids and pseudonyms only."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=128, index=True)
+    actor_kind: str = Field(max_length=16)  # token, user, system
+    role: str | None = Field(default=None, max_length=16)
+    action: str = Field(max_length=32, index=True)
+    outcome: str = Field(max_length=16)  # success, failure
+    address: str | None = Field(default=None, max_length=64)
+    series_id: int | None = Field(default=None, index=True)
+    detail: str | None = Field(default=None, sa_column=Column(Text))
+    process: str = Field(max_length=128)
+
+
+class WebSession(SQLModel, table=True):
+    """A dashboard sign-in, by the SHA-256 of its cookie: pending (state, nonce and the
+    PKCE verifier of a sign-in under way) until the provider sends the person back,
+    then signed in (who, with which role) until it expires or they sign out."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    cookie_sha256: str = Field(max_length=64, unique=True)
+    state: str | None = Field(default=None, max_length=128)
+    nonce: str | None = Field(default=None, max_length=128)
+    code_verifier: str | None = Field(default=None, max_length=128)
+    subject: str | None = Field(default=None, max_length=255)
+    name: str | None = Field(default=None, max_length=128)
+    role: str | None = Field(default=None, max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)
+class ReviewOriginal(SQLModel, table=True):
+    """What the profile changed in one image of a series under review, before it changed
+    it: sealed by the identifier vault, opened only for an admin (audited), and deleted
+    once the series is decided."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    series_id: int = Field(foreign_key="series.id", index=True)
+    image_id: int = Field(foreign_key="image.id", unique=True)
+    key_id: str = Field(max_length=32)
+    sealed: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ProposalState(StrEnum):
+    PROPOSED = "PROPOSED"  # waits for an admin
+    ACCEPTED = "ACCEPTED"  # a region rule: deid applies it to the next series
+    REFUSED = "REFUSED"  # an admin said no; the device is not proposed again
+
+
+class PixelRuleProposal(SQLModel, table=True):
+    """A region rule learned from where the OCR gate found text on a device no rule
+    covered. The device's make, model and image size are the rule's conditions; the
+    boxes, [x, y, width, height] in pixels, are where the text was read."""
+
+    __table_args__ = (UniqueConstraint("manufacturer", "model", "rows", "columns",
+                                       name="uq_pixelruleproposal_device"),)
+    id: int | None = Field(default=None, primary_key=True)
+    manufacturer: str = Field(max_length=64)
+    model: str = Field(max_length=64)
+    rows: int
+    columns: int
+    boxes: list[list[int]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    covers_text: bool = False
+    state: str = Field(default=ProposalState.PROPOSED.value, max_length=16, index=True)
+    # Held images whose text went into the boxes, and the last one.
+    images_seen: int = 0
+    last_image_id: int | None = None
+    decided_by: str | None = Field(default=None, max_length=160)
+    decided_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
+class StagedDelivery(SQLModel, table=True):
+    """A series' instances gathered by one SCP process (one staged delivery), while it
+    receives them and until ingest takes them in. Several SCP processes behind one
+    address each gather a part of a series: a part closes only once the series is quiet
+    at every one of them, and de-identification starts only when no part is pending."""
+
+    __tablename__ = "staged_delivery"
+    id: int | None = Field(default=None, primary_key=True)
+    delivery: str = Field(max_length=128, unique=True)  # the staged folder's name
+    series_uid: str = Field(max_length=64, index=True)  # de-identified, as Series.series_uid
+    last_arrival: datetime = Field(default_factory=utcnow)
+    # The SCP process says every second that it still holds the part: one that died stops.
+    heartbeat_at: datetime = Field(default_factory=utcnow)
+    handed_over_at: datetime | None = None  # in incoming, for ingest to take

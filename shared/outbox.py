@@ -26,12 +26,17 @@ def enqueue(session: Session, queue: str, series: Series) -> None:
     session.add(OutboxMessage(queue=queue, series_id=series.id, trace_id=series.trace_id))
 
 
-async def flush(engine: Engine, bus: Bus, older_than: timedelta | None = None) -> int:
-    """Publish pending rows; with ``older_than``, only rows nobody flushed in that time."""
+async def flush(engine: Engine, bus: Bus, older_than: timedelta | None = None,
+                series_id: int | None = None) -> int:
+    """Publish pending rows; with ``older_than``, only rows nobody flushed in that time;
+    with ``series_id``, only that series' rows (what a worker just committed: another
+    worker's rows are its own to publish, and two publishing one row send it twice)."""
     with Session(engine) as session:
         query = select(OutboxMessage).order_by(col(OutboxMessage.id))
         if older_than is not None:
             query = query.where(col(OutboxMessage.created_at) < utcnow() - older_than)
+        if series_id is not None:
+            query = query.where(col(OutboxMessage.series_id) == series_id)
         pending = list(session.exec(query))
     for row in pending:
         await bus.publish(row.queue, SeriesMessage(series_id=row.series_id,

@@ -60,6 +60,10 @@ class Settings(Protocol):
     @property
     def scp_tls_cert(self) -> Path | None: ...
     @property
+    def oidc_issuer(self) -> str | None: ...
+    @property
+    def audit_syslog(self) -> str | None: ...
+    @property
     def allow_insecure(self) -> list[Insecure]: ...
 
 # An HMAC key worth the name: 128 bits or more by zxcvbn's estimate of the guesses it
@@ -82,6 +86,7 @@ class Insecure(StrEnum):
     GCS_EMULATOR = "gcs-emulator"
     SCP_WITHOUT_ALLOW_LIST = "scp-without-allow-list"
     SCP_WITHOUT_TLS = "scp-without-tls"
+    PLAIN_SYSLOG = "plain-syslog"
 
 
 class UnsafeInProduction(ValueError):
@@ -140,6 +145,9 @@ def global_refusals(settings: Settings) -> list[UnsafeInProduction]:
         found.append(UnsafeInProduction("RELAY_GCS_ENDPOINT", "an emulator endpoint, spoken "
                                         "to without credentials", Insecure.GCS_EMULATOR))
     found.extend(_scp_refusals(settings))
+    if settings.audit_syslog and not settings.audit_syslog.startswith("tls://"):
+        found.append(UnsafeInProduction("RELAY_AUDIT_SYSLOG", "audit messages in plain TCP "
+                                        "(use tls://)", Insecure.PLAIN_SYSLOG))
     return [r for r in found if r.exception not in settings.allow_insecure]
 
 
@@ -154,6 +162,7 @@ def _remote_urls(settings: Settings) -> Iterable[tuple[str, str | None]]:
     yield "RELAY_DICOMWEB_URL", settings.dicomweb_url
     yield "RELAY_IDENTIFIERS_URL", settings.identifiers_url
     yield "RELAY_S3_ENDPOINT", settings.s3_endpoint
+    yield "RELAY_OIDC_ISSUER", settings.oidc_issuer
     for url in settings.follow_orthanc_urls:
         yield "RELAY_FOLLOW_ORTHANC_URLS", url
 
@@ -178,3 +187,28 @@ def check_for_service(settings: Settings, refusal: UnsafeInProduction) -> None:
     """Raise `refusal` if production does not accept it by name."""
     if settings.production and refusal.exception not in settings.allow_insecure:
         raise refusal
+
+
+class RequiredInProduction(ValueError):
+    """A setting production cannot do without; no RELAY_ALLOW_INSECURE entry accepts its
+    absence, because a switch of its own says what the site gives up instead."""
+
+
+class SigningSettings(Protocol):
+    @property
+    def production(self) -> bool: ...
+    @property
+    def manifests(self) -> bool: ...
+    @property
+    def signing_key(self) -> SecretStr | None: ...
+
+
+def require_signing_key(settings: SigningSettings) -> None:
+    """With manifests on, production signs with a key of its own: one derived from the deid
+    secret would be known to every pod that de-identifies, and proves nothing about who
+    delivered. Checked where the key is needed (the sender signs, the api serves it)."""
+    if settings.production and settings.manifests and settings.signing_key is None:
+        raise RequiredInProduction(
+            "RELAY_SIGNING_KEY: not set in production, where every delivered series gets "
+            "a signed manifest (make a key with `relay signing-key new`), or set "
+            "RELAY_MANIFESTS=false to deliver without manifests")

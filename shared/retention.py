@@ -2,8 +2,8 @@
 
 Originals sealed for the admin's mapping are emptied some days after their
 series is DONE (the pseudonymous audit stays); quarantined files and the
-working files of series that stay FAILED are removed after theirs. Every purge
-is an event in the series' history.
+working files of series that stay FAILED are removed after theirs; nothing of a
+series waiting for review is. Every purge is an event in the series' history.
 """
 
 from __future__ import annotations
@@ -68,7 +68,10 @@ def _sealed_originals(session: Session, cutoff: datetime) -> list[int]:
 
 def _with_files(session: Session, cutoff: datetime, statuses: tuple[Status, ...] | None,
                 folder_of) -> list[int]:  # type: ignore[no-untyped-def]
-    query = select(Series.id).where(col(Series.updated_at) < cutoff)
+    # A series under review keeps every file until a reviewer decides, however long
+    # that takes: the reviewer looks at them, and a rejection quarantines them.
+    query = select(Series.id).where(col(Series.updated_at) < cutoff,
+                                    Series.status != Status.REVIEW)
     if statuses:
         query = query.where(col(Series.status).in_(statuses))
     return [sid for sid in session.exec(query) if sid is not None and folder_of(sid).exists()]

@@ -17,18 +17,19 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from relay_shared import filemodes, ops_gauges, outbox, transitions
+from relay_shared import audit, filemodes, ops_gauges, outbox, transitions
 from relay_shared.amqp import AmqpBus
+from relay_shared.audit import exports as audit_exports
+from relay_shared.audit.syslog import sender_for
 from relay_shared.bus import Bus, InProcessBus, RetryPolicy, describe
 from relay_shared.db import make_engine, require_current_schema
 from relay_shared.deid import Pseudonymizer
 from relay_shared.logs import enable_phi_debug, series_context
 from relay_shared.messages import SeriesMessage
-from relay_shared.metrics import IN_FLIGHT, STAGE_SECONDS
+from relay_shared.metrics import CONTENT_TYPE, IN_FLIGHT, STAGE_SECONDS, exposition
 from relay_shared.models import Stage
 from relay_shared.notify import delivery as notify_delivery
 from relay_shared.notify import record as notify_record
@@ -82,16 +83,37 @@ def build_runtime(settings: Settings, bus: Bus | None = None) -> Runtime:
     settings.ensure_dirs()
     engine = make_engine(settings.sqlalchemy_url)
     require_current_schema(engine)
-    transitions.install()
+    transitions.install(audit_exports.exported)
     notify_record.install(engine, settings.webhooks)
+    audit.install(sender_for(settings))
     assert settings.work_dir is not None and settings.quarantine_dir is not None
+    projects = ProjectsRegistry(settings)
+    projects.on_reload = configuration_recorder(engine, settings)
     return Runtime(
         settings=settings,
         engine=engine,
         bus=bus or make_bus(settings),
         store=WorkStore(settings.work_dir, settings.quarantine_dir),
-        projects=ProjectsRegistry(settings),
+        projects=projects,
     )
+
+
+def _service_name(service: ServiceMain) -> str:
+    return str(getattr(service, "__module__", "relay")).split(".")[0].removeprefix("relay_")
+
+
+def configuration_recorder(engine: Engine, settings: Settings
+                           ) -> Callable[[bool, str | None, str], None]:
+    """A projects file reread (or refused) by this process, as an audit entry."""
+    path = str(settings.projects) if settings.projects else "projects file"
+
+    def recorded(applied: bool, sha256: str | None, what: str) -> None:
+        audit.write(engine, audit.AuditEntry(
+            action=audit.Action.CONFIGURATION, actor=audit_exports.ACTOR, actor_kind="system",
+            outcome=audit.Outcome.SUCCESS if applied else audit.Outcome.FAILURE, what=what,
+            objects=(audit.AuditObject("configuration", path,
+                                       f"sha256:{sha256}" if sha256 else None),)))
+    return recorded
 
 
 def make_vault(settings: Settings) -> IdentifierVault:
@@ -131,7 +153,7 @@ def probe_app(rt: Runtime) -> FastAPI:
 
     @app.get("/metrics")
     def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(exposition(), media_type=CONTENT_TYPE)
 
     return app
 
@@ -220,7 +242,8 @@ ServiceMain = Callable[[Runtime, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 async def run_services(settings: Settings, services: list[ServiceMain],
-                       probes_port: int | None, requeue_stuck: bool = False) -> None:
+                       probes_port: int | None, requeue_stuck: bool = False,
+                       bus: Bus | None = None) -> None:
     """Run services in this process until SIGTERM/SIGINT, then drain within the grace.
     A service that dies stops the process with its error, rather than leaving a
     half-working process that probes would still call alive."""
@@ -228,7 +251,11 @@ async def run_services(settings: Settings, services: list[ServiceMain],
     filemodes.secure(settings)
     probes = bind_port("RELAY_METRICS_PORT", settings.api_host, probes_port) \
         if probes_port else None
-    rt = build_runtime(settings)
+    rt = build_runtime(settings, bus)
+    audit.write(rt.engine, audit.AuditEntry(
+        action=audit.Action.START, actor=audit_exports.ACTOR, actor_kind="system",
+        what=f"{', '.join(_service_name(s) for s in services)} started; "
+             f"projects file version {rt.projects.current.sha256 or 'none (implicit)'}"))
     stop = asyncio.Event()
     stop_on_signals(stop)
     await rt.bus.connect()
@@ -252,6 +279,9 @@ async def run_services(settings: Settings, services: list[ServiceMain],
     await asyncio.gather(*pending, return_exceptions=True)
     work_left = not await rt.bus.wait_idle(0)
     await rt.bus.close()  # a message still in hand goes back to its queue
+    sender = audit.uninstall()
+    if sender is not None:  # what is queued gets a few seconds to reach the receiver
+        await asyncio.to_thread(sender.close)
     rt.engine.dispose()
     if failure is not None:
         raise failure
@@ -284,7 +314,7 @@ async def consume_until_stopped(rt: Runtime, stop: asyncio.Event, queue: str,
         if rt.settings.fault_exit_after_commit == stage.value:
             log.error("fault injection: exiting between commit and publish")
             os._exit(137)
-        await outbox.flush(rt.engine, rt.bus)
+        await outbox.flush(rt.engine, rt.bus, series_id=message.series_id)
 
     async def give_up(message: SeriesMessage, error: str) -> None:
         await asyncio.to_thread(mark_failed, rt.engine, message.series_id, error, stage)

@@ -21,24 +21,38 @@ primary like anyone else. What the first worker did outside the database in the
 meantime (files written, instances sent) is repeated at most once, and every stage
 is idempotent about it. docs/high-availability.md tells the whole argument.
 
-SQLite runs the relay as one process with an in-process bus, where no message is
-handed to two workers: there the lock is nothing.
+On SQLite the relay runs on one machine (`relay up`), its deid workers possibly
+processes of their own: there the lock is an exclusive ``flock`` on a file beside
+the database, one of a fixed set of slots chosen by the series id (two series
+sharing a slot only wait for each other). It too belongs to the holder's open
+file, so a process that dies lets go of it at once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session
 
 from relay_shared.db import pinned
 
 # The first key of the relay's advisory locks ("RELY"), so that another program's
 # advisory locks in the same database never collide with a series id.
 NAMESPACE = 0x52454C59
+# Ingest's key for a series it records, by its UID (the series may have no row yet).
+RECORDING_NAMESPACE = 0x52454C5A
+# A process's hold on something of its own on the shared volume, by name: a staging
+# area, a claimed delivery. Released when it ends, however it ends.
+HOLDING_NAMESPACE = 0x52454C5B
+# Lock files of a SQLite database; a few kilobytes of empty files, made as needed.
+FILE_SLOTS = 1024
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +65,8 @@ def _shared(engine: Engine) -> bool:
 def exclusive(engine: Engine, series_id: int) -> Iterator[None]:
     """Hold the series' lock for the block, waiting for whoever holds it now."""
     if not _shared(engine):
-        yield
+        with _file_lock(engine, series_id):
+            yield
         return
     with engine.connect() as connection:
         connection.execute(text("SELECT pg_advisory_lock(:namespace, :series_id)"),
@@ -62,6 +77,66 @@ def exclusive(engine: Engine, series_id: int) -> Iterator[None]:
                 yield
         finally:
             _release(connection, series_id)
+
+
+@contextmanager
+def _file_lock(engine: Engine, series_id: int) -> Iterator[None]:
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield  # a database of this process alone
+        return
+    folder = Path(f"{database}.locks")
+    folder.mkdir(exist_ok=True)
+    # Opened anew each time: a flock belongs to its open file, so two threads of one
+    # process exclude each other as two processes do.
+    descriptor = os.open(folder / f"{series_id % FILE_SLOTS}", os.O_RDWR | os.O_CREAT, 0o660)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # which lets go of the lock
+
+
+def recording(session: Session, series_uid: str) -> None:
+    """Until the session's transaction ends, no other process records this series:
+    two ingest processes given parts of one series at once would each create it, or
+    each find the other's part missing. (SQLite: one process, writes in turn.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:uid))"),
+                        {"namespace": RECORDING_NAMESPACE, "uid": series_uid})
+
+
+@contextmanager
+def holding(engine: Engine, name: str, wait: bool = True) -> Iterator[bool]:
+    """Hold ``name`` for the block; without ``wait``, yield False at once when another
+    process holds it. Other processes of the relay share the data volume only with a
+    PostgreSQL database; on SQLite this process is the only one."""
+    if not _shared(engine):
+        yield True
+        return
+    function = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
+    with engine.connect() as connection:
+        answer = connection.execute(text(f"SELECT {function}(:namespace, hashtext(:name))"),
+                                    {"namespace": HOLDING_NAMESPACE, "name": name}).scalar()
+        connection.commit()
+        got = wait or bool(answer)  # pg_advisory_lock answers nothing: it waited
+        try:
+            yield got
+        finally:
+            if got:
+                try:
+                    connection.execute(text("SELECT pg_advisory_unlock(:namespace, "
+                                            "hashtext(:name))"),
+                                       {"namespace": HOLDING_NAMESPACE, "name": name})
+                    connection.commit()
+                except Exception:  # the session ended, and its lock with it
+                    connection.invalidate()
+
+
+def held_by_someone(engine: Engine, name: str) -> bool:
+    """Whether a live process holds ``name`` (see holding)."""
+    with holding(engine, name, wait=False) as got:
+        return not got
 
 
 def _release(connection: Connection, series_id: int) -> None:

@@ -33,6 +33,7 @@ PENDING_AT = {Stage.DEID: (Status.NEW, Status.PROCESSING),
               Stage.SEND: (Status.DONEPROCESSING, Status.SENT)}
 # Where a retry starts each stage from.
 RESTART = {Stage.DEID: Status.NEW, Stage.SEND: Status.DONEPROCESSING}
+DROPPED_AFTER_REVIEW = "dropped after review of burned-in text"
 # The service that runs each stage: the name its events carry.
 SERVICE = {Stage.INGEST: "ingest", Stage.DEID: "deid", Stage.SEND: "sender"}
 
@@ -82,6 +83,33 @@ def deidentified(session: Session, series: Series, detail: str) -> None:
     record_event(session, series.id, SERVICE[Stage.DEID], "deidentified", detail)
 
 
+def awaiting_review(session: Session, series: Series, detail: str) -> None:
+    """De-identified, and its project wants a person to look before it leaves: it
+    waits, queued for nothing, until a reviewer decides."""
+    _set(series, Status.REVIEW, Stage.SEND)
+    record_event(session, series.id, SERVICE[Stage.DEID], "review", detail)
+
+
+def approved(session: Session, series: Series, by: str) -> None:
+    """A reviewer let the series go: it waits for the sender, as after de-identification.
+    The caller queues it, in the same transaction."""
+    assert series.status is Status.REVIEW
+    _set(series, Status.DONEPROCESSING, Stage.SEND)
+    record_event(session, series.id, "api", "approved", by)
+
+
+def review_rejected(session: Session, series: Series, images: Iterable[Image], reason: str,
+                    by: str) -> None:
+    """A reviewer stopped the series: QUARANTINED with the reviewer's reason, every image
+    that was to go with it."""
+    assert series.status is Status.REVIEW
+    _set(series, Status.QUARANTINED, Stage.SEND, f"rejected in review: {reason}")
+    for image in images:
+        if image.status is Status.DONEPROCESSING:
+            image_to(image, Status.QUARANTINED, "rejected in review")
+    record_event(session, series.id, "api", "rejected", f"{reason} {by}")
+
+
 def sent(session: Session, series: Series, detail: str) -> None:
     _set(series, Status.SENT)
     record_event(session, series.id, SERVICE[Stage.SEND], "sent", detail)
@@ -107,6 +135,14 @@ def released(session: Session, series: Series, detail: str, resend: bool, by: st
     if resend:
         _set(series, Status.DONEPROCESSING, Stage.SEND, series.error)
     record_event(session, series.id, "api", "released", f"{detail} {by}")
+
+
+def image_dropped(session: Session, series: Series, image: Image, by: str) -> None:
+    """A person looked at an image held for burned-in text and kept it back: it stays
+    QUARANTINED, never to be sent. `by` names who."""
+    image_to(image, Status.QUARANTINED, DROPPED_AFTER_REVIEW)
+    record_event(session, series.id, "api", "dropped",
+                 f"image {image.id} {DROPPED_AFTER_REVIEW} {by}")
 
 
 def failed(session: Session, series: Series, stage: Stage, error: str) -> None:

@@ -30,6 +30,8 @@ from relay_shared.dicom.syntaxes import check_transfer_syntaxes
 from relay_shared.dicomfiles import DEFAULT_MAX_INFLATED_BYTES, DEFAULT_MAX_INSTANCE_BYTES
 from relay_shared.notify.hooks import Webhook
 from relay_shared.production import Insecure, global_refusals
+from relay_shared.review import DEFAULT_ONE_IN, ReviewMode
+from relay_shared.settings_access import AccessSettings
 
 # A well-known placeholder: fine on a laptop, refused in production.
 DEVELOPMENT_SECRET = "development-only-secret-change-me"
@@ -82,7 +84,7 @@ def parse_ae_entry(entry: str) -> tuple[str, tuple[str, int] | None]:
     return title, (host.strip("[]"), int(port))
 
 
-class Settings(BaseSettings):
+class Settings(AccessSettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RELAY_", extra="ignore")
 
     env: Environment = Environment.DEVELOPMENT
@@ -116,8 +118,9 @@ class Settings(BaseSettings):
     orthanc_username: str | None = None
     orthanc_password: SecretStr | None = None
     http_timeout: float = Field(30.0, gt=0)
-    # Connections the sender opens at once to an Orthanc destination (REST): one
-    # connection leaves the destination idle between instances.
+    # Connections (Orthanc REST, DICOMweb STOW-RS) or associations (DICOM C-STORE) the
+    # sender has open at once to one destination: one leaves the destination idle
+    # between instances.
     send_concurrency: int = Field(4, ge=1, le=64)
 
     api_host: str = "127.0.0.1"
@@ -141,6 +144,12 @@ class Settings(BaseSettings):
     # Keys that encrypt the original identity kept for the admin's mapping.
     identifier_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Signed manifests of delivered series: the Ed25519 key (PEM text or the path of a
+    # PEM file; without it, development derives one from the deid secret and production
+    # refuses to start the sender and the api), or none at all with manifests off.
+    manifests: bool = True
+    signing_key: SecretStr | None = None
+
     # The guard's own national-ID patterns, added to the built-in ones: a JSON object
     # of name to regular expression over lower-cased text, checked at start.
     guard_id_patterns: dict[str, str] = Field(default_factory=dict)
@@ -153,6 +162,13 @@ class Settings(BaseSettings):
     pixel_ocr_off_modalities: Annotated[list[str], NoDecode] = Field(default_factory=list)
     pixel_ocr_any_text: bool = False
     _split_pixels = field_validator("pixel_ocr_off_modalities", mode="before")(_split_commas)
+    # Seconds between looks for region rules an admin accepted (learned from the gate).
+    pixel_learned_refresh: float = Field(10.0, ge=0)
+
+    # The review gate of the implicit project (a projects file sets it per project): no
+    # review, every series, or a keyed sample of one series in `review_one_in`.
+    review_mode: ReviewMode = ReviewMode.OFF
+    review_one_in: int = Field(DEFAULT_ONE_IN, ge=1, le=1_000_000)
 
     # Retention, in days: originals kept for the mapping, quarantined files, and the
     # working files of series that stay FAILED.

@@ -75,6 +75,21 @@ else
   echo "admin API token (shown once, store it): $token"
 fi
 
+# The key that signs each delivered series' manifest: the private half for the
+# sender, the public half for the api (which serves it to whoever checks one).
+if exists relay-signing-key; then
+  echo "secret relay-signing-key exists; kept (with relay-signing-public-key)"
+elif command -v openssl > /dev/null; then
+  dir=$(mktemp -d)
+  openssl genpkey -algorithm ed25519 -out "$dir/signing.pem" 2> /dev/null
+  openssl pkey -in "$dir/signing.pem" -pubout -out "$dir/signing.pub.pem" 2> /dev/null
+  create relay-signing-key --from-literal=RELAY_SIGNING_KEY="$(cat "$dir/signing.pem")"
+  create relay-signing-public-key --from-literal=RELAY_SIGNING_KEY="$(cat "$dir/signing.pub.pem")"
+  rm -rf "$dir"
+else
+  echo "openssl not found: create relay-signing-key and relay-signing-public-key yourself"
+fi
+
 # The SCP's TLS certificate (prod overlay). A self-signed one to start with:
 # replace it with one your modalities trust (kubectl create secret tls).
 if exists relay-scp-tls; then

@@ -11,11 +11,25 @@ from enum import IntEnum
 
 
 class Role(IntEnum):
-    """Ordered: each role may do what the ones below it may."""
+    """A reader reads; an operator also retries and releases; a reviewer reads and
+    decides whether series under review leave, and nothing an operator does (who
+    signs a release off is not who runs the pipeline); an admin may do everything."""
 
     READER = 1
     OPERATOR = 2
-    ADMIN = 3
+    REVIEWER = 3
+    ADMIN = 4
+
+    def may(self, needed: Role) -> bool:
+        return needed in GRANTS[self]
+
+
+GRANTS: dict[Role, frozenset[Role]] = {
+    Role.READER: frozenset({Role.READER}),
+    Role.OPERATOR: frozenset({Role.READER, Role.OPERATOR}),
+    Role.REVIEWER: frozenset({Role.READER, Role.REVIEWER}),
+    Role.ADMIN: frozenset(Role),
+}
 
 
 class TokenConfigError(ValueError):
@@ -38,6 +52,10 @@ class TokenEntry:
         """Who the audit trail says acted: the token's name, or, for an entry in the
         older unnamed ROLE:HEX form, its role and the start of its hash."""
         return self.name or f"unnamed-{self.role.name.lower()}-{self.sha256_hex[:8]}"
+
+    @property
+    def kind(self) -> str:
+        return "token"
 
 
 def hash_token(token: str) -> str:
@@ -67,8 +85,8 @@ def parse_entry(entry: str, position: int) -> TokenEntry:
     try:
         role = Role[parts[0].upper()]
     except KeyError:
-        raise TokenConfigError(f"{where}: unknown role (expected reader, operator or admin)"
-                               ) from None
+        raise TokenConfigError(f"{where}: unknown role (expected reader, operator, reviewer "
+                               "or admin)") from None
     digest = parts[1].lower()
     if not HEX64.match(digest):
         raise TokenConfigError(f"{where}: expected NAME:ROLE:SHA256HEX, the hex SHA-256 of "

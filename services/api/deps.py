@@ -11,6 +11,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from relay_api.auth import Role, TokenEntry, entry_for
+from relay_api.oidc import User
+from relay_shared import audit
 from relay_shared.runtime import Runtime
 
 bearer = HTTPBearer(auto_error=False, description="A token made by `relay token new`")
@@ -27,9 +29,10 @@ def get_session(request: Request) -> Iterator[Session]:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is asking: the token (by name, never its value) and the address it came from."""
+    """Who is asking: a machine token (by name, never its value) or a person signed in
+    through the identity provider, and the address the request came from."""
 
-    token: TokenEntry
+    token: TokenEntry | User
     address: str
 
     @property
@@ -37,7 +40,8 @@ class Caller:
         return self.token.role
 
     def describe(self) -> str:
-        return f"by token {self.token.label} ({self.role.name.lower()}) from {self.address}"
+        return (f"by {self.token.kind} {self.token.label} ({self.role.name.lower()}) "
+                f"from {self.address}")
 
 
 def get_caller(request: Request,
@@ -55,10 +59,18 @@ def get_caller(request: Request,
 
 
 def require(minimum: Role):  # type: ignore[no-untyped-def]
-    def check(caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
-        if caller.role < minimum:
-            raise HTTPException(status.HTTP_403_FORBIDDEN,
-                                f"this needs the {minimum.name.lower()} role")
+    # `minimum`: the role whose rights the route needs (see Role.may).
+    def check(request: Request, caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
+        if not caller.role.may(minimum):
+            needed = f"this needs the {minimum.name.lower()} role"
+            # A security alert for the trail: someone tried what their role does not allow.
+            audit.write(request.app.state.runtime.engine, audit.AuditEntry(
+                action=audit.Action.DENIED, actor=caller.token.label,
+                actor_kind=caller.token.kind, role=caller.role.name.lower(),
+                address=caller.address, outcome=audit.Outcome.FAILURE,
+                what=f"{request.method} {request.url.path}: {needed}",
+                objects=(audit.AuditObject("resource", request.url.path),)))
+            raise HTTPException(status.HTTP_403_FORBIDDEN, needed)
         return caller
     return check
 
@@ -67,6 +79,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 Reader = Annotated[Caller, Depends(require(Role.READER))]
 Operator = Annotated[Caller, Depends(require(Role.OPERATOR))]
+Reviewer = Annotated[Caller, Depends(require(Role.REVIEWER))]
 Admin = Annotated[Caller, Depends(require(Role.ADMIN))]
 # Row ids are 32-bit integers in PostgreSQL; a larger one can only be "not found".
 Id = Annotated[int, Path(ge=1, le=2_147_483_647)]

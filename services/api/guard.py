@@ -13,11 +13,12 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from starlette.exceptions import HTTPException
 
-from relay_api.auth import TokenEntry, entry_for
+from relay_api.authn import Authenticator, Principal, Refused
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,13 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SECURED_PREFIX = "/api/v1/"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+DASHBOARD_HEADER = b"x-relay-dashboard"
 PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 # JSON answers need nothing from the page's origin: nothing may load, frame or run.
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+# The pages show thumbnails and frames the script fetched with the token, as blob: URLs.
+PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
                "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 # FastAPI's Swagger page loads its scripts from a CDN and starts them inline; it is
 # served only where RELAY_API_DOCS is on (never by default in production).
@@ -61,7 +65,7 @@ def too_large(limit: int) -> str:
 def policy_for(path: str) -> str:
     if path == "/api/docs" or path.startswith("/api/docs/"):
         return DOCS_POLICY
-    if path == "/dashboard" or path.startswith("/dashboard/") or path == "/":
+    if path in ("/", "/dashboard", "/review") or path.startswith(("/dashboard/", "/review/")):
         return PAGE_POLICY
     return API_POLICY
 
@@ -99,6 +103,41 @@ def bearer_of(scope: Scope) -> str | None:
     return None
 
 
+async def refuse(send: Send, refused: Refused) -> None:
+    if refused.status == 401:
+        await problem(send, 401, "Unauthorized", refused.detail,
+                      ((b"www-authenticate", b"Bearer"),))
+    else:
+        await problem(send, refused.status, "Forbidden", refused.detail)
+
+
+def address_of(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def header_of(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def cookie_of(scope: Scope, name: str) -> str | None:
+    cookies: SimpleCookie = SimpleCookie()
+    try:
+        cookies.load(header_of(scope, b"cookie") or "")
+    except CookieError:
+        return None
+    return cookies[name].value if name in cookies and cookies[name].value else None
+
+
+def from_dashboard(scope: Scope) -> bool:
+    """A header no other site can make a browser send here without this api's leave
+    (CORS): with the SameSite cookie, what keeps other sites from acting as the user."""
+    return header_of(scope, DASHBOARD_HEADER) == "1"
+
+
 def declared_length(scope: Scope) -> int | None:
     for key, value in scope.get("headers", []):
         if key.lower() == b"content-length":
@@ -110,10 +149,11 @@ def declared_length(scope: Scope) -> int | None:
 
 
 class RequestGuard:
-    def __init__(self, app: App, tokens: list[TokenEntry], max_body_bytes: int,
-                 timeout_s: float) -> None:
+    def __init__(self, app: App, authenticator: Authenticator, session_cookie: str,
+                 max_body_bytes: int, timeout_s: float) -> None:
         self._app = app
-        self._tokens = tokens
+        self._authenticator = authenticator
+        self._session_cookie = session_cookie
         self._max_body = max_body_bytes
         self._timeout = timeout_s
 
@@ -124,20 +164,31 @@ class RequestGuard:
         path = scope["path"]
         send = with_headers(send, path)
         if path.startswith(SECURED_PREFIX) and path not in PUBLIC_PATHS:
-            entry = self._caller(scope)
-            if entry is None:
-                await problem(send, 401, "Unauthorized", "a valid bearer token is required",
-                              ((b"www-authenticate", b"Bearer"),))
+            try:
+                principal = await self._caller(scope)
+            except Refused as refused:
+                await refuse(send, refused)
                 return
-            scope.setdefault("state", {})["token"] = entry
+            scope.setdefault("state", {})["token"] = principal
         if (declared_length(scope) or 0) > self._max_body:
             await problem(send, 413, "Content Too Large", too_large(self._max_body))
             return
         await self._run(scope, receive, send)
 
-    def _caller(self, scope: Scope) -> TokenEntry | None:
+    async def _caller(self, scope: Scope) -> Principal:
+        address = address_of(scope)
         token = bearer_of(scope)
-        return entry_for(token, self._tokens) if token else None
+        if token:
+            return await self._authenticator.bearer(token, address)
+        cookie = cookie_of(scope, self._session_cookie)
+        if cookie:
+            user = await self._authenticator.session(cookie)
+            if user is not None:
+                if scope["method"] not in SAFE_METHODS and not from_dashboard(scope):
+                    raise Refused(403, f"a request signed in by cookie must carry "
+                                  f"{DASHBOARD_HEADER.decode()} (the dashboard sends it)")
+                return user
+        raise Refused(401, "a valid bearer token is required")
 
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False

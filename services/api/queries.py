@@ -92,7 +92,8 @@ def failures_of(session: Session, series_ids: list[int]) -> dict[int, list[Image
     for image in rows:
         assert image.id is not None
         found[image.series_id].append(
-            ImageFailure(image_id=image.id, status=image.status, reason=image.reason))
+            ImageFailure(image_id=image.id, status=image.status, reason=image.reason,
+                         pixel_gate=image.pixel_gate))
     return found
 
 

@@ -8,8 +8,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
+from relay_api.wording import failure_code, image_words, series_words
 from relay_shared.models import DeliveryState, Stage, Status
 
 
@@ -30,6 +31,14 @@ class SeriesSummary(BaseModel):
     created_at: datetime
     updated_at: datetime
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status_text(self) -> str:
+        """The status in plain words, as the console shows it."""
+        unsent = sum(n for s, n in self.images_by_status.items()
+                     if s in (Status.FAILED, Status.QUARANTINED))
+        return series_words(self.status, self.stage, self.error, unsent)
+
 
 class DeliveryOut(BaseModel):
     destination: str
@@ -49,16 +58,36 @@ class ImageOut(BaseModel):
     transfer_syntax_uid: str | None
     status: Status
     reason: str | None
+    pixel_gate: str | None = Field(
+        description="The burned-in text gate's verdict: passed, held, off, released, dropped "
+        "(none: the image was not checked)")
     size_bytes: int | None
     updated_at: datetime
     deliveries: list[DeliveryOut] = Field(
         default_factory=list, description="Each destination's result for this image")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status_text(self) -> str:
+        return image_words(self.status, self.pixel_gate)
 
 
 class ImageFailure(BaseModel):
     image_id: int
     status: Status
     reason: str | None
+    pixel_gate: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status_text(self) -> str:
+        return image_words(self.status, self.pixel_gate)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def code(self) -> str:
+        """A short reason code to group failures by."""
+        return failure_code(self.status, None, self.pixel_gate)
 
 
 class EventOut(BaseModel):
@@ -106,6 +135,18 @@ class SeriesFailure(BaseModel):
     failed_images: list[ImageFailure]
     updated_at: datetime
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status_text(self) -> str:
+        return series_words(self.status, self.stage, self.error,
+                                    len(self.failed_images))
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def code(self) -> str:
+        """A short reason code to group failures by."""
+        return failure_code(self.status, self.stage)
+
 
 class Throughput(BaseModel):
     window_seconds: int
@@ -125,8 +166,37 @@ class Stats(BaseModel):
         description="Messages waiting per queue; null when the bus cannot be asked")
 
 
+class FinishedInterval(BaseModel):
+    start: datetime
+    finished: dict[str, int] = Field(description="Series that reached DONE, FAILED, "
+                                     "QUARANTINED, IGNORED or HELD in the interval, by status")
+
+
+class ThroughputHistory(BaseModel):
+    interval_seconds: int
+    intervals: list[FinishedInterval] = Field(description="Oldest first")
+    queues: dict[str, int] | None = Field(
+        description="Messages waiting per queue now; null when the bus cannot be asked")
+
+
 class Me(BaseModel):
     role: str
+    name: str
+    kind: str  # token or user
+
+
+class AuditTrailEntry(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    actor_kind: str
+    role: str | None
+    action: str
+    outcome: str
+    address: str | None
+    series_id: int | None
+    detail: str | None
+    process: str
 
 
 class SortKey(StrEnum):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -76,19 +77,27 @@ def start_up_problems(settings: Settings) -> list[Problem]:
     from relay_shared.deid import DeidConfig, DeidConfigError
     from relay_shared.pixels.rules import PixelRulesError, load_rules
     from relay_shared.preflight import problems
+    from relay_shared.production import RequiredInProduction
+    from relay_shared.signing import SigningKeyError, public_key_for
 
     found = problems(settings, SERVICES)
-    checks = [
-        ("RELAY_API_TOKENS", TokenConfigError, lambda: parse_entries(settings.api_tokens)),
-        ("RELAY_DEID_RECIPE", DeidConfigError, lambda: DeidConfig.from_settings(
+    checks: list[tuple[str, tuple[type[Exception], ...], Callable[[], object]]] = [
+        ("RELAY_API_TOKENS", (TokenConfigError,), lambda: parse_entries(settings.api_tokens)),
+        ("RELAY_DEID_RECIPE", (DeidConfigError,), lambda: DeidConfig.from_settings(
             settings.deid_options, str(settings.deid_recipe) if settings.deid_recipe else None)),
-        ("RELAY_PIXEL_RULES", PixelRulesError, lambda: load_rules(settings.pixel_rules)),
+        ("RELAY_PIXEL_RULES", (PixelRulesError,), lambda: load_rules(settings.pixel_rules)),
+        # Its public half: what both the sender (which holds the private key) and the api
+        # (which may be given the public key alone) can be checked by.
+        ("RELAY_SIGNING_KEY", (SigningKeyError, RequiredInProduction),
+         lambda: public_key_for(settings)),
     ]
     for variable, error, run in checks:
+        caught: tuple[type[Exception], ...] = (*error, OSError)
         try:
             run()
-        except (error, OSError) as exc:
-            found.append(Problem(variable, str(exc) if isinstance(exc, error)
+        except caught as exc:
+            text = str(exc).removeprefix(f"{variable}: ")
+            found.append(Problem(variable, text if isinstance(exc, error)
                                  else f"cannot be read ({type(exc).__name__})"))
     return found
 

@@ -12,8 +12,10 @@ from typing import Annotated
 
 import typer
 
+from relay_cli import deid_tools
 from relay_cli.config_check import config_app
 from relay_cli.projects import projects_app
+from relay_cli.provenance import signing_key_app, verify
 from relay_shared.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(help="DICOM Relay: receive, de-identify and pass on DICOM series.",
@@ -25,6 +27,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(projects_app, name="projects")
 app.add_typer(config_app, name="config")
+app.add_typer(signing_key_app, name="signing-key")
+app.command()(verify)
 
 
 def _settings() -> Settings:
@@ -38,21 +42,36 @@ def _settings() -> Settings:
     return settings
 
 
-def _run(service_names: list[str], probes: bool, upgrade_first: bool = False) -> None:
+def _run(service_names: list[str], probes: bool, upgrade_first: bool = False,
+         workers: int = 1, bus_file: Path | None = None, worker_of: int | None = None) -> None:
+    """Run services in this process; with ``workers`` > 1 deid runs in that many
+    processes of its own instead (`relay up`); ``worker_of`` is such a process."""
+    settings = _settings()
+    if workers > 1:
+        _count_across_processes(settings.data_dir / ".metrics")
+    from relay_cli import workers as worker_pool
     from relay_shared import logs
     from relay_shared.db import SchemaOutOfDate, upgrade
     from relay_shared.runtime import run_services
 
-    settings = _settings()
     _exit_on_missing_tools(settings, service_names)
     logs.configure("+".join(service_names), settings.log_level)
     if upgrade_first:
         settings.ensure_dirs()
         upgrade(settings.sqlalchemy_url)
     mains = [_service_main(name) for name in service_names]
+    if workers > 1:
+        in_workers = ["deid", *(["sender"] if worker_pool.sender_may_share(settings) else [])]
+        for name in in_workers:
+            mains.remove(_service_main(name))
+        bus_file = None if settings.amqp_url else settings.data_dir / "bus.db"
+        mains.append(worker_pool.supervise(workers, bus_file, "sender" in in_workers))
+    if worker_of is not None:
+        mains.append(worker_pool.follow_parent(worker_of))
+    bus = _file_bus(settings, bus_file, recover=worker_of is None) if bus_file else None
     try:
         asyncio.run(run_services(settings, mains, settings.metrics_port if probes else None,
-                                 requeue_stuck="ingest" in service_names))
+                                 requeue_stuck="ingest" in service_names, bus=bus))
     except SchemaOutOfDate as exc:
         typer.echo(f"relay: {exc}", err=True)
         raise typer.Exit(3) from None
@@ -60,14 +79,39 @@ def _run(service_names: list[str], probes: bool, upgrade_first: bool = False) ->
         from relay_api.auth import TokenConfigError
         from relay_shared.deid import DeidConfigError
         from relay_shared.pixels import OcrUnavailable
-        from relay_shared.production import UnsafeInProduction
+        from relay_shared.production import RequiredInProduction, UnsafeInProduction
         from relay_shared.projects import ProjectsError
         from relay_shared.runtime import PortInUse
+        from relay_shared.signing import SigningKeyError
         if isinstance(exc, TokenConfigError | DeidConfigError | ProjectsError
-                      | UnsafeInProduction | OcrUnavailable | PortInUse):
+                      | UnsafeInProduction | OcrUnavailable | PortInUse
+                      | RequiredInProduction | SigningKeyError
+                      | worker_pool.ConfigurationRefused):
             typer.echo(f"relay: {exc}", err=True)
             raise typer.Exit(2) from None
         raise
+
+
+def _count_across_processes(folder: Path) -> None:
+    """Prometheus' multiprocess mode for `relay up` and its workers (who inherit the
+    variable): set before the metrics are first imported, emptied of a previous run."""
+    if folder.is_dir():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+
+
+def _file_bus(settings: Settings, path: Path, recover: bool):  # type: ignore[no-untyped-def]
+    """The SQLite bus of `relay up` and its workers. `relay up` starts by handing back
+    whatever its processes of a previous run left claimed: none of them is alive."""
+    from relay_shared.bus import RetryPolicy
+    from relay_shared.sqlite_bus import SqliteBus
+
+    bus = SqliteBus(path, RetryPolicy(max_attempts=settings.max_attempts,
+                                      base_delay=settings.retry_base_delay))
+    if recover:
+        bus.recover()
+    return bus
 
 
 def _exit_on_missing_tools(settings: Settings, service_names: list[str]) -> None:
@@ -93,9 +137,19 @@ def _service_main(name: str):  # type: ignore[no-untyped-def]
 
 
 @app.command()
-def up() -> None:
-    """All four services in this process (migrations applied first)."""
-    _run(["ingest", "deid", "sender", "api"], probes=False, upgrade_first=True)
+def up(workers: Annotated[int | None, typer.Option(
+        min=1, help="De-identification processes; default: one per core. With 1, deid "
+                    "runs in this process")] = None) -> None:
+    """All four services (migrations applied first); deid in a process per core."""
+    _run(["ingest", "deid", "sender", "api"], probes=False, upgrade_first=True,
+         workers=workers or _cores())
+
+
+def _cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the machine's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 @app.command()
@@ -104,10 +158,30 @@ def ingest() -> None:
     _run(["ingest"], probes=True)
 
 
-@app.command()
-def deid() -> None:
-    """De-identify series from the deid queue (run as many as needed)."""
-    _run(["deid"], probes=True)
+deid_app = typer.Typer(help="De-identify series from the deid queue (run as many as needed); "
+                       "with a command, try profiles on files instead.",
+                       invoke_without_command=True)
+deid_app.command("preview")(deid_tools.preview)
+deid_app.command("diff")(deid_tools.diff)
+app.add_typer(deid_app, name="deid")
+
+
+@deid_app.callback()
+def deid(
+    ctx: typer.Context,
+    worker_of: Annotated[int | None, typer.Option(hidden=True, help="A worker of `relay up`: "
+                                                  "the pid of that process")] = None,
+    bus_file: Annotated[Path | None, typer.Option(hidden=True, help="The SQLite bus file of "
+                                                  "`relay up`")] = None,
+    with_sender: Annotated[bool, typer.Option(hidden=True, help="A worker of `relay up` that "
+                                              "sends too")] = False,
+) -> None:
+    """De-identify series from the deid queue (run as many as needed); `relay deid preview`
+    and `relay deid diff` try a profile on files without the service."""
+    if ctx.invoked_subcommand is None:
+        # A worker of `relay up` has no probe port of its own: `relay up` answers for it.
+        _run(["deid", "sender"] if with_sender else ["deid"], probes=worker_of is None,
+             bus_file=bus_file, worker_of=worker_of)
 
 
 @app.command()
@@ -153,13 +227,13 @@ def submit(path: Annotated[Path, typer.Argument(exists=True, file_okay=False,
 def token_new(
     name: Annotated[str, typer.Option(help="Who holds it (a person or a service); the audit "
                                            "trail names each read and retry by it")],
-    role: Annotated[str, typer.Option(help="reader, operator or admin")] = "reader",
+    role: Annotated[str, typer.Option(help="reader, operator, reviewer or admin")] = "reader",
 ) -> None:
     """Print a fresh token and the RELAY_API_TOKENS entry (NAME:ROLE:SHA256) that admits it."""
     from relay_api.auth import NAME, Role, hash_token, new_token
 
     if role.upper() not in Role.__members__:
-        typer.echo("relay: --role must be reader, operator or admin", err=True)
+        typer.echo("relay: --role must be reader, operator, reviewer or admin", err=True)
         raise typer.Exit(2)
     if not NAME.match(name):
         typer.echo("relay: --name is 1-64 letters, digits, '_', '.', '@' or '-'", err=True)

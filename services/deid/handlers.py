@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from relay_deid.guarding import guard_findings
 from relay_deid.identifiers import IdentifiersSource, LocalIdentifiers
 from relay_shared import series_lock, series_state
-from relay_shared.db import session_scope
+from relay_shared.db import record_event, session_scope
 from relay_shared.deid import (
     DeidConfig,
     Header,
@@ -31,11 +31,14 @@ from relay_shared.deid.streamcopy import load_header, write_deidentified
 from relay_shared.dicom.header import MAX_INFLATED_BYTES
 from relay_shared.guard import Rules as GuardRules
 from relay_shared.metrics import INSTANCES_DEIDENTIFIED, INSTANCES_FAILED
-from relay_shared.models import Image, Series, SeriesIdentifiers, Status, Study
+from relay_shared.models import Image, ReviewOriginal, Series, SeriesIdentifiers, Status, Study
 from relay_shared.outbox import enqueue
 from relay_shared.paths import WorkStore
+from relay_shared.pixel_learning import LearnedRules, record_proposals
 from relay_shared.pixels import PixelOutcome, PixelPolicy, counts, record
 from relay_shared.reasons import RelayError, described
+from relay_shared.review import ReviewChoice
+from relay_shared.review_attributes import changed_values
 from relay_shared.vault import IdentifierVault
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,8 @@ class DeidContext:
     identifiers: IdentifiersSource | None = None
     pixels: PixelPolicy = field(default_factory=PixelPolicy)
     guard_rules: GuardRules | None = None  # None: the built-in rules
+    review: ReviewChoice = field(default_factory=ReviewChoice)
+    learned: LearnedRules | None = None  # region rules accepted from the gate's proposals
     # RELAY_MAX_INFLATED_BYTES: a deflated original inflates here as it did at ingest.
     max_inflated_bytes: int = MAX_INFLATED_BYTES
 
@@ -65,6 +70,8 @@ class DeidContext:
 
 
 def deidentify_series(ctx: DeidContext, series_id: int) -> None:
+    if ctx.learned is not None:
+        ctx = replace(ctx, pixels=ctx.learned.extend(ctx.pixels))
     # A second worker given the same series waits here, then finds it done.
     with series_lock.exclusive(ctx.engine, series_id):
         _deidentify_series(ctx, series_id)
@@ -77,8 +84,11 @@ def _deidentify_series(ctx: DeidContext, series_id: int) -> None:
             return  # a redelivery of work already done
         pending = _pending_images(session, series_id)
         series_state.started(session, series, f"{len(pending)} image(s)")
+        reviewed = ctx.review.selects(series.series_uid or str(series_id),
+                                      ctx.pseudonymizer.text)
     try:
-        ids, origin, originals, results = _deidentify_all(ctx, series_id, pending)
+        ids, origin, originals, results = _deidentify_all(
+            ctx, series_id, pending, keep_before=reviewed and ctx.vault is not None)
     except SeriesHeld as exc:
         _hold(ctx, series_id, str(exc))
         return
@@ -88,7 +98,9 @@ def _deidentify_series(ctx: DeidContext, series_id: int) -> None:
     if leaks:
         _quarantine_leaking(ctx, series_id, pending, leaks)
         return
-    _finish(ctx, series_id, ids, origin, results)
+    _finish(ctx, series_id, ids, origin, results, reviewed)
+    record_proposals(ctx.engine, [(r.image_id, r.pixels.proposal) for r in results
+                                  if r.pixels is not None and r.pixels.proposal is not None])
 
 
 def _pending_images(session: Session, series_id: int) -> list[Image]:
@@ -105,6 +117,7 @@ class ImageResult:
     audit: dict | None = None
     originals: IdentifyingValues | None = None
     pixels: PixelOutcome | None = None  # set for images whose pixels may hold text
+    before: dict[str, str] | None = None  # what the profile changed, for an admin's review
 
 
 @dataclass
@@ -121,7 +134,8 @@ IDENTITY_KEYWORDS = ("PatientID", "PatientName", "PatientBirthDate", "AccessionN
                      "StudyInstanceUID", "SeriesInstanceUID")
 
 
-def _deidentify_all(ctx: DeidContext, series_id: int, images: list[Image]
+def _deidentify_all(ctx: DeidContext, series_id: int, images: list[Image],
+                    keep_before: bool = False
                     ) -> tuple[Identifiers, Origin, IdentifyingValues, list[ImageResult]]:
     """One header read per image: identifiers, the original identity for the admin's
     mapping, the originals for the leak guard, the outputs."""
@@ -148,7 +162,11 @@ def _deidentify_all(ctx: DeidContext, series_id: int, images: list[Image]
         elif patient != first_patient:
             raise SeriesHeld("the images of this series disagree on PatientID: held for a "
                              "person to resolve")
+        # The profile changes the header in place: what it was is taken first.
+        original = header.to_dataset() if keep_before else None
         result = _deidentify_image(ctx, series_id, image.id, header, ids, originals)
+        if original is not None and result.ok and result.audit is not None:
+            result.before = changed_values(original, result.audit)
         results.append(result)
         if result.originals is not None:
             if originals is None:
@@ -239,7 +257,7 @@ def _quarantine_leaking(ctx: DeidContext, series_id: int, images: list[Image],
 
 
 def _finish(ctx: DeidContext, series_id: int, ids: Identifiers, origin: Origin,
-            results: list[ImageResult]) -> None:
+            results: list[ImageResult], reviewed: bool = False) -> None:
     with session_scope(ctx.engine) as session:
         series = session.get(Series, series_id)
         assert series is not None
@@ -259,14 +277,43 @@ def _finish(ctx: DeidContext, series_id: int, ids: Identifiers, origin: Origin,
         series.key_id = ids.key_id
         ok = sum(r.ok for r in results)
         held = series.audit["pixels"]["held"]
-        series_state.deidentified(session, series, f"{ok} image(s) de-identified, "
-                                  f"{len(results) - ok} failed, {held} held for burned-in text")
-        enqueue(session, ctx.send_queue, series)
+        detail = (f"{ok} image(s) de-identified, {len(results) - ok} failed, {held} held "
+                  "for burned-in text")
+        done = {r.image_id for r in results}
+        late = sum(1 for image in images.values()
+                   if image.status is Status.NEW and image.id not in done)
+        if late and series.status is Status.NEW:
+            # Ingest recorded more of the series meanwhile and queued it again: the
+            # series waits for those, then goes out whole, once (and is reviewed whole).
+            record_event(session, series_id, SERVICE, "deidentified",
+                         f"{detail}; {late} more arrived meanwhile, de-identified next")
+        elif reviewed and ok:
+            series_state.deidentified(session, series, detail)
+            _seal_before(session, ctx, series_id, results)
+            series_state.awaiting_review(session, series, ctx.review.describe())
+        else:
+            series_state.deidentified(session, series, detail)
+            enqueue(session, ctx.send_queue, series)
     INSTANCES_DEIDENTIFIED.inc(ok)
     if ok < len(results):
         INSTANCES_FAILED.labels(stage="deid", reason="deid_error").inc(len(results) - ok)
     if held:
         INSTANCES_FAILED.labels(stage="deid", reason="burned_in_text").inc(held)
+
+
+def _seal_before(session: Session, ctx: DeidContext, series_id: int,
+                 results: list[ImageResult]) -> None:
+    for result in results:
+        if result.before is None or ctx.vault is None:
+            continue
+        key_id, sealed = ctx.vault.seal(result.before)
+        row = session.exec(select(ReviewOriginal).where(
+            ReviewOriginal.image_id == result.image_id)).first()
+        if row is None:
+            row = ReviewOriginal(series_id=series_id, image_id=result.image_id, key_id=key_id,
+                                 sealed=sealed)
+        row.key_id, row.sealed = key_id, sealed
+        session.add(row)
 
 
 def _quarantine_original(ctx: DeidContext, series_id: int, image: Image) -> None:

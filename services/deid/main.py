@@ -11,7 +11,9 @@ from relay_shared import tlsconfig
 from relay_shared.deid import DeidConfig
 from relay_shared.guard import load_rules
 from relay_shared.models import Stage
+from relay_shared.pixel_learning import LearnedRules
 from relay_shared.pixels import PixelPolicy
+from relay_shared.review import ReviewChoice
 from relay_shared.runtime import Runtime, consume_until_stopped
 from relay_shared.settings import Settings
 
@@ -35,6 +37,8 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
                       rt.vault, _identifiers_source(rt.settings),
                       PixelPolicy.from_settings(rt.settings),
                       load_rules(rt.settings.guard_id_patterns),
+                      ReviewChoice(rt.settings.review_mode, rt.settings.review_one_in),
+                      LearnedRules(rt.engine, rt.settings.pixel_learned_refresh),
                       max_inflated_bytes=rt.settings.max_inflated_bytes)
     contexts = ProjectContexts(ctx, rt.projects, rt.settings)
     await consume_until_stopped(rt, stop, rt.settings.deid_queue, contexts.deidentify,

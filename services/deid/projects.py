@@ -53,7 +53,8 @@ def project_context(base: DeidContext, project: ProjectConfig, settings: Setting
         project.pixels.rules, project.pixels.ocr, settings.pixel_ocr_off_modalities,
         settings.pixel_ocr_any_text))
     return replace(base, pseudonymizer=Pseudonymizer(deid.secret.encode(), deid.key_id),
-                   config=config, identifiers=identifiers, pixels=pixels)
+                   config=config, identifiers=identifiers, pixels=pixels,
+                   review=project.review)
 
 
 @dataclass

@@ -159,10 +159,21 @@ class Pipeline:
     def keys_on_the_way(self) -> set[str]:
         keys: set[str] = set()
         for root in self._folders:
-            for delivery in _listing(root):
-                if delivery.name.startswith(staging.DELIVERY_PREFIX):
-                    keys.update(name.partition("-")[0] for name in _names(delivery))
+            for delivery in _deliveries(root):
+                keys.update(name.partition("-")[0] for name in _names(delivery))
         return keys
+
+
+def _deliveries(root: Path) -> list[Path]:
+    """The staged deliveries in a folder, and in the staging areas of SCP processes that
+    share it (staging.process_area)."""
+    found = []
+    for child in _listing(root):
+        if child.name.startswith(staging.DELIVERY_PREFIX):
+            found.append(child)
+        elif child.name.startswith(staging.AREA_PREFIX):
+            found += [d for d in _listing(child) if d.name.startswith(staging.DELIVERY_PREFIX)]
+    return found
 
 
 def _listing(folder: Path) -> list[Path]:

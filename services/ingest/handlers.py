@@ -21,9 +21,10 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from relay_ingest import arrivals
 from relay_ingest.origin import is_origin_file
 from relay_ingest.routing import Routed, apply_route
-from relay_shared import filemodes, series_state
+from relay_shared import filemodes, series_lock, series_state
 from relay_shared.db import record_event, session_scope
 from relay_shared.dicomfiles import (
     DEFAULT_LIMITS,
@@ -33,7 +34,7 @@ from relay_shared.dicomfiles import (
     read_header,
 )
 from relay_shared.metrics import STAGE_SECONDS, count_failed
-from relay_shared.models import Image, Series, Status, Study
+from relay_shared.models import Image, Series, Stage, Status, Study
 from relay_shared.outbox import enqueue
 from relay_shared.paths import WorkStore
 from relay_shared.projects import Action, Arrival, Source
@@ -144,17 +145,19 @@ RouteOf = Callable[[Arrival, Path], Routed]
 def ingest_claimed(folder: Path, engine: Engine, store: WorkStore, uid_of: UidOf,
                    queue: str, route: RouteOf | None = None,
                    limits: SizeLimits = DEFAULT_LIMITS,
-                   arrival: Arrival = Arrival(Source.FOLDER.value)) -> list[int]:
+                   arrival: Arrival = Arrival(Source.FOLDER.value),
+                   part: str | None = None) -> list[int]:
     """Record, move and enqueue every series of a claimed folder; return their ids.
 
-    ``arrival`` is how the delivery came (read from its sealed origin file by the caller)."""
+    ``arrival`` is how the delivery came and ``part`` the SCP's staged delivery it was,
+    both read from its sealed origin file by the caller."""
     delivery = read_delivery(folder, limits)
     series_ids: list[int] = []
     for original_series_uid, files in delivery.series.items():
         routed = route(arrival, files.accepted[0].path) if route else None
         with STAGE_SECONDS.labels(stage=SERVICE).time():
             series_id, conflicts = _ingest_series(files.accepted, engine, store, uid_of, queue,
-                                                  uid_of(original_series_uid), routed)
+                                                  uid_of(original_series_uid), routed, part)
         series_ids.append(series_id)
         if files.rejected or conflicts:
             _quarantine_bad([*files.rejected, *conflicts], series_id, engine, store)
@@ -168,12 +171,16 @@ def ingest_claimed(folder: Path, engine: Engine, store: WorkStore, uid_of: UidOf
 
 
 def _ingest_series(files: list[Received], engine: Engine, store: WorkStore, uid_of: UidOf,
-                   queue: str, series_uid: str, routed: Routed | None
+                   queue: str, series_uid: str, routed: Routed | None, part: str | None = None
                    ) -> tuple[int, list[tuple[Path, str]]]:
     first = files[0].header
     with session_scope(engine) as session:
+        series_lock.recording(session, series_uid)
         study = _get_or_create_study(session, uid_of(first.study_instance_uid))
         series = session.exec(select(Series).where(Series.series_uid == series_uid)).first()
+        # A series whose earlier part is in, waiting for this one to start (arrivals.py).
+        waiting = series is not None and series.status is Status.NEW \
+            and series.stage is Stage.DEID
         if series is None:
             series = Series(series_uid=series_uid, study_id=study.id, modality=first.modality,
                             trace_id=uuid.uuid4().hex)
@@ -186,10 +193,12 @@ def _ingest_series(files: list[Received], engine: Engine, store: WorkStore, uid_
             if action is Action.DROP:
                 discarded, outcome.moves = outcome.moves, []
         to_deid = bool(outcome.moves) and action is Action.SEND
+        complete = arrivals.taken_in(session, series_uid, part)
         series_state.received(session, series, f"{len(outcome.moves)} new instance(s), "
                               f"{outcome.duplicates} already held, "
-                              f"{len(outcome.conflicts)} conflicting", to_deid)
-        if to_deid:
+                              f"{len(outcome.conflicts)} conflicting"
+                              + ("" if complete else "; other parts still arriving"), to_deid)
+        if complete and action is Action.SEND and (to_deid or waiting):
             enqueue(session, queue, series)
         series_id = series.id
     assert series_id is not None
@@ -233,6 +242,7 @@ def _record_images(session: Session, series: Series, files: list[Received], uid_
         select(Image).where(col(Image.sop_uid).in_(list(by_uid))))}
     outcome = Recorded(duplicates=len(files) - len(by_uid))  # one instance twice in a delivery
     assert series.id is not None  # a recorded series
+    taken: list[tuple[Path, Image]] = []
     for sop_uid, received in by_uid.items():
         image = held.get(sop_uid)
         if image is not None and image.status not in (Status.FAILED, Status.IGNORED):
@@ -244,9 +254,12 @@ def _record_images(session: Session, series: Series, files: list[Received], uid_
         series_state.image_to(image, Status.NEW)
         image.size_bytes, image.content_sha256 = received.path.stat().st_size, received.sha256
         session.add(image)
-        session.flush()
+        taken.append((received.path, image))
+    # One flush for the delivery: the inserts go as one statement, not one per image.
+    session.flush()
+    for path, image in taken:
         assert image.id is not None
-        outcome.moves.append((received.path, image.id))
+        outcome.moves.append((path, image.id))
     return outcome
 
 

@@ -8,10 +8,17 @@ import logging
 from pathlib import Path
 
 from relay_ingest import collector, commitment, follower, scp
+from relay_ingest.arrivals import Arrivals
 from relay_ingest.handlers import claim, ingest_claimed, is_finished
-from relay_ingest.origin import OriginSeal, is_origin_file, note_folder_origin, read_origin
+from relay_ingest.origin import (
+    OriginSeal,
+    is_origin_file,
+    note_folder_origin,
+    read_origin,
+    read_staged_delivery,
+)
 from relay_ingest.routing import IngestRouter
-from relay_shared import outbox, tlsconfig
+from relay_shared import outbox, series_lock, tlsconfig
 from relay_shared.dicomfiles import SizeLimits
 from relay_shared.metrics import INSTANCES_RECEIVED
 from relay_shared.runtime import Runtime
@@ -24,7 +31,8 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
     assert incoming is not None
     if rt.settings.scp_port:
         tlsconfig.scp_context(rt.settings)  # a certificate that cannot be used stops start-up
-    network = asyncio.create_task(scp.serve(rt.settings, stop, _commitments(rt))) \
+    arrivals = Arrivals(rt.engine, rt.pseudonymizer.uid, rt.settings.stable_age)
+    network = asyncio.create_task(scp.serve(rt.settings, stop, arrivals, _commitments(rt))) \
         if rt.settings.scp_port else None
     # Pull sources run beside the watch loop; what they fetch lands in incoming.
     pulls = [asyncio.create_task(follower.run(rt, stop))] if rt.settings.follow_orthanc_urls \
@@ -44,7 +52,11 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
                 break
             if is_finished(folder):
                 note_folder_origin(folder, subdir, sealer)
-                await _ingest(rt, router, claim(folder, rt.store))
+                try:
+                    claimed = claim(folder, rt.store)
+                except FileNotFoundError:  # another ingest process claimed it first
+                    continue
+                await _ingest(rt, router, claimed)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), rt.settings.watch_interval)
     if network is not None:
@@ -96,14 +108,27 @@ def _deliveries(incoming: Path, subdirs: frozenset[str],
 
 
 async def _ingest(rt: Runtime, router: IngestRouter, claimed: Path) -> None:
+    """Take in a claimed folder, unless another ingest process is on it: every process
+    sharing the volume takes up claimed folders, left by one that stopped mid-way."""
+    try:
+        with series_lock.holding(rt.engine, f"claimed/{claimed.name}", wait=False) as ours:
+            if ours and claimed.is_dir():
+                await _ingest_held(rt, router, claimed)
+    except Exception:  # the database is down: the folder stays claimed for the next round
+        log.warning("claimed delivery not taken up this round", exc_info=True)
+        await asyncio.sleep(rt.settings.retry_base_delay)
+
+
+async def _ingest_held(rt: Runtime, router: IngestRouter, claimed: Path) -> None:
     count = sum(1 for p in claimed.rglob("*")
                 if p.is_file() and not p.is_symlink() and not is_origin_file(p))
+    sealer = OriginSeal.of(rt.settings)
     try:
         series_ids = await asyncio.to_thread(
             ingest_claimed, claimed, rt.engine, rt.store, rt.pseudonymizer.uid,
             rt.settings.deid_queue, router.route,
             SizeLimits(rt.settings.max_instance_bytes, rt.settings.max_inflated_bytes),
-            read_origin(claimed, OriginSeal.of(rt.settings)))
+            read_origin(claimed, sealer), read_staged_delivery(claimed, sealer))
     except Exception:  # the claimed folder stays and is taken up again on the next round
         log.exception("delivery could not be ingested, will retry", extra={"files": count})
         await asyncio.sleep(rt.settings.retry_base_delay)

@@ -56,23 +56,25 @@ class OriginSeal:
         return isinstance(seal, str) and hmac.compare_digest(self.seal(fields), seal)
 
 
-def write_origin(folder: Path, arrival: Arrival, sealer: OriginSeal) -> None:
-    fields = _fields(arrival)
+def write_origin(folder: Path, arrival: Arrival, sealer: OriginSeal,
+                 delivery: str | None = None) -> None:
+    """``delivery``: the staged delivery this folder is (a part of a series, arrivals.py)."""
+    fields = _fields(arrival, delivery)
     partial = folder / f"{ORIGIN_FILE}.part"
     partial.write_text(json.dumps({**fields, "seal": sealer.seal(fields)}), encoding="utf-8")
     os.replace(partial, folder / ORIGIN_FILE)
 
 
-def _fields(arrival: Arrival) -> dict[str, str | None]:
+def _fields(arrival: Arrival, delivery: str | None) -> dict[str, str | None]:
     return {"source": arrival.source, "calling_ae": arrival.calling_ae,
-            "incoming_subdir": arrival.incoming_subdir}
+            "incoming_subdir": arrival.incoming_subdir, "delivery": delivery}
 
 
 def read_origin(folder: Path, sealer: OriginSeal) -> Arrival:
     """The recorded origin; a folder without one (or with one the relay did not seal)
     was put there by hand."""
     try:
-        return _sealed_origin(folder, sealer)
+        return _sealed_origin(folder, sealer)[0]
     except FileNotFoundError:
         return Arrival(Source.FOLDER.value)
     except (OSError, ValueError, KeyError, TypeError):
@@ -81,13 +83,22 @@ def read_origin(folder: Path, sealer: OriginSeal) -> Arrival:
         return Arrival(Source.FOLDER.value)
 
 
-def _sealed_origin(folder: Path, sealer: OriginSeal) -> Arrival:
+def read_staged_delivery(folder: Path, sealer: OriginSeal) -> str | None:
+    """The staged delivery the folder was, if the SCP made it (and sealed it)."""
+    try:
+        return _sealed_origin(folder, sealer)[1]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _sealed_origin(folder: Path, sealer: OriginSeal) -> tuple[Arrival, str | None]:
     data = json.loads((folder / ORIGIN_FILE).read_text(encoding="utf-8"))
     arrival = Arrival(Source(data["source"]).value, _text(data.get("calling_ae")),
                       _text(data.get("incoming_subdir")))
-    if not sealer.holds(_fields(arrival), data.get("seal")):
+    delivery = _text(data.get("delivery"))
+    if not sealer.holds(_fields(arrival, delivery), data.get("seal")):
         raise ValueError("origin not sealed by this relay")
-    return arrival
+    return arrival, delivery
 
 
 def _text(value: object) -> str | None:

@@ -41,9 +41,11 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
 from relay_ingest import commitment, receiving, staging
+from relay_ingest.arrivals import Arrivals
 from relay_ingest.origin import OriginSeal
 from relay_ingest.staging import Staging
-from relay_shared import dicomfiles, tlsconfig
+from relay_shared import dicomfiles, series_lock, tlsconfig
+from relay_shared.db import PROCESS_NAME
 from relay_shared.dicom import header
 from relay_shared.dicom.status import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, SUCCESS
 from relay_shared.dicomnet import encode_store_responses, tune_connection
@@ -273,13 +275,33 @@ def start(settings: Settings, receiver: Receiver) -> ThreadedAssociationServer:
     return server
 
 
-async def serve(settings: Settings, stop: asyncio.Event,
+async def serve(settings: Settings, stop: asyncio.Event, arrivals: Arrivals | None = None,
                 commitments: commitment.CommitmentKeeper | None = None) -> None:
     """Receive over the network until stopped, closing stable series as they go quiet
-    and, with a keeper, answering storage commitment requests once they can be."""
+    (with ``arrivals``, quiet at every SCP process of the relay) and, with a keeper,
+    answering storage commitment requests once they can be."""
     assert settings.staging_dir is not None and settings.incoming_dir is not None
-    staging.recover(settings.staging_dir, settings.incoming_dir)
-    area = Staging(settings.staging_dir, settings.incoming_dir, settings.stable_age,
+    if arrivals is None:
+        staging.recover(settings.staging_dir, settings.incoming_dir)
+        await _serve_area(settings, stop, settings.staging_dir, None, commitments)
+        return
+    # Other processes may stage on the same volume: this one keeps to an area of its
+    # own, held (by a database lock) for as long as it lives.
+    area_dir = staging.process_area(settings.staging_dir, PROCESS_NAME)
+    with series_lock.holding(arrivals.engine, area_dir.name):
+        await asyncio.to_thread(
+            staging.recover_areas, settings.staging_dir, settings.incoming_dir,
+            # Its own area is left from an earlier life of this process: taken up too.
+            lambda name: name != area_dir.name
+            and series_lock.held_by_someone(arrivals.engine, name))
+        await _serve_area(settings, stop, area_dir, arrivals, commitments)
+
+
+async def _serve_area(settings: Settings, stop: asyncio.Event, area_dir: Path,
+                      arrivals: Arrivals | None,
+                      commitments: commitment.CommitmentKeeper | None) -> None:
+    assert settings.incoming_dir is not None
+    area = Staging(area_dir, settings.incoming_dir, settings.stable_age,
                    OriginSeal.of(settings))
     receiving.clear_spool(area.spool_dir)
     try:
@@ -299,14 +321,38 @@ async def serve(settings: Settings, stop: asyncio.Event,
         return
     try:
         while not stop.is_set():
-            area.close_stable()
+            await asyncio.to_thread(_close_round, area, arrivals)
             if commitments is not None:
                 await _answer_commitments(commitments)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), min(CLOSE_INTERVAL, settings.stable_age))
     finally:
         await asyncio.to_thread(_shut_down, server)
-        area.close_all()
+        await asyncio.to_thread(_mark_handed_over, arrivals, area.close_all())
+
+
+def _close_round(area: Staging, arrivals: Arrivals | None) -> None:
+    if arrivals is None:
+        area.close_stable()
+        return
+    try:
+        arrivals.note(area.open_parts())
+        handed = area.close_stable(lambda uids: arrivals.quiet(uids))
+    except Exception:  # the database is down: nothing closes until it is back
+        log.warning("staged series not closed this round: the database is unavailable",
+                    exc_info=True)
+        return
+    _mark_handed_over(arrivals, handed)
+
+
+def _mark_handed_over(arrivals: Arrivals | None, handed: list[Path]) -> None:
+    if arrivals is None:
+        return
+    for folder in handed:
+        try:
+            arrivals.handed_over(folder.name)
+        except Exception:  # its heartbeat stops: after a while it no longer holds anyone up
+            log.warning("a handed-over series part could not be recorded", exc_info=True)
 
 
 async def _answer_commitments(commitments: commitment.CommitmentKeeper) -> None:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from relay_ingest.arrivals import OpenPart
 from relay_ingest.origin import OriginSeal, is_origin_file, write_origin
 from relay_shared.projects import Arrival, Source
 
@@ -57,6 +58,11 @@ class _OpenDelivery:
     last_arrival: float
     instances: int = 0
     writing: int = 0
+    arrived: bool = True  # since the last look of open_parts()
+
+
+# Given the series (as received) quiet here, those that may close: quiet everywhere.
+MayClose = Callable[[list[str]], set[str]]
 
 
 class Staging:
@@ -102,7 +108,8 @@ class Staging:
                 name = f"{DELIVERY_PREFIX}{uid_key(series_uid)}-{uuid.uuid4().hex[:8]}"
                 folder = self._staging_dir / name
                 folder.mkdir(parents=True)
-                write_origin(folder, Arrival(Source.SCP.value, calling_ae=calling_ae), self._sealer)
+                write_origin(folder, Arrival(Source.SCP.value, calling_ae=calling_ae),
+                             self._sealer, delivery=folder.name)
                 delivery = self._open[series_uid] = _OpenDelivery(folder, self._clock())
             delivery.writing += 1
         try:
@@ -115,15 +122,32 @@ class Staging:
             delivery.writing -= 1
             delivery.last_arrival = self._clock()
             delivery.instances += 1
+            delivery.arrived = True
         return path
 
-    def close_stable(self) -> list[Path]:
-        """Hand every series that has been quiet for the stable age over to ingest."""
+    def open_parts(self) -> list[OpenPart]:
+        """The deliveries open here, each saying whether an instance arrived since the
+        last call (for the other SCP processes, see arrivals.py)."""
         with self._lock:
-            now = self._clock()
-            stable = [uid for uid, d in self._open.items()
-                      if not d.writing and now - d.last_arrival >= self._stable_age]
-            closing = [self._open.pop(uid) for uid in stable]
+            parts = [OpenPart(d.folder.name, uid, d.arrived) for uid, d in self._open.items()]
+            for delivery in self._open.values():
+                delivery.arrived = False
+        return parts
+
+    def _stable(self) -> list[str]:
+        now = self._clock()
+        return [uid for uid, d in self._open.items()
+                if not d.writing and now - d.last_arrival >= self._stable_age]
+
+    def close_stable(self, may_close: MayClose | None = None) -> list[Path]:
+        """Hand every series that has been quiet for the stable age over to ingest;
+        with ``may_close``, only those it allows (asked without holding the lock)."""
+        with self._lock:
+            stable = self._stable()
+        allowed = set(stable) if may_close is None or not stable else may_close(stable)
+        with self._lock:
+            # An instance may have arrived while asking: still stable, or left open.
+            closing = [self._open.pop(uid) for uid in self._stable() if uid in allowed]
         handed = []
         for delivery in closing:
             target = hand_over(delivery.folder, self._incoming_dir)
@@ -160,8 +184,33 @@ def recover(staging_dir: Path, incoming_dir: Path) -> list[Path]:
     if not staging_dir.is_dir():
         return []
     handed = [hand_over(folder, incoming_dir) for folder in sorted(staging_dir.iterdir())
-              if folder.is_dir() and folder.name != SPOOL_FOLDER]
+              if folder.is_dir() and folder.name != SPOOL_FOLDER
+              and not folder.name.startswith(AREA_PREFIX)]
     return [path for path in handed if path is not None]
+
+
+# SCP processes sharing the data volume each stage into an area of their own, so that
+# one starting never hands over, nor clears the spool of, another one's open series.
+AREA_PREFIX = "process-"
+
+
+def process_area(staging_dir: Path, process_name: str) -> Path:
+    return staging_dir / (AREA_PREFIX + "".join(c if c.isalnum() or c in "-." else "_"
+                                                for c in process_name))
+
+
+def recover_areas(staging_dir: Path, incoming_dir: Path, alive: Callable[[str], bool]
+                  ) -> list[Path]:
+    """The deliveries of every area whose process is gone (``alive`` says, by the
+    area's name), and those staged before areas were, handed over; the areas removed."""
+    handed = recover(staging_dir, incoming_dir)
+    if not staging_dir.is_dir():
+        return handed
+    for area in sorted(staging_dir.iterdir()):
+        if area.is_dir() and area.name.startswith(AREA_PREFIX) and not alive(area.name):
+            handed += recover(area, incoming_dir)
+            shutil.rmtree(area, ignore_errors=True)  # its spool: never acknowledged
+    return handed
 
 
 def write_instance(folder: Path, sop_instance_uid: str, *parts: bytes) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -20,6 +21,9 @@ from relay_shared.vault import IdentifierVault
 
 ACCESSION_HEADERS = {"accession", "accession_number", "accessionnumber", "acc"}
 SETTLED = {RowState.DONE, RowState.NOT_FOUND, RowState.AMBIGUOUS, RowState.FAILED}
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 class WorklistError(ValueError):
@@ -50,6 +54,10 @@ def parse_worklist(text: str) -> list[Query]:
     (YYYYMMDD); a file with no header is one accession number per line."""
     lines = [row for row in csv.reader(io.StringIO(text.lstrip("\ufeff")))
              if any(cell.strip() for cell in row)]
+    for number, row in enumerate(lines, start=1):
+        if any(CONTROL.search(cell) for cell in row):
+            # No worklist value holds one, and a NUL cannot even be stored in PostgreSQL.
+            raise WorklistError(f"line {number}: a value holds a control character")
     if not lines:
         raise WorklistError("the worklist is empty")
     header = [cell.strip().lower().replace(" ", "_") for cell in lines[0]]

@@ -86,9 +86,12 @@ class FolderDestination:
         return path
 
     def send(self, series: OutgoingSeries) -> None:
+        made: set[Path] = set()  # one series, one folder: made once, not per instance
         for instance in series.instances:
             target = self._path(series, instance.sop_instance_uid)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
             partial = target.with_name(target.name + ".part")
             _link_or_copy(instance.path, partial)
             os.replace(partial, target)
@@ -98,6 +101,14 @@ class FolderDestination:
             instance.sop_instance_uid for instance in series.instances
             if not _same_size(self._path(series, instance.sop_instance_uid), instance.path)
         }
+
+    def put_manifest(self, series: OutgoingSeries, name: str, content: bytes) -> str:
+        """A file beside the series' instances (its signed manifest), written atomically."""
+        target = self._path(series, series.instances[0].sop_instance_uid).with_name(name)
+        partial = target.with_name(name + ".part")
+        partial.write_bytes(content)
+        os.replace(partial, target)
+        return str(target)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -1,8 +1,11 @@
 """Any DICOM AE by C-STORE (pynetdicom SCU), receipt proved by a C-FIND at IMAGE level.
 
-One association per series. Its presentation contexts are the series' own
-(SOP class, transfer syntax) pairs, one context each, so every file is sent in
-the encoding it is stored in: the bytes after the file meta go out unchanged.
+A series goes out on up to ``concurrency`` associations at once (RELAY_SEND_CONCURRENCY),
+each carrying its own share of the instances: on one association the peer stores
+one instance at a time and waits for the next, so one association sets the pace of
+the whole series. Each association proposes the series' own (SOP class, transfer
+syntax) pairs, one context each, so every file is sent in the encoding it is stored
+in: the bytes after the file meta go out unchanged.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pydicom.dataset import Dataset
@@ -36,6 +40,9 @@ log = logging.getLogger(__name__)
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
 MAX_CONTEXTS = 128
+# Below this many instances a further association costs more (negotiation, release)
+# than it saves.
+MIN_INSTANCES_PER_ASSOCIATION = 8
 HEAD_BYTES = 16 * 1024
 ANSWER_POLL = 0.25
 # Success, and the warnings that still mean "stored" (coercion, elements discarded).
@@ -73,13 +80,29 @@ def read_file_meta(path: Path) -> dict[int, str]:
             for tag, (vr, value) in meta.items() if vr in ("UI", "SH", "AE")}
 
 
+def split(instances: list[OutgoingInstance], most: int, least_each: int
+          ) -> list[list[OutgoingInstance]]:
+    """Up to ``most`` shares of consecutive instances, each of ``least_each`` or more
+    (one share when there are fewer), their sizes differing by one at most."""
+    count = max(1, min(most, len(instances) // max(1, least_each)))
+    size, extra = divmod(len(instances), count)
+    shares, start = [], 0
+    for n in range(count):
+        end = start + size + (1 if n < extra else 0)
+        shares.append(instances[start:end])
+        start = end
+    return shares
+
+
 class DicomDestination:
     name = "dicom"
     sends_whole_series = False
 
     def __init__(self, host: str, port: int, called_ae: str, calling_ae: str = "RELAY",
-                 timeout: float = 30.0, tls: tlsconfig.ClientTls | None = None) -> None:
+                 timeout: float = 30.0, tls: tlsconfig.ClientTls | None = None, *,
+                 concurrency: int = 1) -> None:
         self._address = (host, port)
+        self._concurrency = max(1, concurrency)
         self._tls = tls  # fresh tls_args per association, None for plain DICOM
         self._called_ae = called_ae
         self._calling_ae = calling_ae
@@ -142,9 +165,22 @@ class DicomDestination:
         if len(pairs) > MAX_CONTEXTS:
             raise DestinationError(f"series {series.series_id} needs {len(pairs)} presentation "
                                    f"contexts; one association carries {MAX_CONTEXTS}")
-        with self._association([(sop, [ts]) for sop, ts in pairs]) as assoc, \
-                cstore.reactor_paused(assoc):
-            self._store_all(assoc, series.instances)
+        contexts = [(sop, [ts]) for sop, ts in pairs]
+        shares = split(series.instances, self._concurrency, MIN_INSTANCES_PER_ASSOCIATION)
+        if len(shares) == 1:
+            self._send_share(contexts, series.instances)
+            return
+        # Every share runs to its end even when another fails: what did arrive is then
+        # confirmed by the check that follows, and only the rest is sent again.
+        with ThreadPoolExecutor(len(shares), thread_name_prefix="c-store") as pool:
+            outcomes = [pool.submit(self._send_share, contexts, share) for share in shares]
+        for outcome in outcomes:
+            outcome.result()
+
+    def _send_share(self, contexts: list[tuple[str, list[str]]],
+                    instances: list[OutgoingInstance]) -> None:
+        with self._association(contexts) as assoc, cstore.reactor_paused(assoc):
+            self._store_all(assoc, instances)
 
     def _store_all(self, assoc: Association, instances: list[OutgoingInstance]) -> None:
         """Each request is written, then the next one encoded while the peer stores it,

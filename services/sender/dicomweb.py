@@ -2,8 +2,11 @@
 bearer token or OAuth2 client credentials to be let in (webauth.py).
 
 Instances go in multipart/related batches of bounded size, each part the file
-as stored. A STOW-RS answer lists failed instances in its FailedSOPSequence
-even when the HTTP status says the request as a whole went through.
+as stored, up to ``concurrency`` requests at once (RELAY_SEND_CONCURRENCY): a series
+is cut into at least that many batches when it has the instances, so an archive
+that stores requests in parallel is kept busy. A STOW-RS answer lists failed
+instances in its FailedSOPSequence even when the HTTP status says the request as a
+whole went through.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import ssl
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -32,12 +36,16 @@ FAILURE_REASON = "00081197"
 DICOM_JSON = "application/dicom+json"
 
 
-def batches(instances: list[OutgoingInstance]) -> Iterator[list[OutgoingInstance]]:
+def batches(instances: list[OutgoingInstance], spread: int = 1
+            ) -> Iterator[list[OutgoingInstance]]:
+    """Batches of at most BATCH_BYTES and BATCH_INSTANCES, and at least ``spread`` of
+    them when there are that many instances."""
+    most = min(BATCH_INSTANCES, max(1, -(-len(instances) // max(1, spread))))
     batch: list[OutgoingInstance] = []
     size = 0
     for instance in instances:
         length = instance.path.stat().st_size
-        if batch and (size + length > BATCH_BYTES or len(batch) >= BATCH_INSTANCES):
+        if batch and (size + length > BATCH_BYTES or len(batch) >= most):
             yield batch
             batch, size = [], 0
         batch.append(instance)
@@ -63,7 +71,7 @@ class DicomWebDestination:
                  timeout: float = 30.0, verify: ssl.SSLContext | bool = True, *,
                  token: str | None = None, token_url: str | None = None,
                  client_id: str | None = None, client_secret: str | None = None,
-                 scope: str | None = None) -> None:
+                 scope: str | None = None, concurrency: int = 1) -> None:
         auth: httpx.Auth | None = None
         if token_url:
             auth = ClientCredentials(token_url, client_id or "", client_secret or "", scope,
@@ -73,12 +81,23 @@ class DicomWebDestination:
         elif username:
             auth = httpx.BasicAuth(username, password or "")
         self._auth = auth
+        self._concurrency = max(1, concurrency)
         self._client = httpx.Client(base_url=url.rstrip("/"), auth=auth, timeout=timeout,
-                                    verify=verify)
+                                    verify=verify,
+                                    limits=httpx.Limits(max_connections=self._concurrency))
 
     def send(self, series: OutgoingSeries) -> None:
-        for batch in batches(series.instances):
-            self._stow(series, batch)
+        cut = list(batches(series.instances, self._concurrency))
+        if len(cut) == 1:
+            self._stow(series, cut[0])
+            return
+        # Every batch is tried even when one fails: the check that follows confirms what
+        # arrived, and only the rest is sent again.
+        with ThreadPoolExecutor(min(self._concurrency, len(cut)),
+                                thread_name_prefix="stow") as pool:
+            outcomes = [pool.submit(self._stow, series, batch) for batch in cut]
+        for outcome in outcomes:
+            outcome.result()
 
     def _stow(self, series: OutgoingSeries, batch: list[OutgoingInstance]) -> None:
         boundary = uuid.uuid4().hex

@@ -13,15 +13,18 @@ from relay_sender.dicom_ae import DicomDestination
 from relay_sender.dicomweb import DicomWebDestination
 from relay_sender.gcs import GcsDestination, make_client
 from relay_sender.handlers import SendContext
+from relay_sender.manifests import ManifestWriter
 from relay_sender.orthanc import OrthancDestination
 from relay_sender.projects import ProjectSenders, dispatch_studies
 from relay_sender.s3 import S3Destination, s3_verify
 from relay_sender.transcode import TranscodingDestination
 from relay_shared import tlsconfig
+from relay_shared.manifest import relay_version
 from relay_shared.models import Stage
 from relay_shared.runtime import Runtime, consume_until_stopped
 from relay_shared.settings import Destination as DestinationName
 from relay_shared.settings import GcsFormat, Settings
+from relay_shared.signing import signing_key_for
 
 
 def _revealed(secret: SecretStr | None) -> str | None:
@@ -49,7 +52,8 @@ def build_destinations(settings: Settings, engine: Engine | None = None) -> list
                                           settings.dicom_ae_title,
                                           settings.dicom_calling_ae_title, settings.dicom_timeout,
                                           tlsconfig.dicom_client_factory(settings,
-                                                                         settings.dicom_host)))
+                                                                         settings.dicom_host),
+                                          concurrency=settings.send_concurrency))
         elif name is DestinationName.DICOMWEB:
             assert settings.dicomweb_url is not None
             built.append(DicomWebDestination(
@@ -59,7 +63,7 @@ def build_destinations(settings: Settings, engine: Engine | None = None) -> list
                 token=_revealed(settings.dicomweb_token),
                 token_url=settings.dicomweb_token_url, client_id=settings.dicomweb_client_id,
                 client_secret=_revealed(settings.dicomweb_client_secret),
-                scope=settings.dicomweb_scope))
+                scope=settings.dicomweb_scope, concurrency=settings.send_concurrency))
         elif name is DestinationName.GCS:
             assert settings.gcs_bucket is not None
             # The engine lets it keep the searchable metadata subset of what it sent.
@@ -103,7 +107,9 @@ def s3_destination(settings: Settings, engine: Engine | None) -> S3Destination:
 
 async def run(rt: Runtime, stop: asyncio.Event) -> None:
     tlsconfig.warn_if_unverified(rt.settings, "sender")
-    ctx = SendContext(rt.engine, rt.store, build_destinations(rt.settings, rt.engine))
+    key = signing_key_for(rt.settings)
+    ctx = SendContext(rt.engine, rt.store, build_destinations(rt.settings, rt.engine),
+                      ManifestWriter(rt.engine, key, relay_version()) if key else None)
     senders = ProjectSenders(ctx, rt.projects, rt.settings)
     dispatcher = asyncio.create_task(dispatch_studies(senders, stop))
     await consume_until_stopped(rt, stop, rt.settings.send_queue, senders.send, Stage.SEND)

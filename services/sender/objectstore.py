@@ -144,6 +144,13 @@ class ObjectStoreDestination(ABC):
             for _ in pool.map(one, range(len(series.instances))):
                 pass
 
+    def put_manifest(self, series: OutgoingSeries, name: str, content: bytes) -> str:
+        """An object beside the series' own (its signed manifest); never overwritten: the
+        same content again is skipped, other content is refused."""
+        base = self.series_prefix(series)
+        self._put(Upload(base + name, content, "application/json"), self._list(base))
+        return f"{self.scheme}://{self._bucket_name}/{base}{name}"
+
     def missing(self, series: OutgoingSeries) -> set[str]:
         """What the store does not show holding. A volume holds all instances or none,
         and the sidecar belongs to each of them."""

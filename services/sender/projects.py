@@ -20,7 +20,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -53,8 +53,9 @@ from relay_shared.settings import GcsFormat, Settings
 
 log = logging.getLogger(__name__)
 SERVICE = "sender"
-# Not yet de-identified, or held: a study with such a series is not whole yet.
-BEFORE_SEND = (Status.NEW, Status.PROCESSING, Status.HELD)
+# Not yet de-identified, held, or waiting for review: a study with such a series is
+# not whole yet.
+BEFORE_SEND = (Status.NEW, Status.PROCESSING, Status.HELD, Status.REVIEW)
 DISPATCH_INTERVAL = 2.0
 
 
@@ -67,6 +68,7 @@ def build_named(name: str, config: DestinationConfig, projects: Projects, settin
         built = FolderDestination(config.path if config.path.is_absolute() else base / config.path)
     elif config.kind == "orthanc":
         built = OrthancDestination(config.url, config.username, secret, settings.http_timeout,
+                                   concurrency=settings.send_concurrency,
                                    verify=tlsconfig.http_verify(settings))
     elif config.kind == "dicom":
         built = _dicom(config, settings)
@@ -75,7 +77,8 @@ def build_named(name: str, config: DestinationConfig, projects: Projects, settin
             config.url, config.username, secret, settings.http_timeout,
             verify=tlsconfig.http_verify(settings), token=projects.secret(config.token_env),
             token_url=config.token_url, client_id=config.client_id,
-            client_secret=projects.secret(config.client_secret_env), scope=config.scope)
+            client_secret=projects.secret(config.client_secret_env), scope=config.scope,
+            concurrency=settings.send_concurrency)
     elif config.kind == "s3":
         built = S3Destination(
             config.bucket, config.prefix, region=config.region, endpoint=config.endpoint,
@@ -103,7 +106,8 @@ def _dicom(config: DicomConfig, settings: Settings) -> DicomDestination:
             listen_port=settings.dicom_commitment_port,
             commitment_timeout=settings.dicom_commitment_timeout)
     return DicomDestination(config.host, config.port, config.ae_title, config.calling_ae_title,
-                            config.timeout, tlsconfig.dicom_client_factory(settings, config.host))
+                            config.timeout, tlsconfig.dicom_client_factory(settings, config.host),
+                            concurrency=settings.send_concurrency)
 
 
 @dataclass
@@ -125,7 +129,7 @@ class ProjectSenders:
             if key not in self._built:
                 named = [build_named(n, projects.destinations[n], projects, self.settings,
                                      self.base.engine) for n in project.destinations]
-                self._built[key] = SendContext(self.base.engine, self.base.store, named)
+                self._built[key] = replace(self.base, destinations=named)
             return self._built[key]
 
     def send(self, series_id: int) -> None:

@@ -158,6 +158,11 @@ class TranscodingDestination:
             inner.refit = self._refit
 
     @property
+    def inner(self) -> Destination:
+        """The destination itself, for what its kind says (the manifest's proofs)."""
+        return self._inner
+
+    @property
     def name(self) -> str:
         return self._inner.name
 
@@ -184,6 +189,11 @@ class TranscodingDestination:
         if refused:
             raise NotHeld(_grouped(refused), missing | set(refused))
         return missing
+
+    def sent_files(self, series: OutgoingSeries) -> dict[str, Path]:
+        """Each instance's file as this destination is given it (the manifest hashes
+        these): the series' own where its syntax is allowed, else the transcoded copy."""
+        return {i.sop_instance_uid: i.path for i in self._fit(series).instances}
 
     def _fit(self, series: OutgoingSeries) -> OutgoingSeries:
         folder = series.instances[0].path.parent.parent / f"syntax-{self.name}" \

@@ -17,6 +17,7 @@ class Event(StrEnum):
     SERIES_FAILED = "series.failed"
     SERIES_QUARANTINED = "series.quarantined"
     SERIES_HELD = "series.held"
+    SERIES_REVIEW = "series.review"  # de-identified, waiting for a reviewer
     SERIES_IGNORED = "series.ignored"
     COLLECTION_FINISHED = "collection.finished"
 

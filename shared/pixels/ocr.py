@@ -40,6 +40,16 @@ class OcrUnavailable(RuntimeError):
 class GateResult:
     held: bool
     reason: str
+    # Where the words were read, [x, y, width, height] on the frame: what a region
+    # rule for the device would have to black out.
+    text_boxes: tuple[tuple[int, int, int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    confidence: float
+    box: tuple[int, int, int, int]  # x, y, width, height on the frame
 
 
 def check_tesseract() -> str:
@@ -61,21 +71,24 @@ def check_tesseract() -> str:
 
 def gate(display: np.ndarray, originals: IdentifyingValues, any_text: bool) -> GateResult:
     """`display`: (frames, rows, cols) brightness from 0 to 1, after redaction."""
-    words = read_words(display)
+    found = read_words_at(display)
+    words = [(w.text, w.confidence) for w in found]
+    boxes = tuple(w.box for w in found if any(c.isalnum() for c in w.text))
     hit = identifying_kind(" ".join(w for w, _ in words), originals)
     if hit:
-        return GateResult(True, f"OCR found text matching an original {hit} in the pixels")
+        return GateResult(True, f"OCR found text matching an original {hit} in the pixels",
+                          boxes)
     legible = [w for w, conf in words
                if conf >= CONFIDENT and sum(c.isalnum() for c in w) >= MIN_WORD]
     if any_text and legible:
         return GateResult(True, f"OCR found {len(legible)} legible word(s) in the pixels "
-                                "and any text is held")
+                                "and any text is held", boxes)
     if legible:
         return GateResult(False, f"OCR found {len(legible)} word(s), none identifying")
     return GateResult(False, "OCR found no legible text")
 
 
-def read_words(display: np.ndarray) -> list[tuple[str, float]]:
+def read_words_at(display: np.ndarray) -> list[Word]:
     import pytesseract
     from PIL import Image
 
@@ -86,9 +99,19 @@ def read_words(display: np.ndarray) -> list[tuple[str, float]]:
         return []
     data = pytesseract.image_to_data(Image.fromarray(sheet), config="--psm 11",
                                      output_type=pytesseract.Output.DICT)
-    return [(str(text).strip(), float(conf)) for text, conf in zip(data["text"], data["conf"],
-                                                                   strict=True)
+    rows = display.shape[1]
+    return [Word(str(text).strip(), float(conf), _on_frame(box, rows))
+            for text, conf, *box in zip(data["text"], data["conf"], data["left"], data["top"],
+                                        data["width"], data["height"], strict=True)
             if str(text).strip()]
+
+
+def _on_frame(box: list[int], rows: int) -> tuple[int, int, int, int]:
+    """A box on the contact sheet as a box on the frame it was read from: burned-in
+    text stands at the same place on every frame."""
+    x, y, width, height = (int(v) for v in box)
+    top = y % (rows + GAP)
+    return x, min(top, rows - 1), width, max(1, min(height, rows - top))
 
 
 def _contact_sheet(display: np.ndarray) -> np.ndarray:

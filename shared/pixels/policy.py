@@ -22,6 +22,7 @@ from relay_shared.deid.streamcopy import write_deidentified
 
 from .assess import Assessment, assess
 from .frames import Pixels, Unredactable, load_pixels, redact, write_pixels
+from .learned import Proposal, propose
 from .ocr import GateResult, check_tesseract, gate
 from .rules import Box, Rules, load_rules
 
@@ -50,6 +51,8 @@ class PixelOutcome:
     gate: str
     reason: str
     syntax: str | None = None  # the transfer syntax written, when the pixels changed
+    # A region rule for the device, when the gate held an image no rule covers.
+    proposal: Proposal | None = None
 
     @property
     def held(self) -> bool:
@@ -101,7 +104,8 @@ class PixelPolicy:
             write_deidentified(source, target, header)
         return PixelOutcome(assessment.reason or "", redacted,
                             "off" if result is OFF else "held" if result.held else "passed",
-                            _describe(assessment, boxes if redacted else [], result), syntax)
+                            _describe(assessment, boxes if redacted else [], result), syntax,
+                            propose(assessment, result))
 
     def _gate(self, assessment: Assessment, pixels: Pixels,
               originals: IdentifyingValues) -> GateResult:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping
+from copy import deepcopy
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -19,6 +20,7 @@ BUILTIN = "rules.yaml"
 FLAG_KEYS = frozenset({"burned_in_annotation", "modalities", "sop_classes", "image_types",
                        "devices"})
 RULE_KEYS = frozenset({"name", "when", "boxes", "covers_text"})
+DEVICE_KEYWORDS = ("Manufacturer", "ManufacturerModelName", "Rows", "Columns")
 
 
 class PixelRulesError(ValueError):
@@ -80,12 +82,21 @@ class Rules:
 
     def keywords(self) -> set[str]:
         """Every attribute a decision or a rule reads."""
-        used = {"BurnedInAnnotation", "Modality", "SOPClassUID", "ImageType"}
+        # The device and size too: a region rule learned from the gate is made of them.
+        used = {"BurnedInAnnotation", "Modality", "SOPClassUID", "ImageType", *DEVICE_KEYWORDS}
         for device in self.devices:
             used |= {c.keyword for c in device}
         for rule in self.regions:
             used |= rule.keywords
         return used
+
+
+def extended(rules: Rules, text: str, origin: str) -> Rules:
+    """A copy of `rules` with the entries of a rules file's `text` added (checked as a
+    file's are; a mistake names `origin` and the line)."""
+    copy = deepcopy(rules)
+    _merge(copy, text, origin)
+    return copy
 
 
 def load_rules(extra: Path | str | None = None) -> Rules:

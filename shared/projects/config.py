@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from relay_shared.review import ReviewChoice
+
 from .load import ProjectsError, cross_check, digest, parse, resolve_path
 from .routing import Router
 from .schema import Action, DestinationConfig, Dispatch, Match, Project, ProjectsFile
@@ -53,6 +55,7 @@ class ProjectConfig:
     deid: DeidChoice
     identifiers: IdentifiersChoice | None
     pixels: PixelsChoice
+    review: ReviewChoice = field(default_factory=ReviewChoice)
 
 
 @dataclass(frozen=True)
@@ -117,13 +120,21 @@ def _pixels_choice(project: Project, settings: Settings, base: Path) -> PixelsCh
     return PixelsChoice(rules, ocr)
 
 
+def _review_choice(project: Project, settings: Settings) -> ReviewChoice:
+    section = project.review
+    if section is not None:
+        return ReviewChoice(section.mode, section.one_in)
+    return ReviewChoice(settings.review_mode, settings.review_one_in)
+
+
 def _resolve(project: Project, settings: Settings, secrets: dict[str, str],
              base: Path) -> ProjectConfig:
     return ProjectConfig(project.name, project.action, project.dispatch,
                          tuple(project.destinations),
                          _deid_choice(project, settings, secrets, base),
                          _identifiers_choice(project, settings, secrets),
-                         _pixels_choice(project, settings, base))
+                         _pixels_choice(project, settings, base),
+                         _review_choice(project, settings))
 
 
 def parse_projects(text: str, source: str, settings: Settings, base: Path) -> Projects:

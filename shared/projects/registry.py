@@ -17,6 +17,7 @@ import logging
 import signal
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from relay_shared.metrics import PROJECTS_RELOADS
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 KEPT_VERSIONS = 16
+# Told of each reread that changed something or was refused: (applied, sha256 of the
+# file read, what happened); the audit trail records configuration changes with it.
+OnReload = Callable[[bool, str | None, str], None]
 WATCH_INTERVAL = 2.0  # a change is in force within this, well inside five seconds
 
 
@@ -39,6 +43,7 @@ class ProjectsRegistry:
         self._versions: OrderedDict[str | None, Projects] = OrderedDict()
         self._stamp = self._file_stamp()
         self._install(initial or load_projects(settings))
+        self.on_reload: OnReload | None = None
 
     @property
     def current(self) -> Projects:
@@ -73,6 +78,8 @@ class ProjectsRegistry:
             PROJECTS_RELOADS.labels(result="refused").inc()
             log.error("projects file refused, the previous version stays in force",
                       extra={"problems": exc.problems, "in_force": self._current.sha256})
+            self._tell(False, None, f"projects file refused ({len(exc.problems)} problem(s)); "
+                       f"version {self._current.sha256} stays in force")
             return False
         if projects.sha256 == self._current.sha256:
             return False
@@ -80,7 +87,17 @@ class ProjectsRegistry:
         PROJECTS_RELOADS.labels(result="applied").inc()
         log.info("projects file reloaded", extra={"sha256": projects.sha256,
                                                   "projects": list(projects.projects)})
+        self._tell(True, projects.sha256, f"projects file version {projects.sha256} in force: "
+                   f"{', '.join(projects.projects)}")
         return True
+
+    def _tell(self, applied: bool, sha256: str | None, what: str) -> None:
+        if self.on_reload is None:
+            return
+        try:
+            self.on_reload(applied, sha256, what)
+        except Exception:  # the trail's trouble must not undo the reload
+            log.exception("could not record the projects reload in the audit trail")
 
     def reload_if_changed(self) -> bool:
         if self._settings.projects is None or self._file_stamp() == self._stamp:

@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from relay_shared.dicom.syntaxes import check_transfer_syntaxes
+from relay_shared.review import DEFAULT_ONE_IN, ReviewMode
 
 PROJECT_NAME = r"^[a-z0-9-]{1,40}$"
 # Each destination's name is what the deliveries of an image are recorded under.
@@ -126,6 +127,19 @@ class PixelsSection(Strict):
     ocr: bool | None = None
 
 
+class ReviewSection(Strict):
+    """A person approves each series (all) or a keyed sample of them before it is sent."""
+
+    mode: ReviewMode
+    one_in: int = Field(DEFAULT_ONE_IN, ge=1, le=1_000_000)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _off_unquoted(cls, value: object) -> object:
+        # YAML reads an unquoted `off` as false.
+        return ReviewMode.OFF if value is False else value
+
+
 class Project(Strict):
     name: str = Field(pattern=PROJECT_NAME)
     match: Match = Field(default_factory=Match)
@@ -133,6 +147,7 @@ class Project(Strict):
     deid: DeidSection | None = None
     identifiers: IdentifiersSection | None = None
     pixels: PixelsSection | None = None
+    review: ReviewSection | None = None
     destinations: list[Annotated[str, Field(pattern=DESTINATION_NAME)]] = Field(
         default_factory=list)
     dispatch: Dispatch = Dispatch.SERIES

@@ -227,8 +227,8 @@ def test_every_secret_is_documented_and_created_by_the_script(rendered, overlay)
 SECRETS_OF = {
     "relay-ingest": {"relay-deid-secret", "relay-vault-keys"},
     "relay-deid": {"relay-deid-secret", "relay-vault-keys"},
-    "relay-sender": {"relay-sender-credentials"},
-    "relay-api": {"relay-vault-keys", "relay-api-tokens"},
+    "relay-sender": {"relay-sender-credentials", "relay-signing-key"},
+    "relay-api": {"relay-vault-keys", "relay-api-tokens", "relay-signing-public-key"},
     "relay-db-upgrade": set(),
 }
 

@@ -60,16 +60,27 @@ def test_series_reach_done_as_volumes_and_are_found(relay_to_gcs: dict) -> None:
     objects = relay_to_gcs["emulator"].objects(PREFIX + "/")
     volumes = [blob for name, blob in objects.items() if name.endswith("/series.nii.gz")]
     sidecars = [blob for name, blob in objects.items() if name.endswith("/series.json")]
-    assert len(objects) == 6 and len(volumes) == len(sidecars) == 3
+    manifests = [blob for name, blob in objects.items()
+                 if name.endswith("/series.manifest.json")]
+    assert len(objects) == 9 and len(volumes) == len(sidecars) == len(manifests) == 3
     for blob in volumes:
         image = nib.Nifti1Image.from_bytes(gzip.decompress(blob.download_as_bytes()))
         assert image.shape == (32, 32, 20)
     identifying = {v for spec in specs for v in (*spec.original_uids(),
                                                  *spec.patient.identifying_values())}
-    text = " ".join(objects) + " ".join(b.download_as_text() for b in sidecars)
+    text = " ".join(objects) + " ".join(b.download_as_text() for b in sidecars + manifests)
     assert not [value for value in identifying if value in text]
     assert sorted(json.loads(b.download_as_text())["Modality"] for b in sidecars) == \
         ["CT", "CT", "MR"]
+
+    # Each manifest is signed by the key the api publishes (the volumes are not its files:
+    # the signature alone is checked here).
+    key_id = api_get(relay_to_gcs["api"], "/api/v1/signing-key")["key_id"]
+    manifest = relay_to_gcs["tmp"] / "series.manifest.json"
+    manifest.write_bytes(manifests[0].download_as_bytes())
+    checked = run_relay("verify", str(manifest), "--key-id", key_id, env=relay_to_gcs["env"],
+                        cwd=relay_to_gcs["cwd"])
+    assert f"manifest verified: signature by key {key_id}" in checked.stdout
 
     found = api_get(relay_to_gcs["api"], "/api/v1/search?modality=CT&format=nifti")
     assert found["total"] == 2

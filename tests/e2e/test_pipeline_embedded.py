@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,6 +51,13 @@ def test_three_series_reach_done_in_the_outbox(relay_up: dict) -> None:
     studies = api_get(relay_up["api"], "/api/v1/studies")["items"]
     assert len(studies) == 3
     assert len({s["patient_pseudonym"] for s in studies}) == 2  # two patients, two pseudonyms
+    # Each series exported is an entry of the audit trail, the relay itself the actor.
+    with sqlite3.connect(relay_up["var"] / "relay.db") as db:
+        exports = db.execute("SELECT actor_kind, detail FROM auditrecord "
+                             "WHERE action = 'export'").fetchall()
+    assert len(exports) == 3
+    assert all(kind == "system" and "20 instance(s)" in detail and "outbox" in detail
+               for kind, detail in exports), exports
 
 
 def test_same_folder_twice_adds_nothing(relay_up: dict) -> None:

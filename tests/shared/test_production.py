@@ -50,6 +50,9 @@ UNSAFE = [
      "RELAY_SCP_HOST", "scp-without-allow-list"),
     ({"RELAY_SCP_HOST": "0.0.0.0", "RELAY_SCP_ALLOWED_AES": "MODALITY1"}, "RELAY_SCP_HOST",
      "scp-without-tls"),
+    ({"RELAY_OIDC_ISSUER": "http://idp.example/realms/hospital",
+      "RELAY_OIDC_CLIENT_ID": "relay"}, "RELAY_OIDC_ISSUER", "plain-http"),
+    ({"RELAY_AUDIT_SYSLOG": "tcp://siem.example:514"}, "RELAY_AUDIT_SYSLOG", "plain-syslog"),
 ]
 
 

@@ -79,3 +79,19 @@ def test_the_vault_opens_what_an_older_key_sealed(tmp_path: Path) -> None:
     assert rotated.current_key_id == "k2"
     assert rotated.open(key_id, token) == {"PatientID": "MRN-1"}
     assert "MRN-1" not in token
+
+
+def test_a_series_waiting_for_review_keeps_every_file_however_old(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'relay.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    store = WorkStore(tmp_path / "work", tmp_path / "quarantine")
+    waiting = _series(engine, Status.REVIEW, 400, None)
+    store.quarantine_for(waiting).mkdir(parents=True)  # an image the OCR gate held
+    (store.series_dir(waiting) / "deidentified").mkdir(parents=True)
+    settings = load_settings(retain_originals_days=0, retain_quarantine_days=0,
+                             retain_failed_work_days=0)
+    report = purge(engine, store, settings)
+    assert waiting not in report.quarantine + report.failed_work + report.originals
+    assert store.quarantine_for(waiting).exists()
+    assert (store.series_dir(waiting) / "deidentified").exists()

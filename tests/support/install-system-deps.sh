@@ -11,6 +11,12 @@ command -v gdcmanon >/dev/null || need+=(libgdcm-tools)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v tesseract >/dev/null || need+=(tesseract-ocr tesseract-ocr-eng)
 command -v promtool >/dev/null || need+=(prometheus)  # promtool checks the alert rules
+# The sign-in tests run an OpenID provider (npm's oidc-provider) with Node.js, and the
+# browser tests check accessibility with axe-core.
+command -v npm >/dev/null || need+=(nodejs npm)
+# The audit trail test receives DICOM audit messages over syslog TLS (RFC 5425).
+[ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
+dpkg -s rsyslog-gnutls >/dev/null 2>&1 || need+=(rsyslog-gnutls)  # its TLS driver
 # The image, compose and manifest tests run containers with podman, rootful, and build
 # stand-ins for base images from Debian packages (see docs/deployment.md).
 command -v podman >/dev/null || need+=(podman)

@@ -132,6 +132,7 @@ class Orthanc:
     modalities: dict[str, list[object]] = field(default_factory=dict)
     # More configuration options, over the defaults below.
     options: dict[str, object] = field(default_factory=dict)
+    lua_scripts: list[Path] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -150,7 +151,8 @@ class Orthanc:
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
             "DicomModalities": self.modalities, "DicomAlwaysAllowStore": True,
             "DicomCheckCalledAet": False, "StableAge": 2, "SaveJobs": False,
-            "HttpServerEnabled": True, "DicomServerEnabled": True, **self.options,
+            "HttpServerEnabled": True, "DicomServerEnabled": True,
+            "LuaScripts": [str(script) for script in self.lua_scripts], **self.options,
         }
         (self.root / "orthanc.json").write_text(json.dumps(config))
         log = open(self.root / "orthanc.log", "wb")  # noqa: SIM115 - lives as long as Orthanc
@@ -197,11 +199,13 @@ class RelayProcess:
     log_path: Path
     cwd: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    args: list[str] = field(default_factory=list)  # after the service's name
 
     def start(self) -> RelayProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         relay = str(Path(sys.executable).with_name("relay"))
-        self.process = subprocess.Popen([relay, self.service], env=self.env, stdout=log,
+        self.process = subprocess.Popen([relay, self.service, *self.args], env=self.env,
+                                        stdout=log,
                                         stderr=subprocess.STDOUT, cwd=self.cwd)
         return self
 

@@ -14,11 +14,17 @@ from datetime import datetime
 from typing import Any, cast
 
 from fastapi import APIRouter, HTTPException, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlmodel import Session, col, select
 
 from relay_api.deps import Id, Operator, Reader, RuntimeDep, SessionDep
-from relay_ingest.worklist import SETTLED, WorklistError, create_collection, parse_worklist
+from relay_ingest.worklist import (
+    CONTROL,
+    SETTLED,
+    WorklistError,
+    create_collection,
+    parse_worklist,
+)
 from relay_shared.models import Collection, CollectionRow, RowState, Series
 
 router = APIRouter(prefix="/api/v1/collections", tags=["collections"])
@@ -27,10 +33,19 @@ REPORT_COLUMNS = ("row", "state", "reason", "studies", "series", "instances", "s
 
 
 class CollectionIn(BaseModel):
-    name: str = Field("worklist", max_length=128)
+    name: str = Field("worklist", max_length=128,
+                      description="A name for people; no control characters")
     csv: str = Field(min_length=1, max_length=2_000_000, description=(
         "The worklist: a header naming accession_number, or patient_id with date_from "
         "and date_to (YYYYMMDD); without a header, one accession number per line"))
+
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if CONTROL.search(value):
+            raise ValueError("the name holds a control character")
+        return value
 
 
 class CollectionRowOut(BaseModel):

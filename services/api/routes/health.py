@@ -4,10 +4,10 @@ import asyncio
 import logging
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from relay_api import live
 from relay_api.deps import RuntimeDep
+from relay_shared.metrics import CONTENT_TYPE, exposition
 from relay_shared.runtime import database_ok
 
 log = logging.getLogger(__name__)
@@ -34,4 +34,4 @@ async def metrics(rt: RuntimeDep) -> Response:
         await asyncio.to_thread(live.refresh_database_gauges, rt.engine)
     except Exception:  # the database is down: serve the process's own counters anyway
         log.warning("database gauges unavailable", exc_info=True)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE)

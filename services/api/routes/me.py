@@ -10,5 +10,5 @@ router = APIRouter(prefix="/api/v1/me", tags=["session"])
 
 @router.get("", response_model=Me)
 def whoami(caller: Reader) -> Me:
-    """The caller's role, so that a client shows only what the role may do."""
-    return Me(role=caller.role.name.lower())
+    """The caller's role and name, so that a client shows only what the role may do."""
+    return Me(role=caller.role.name.lower(), name=caller.token.label, kind=caller.token.kind)

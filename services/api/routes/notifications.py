@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sqlmodel import col, select
 
 from relay_api import queries
+from relay_api.audit import audited, resource
 from relay_api.deps import Id, Offset, Operator, RuntimeDep, SessionDep
 from relay_api.schemas import Page
 from relay_shared.db import session_scope
@@ -61,7 +62,8 @@ def list_notifications(session: SessionDep, _: Operator,
 @router.post("/{notification_id}/retry", response_model=NotificationOut,
              responses={404: {"description": "No such notification"},
                         409: {"description": "It was delivered already"}})
-def retry_notification(notification_id: Id, rt: RuntimeDep, _: Operator) -> NotificationOut:
+def retry_notification(notification_id: Id, rt: RuntimeDep, caller: Operator
+                       ) -> NotificationOut:
     """Send a notification again from its first attempt (one that gave up, once its
     receiver is fixed). It keeps its place: it goes before its hook's later ones."""
     with session_scope(rt.engine) as session:
@@ -74,4 +76,7 @@ def retry_notification(notification_id: Id, rt: RuntimeDep, _: Operator) -> Noti
                                 f"notification {notification_id} was delivered")
         row.state, row.attempts, row.next_attempt_at = NotificationState.PENDING.value, 0, \
             utcnow()
+        audited(session, caller, "retry", f"notification {notification_id} to hook "
+                f"{row.hook} queued again", row.series_id,
+                (resource(f"/api/v1/notifications/{notification_id}"),))
         return _out(row)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel
 from sqlmodel import select
 
-from relay_api.audit import audit
+from relay_api.audit import audit, resource
 from relay_api.auth import Role
 from relay_api.deps import Id, Operator, Reader, RuntimeDep
 from relay_shared import outbox, series_state
@@ -70,7 +70,7 @@ async def release_series(series_id: Id, rt: RuntimeDep, caller: Operator) -> Dec
         series_state.hold_released(series)
         outbox.enqueue(session, rt.settings.deid_queue, series)
         audit(session, caller, "released", f"held series of project {series.project}",
-              series_id)
+              series_id, (resource(f"/api/v1/series/{series_id}"),))
         decided = Decided(series_id=series_id, project=series.project, status=series.status)
     log.info("held series released", extra={"series_id": series_id})
     try:
@@ -88,7 +88,8 @@ def drop_series(series_id: Id, rt: RuntimeDep, caller: Operator) -> Decided:
         series_state.hold_dropped(
             series, session.exec(select(Image).where(Image.series_id == series_id)),
             "dropped by an operator while held")
-        audit(session, caller, "ignored", "held series dropped", series_id)
+        audit(session, caller, "ignored", "held series dropped", series_id,
+              (resource(f"/api/v1/series/{series_id}"),))
         decided = Decided(series_id=series_id, project=series.project, status=series.status)
     shutil.rmtree(rt.store.series_dir(series_id), ignore_errors=True)
     log.info("held series dropped", extra={"series_id": series_id})

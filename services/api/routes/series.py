@@ -9,7 +9,7 @@ from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from relay_api import queries
-from relay_api.audit import log_audited
+from relay_api.audit import audited, resource
 from relay_api.deps import Id, Offset, Operator, Reader, RuntimeDep, SessionDep
 from relay_api.schemas import Page, RetryAccepted, SeriesDetail, SeriesSummary, SortKey
 from relay_shared import outbox, series_state
@@ -114,9 +114,11 @@ async def retry_series(series_id: Id, rt: RuntimeDep, caller: Operator) -> Retry
             raise HTTPException(status.HTTP_409_CONFLICT,
                                 f"series {series_id} is {series.status.value}; only a FAILED "
                                 "series that got past ingest can be retried")
+        stage = series.stage.value
         series_state.retried(session, series, by=caller.describe())
         outbox.enqueue(session, queues[series.stage], series)
-        log_audited(caller, "retry", series_id)
+        audited(session, caller, "retry", f"series {series_id} retried from stage {stage}",
+                series_id, (resource(f"/api/v1/series/{series_id}"),))
         accepted = RetryAccepted(series_id=series_id, stage=series.stage, status=series.status)
         trace_id = series.trace_id
     log.info("retry queued", extra={"series_id": series_id, "trace_id": trace_id,

@@ -1,35 +1,78 @@
-// The dashboard reads the JSON API with the bearer token kept in this tab's session
-// storage. Every value goes into the page as text (textContent), never as markup.
+// The console: sign-in with a token, then a small router over the address's hash.
+// Each page is a module exporting {section, title, show(params, match), refresh()} and
+// one line in ROUTES below; its markup is one <section> of the page's template.
 "use strict";
 
-const TOKEN_KEY = "relay-token";
-const RANKS = { reader: 1, operator: 2, admin: 3 };
-const STATUSES = ["NEW", "PROCESSING", "DONEPROCESSING", "SENT", "DONE", "FAILED", "QUARANTINED",
-                  "HELD", "IGNORED"];
-let role = null;
-let timer = null;
+import { ApiError, TOKEN_KEY, api, session, whenUnauthorised } from "./core.js";
+import { overview } from "./overview.js";
+import { search, wire as wireSearch } from "./search.js";
+import { seriesPage, wire as wireSeries } from "./series.js";
 
-function el(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  if (className) node.className = className;
-  return node;
+const ROUTES = [
+  { pattern: /^\/series\/(\d+)$/, page: seriesPage },
+  { pattern: /^\/series$/, page: search },
+  { pattern: /^\/?$/, page: overview },
+];
+let timer = null;
+let active = null;
+
+function resolve() {
+  const [path, query] = location.hash.replace(/^#/, "").split("?");
+  for (const route of ROUTES) {
+    const match = path.match(route.pattern);
+    if (match) return { page: route.page, match, params: new URLSearchParams(query || "") };
+  }
+  return { page: overview, match: [], params: new URLSearchParams() };
 }
 
-async function api(path, options = {}) {
-  const headers = { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY) };
-  const response = await fetch(path, { ...options, headers });
-  if (response.status === 401) { signOut("The token is not valid."); throw new Error("401"); }
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.detail || response.statusText);
-  return body;
+function showSection(page) {
+  for (const section of document.querySelectorAll("main > section[data-page]")) {
+    section.hidden = section.id !== page.section;
+  }
+  for (const a of document.querySelectorAll("#console-nav a")) {
+    if (a.dataset.section === page.section) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  document.title = `${page.title} · DICOM Relay`;
+}
+
+async function route() {
+  if (!session.role) return;
+  const { page, match, params } = resolve();
+  const changed = active !== page;
+  active = page;
+  showSection(page);
+  await guarded(() => page.show(params, match));
+  if (changed) {
+    // A new page: its heading takes the focus, so a screen reader starts reading there.
+    const heading = document.querySelector(`#${page.section} h2`);
+    if (heading) heading.focus();
+  }
+}
+
+async function guarded(work) {
+  const problem = document.getElementById("fetch-error");
+  try {
+    await work();
+    document.getElementById("updated").textContent = new Date().toLocaleTimeString();
+    problem.textContent = "";
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return;
+    problem.textContent = "Could not refresh: " + error.message;
+  }
 }
 
 function signOut(message) {
+  if (!sessionStorage.getItem(TOKEN_KEY) && session.role) {
+    fetch("/dashboard/logout", { method: "POST", headers: { "X-Relay-Dashboard": "1" },
+                                 credentials: "same-origin" });
+  }
   sessionStorage.removeItem(TOKEN_KEY);
-  role = null;
+  session.role = null;
+  active = null;
   clearInterval(timer);
-  document.getElementById("board").hidden = true;
+  document.getElementById("board-main").hidden = true;
+  document.getElementById("console-nav").hidden = true;
   document.getElementById("whoami").hidden = true;
   document.getElementById("signout").hidden = true;
   document.getElementById("login").hidden = false;
@@ -38,119 +81,32 @@ function signOut(message) {
 
 async function signIn() {
   try {
-    role = (await api("/api/v1/me")).role;
+    const me = await api("/api/v1/me");
+    session.role = me.role;
+    session.name = me.name;
+    session.kind = me.kind;
   } catch (error) {
     return;
   }
+  document.body.dataset.role = session.role;
   document.getElementById("login").hidden = true;
-  document.getElementById("board").hidden = false;
+  document.getElementById("board-main").hidden = false;
+  document.getElementById("console-nav").hidden = false;
   const who = document.getElementById("whoami");
-  who.textContent = "signed in as " + role;
+  who.textContent = session.kind === "user"
+    ? "signed in as " + session.name + " (" + session.role + ")"
+    : "signed in as " + session.role;
   who.hidden = false;
   document.getElementById("signout").hidden = false;
-  await refresh();
+  await route();
   const seconds = Number(document.body.dataset.refreshSeconds) || 5;
-  timer = setInterval(refresh, seconds * 1000);
-}
-
-function renderCounts(stats) {
-  const cards = document.getElementById("counts");
-  cards.replaceChildren(...STATUSES.map((status) => {
-    const card = el("div", null, "card status-" + status);
-    card.dataset.status = status;
-    card.append(el("b", stats.series_by_status[status] || 0), el("span", status));
-    return card;
-  }));
-  const queues = stats.queues
-    ? Object.entries(stats.queues).map(([q, n]) => q + " " + n).join(", ")
-    : "unknown";
-  const hour = stats.last_hour;
-  document.getElementById("summary").textContent =
-    stats.in_flight + " in flight · last hour: " + hour.series_done + " series done, " +
-    hour.images_done + " images, " + hour.series_failed + " failed · queues: " + queues;
-}
-
-function progressBar(series) {
-  const bar = el("div", null, "bar");
-  if (series.status === "FAILED" || series.status === "QUARANTINED") bar.classList.add("failed");
-  bar.setAttribute("role", "progressbar");
-  bar.setAttribute("aria-valuenow", Math.round(series.progress * 100));
-  const fill = el("div");
-  fill.style.width = Math.round(series.progress * 100) + "%";
-  bar.append(fill);
-  return bar;
-}
-
-function renderSeries(page) {
-  const rows = page.items.map((s) => {
-    const row = el("tr");
-    row.dataset.seriesId = s.id;
-    const status = el("td", s.status, "status-" + s.status);
-    const bar = el("td");
-    bar.append(progressBar(s));
-    row.append(el("td", s.id), el("td", s.project || "–"), el("td", s.modality || "–"),
-      el("td", s.patient_pseudonym || "–"),
-      status, el("td", s.image_count), bar, el("td", new Date(s.updated_at).toLocaleString()));
-    return row;
-  });
-  document.querySelector("#series tbody").replaceChildren(...rows);
-}
-
-function retryButton(failure) {
-  const button = el("button", "Retry", "retry");
-  button.type = "button";
-  button.addEventListener("click", async () => {
-    button.disabled = true;
-    try {
-      await api("/api/v1/series/" + failure.series_id + "/retry", { method: "POST" });
-      button.textContent = "Queued";
-    } catch (error) {
-      button.textContent = "Retry failed: " + error.message;
-    }
-    refresh();
-  });
-  return button;
-}
-
-function renderFailures(page) {
-  const rows = page.items.map((f) => {
-    const row = el("tr");
-    row.dataset.seriesId = f.series_id;
-    const reason = el("td", f.error || (f.failed_images.length + " image(s) failed"));
-    const list = el("ul", null, "reasons");
-    for (const image of f.failed_images.slice(0, 5)) {
-      list.append(el("li", "image " + image.image_id + ": " + (image.reason || image.status)));
-    }
-    if (f.failed_images.length) reason.append(list);
-    const action = el("td");
-    const retryable = f.status === "FAILED" && f.stage !== "ingest";
-    if (retryable && RANKS[role] >= RANKS.operator) action.append(retryButton(f));
-    row.append(el("td", f.series_id), el("td", f.status, "status-" + f.status),
-      el("td", f.stage), reason, action);
-    return row;
-  });
-  document.querySelector("#failures tbody").replaceChildren(...rows);
-  document.getElementById("no-failures").hidden = rows.length > 0;
-  document.getElementById("failures").hidden = rows.length === 0;
-}
-
-async function refresh() {
-  if (!role) return;
-  try {
-    const [stats, series, failures] = await Promise.all([
-      api("/api/v1/stats"), api("/api/v1/series?limit=50&sort=-id"),
-      api("/api/v1/failures?limit=50")]);
-    renderCounts(stats);
-    renderSeries(series);
-    renderFailures(failures);
-    document.getElementById("updated").textContent = new Date().toLocaleTimeString();
-    document.getElementById("fetch-error").textContent = "";
-  } catch (error) {
-    document.getElementById("fetch-error").textContent = "Could not refresh: " + error.message;
-  }
+  timer = setInterval(() => {
+    if (active && !document.querySelector("dialog[open]")) guarded(active.refresh);
+  }, seconds * 1000);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  whenUnauthorised(signOut);
   document.getElementById("login-form").addEventListener("submit", (event) => {
     event.preventDefault();
     sessionStorage.setItem(TOKEN_KEY, document.getElementById("token").value.trim());
@@ -158,5 +114,17 @@ document.addEventListener("DOMContentLoaded", () => {
     signIn();
   });
   document.getElementById("signout").addEventListener("click", () => signOut());
-  if (sessionStorage.getItem(TOKEN_KEY)) signIn();
+  // The skip link moves the focus only: its target is no page of the router.
+  document.querySelector(".skip").addEventListener("click", (event) => {
+    event.preventDefault();
+    document.getElementById("board-main").focus();
+  });
+  window.addEventListener("hashchange", route);
+  wireSearch();
+  wireSeries();
+  document.getElementById("oidc").hidden = document.body.dataset.oidc !== "on";
+  document.getElementById("signin-failed").hidden =
+    new URLSearchParams(location.search).get("signin") !== "failed";
+  // A token in this tab, or else perhaps a session cookie from the identity provider.
+  if (sessionStorage.getItem(TOKEN_KEY) || document.body.dataset.oidc === "on") signIn();
 });

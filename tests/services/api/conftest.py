@@ -8,7 +8,20 @@ import pytest
 
 from relay_shared.runtime import Runtime
 from tests.services.api.seed import TOKEN_ENTRIES, Seeded, make_runtime, seed
-from tests.support.services import RelayProcess, answers, free_port, relay_env, wait_until
+from tests.support.services import (
+    RelayProcess,
+    answers,
+    ensure_debian_packages,
+    free_port,
+    relay_env,
+    wait_until,
+)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+# Screenshots of the console, kept for a person to look at (gitignored).
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 
 
 @pytest.fixture
@@ -46,3 +59,15 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     proc.stop()
     runtime.engine.dispose()
 
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Debian's Chromium, headless, driven by Playwright."""
+    ensure_debian_packages((CHROMIUM, "chromium"))
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -26,7 +26,7 @@ from relay_shared.runtime import Runtime, build_runtime
 from relay_shared.settings import load_settings
 
 TOKENS = {"reader": "reader-token-for-tests", "operator": "operator-token-for-tests",
-          "admin": "admin-token-for-tests"}
+          "admin": "admin-token-for-tests", "reviewer": "reviewer-token-for-tests"}
 TOKEN_ENTRIES = ",".join(f"{role}:{hash_token(token)}" for role, token in TOKENS.items())
 
 

@@ -68,3 +68,45 @@ def test_a_retry_is_an_event_naming_the_token(named: tuple[Runtime, Seeded]) -> 
 def test_a_reader_cannot_read_the_trail(named: tuple[Runtime, Seeded]) -> None:
     runtime, _ = named
     assert as_(runtime, OLD_FORM).get("/api/v1/admin/events").status_code == 403
+
+
+def audit_trail(runtime: Runtime, action: str) -> list[dict[str, object]]:
+    page = as_(runtime, ALICE).get("/api/v1/admin/audit", params={"action": action}).json()
+    return page["items"]  # type: ignore[no-any-return]
+
+
+def test_a_notification_sent_again_is_in_the_audit_trail(
+        named: tuple[Runtime, Seeded]) -> None:
+    from relay_shared.db import session_scope
+    from relay_shared.models import Notification, NotificationState
+
+    runtime, seeded = named
+    with session_scope(runtime.engine) as session:
+        row = Notification(hook="research", event="series.failed", series_id=seeded.failed,
+                           body="{}", state=NotificationState.GAVE_UP.value, attempts=12)
+        session.add(row)
+        session.flush()
+        notification_id = row.id
+    response = as_(runtime, BOB).post(f"/api/v1/notifications/{notification_id}/retry")
+    assert response.status_code == 200
+    (entry,) = audit_trail(runtime, "retry")
+    assert (entry["actor"], entry["actor_kind"], entry["role"]) == ("bob", "token", "operator")
+    assert entry["series_id"] == seeded.failed and "research" in str(entry["detail"])
+
+
+def test_the_audit_trail_records_reads_refusals_and_denials(
+        named: tuple[Runtime, Seeded]) -> None:
+    runtime, _ = named
+    assert as_(runtime, "not-a-token").get("/api/v1/series").status_code == 401
+    assert as_(runtime, OLD_FORM).get("/api/v1/admin/identifiers").status_code == 403
+    assert as_(runtime, ALICE).get("/api/v1/admin/identifiers").status_code == 200
+    (refused,) = audit_trail(runtime, "sign-in")
+    assert refused["outcome"] == "failure" and refused["address"] == "testclient"
+    (denied,) = audit_trail(runtime, "denied")
+    assert str(denied["actor"]).startswith("unnamed-reader-")
+    assert "/api/v1/admin/identifiers" in str(denied["detail"])
+    reads = audit_trail(runtime, "read")  # the mapping, then the two reads of the trail
+    assert [r["detail"].split(":")[0] for r in reads] == [  # type: ignore[union-attr]
+        "audit trail", "audit trail", "identifier mapping"]
+    assert {r["actor"] for r in reads} == {"alice@privacy"}
+    assert "not-a-token" not in str(audit_trail(runtime, "sign-in"))

@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from relay_shared.db import record_event, session_scope
 from relay_shared.models import Image, Series, Status
-from tests.services.api.conftest import LiveApi
+from tests.services.api.conftest import ARTIFACTS, LiveApi
 from tests.services.api.seed import TOKENS
-from tests.support.services import ensure_debian_packages
 
 pytestmark = [pytest.mark.slow]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    ensure_debian_packages((CHROMIUM, "chromium"))
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -81,6 +62,7 @@ def test_an_operator_retries_and_the_page_refreshes_itself(
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
     page.click(f"{row} button.retry")
+    page.click("#confirm-ok")
     page.wait_for_selector(f"{row}", state="detached")
     new_id = _add_series(live_api)
     # Nothing is clicked from here on: the page's own refresh must bring the new series.

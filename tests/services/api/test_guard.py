@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from relay_shared.runtime import Runtime
+from relay_shared.signing import new_private_pem
 from tests.services.api.seed import TOKEN_ENTRIES, TOKENS, client, make_runtime
 from tests.support.services import RelayProcess, answers, free_port, relay_env, wait_until
 
@@ -63,7 +64,7 @@ def test_swagger_ui_is_off_in_production(tmp_path: Path) -> None:
     development = make_runtime(tmp_path / "dev")
     assert client(development).get("/api/docs").status_code == 200
     production = make_runtime(tmp_path / "prod", env="production",
-                              identifier_keys=f"k1:{'A' * 43}=")
+                              identifier_keys=f"k1:{'A' * 43}=", signing_key=new_private_pem())
     assert client(production).get("/api/docs").status_code == 404
     for runtime in (development, production):
         runtime.engine.dispose()

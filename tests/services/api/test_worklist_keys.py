@@ -13,6 +13,7 @@ from sqlmodel import select
 from relay_api.main import create_app
 from relay_shared.db import session_scope
 from relay_shared.models import CollectionRow, RowState
+from relay_shared.signing import new_private_pem
 from tests.services.api.seed import TOKENS, make_runtime
 
 OLD_KEY = "k1:" + base64.urlsafe_b64encode(bytes(range(32))).decode()
@@ -21,7 +22,8 @@ WORKLIST = {"csv": "accession_number\nACC-ROTATE-1\n"}
 
 
 def operator(tmp_path: Path, keys: str) -> TestClient:
-    runtime = make_runtime(tmp_path / "var", env="production", identifier_keys=keys)
+    runtime = make_runtime(tmp_path / "var", env="production", identifier_keys=keys,
+                           signing_key=new_private_pem())
     return TestClient(create_app(runtime),
                       headers={"Authorization": f"Bearer {TOKENS['operator']}"})
 
@@ -46,3 +48,20 @@ def test_a_row_collected_before_a_key_rotation_is_still_recognised(
                                                             json=WORKLIST)
     (row,) = again.json()["rows"]
     assert row["state"] == "DONE" and row["reason"].startswith("collected already")
+
+
+
+@pytest.mark.parametrize(("field", "value", "where"), [
+    ("csv", "accession_number\nACC-\x00-1\n", "line 2"),
+    ("csv", "ACC-1\nACC-\x1b-2\n", "line 2"),
+    ("name", "list\x00one", "name"),
+])
+def test_a_worklist_with_a_control_character_is_refused_by_name(
+        tmp_path: Path, field: str, value: str, where: str) -> None:
+    """A NUL cannot be stored in a PostgreSQL text column: it must be refused with the
+    line it is on, not reach the database as a server error."""
+    answer = operator(tmp_path, OLD_KEY).post("/api/v1/collections",
+                                              json={**WORKLIST, field: value})
+    assert answer.status_code == 422, answer.text
+    assert where in answer.text and "control character" in answer.text
+    assert "ACC-" not in answer.text

@@ -64,6 +64,7 @@ def test_a_misspelt_secret_file_is_named(tmp_path: Path) -> None:
     ("api_tokens", "boss:abc", "RELAY_API_TOKENS"),
     ("destinations", "orthanc", "RELAY_ORTHANC_URL"),
     ("pixel_rules", "/nonexistent/rules.yaml", "RELAY_PIXEL_RULES"),
+    ("signing_key", "/nonexistent/signing.pem", "RELAY_SIGNING_KEY: neither a PEM key"),
 ])
 def test_a_bad_value_is_named(tmp_path: Path, setting: str, value: str, named: str) -> None:
     env = relay_env({}, data_dir=tmp_path / "var", **{setting: value})

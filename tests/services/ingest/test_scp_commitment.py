@@ -104,7 +104,7 @@ async def relay(tmp_path: Path, data_dir: Path) -> AsyncIterator[Callable[..., R
         keeper = commitment.CommitmentKeeper(engine, UID_OF, pipeline, reporter, timeout=30)
         built = Relay(settings, engine, store, keeper)
         stop = asyncio.Event()
-        stops.append((asyncio.create_task(scp.serve(settings, stop, keeper)), stop))
+        stops.append((asyncio.create_task(scp.serve(settings, stop, commitments=keeper)), stop))
         if ingest:
             stops.append((asyncio.create_task(_ingest_loop(built, stop)), stop))
         await asyncio.sleep(0.3)

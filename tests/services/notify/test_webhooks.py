@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
+from relay_shared import series_state
 from relay_shared.db import session_scope
 from relay_shared.models import (
     Collection,
@@ -253,3 +254,16 @@ def test_a_worklist_collected_before_finishes_at_once_and_says_so(rt, receiver):
     assert deliver(rt) == 2
     assert [a["body"]["collection"]["id"] for a in receiver.accepted] == [first, again]
     assert "ACC-HOOK-1" not in json.dumps([a["body"] for a in receiver.accepted])
+
+
+def test_a_series_waiting_for_review_is_told(rt, receiver):
+    receiver.start()
+    series_id = new_series(rt, "9")
+    with session_scope(rt.engine) as session:
+        series = session.get(Series, series_id)
+        assert series is not None
+        series_state.awaiting_review(session, series, "its project reviews all series")
+    assert deliver(rt) == 1
+    (told,) = receiver.accepted
+    assert told["event"] == "series.review"
+    assert told["body"]["series"]["status"] == "REVIEW"

@@ -88,3 +88,27 @@ async def test_sighup_rereads_the_file_at_once(registry: ProjectsRegistry,
     stop.set()
     await watcher
     assert registry.current.projects["trial"].deid.key_id == "k9"
+
+
+def test_each_reread_is_a_configuration_entry_of_the_audit_trail(tmp_path: Path) -> None:
+    from sqlmodel import Session, select
+
+    from relay_shared.db import upgrade
+    from relay_shared.models import AuditRecord
+    from relay_shared.runtime import build_runtime
+
+    write(tmp_path / "projects.yaml", "k1")
+    settings = Settings(data_dir=tmp_path, projects=tmp_path / "projects.yaml")
+    upgrade(settings.sqlalchemy_url)
+    rt = build_runtime(settings)
+    write(tmp_path / "projects.yaml", "k2")
+    assert rt.projects.reload()
+    (tmp_path / "projects.yaml").write_text("version: 1\nprojects: [\n")
+    assert not rt.projects.reload()
+    with Session(rt.engine) as session:
+        rows = list(session.exec(select(AuditRecord).where(
+            AuditRecord.action == "configuration").order_by(AuditRecord.id)))
+    rt.engine.dispose()
+    assert [(r.outcome, r.actor_kind) for r in rows] == [("success", "system"),
+                                                         ("failure", "system")]
+    assert rt.projects.current.sha256 and rt.projects.current.sha256 in (rows[0].detail or "")
