@@ -31,19 +31,29 @@ NOT_SETTINGS = frozenset({"RELAY_SECRETS_DIR", "RELAY_API_TOKEN"})
 NAMED_SECRETS = frozenset({"api_tokens", "identifier_keys"})
 MASK = "****"
 SERVICES = ("ingest", "deid", "sender", "api")
+# `db` is the migration job: it needs the settings and the database, no service's pieces.
+CHECKABLE = (*SERVICES, "db")
 
 
 @config_app.command("check")
 def check(connect: Annotated[bool, typer.Option(
-        help="Also reach the database, the broker and Orthanc")] = False) -> None:
+        help="Also reach the database, the broker and Orthanc")] = False,
+          service: Annotated[list[str] | None, typer.Option(
+              help="Check what this service needs (ingest, deid, sender, api, or db for "
+                   "the migration job); repeat it for several. Default: all four services, "
+                   "as on a machine that runs them all")] = None) -> None:
     """Validate the settings as a service would; print them, secrets masked."""
+    services = tuple(service) if service else SERVICES
+    if unknown := sorted(set(services) - set(CHECKABLE)):
+        raise typer.BadParameter(f"no such service: {', '.join(unknown)} (one of "
+                                 f"{', '.join(CHECKABLE)})", param_hint="--service")
     found = unknown_variables(os.environ, os.environ.get("RELAY_SECRETS_DIR"))
     try:
         settings = load_settings()
     except SettingsError as exc:
         _report([*found, Problem("settings", str(exc))])
         raise typer.Exit(2) from None
-    found += start_up_problems(settings)
+    found += start_up_problems(settings, services)
     if connect:
         found += asyncio.run(connection_problems(settings))
     for name, value in effective(settings):
@@ -71,7 +81,8 @@ def unknown_variables(environ: os._Environ[str] | dict[str, str],
             for name in sorted(names - known)]
 
 
-def start_up_problems(settings: Settings) -> list[Problem]:
+def start_up_problems(settings: Settings, services: tuple[str, ...] = SERVICES
+                      ) -> list[Problem]:
     """What the services check as they start, so a mistake shows before they do."""
     from relay_api.auth import TokenConfigError, parse_entries
     from relay_shared.deid import DeidConfig, DeidConfigError
@@ -80,7 +91,7 @@ def start_up_problems(settings: Settings) -> list[Problem]:
     from relay_shared.production import RequiredInProduction
     from relay_shared.signing import SigningKeyError, public_key_for
 
-    found = problems(settings, SERVICES)
+    found = problems(settings, services)
     checks: list[tuple[str, tuple[type[Exception], ...], Callable[[], object]]] = [
         ("RELAY_API_TOKENS", (TokenConfigError,), lambda: parse_entries(settings.api_tokens)),
         ("RELAY_DEID_RECIPE", (DeidConfigError,), lambda: DeidConfig.from_settings(
@@ -89,7 +100,7 @@ def start_up_problems(settings: Settings) -> list[Problem]:
         # Its public half: what both the sender (which holds the private key) and the api
         # (which may be given the public key alone) can be checked by.
         ("RELAY_SIGNING_KEY", (SigningKeyError, RequiredInProduction),
-         lambda: public_key_for(settings)),
+         lambda: public_key_for(settings) if {"sender", "api"} & set(services) else None),
     ]
     for variable, error, run in checks:
         caught: tuple[type[Exception], ...] = (*error, OSError)

@@ -124,8 +124,11 @@ def test_every_relay_container_passes_config_check_with_its_rendered_settings(
     checked = []
     for overlay, workload, container in every_relay_container(rendered):
         env = container_env(rendered[overlay], container, secrets)
-        result = run_relay_container("", ["config", "check"], env, data, relay_image,
-                                     detach=False)
+        # The service the container runs: its own needs, not its neighbours' (a signing
+        # key is the sender's and the api's, not deid's).
+        service = container.get("args", ["db"])[0]
+        result = run_relay_container("", ["config", "check", "--service", service], env, data,
+                                     relay_image, detach=False)
         assert not isinstance(result, Container)
         where = f"{overlay} {workload['metadata']['name']}/{container['name']}"
         assert result.returncode == 0, f"{where}: {result.stderr}"

@@ -126,3 +126,14 @@ def test_a_taken_metrics_port_stops_the_service_with_one_line_naming_it(tmp_path
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert f"RELAY_METRICS_PORT={port} is in use" in result.stderr
+
+
+def test_a_service_is_checked_for_what_it_needs_not_its_neighbours(tmp_path: Path) -> None:
+    """A sender's image or pod needs no Tesseract; deid's does."""
+    env = dict(relay_env({}, data_dir=tmp_path / "var"), PATH=NO_TOOLS)
+    assert run_relay("config", "check", "--service", "sender", env=env).returncode == 0
+    for services in (["--service", "deid"], []):
+        result = run_relay("config", "check", *services, env=env, check=False)
+        assert result.returncode == 2 and "RELAY_PIXEL_OCR" in result.stderr
+    result = run_relay("config", "check", "--service", "mirth", env=env, check=False)
+    assert result.returncode == 2 and "no such service: mirth" in result.stderr
