@@ -65,11 +65,12 @@ class Authenticator:
             claims = await asyncio.to_thread(self._provider.verify, token, self._audience)
             return self._provider.user(claims)
         except TokenRefused as exc:
-            await self._refused(Attempt(f"identity provider token refused: {exc}", address))
-            raise Refused(401, f"the access token is refused: {exc}") from None
+            await self._refused(Attempt(f"identity provider token refused: {exc.reason}",
+                                        address))
+            raise Refused(401, f"the access token is refused: {exc.reason}") from None
         except NoRole as exc:
-            await self._refused(Attempt(str(exc), address, exc.name, forbidden=True))
-            raise Refused(403, str(exc)) from None
+            await self._refused(Attempt(exc.reason, address, exc.name, forbidden=True))
+            raise Refused(403, exc.reason) from None
         except Exception:
             # The provider cannot be reached: nobody is let in on a guess.
             log.warning("identity provider unreachable", exc_info=True)

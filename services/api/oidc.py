@@ -20,6 +20,7 @@ import httpx
 import jwt
 
 from relay_api.auth import Role
+from relay_shared.reasons import RelayError
 from relay_shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,11 @@ LEEWAY_SECONDS = 30
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 
 
-class TokenRefused(Exception):
-    """The token is not one the relay accepts; the message says which check failed."""
+class TokenRefused(RelayError):
+    """The token is not one the relay accepts; the reason says which check failed."""
 
 
-class NoRole(Exception):
+class NoRole(RelayError):
     """A valid token, but none of its groups or roles gives a relay role."""
 
     def __init__(self, message: str, name: str) -> None:

@@ -19,11 +19,13 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, convert_color_space, pixel_array
 
+from relay_shared.reasons import RelayError
+
 SIZE = 256
 CT_WINDOW = (40.0, 400.0)
 
 
-class NotAPicture(ValueError):
+class NotAPicture(RelayError, ValueError):
     """The file holds no frame that can be drawn (no pixel data, an unknown codec)."""
 
 

@@ -43,6 +43,7 @@ from sqlmodel import Session, col, select
 
 from relay_ingest import staging
 from relay_shared.models import Image
+from relay_shared.reasons import RelayError
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class Request:
     outcome: Outcome | None = None
 
 
-class InvalidRequest(Exception):
+class InvalidRequest(RelayError):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status = status
@@ -268,7 +269,7 @@ class CommitmentKeeper:
             transaction, references = parse_request(event.action_information)
         except InvalidRequest as exc:
             log.warning("storage commitment request refused", extra={
-                "calling_ae": calling, "reason": str(exc)})
+                "calling_ae": calling, "reason": exc.reason})
             return exc.status, None
         except Exception:  # an Action Information that does not decode
             log.warning("storage commitment request refused: its data set does not decode",
@@ -374,7 +375,7 @@ def _report_on(assoc: Association, event_type: int, info: Dataset, calling_ae: s
                                                    PUSH_MODEL_INSTANCE)
     except (RuntimeError, ValueError) as exc:  # no context for it, or the link went away
         log.warning("storage commitment report not sent on the association",
-                    extra={"calling_ae": calling_ae, "error": str(exc)})
+                    extra={"calling_ae": calling_ae, "error_type": type(exc).__name__})
         return False
     code = int(status.Status) if "Status" in status else None
     if code != SUCCESS:

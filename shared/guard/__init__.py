@@ -53,7 +53,7 @@ class SeriesGuard:
         try:
             elements = read_elements(path, OUTPUT_SELECTION)
         except Unreadable as exc:
-            return [Finding("", f"the guard cannot read the output: {exc.args[0]}")]
+            return [Finding("", f"the guard cannot read the output: {exc.reason}")]
         except Exception as exc:  # fail closed: what cannot be read cannot be cleared
             return [Finding("", f"the guard cannot read the output ({type(exc).__name__})")]
         try:

@@ -25,6 +25,8 @@ from pathlib import Path
 from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.datadict import dictionary_VR
 
+from relay_shared.reasons import RelayError
+
 ITEM, ITEM_END, SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 UNDEFINED = 0xFFFFFFFF
 PIXEL_DATA = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
@@ -64,7 +66,7 @@ EVERYTHING = Selection()
 REPEATING_GROUPS = frozenset({0x5000, 0x6000})
 
 
-class Unreadable(ValueError):
+class Unreadable(RelayError, ValueError):
     """The guard cannot read this file to the end; its reason is a fixed phrase."""
 
 

@@ -16,12 +16,14 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, pixel_array
 
+from relay_shared.reasons import RelayError
+
 THUMBNAIL_PIXELS = 320
 CT_DEFAULT_WINDOW = (40.0, 400.0)  # centre, width: soft tissue
 PERCENTILES = (1.0, 99.0)
 
 
-class NoThumbnail(ValueError):
+class NoThumbnail(RelayError, ValueError):
     """The file holds no picture that can be drawn; the message says why, without values."""
 
 

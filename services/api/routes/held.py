@@ -126,7 +126,7 @@ def held_thumbnail(image_id: Id, rt: RuntimeDep, session: SessionDep,
                             f"the held file of image {image_id} is no longer there") from None
     except NoThumbnail as exc:
         raise HTTPException(status.HTTP_409_CONFLICT,
-                            f"image {image_id} has no thumbnail: {exc}") from None
+                            f"image {image_id} has no thumbnail: {exc.reason}") from None
     audit_read(session, caller, f"thumbnail of held image {image_id}", image.series_id)
     return Response(png, media_type="image/png", headers={"cache-control": "no-store"})
 

@@ -133,7 +133,8 @@ def frame_picture(series_id: Id, image_id: Id, frame: Frame, rt: RuntimeDep,
     try:
         png = thumbnails.thumbnail(path, frame)
     except thumbnails.NotAPicture as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"image {image_id}: {exc}") from None
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            f"image {image_id}: {exc.reason}") from None
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
@@ -245,5 +246,6 @@ def _before(rt: Runtime, session: Session, image_id: int) -> dict[str, str]:
         return rt.vault.open(row.key_id, row.sealed)
     except VaultError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT,
-                            f"the values before de-identification cannot be opened: {exc}"
+                            "the values before de-identification cannot be opened: "
+                            f"{exc.reason}"
                             ) from None

@@ -21,6 +21,7 @@ from fastapi.responses import RedirectResponse
 from relay_api.oidc import NoRole, Provider, TokenRefused, User
 from relay_api.sessions import PENDING_SECONDS, Sessions, cookie_name
 from relay_shared import audit
+from relay_shared.reasons import RelayError
 from relay_shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=Fa
 PENDING_COOKIE = "relay-signin"
 
 
-class SignInFailed(Exception):
+class SignInFailed(RelayError):
     pass
 
 
@@ -97,9 +98,9 @@ def callback(request: Request, code: str | None = None, state: str | None = None
                          pending.nonce or "")
     except NoRole as exc:
         name = exc.name
-        return _failed(request, sessions, address, str(exc), name)
+        return _failed(request, sessions, address, exc.reason, name)
     except (SignInFailed, TokenRefused) as exc:
-        return _failed(request, sessions, address, str(exc), name)
+        return _failed(request, sessions, address, exc.reason, name)
     except Exception:
         log.warning("dashboard sign-in failed at the provider", exc_info=True)
         return _failed(request, sessions, address, "the provider could not be asked", name)
