@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode
 # accepted, so a token signed with the provider's public key as an HMAC secret fails.
 ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
                          "ES256", "ES384", "ES512", "EdDSA")
-ROLE_NAMES = ("reader", "operator", "admin")
+ROLE_NAMES = ("reader", "operator", "reviewer", "admin")
 # What identity providers' groups often call the lowest role.
 ROLE_ALIASES = {"viewer": "reader"}
 SYSLOG_URL = re.compile(r"^(tls|tcp)://[^/:]+:\d{1,5}$")
@@ -36,7 +36,7 @@ def parse_role_map(value: object) -> object:
             raise ValueError(f"entry {position} is not GROUP=ROLE")
         if role not in ROLE_NAMES:
             raise ValueError(f"entry {position}: unknown role {role!r} (expected reader, "
-                             "viewer, operator or admin)")
+                             "viewer, operator, reviewer or admin)")
         mapping[group.strip()] = role
     return mapping
 

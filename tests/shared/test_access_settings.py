@@ -18,10 +18,11 @@ def with_env(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
 def test_the_role_map_takes_groups_to_roles_and_viewer_is_a_reader(
         monkeypatch: pytest.MonkeyPatch) -> None:
     with_env(monkeypatch, **ISSUER, RELAY_OIDC_CLIENT_ID="relay",
-             RELAY_OIDC_ROLE_MAP="relay-admins=admin, relay-viewers=viewer,ops=Operator")
+             RELAY_OIDC_ROLE_MAP="relay-admins=admin, relay-viewers=viewer,ops=Operator,"
+                                 "privacy=reviewer")
     settings = load_settings()
     assert settings.oidc_role_map == {"relay-admins": "admin", "relay-viewers": "reader",
-                                      "ops": "operator"}
+                                      "ops": "operator", "privacy": "reviewer"}
     assert settings.oidc_api_audience == "relay"
 
 

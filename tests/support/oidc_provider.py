@@ -32,8 +32,9 @@ USERS = {
     "alice": {"password": "alice-password", "groups": ["relay-admins"]},
     "victor": {"password": "victor-password", "groups": ["relay-viewers"]},
     "nora": {"password": "nora-password", "groups": ["cafeteria"]},
+    "rita": {"password": "rita-password", "groups": ["relay-reviewers"]},
 }
-ROLE_MAP = "relay-admins=admin,relay-viewers=viewer"
+ROLE_MAP = "relay-admins=admin,relay-viewers=viewer,relay-reviewers=reviewer"
 
 
 def ensure_node_modules() -> None:

@@ -52,9 +52,13 @@ _PARTS = {"refresh_seconds": REFRESH_SECONDS, "status_cards": _status_cards(),
 def dashboard(request: Request) -> HTMLResponse:
     # Its security headers (scripts and styles only from the api itself) are set with
     # every other response's, by relay_api.guard.
+    return HTMLResponse(_PAGE.substitute(_PARTS, oidc=sign_on_offered(request)))
+
+
+def sign_on_offered(request: Request) -> str:
+    """"on" where the identity provider's sign-in is configured, for a page's data-oidc."""
     settings = request.app.state.runtime.settings
-    oidc = "on" if settings.oidc_issuer and settings.oidc_client_id else "off"
-    return HTMLResponse(_PAGE.substitute(_PARTS, oidc=oidc))
+    return "on" if settings.oidc_issuer and settings.oidc_client_id else "off"
 
 
 def static_files() -> StaticFiles:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from typing import Any
+from typing import Any, Literal
 
 from authlib.integrations.httpx_client import OAuth2Client
 from fastapi import APIRouter, HTTPException, Request, Response, status
@@ -27,6 +27,12 @@ from relay_shared.settings import Settings
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
 PENDING_COOKIE = "relay-signin"
+RETURN_COOKIE = "relay-signin-to"
+# Where a sign-in may come back to: named, never a path from the query string, so the
+# callback cannot be made to send anyone off the relay.
+RETURN_PAGES = {"dashboard": "/dashboard", "review": "/review",
+                "pixel-rules": "/review/pixel-rules"}
+ReturnPage = Literal["dashboard", "review", "pixel-rules"]
 
 
 class SignInFailed(RelayError):
@@ -59,8 +65,9 @@ def _client(provider: Provider, settings: Settings, request: Request) -> OAuth2C
 
 
 @router.get("/login")
-def login(request: Request) -> Response:
-    """Off to the provider's sign-in page, with a fresh state, nonce and PKCE verifier."""
+def login(request: Request, to: ReturnPage = "dashboard") -> Response:
+    """Off to the provider's sign-in page, with a fresh state, nonce and PKCE verifier;
+    back, afterwards, to the page `to` names."""
     settings, provider, sessions = _parts(request)
     state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
     extra = {"resource": settings.oidc_resource} if settings.oidc_resource else {}
@@ -73,7 +80,13 @@ def login(request: Request) -> Response:
     response.set_cookie(PENDING_COOKIE, sessions.start_pending(state, nonce, verifier),
                         max_age=PENDING_SECONDS, path="/dashboard", httponly=True,
                         secure=settings.production, samesite="lax")
+    response.set_cookie(RETURN_COOKIE, to, max_age=PENDING_SECONDS, path="/dashboard",
+                        httponly=True, secure=settings.production, samesite="lax")
     return response
+
+
+def _return_page(request: Request) -> str:
+    return RETURN_PAGES.get(request.cookies.get(RETURN_COOKIE, ""), "/dashboard")
 
 
 @router.get("/callback")
@@ -106,8 +119,8 @@ def callback(request: Request, code: str | None = None, state: str | None = None
         return _failed(request, sessions, address, "the provider could not be asked", name)
     _trail(request, audit.Action.SIGN_IN, user.name, address, audit.Outcome.SUCCESS,
            "dashboard sign-in through the identity provider", user)
-    response = RedirectResponse("/dashboard", status.HTTP_303_SEE_OTHER)
-    response.delete_cookie(PENDING_COOKIE, path="/dashboard")
+    response = RedirectResponse(_return_page(request), status.HTTP_303_SEE_OTHER)
+    _forget_sign_in(response)
     response.set_cookie(cookie_name(settings.production), sessions.start(user),
                         max_age=int(sessions.max_age_s), path="/", httponly=True,
                         secure=settings.production, samesite="strict")
@@ -139,9 +152,15 @@ def _failed(request: Request, sessions: Sessions, address: str, reason: str,
             name: str | None) -> Response:
     _trail(request, audit.Action.SIGN_IN, name or "unknown", address, audit.Outcome.FAILURE,
            f"dashboard sign-in refused: {reason}", None)
-    response = RedirectResponse("/dashboard?signin=failed", status.HTTP_303_SEE_OTHER)
-    response.delete_cookie(PENDING_COOKIE, path="/dashboard")
+    response = RedirectResponse(f"{_return_page(request)}?signin=failed",
+                                status.HTTP_303_SEE_OTHER)
+    _forget_sign_in(response)
     return response
+
+
+def _forget_sign_in(response: Response) -> None:
+    response.delete_cookie(PENDING_COOKIE, path="/dashboard")
+    response.delete_cookie(RETURN_COOKIE, path="/dashboard")
 
 
 def _trail(request: Request, action: audit.Action, actor: str, address: str,

@@ -46,15 +46,16 @@ export function whenUnauthorised(handler) { onUnauthorised = handler; }
 // Signed in through the identity provider, the session cookie goes along instead of a
 // token; the header tells the api the request comes from this page (a cookie alone
 // changes nothing there).
-function headers() {
+function headers(options) {
   const sent = { "X-Relay-Dashboard": "1" };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) sent.Authorization = "Bearer " + token;
+  if (options.body) sent["Content-Type"] = "application/json";
   return sent;
 }
 
 async function send(path, options) {
-  const response = await fetch(path, { ...options, headers: headers(),
+  const response = await fetch(path, { ...options, headers: headers(options),
                                        credentials: "same-origin" });
   if (response.status === 401) {
     onUnauthorised(sessionStorage.getItem(TOKEN_KEY) ? "The token is not valid." : "");
@@ -66,18 +67,29 @@ async function send(path, options) {
 export async function api(path, options = {}) {
   const response = await send(path, options);
   const body = await response.json();
-  if (!response.ok) throw new ApiError(response.status, body.detail || response.statusText);
+  if (!response.ok) throw new ApiError(response.status, detailOf(body, response));
   return body;
 }
 
-// A picture the API serves (a PNG) as an object URL the page's policy allows (blob:).
-export async function apiImage(path) {
+function detailOf(body, response) {
+  if (typeof body.detail === "string") return body.detail;
+  if (body.errors || body.detail) return JSON.stringify(body.errors || body.detail);
+  return response.statusText;
+}
+
+// What the API serves that is not JSON (a PNG, an export), as it came.
+export async function apiBlob(path) {
   const response = await send(path, {});
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
-    throw new ApiError(response.status, body.detail || response.statusText);
+    throw new ApiError(response.status, detailOf(body, response));
   }
-  return URL.createObjectURL(await response.blob());
+  return response.blob();
+}
+
+// A picture the API serves as an object URL the page's policy allows (blob:).
+export async function apiImage(path) {
+  return URL.createObjectURL(await apiBlob(path));
 }
 
 export function announce(message, isError = false) {

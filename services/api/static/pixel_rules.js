@@ -1,6 +1,11 @@
 // Learned region rules: an admin accepts, edits or refuses what the text gate proposed
-// (signin.js signs in and calls the API). Values go into the page as text only.
+// (signin.js signs in, core.js calls the API). Values go into the page as text only.
 "use strict";
+
+import { api, apiBlob, el } from "./core.js";
+import { setUpSignIn, signedInAs } from "./signin.js";
+
+let signIn = 0;
 
 function boxesText(boxes) {
   return boxes.map((b) => b.join(", ")).join("; ");
@@ -18,6 +23,14 @@ function button(label, className, action) {
   return node;
 }
 
+function clear() {
+  document.querySelector("#rules tbody").replaceChildren();
+  const link = document.getElementById("download");
+  link.hidden = true;
+  link.removeAttribute("href");
+  for (const id of ["message", "error"]) document.getElementById(id).textContent = "";
+}
+
 async function act(rule, path, method, body) {
   document.getElementById("error").textContent = "";
   try {
@@ -26,13 +39,23 @@ async function act(rule, path, method, body) {
     document.getElementById("message").textContent =
       "Rule " + answer.id + " is " + answer.state + ".";
   } catch (error) {
-    document.getElementById("error").textContent = error.message;
+    if (error.status !== 401) document.getElementById("error").textContent = error.message;
   }
   await load();
 }
 
 async function load() {
-  const rules = await api("/api/v1/pixel-rules");
+  const started = signIn;
+  let rules;
+  try {
+    rules = await api("/api/v1/pixel-rules");
+  } catch (error) {
+    if (error.status !== 401 && signedInAs(started)) {
+      document.getElementById("error").textContent = "Could not load: " + error.message;
+    }
+    return;
+  }
+  if (!signedInAs(started)) return;
   document.querySelector("#rules tbody").replaceChildren(...rules.map((rule) => {
     const row = el("tr");
     row.dataset.ruleId = rule.id;
@@ -67,13 +90,22 @@ async function load() {
 }
 
 async function exportRules() {
-  const response = await call("/api/v1/pixel-rules/export");
-  const link = document.getElementById("download");
-  link.href = URL.createObjectURL(await response.blob());
-  link.hidden = false;
+  const started = signIn;
+  try {
+    const exported = await apiBlob("/api/v1/pixel-rules/export");
+    if (!signedInAs(started)) return;
+    const link = document.getElementById("download");
+    link.href = URL.createObjectURL(exported);
+    link.hidden = false;
+  } catch (error) {
+    if (error.status !== 401) document.getElementById("error").textContent = error.message;
+  }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("export").addEventListener("click", exportRules);
-  setUpSignIn(["admin"], load);
+  setUpSignIn(["admin"], async (role, started) => {
+    signIn = started;
+    await load();
+  }, clear);
 });

@@ -1,13 +1,44 @@
-// The review page (signin.js signs in and calls the API). Every value goes into the page
-// as text, never as markup; frames are fetched with the token and shown as blob: pictures.
+// The review page (signin.js signs in, core.js calls the API). Every value goes into the
+// page as text, never as markup; frames are fetched with the caller's credentials and
+// shown as blob: pictures.
 "use strict";
+
+import { api, apiImage, el } from "./core.js";
+import { setUpSignIn, signedInAs } from "./signin.js";
 
 const MAX_FRAMES_SHOWN = 64;
 let current = null;
+// Which sign-in, and which opening of a series, work in flight belongs to: a late answer
+// for an earlier one is dropped rather than drawn over what is shown now.
+let signIn = 0;
+let opening = 0;
+
+function stale(started, opened) {
+  return !signedInAs(started) || opened !== opening;
+}
+
+function clear() {
+  current = null;
+  opening += 1;
+  const detail = document.getElementById("detail");
+  detail.hidden = true;
+  delete detail.dataset.seriesId;
+  for (const id of ["detail-id", "detail-status", "detail-why", "decision", "decision-error",
+                    "fetch-error"]) {
+    document.getElementById(id).textContent = "";
+  }
+  document.getElementById("reason").value = "";
+  document.getElementById("frames").replaceChildren();
+  document.getElementById("image-choice").replaceChildren();
+  document.querySelector("#attributes tbody").replaceChildren();
+  document.querySelector("#waiting tbody").replaceChildren();
+}
 
 async function loadWaiting() {
+  const started = signIn;
   try {
     const waiting = await api("/api/v1/review");
+    if (!signedInAs(started)) return;
     const rows = waiting.map((s) => {
       const row = el("tr");
       row.dataset.seriesId = s.id;
@@ -27,13 +58,18 @@ async function loadWaiting() {
     document.getElementById("waiting").hidden = rows.length === 0;
     document.getElementById("fetch-error").textContent = "";
   } catch (error) {
-    document.getElementById("fetch-error").textContent = "Could not load: " + error.message;
+    if (error.status !== 401 && signedInAs(started)) {
+      document.getElementById("fetch-error").textContent = "Could not load: " + error.message;
+    }
   }
 }
 
 async function openSeries(seriesId) {
+  const started = signIn;
+  const opened = ++opening;
   current = seriesId;
   const detail = await api("/api/v1/review/" + seriesId);
+  if (stale(started, opened)) return;
   document.getElementById("detail").hidden = false;
   document.getElementById("detail").dataset.seriesId = seriesId;
   document.getElementById("detail-id").textContent = seriesId;
@@ -51,12 +87,15 @@ async function openSeries(seriesId) {
     option.value = image.id;
     return option;
   }));
-  await showFrames(seriesId, detail.images);
-  if (detail.images.length) await showAttributes(seriesId, detail.images[0].id);
+  document.querySelector("#attributes tbody").replaceChildren();
+  await showFrames(seriesId, detail.images, started, opened);
+  if (detail.images.length && !stale(started, opened)) {
+    await showAttributes(seriesId, detail.images[0].id, started, opened);
+  }
   await loadWaiting();
 }
 
-async function showFrames(seriesId, images) {
+async function showFrames(seriesId, images, started, opened) {
   const box = document.getElementById("frames");
   box.replaceChildren();
   let shown = 0;
@@ -68,18 +107,30 @@ async function showFrames(seriesId, images) {
       picture.dataset.imageId = image.id;
       figure.append(picture, el("figcaption", "image " + image.id + " · frame " + (frame + 1)));
       box.append(figure);
-      const response = await call("/api/v1/review/" + seriesId + "/images/" + image.id +
-                                  "/frames/" + frame + ".png");
-      if (response.ok) picture.src = URL.createObjectURL(await response.blob());
-      else figure.append(el("span", "no picture", "error"));
+      if (stale(started, opened)) return;
+      try {
+        picture.src = await apiImage("/api/v1/review/" + seriesId + "/images/" + image.id +
+                                     "/frames/" + frame + ".png");
+      } catch (error) {
+        figure.append(el("span", "no picture: " + error.message, "error"));
+      }
     }
   }
   const total = images.reduce((n, image) => n + image.frames, 0);
   if (total > shown) box.append(el("p", (total - shown) + " more frame(s) not shown", "muted"));
 }
 
-async function showAttributes(seriesId, imageId) {
-  const rows = await api("/api/v1/review/" + seriesId + "/images/" + imageId + "/attributes");
+async function showAttributes(seriesId, imageId, started = signIn, opened = opening) {
+  let rows;
+  try {
+    rows = await api("/api/v1/review/" + seriesId + "/images/" + imageId + "/attributes");
+  } catch (error) {
+    if (error.status !== 401 && !stale(started, opened)) {
+      document.getElementById("fetch-error").textContent = "Could not load: " + error.message;
+    }
+    return;
+  }
+  if (stale(started, opened)) return;
   document.querySelector("#attributes tbody").replaceChildren(...rows.map((a) => {
     const row = el("tr");
     row.dataset.path = a.path;
@@ -102,7 +153,9 @@ async function decide(path, body) {
     document.getElementById("approve").disabled = true;
     document.querySelector("#reject-form button").disabled = true;
   } catch (error) {
-    document.getElementById("decision-error").textContent = error.message;
+    if (error.status !== 401) {
+      document.getElementById("decision-error").textContent = error.message;
+    }
   }
   await loadWaiting();
 }
@@ -116,8 +169,8 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("image-choice").addEventListener("change", (event) => {
     showAttributes(current, event.target.value);
   });
-  setUpSignIn(["reviewer", "admin"], async (role) => {
-    document.body.classList.toggle("admin", role === "admin");
+  setUpSignIn(["reviewer", "admin"], async (role, started) => {
+    signIn = started;
     await loadWaiting();
-  });
+  }, clear);
 });

@@ -1,62 +1,69 @@
-// What the review pages share: signing in with a token kept in this tab's session
-// storage, calling the JSON API with it, and building nodes whose values are text only.
+// Signing in on the review pages, over the console's own core (core.js): a token kept in
+// this tab, or the session cookie of the hospital's sign-on, which the api accepts only
+// with the console's header. Signing out, whoever signs in next, first empties the page:
+// nothing the last person saw (an admin's values before de-identification) stays in it.
 "use strict";
 
-const TOKEN_KEY = "relay-token";
+import { TOKEN_KEY, api, session, whenUnauthorised } from "./core.js";
 
-function el(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  if (className) node.className = className;
-  return node;
+let generation = 0;
+
+// Work started for one sign-in that finishes after it ended (a frame still loading)
+// checks this and leaves the page alone.
+export function signedInAs(started) {
+  return started === generation && session.role !== null;
 }
 
-async function call(path, options = {}) {
-  const headers = { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY),
-                    ...(options.body ? { "Content-Type": "application/json" } : {}) };
-  const response = await fetch(path, { ...options, headers });
-  if (response.status === 401) { signOut("The token is not valid."); throw new Error("401"); }
-  return response;
-}
+// `roles` may use the page; `ready(role, started)` fills it; `clear()` empties it.
+export function setUpSignIn(roles, ready, clear) {
+  function signOut(message) {
+    if (!sessionStorage.getItem(TOKEN_KEY) && session.role) {
+      fetch("/dashboard/logout", { method: "POST", headers: { "X-Relay-Dashboard": "1" },
+                                   credentials: "same-origin" });
+    }
+    generation += 1;
+    sessionStorage.removeItem(TOKEN_KEY);
+    session.role = null;
+    session.name = null;
+    clear();
+    document.body.classList.remove("admin");
+    document.getElementById("board").hidden = true;
+    document.getElementById("whoami").hidden = true;
+    document.getElementById("signout").hidden = true;
+    document.getElementById("login").hidden = false;
+    document.getElementById("login-error").textContent = message || "";
+  }
 
-async function api(path, options = {}) {
-  const response = await call(path, options);
-  const body = await response.json();
-  if (!response.ok) throw new Error(typeof body.detail === "string" ? body.detail
-                                     : JSON.stringify(body.errors || body.detail));
-  return body;
-}
-
-function signOut(message) {
-  sessionStorage.removeItem(TOKEN_KEY);
-  document.getElementById("board").hidden = true;
-  document.getElementById("whoami").hidden = true;
-  document.getElementById("signout").hidden = true;
-  document.getElementById("login").hidden = false;
-  document.getElementById("login-error").textContent = message || "";
-}
-
-// Signs in with the form's token; `roles` may use the page, `ready(role)` fills it.
-function setUpSignIn(roles, ready) {
   async function signIn() {
-    let role;
+    let me;
     try {
-      role = (await api("/api/v1/me")).role;
+      me = await api("/api/v1/me");
     } catch (error) {
       return;
     }
-    if (!roles.includes(role)) {
-      signOut("This page needs a " + roles.join(" or ") + " token; this one is " + role + ".");
+    if (!roles.includes(me.role)) {
+      const needed = "This page needs the " + roles.join(" or ") + " role; this sign-in has " +
+        me.role + ".";
+      // A sign-on session stays: the console may still be this person's to use.
+      signOut(needed);
       return;
     }
+    generation += 1;
+    session.role = me.role;
+    session.name = me.name;
+    session.kind = me.kind;
+    document.body.classList.toggle("admin", me.role === "admin");
     document.getElementById("login").hidden = true;
     document.getElementById("board").hidden = false;
     const who = document.getElementById("whoami");
-    who.textContent = "signed in as " + role;
+    who.textContent = me.kind === "user" ? "signed in as " + me.name + " (" + me.role + ")"
+      : "signed in as " + me.role;
     who.hidden = false;
     document.getElementById("signout").hidden = false;
-    await ready(role);
+    await ready(me.role, generation);
   }
+
+  whenUnauthorised(signOut);
   document.getElementById("login-form").addEventListener("submit", (event) => {
     event.preventDefault();
     sessionStorage.setItem(TOKEN_KEY, document.getElementById("token").value.trim());
@@ -64,5 +71,10 @@ function setUpSignIn(roles, ready) {
     signIn();
   });
   document.getElementById("signout").addEventListener("click", () => signOut());
-  if (sessionStorage.getItem(TOKEN_KEY)) signIn();
+  const oidc = document.body.dataset.oidc === "on";
+  document.getElementById("oidc").hidden = !oidc;
+  document.getElementById("signin-failed").hidden =
+    new URLSearchParams(location.search).get("signin") !== "failed";
+  // A token in this tab, or else perhaps a session cookie from the identity provider.
+  if (sessionStorage.getItem(TOKEN_KEY) || oidc) signIn();
 }

@@ -171,3 +171,48 @@ def test_signing_out_ends_the_session(page: Any, site: Site) -> None:
     page.wait_for_selector("#login", state="visible")
     assert page.is_hidden("#board")
 
+
+
+def test_a_reviewer_signs_in_on_the_review_page_and_comes_back_to_it(
+        browser: Any, site: Site) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    # Only what the page's script did not handle; a 401 before sign-in is how it asks.
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{site.url}/review")
+    sign_in_at_provider(page, "rita")
+    page.wait_for_selector("#whoami:has-text('rita')")
+    assert page.url == f"{site.url}/review"
+    assert page.text_content("#whoami") == "signed in as rita (reviewer)"
+    page.wait_for_selector("#none-waiting", state="visible")
+    shoot(page, "6-reviewer-on-the-review-page")
+    # The review API answers the page's own requests; a decision by cookie alone, without
+    # the header only the relay's pages send, is refused before any route.
+    assert fetch(page, "GET", "/api/v1/review") == 200
+    assert fetch(page, "POST", "/api/v1/review/999999/approve", dashboard_header=False) == 403
+    page.click("#signout")
+    page.wait_for_selector("#login", state="visible")
+    wait_until(lambda: bool(site.trail(actor="rita", action="sign-out")), 10, "sign-out")
+    assert fetch(page, "GET", "/api/v1/me") == 401
+    assert errors == []
+    context.close()
+
+
+def test_a_reader_is_turned_away_from_the_review_page(browser: Any, site: Site) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{site.url}/review")
+    sign_in_at_provider(page, "victor")
+    page.wait_for_selector("#login-error:has-text('needs the reviewer or admin role')")
+    assert page.url == f"{site.url}/review"
+    assert page.is_hidden("#board")
+    context.close()
+
+
+def test_a_sign_in_goes_back_only_to_a_page_of_the_relay(site: Site) -> None:
+    off_site = httpx.get(f"{site.url}/dashboard/login", params={"to": "https://elsewhere.test"})
+    assert off_site.status_code == 422
+    to_review = httpx.get(f"{site.url}/dashboard/login", params={"to": "pixel-rules"})
+    assert to_review.status_code == 303
+    assert to_review.cookies.get("relay-signin-to") == "pixel-rules"

@@ -87,7 +87,7 @@ def _series(review_api: ReviewApi, series_id: int) -> Series:
 def test_an_operator_is_turned_away(page) -> None:  # type: ignore[no-untyped-def]
     page.fill("#token", TOKENS["operator"])
     page.click("#login-form button")
-    page.wait_for_selector("#login-error:has-text('needs a reviewer or admin token')")
+    page.wait_for_selector("#login-error:has-text('needs the reviewer or admin role')")
     assert page.is_hidden("#board")
 
 
@@ -119,6 +119,11 @@ def test_an_admin_sees_before_and_a_reviewer_rejects(page, review_api: ReviewApi
     before = page.locator("#attributes tr[data-path='(0010,0010)'] td.admin-only")
     assert before.is_visible() and before.text_content() == "Hopper^Grace"
     page.click("#signout")
+    # Whoever signs in next at this screen sees nothing of what the admin saw.
+    page.wait_for_selector("#login", state="visible")
+    assert page.is_hidden("#detail") and page.locator("#attributes tbody tr").count() == 0
+    assert page.locator("#frames img").count() == 0
+    assert "Hopper" not in page.content()
     _open(page, "reviewer", review_api.to_reject)
     page.fill("#reason", "a name is burned into frame 2")
     page.click("#reject-form button")
