@@ -97,8 +97,13 @@ def failures_table(failures: list[dict]) -> Table:
 def summary_line(stats: dict) -> str:
     hour = stats["last_hour"]
     queues = ", ".join(f"{q} {n}" for q, n in (stats["queues"] or {}).items()) or "unknown"
-    return (f"{stats['in_flight']} in flight; last hour {hour['series_done']} series done, "
-            f"{hour['images_done']} images, {hour['series_failed']} failed; queues: {queues}")
+    # A series under review is in no one's queue but a person's: said apart from the
+    # series in flight, which move by themselves.
+    waiting = stats["series_by_status"].get("REVIEW", 0)
+    review = f"; {waiting} waiting for review" if waiting else ""
+    return (f"{stats['in_flight']} in flight{review}; last hour {hour['series_done']} series "
+            f"done, {hour['images_done']} images, {hour['series_failed']} failed; "
+            f"queues: {queues}")
 
 
 def images_done(in_flight: list[dict]) -> tuple[float, int]:

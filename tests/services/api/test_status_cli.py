@@ -55,3 +55,18 @@ def _finish_in_flight(live_api: LiveApi, after: float) -> None:
             series.status = Status.DONE
             for image in session.exec(select(Image).where(Image.series_id == series.id)):
                 image.status = Status.DONE
+
+
+def test_status_says_how_many_series_wait_for_review(live_api: LiveApi) -> None:
+    with session_scope(live_api.rt.engine) as session:
+        series = session.get(Series, live_api.seeded.done)
+        assert series is not None
+        series.status = Status.REVIEW
+    try:
+        out = _status(live_api, "--no-follow").stdout
+        assert "1 waiting for review" in out
+    finally:
+        with session_scope(live_api.rt.engine) as session:
+            series = session.get(Series, live_api.seeded.done)
+            assert series is not None
+            series.status = Status.DONE
