@@ -69,6 +69,9 @@ class AccessSettings(BaseSettings):
     public_url: str | None = Field(None, pattern=r"^https?://[^?#]+$")
     # A dashboard session lasts this long at most, whatever the provider's tokens say.
     session_max_age: float = Field(8 * 3600.0, ge=60)
+    # ... and ends sooner when the person has done nothing for this long: the console's
+    # own refreshes do not count (an open tab on an unattended screen is not a person).
+    session_idle_timeout: float = Field(30 * 60.0, ge=60)
 
     _role_map = field_validator("oidc_role_map", mode="before")(parse_role_map)
 

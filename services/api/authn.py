@@ -36,7 +36,7 @@ class Attempt:
 
 
 OnRefused = Callable[[Attempt], None]
-SessionLookup = Callable[[str], User | None]
+SessionLookup = Callable[[str, bool], User | None]
 NOT_VALID = "a valid bearer token is required"
 
 
@@ -78,10 +78,10 @@ class Authenticator:
             raise Refused(401, "the identity provider cannot be reached to check the "
                           "access token") from None
 
-    async def session(self, cookie: str) -> User | None:
+    async def session(self, cookie: str, active: bool) -> User | None:
         if self._sessions is None:
             return None
-        return await asyncio.to_thread(self._sessions, cookie)
+        return await asyncio.to_thread(self._sessions, cookie, active)
 
     async def _refused(self, attempt: Attempt) -> None:
         if self._on_refused is None:

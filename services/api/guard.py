@@ -31,6 +31,7 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 SECURED_PREFIX = "/api/v1/"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DASHBOARD_HEADER = b"x-relay-dashboard"
+ACTIVITY_HEADER = b"x-relay-activity"
 PUBLIC_PATHS = frozenset({"/api/v1/openapi.json"})
 # JSON answers need nothing from the page's origin: nothing may load, frame or run.
 API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -138,6 +139,12 @@ def from_dashboard(scope: Scope) -> bool:
     return header_of(scope, DASHBOARD_HEADER) == "1"
 
 
+def person_acted(scope: Scope) -> bool:
+    """Whether the console says a person did something lately (core.js), rather than the
+    page refreshing on its own: only that keeps a signed-in session from going idle."""
+    return from_dashboard(scope) and header_of(scope, ACTIVITY_HEADER) == "1"
+
+
 def declared_length(scope: Scope) -> int | None:
     for key, value in scope.get("headers", []):
         if key.lower() == b"content-length":
@@ -182,7 +189,7 @@ class RequestGuard:
             return await self._authenticator.bearer(token, address)
         cookie = cookie_of(scope, self._session_cookie)
         if cookie:
-            user = await self._authenticator.session(cookie)
+            user = await self._authenticator.session(cookie, person_acted(scope))
             if user is not None:
                 if scope["method"] not in SAFE_METHODS and not from_dashboard(scope):
                     raise Refused(403, f"a request signed in by cookie must carry "

@@ -66,7 +66,8 @@ def create_app(rt: Runtime) -> FastAPI:
             Insecure.NO_API_TOKENS))
     app.state.signing_key = public_key_for(settings)  # production refuses it missing
     app.state.provider = Provider(settings) if settings.oidc_issuer else None
-    app.state.sessions = Sessions(rt.engine, settings.session_max_age)
+    app.state.sessions = Sessions(rt.engine, settings.session_max_age,
+                                  settings.session_idle_timeout)
     authenticator = Authenticator(app.state.tokens, app.state.provider,
                                   settings.oidc_api_audience, refusal_recorder(rt),
                                   app.state.sessions.user)

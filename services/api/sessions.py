@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 from relay_api.auth import Role
 from relay_api.oidc import User
 from relay_shared.db import session_scope
-from relay_shared.models import WebSession, utcnow
+from relay_shared.models import WebSession, as_utc, utcnow
 
 PENDING_SECONDS = 600  # the time a person has to sign in at the provider
 
@@ -35,9 +35,15 @@ def _digest(cookie: str) -> str:
 
 
 class Sessions:
-    def __init__(self, engine: Engine, max_age_s: float) -> None:
+    """A signed-in session ends `max_age_s` after the sign-in, or `idle_s` after the
+    person last did something (`user(..., active=True)`), whichever comes first."""
+
+    def __init__(self, engine: Engine, max_age_s: float, idle_s: float) -> None:
         self._engine = engine
         self.max_age_s = max_age_s
+        self.idle_s = min(idle_s, max_age_s)
+        # The expiry is moved on at most this often: not a database write per request.
+        self._extend_every = timedelta(seconds=min(60.0, self.idle_s / 10))
 
     def start_pending(self, state: str, nonce: str, verifier: str) -> str:
         cookie = secrets.token_urlsafe(32)
@@ -63,16 +69,28 @@ class Sessions:
         with session_scope(self._engine) as session:
             session.add(WebSession(cookie_sha256=_digest(cookie), subject=user.subject,
                                    name=user.name, role=user.role.name.lower(),
-                                   expires_at=utcnow() + timedelta(seconds=self.max_age_s)))
+                                   expires_at=utcnow() + timedelta(seconds=self.idle_s)))
         return cookie
 
-    def user(self, cookie: str) -> User | None:
-        with Session(self._engine) as session:
+    def user(self, cookie: str, active: bool = False) -> User | None:
+        """Who this cookie signs in, if anyone still; `active` (the person did something)
+        moves the idle expiry on, never past the session's whole lifetime."""
+        with session_scope(self._engine) as session:
             row = self._live(session, cookie)
             if row is None or row.role is None or row.subject is None:
                 return None
+            if active:
+                self._extend(row)
             return User(subject=row.subject, name=row.name or row.subject,
                         role=Role[row.role.upper()])
+
+    def _extend(self, row: WebSession) -> None:
+        now = utcnow()
+        idle_ends = now + timedelta(seconds=self.idle_s)
+        if idle_ends - as_utc(row.expires_at) < self._extend_every:
+            return
+        lifetime_ends = as_utc(row.created_at) + timedelta(seconds=self.max_age_s)
+        row.expires_at = min(idle_ends, lifetime_ends)
 
     def end(self, cookie: str) -> User | None:
         """Sign out: the session is deleted; who it was, for the trail."""

@@ -43,11 +43,21 @@ export class ApiError extends Error {
 let onUnauthorised = () => {};
 export function whenUnauthorised(handler) { onUnauthorised = handler; }
 
+// A signed-in session ends when its person has done nothing for a while; the page's own
+// refreshes must not keep it alive, so requests say whether someone used the page lately.
+const ACTIVE_WITHIN_MS = 60 * 1000;
+let lastActivity = Date.now();  // loading the page is someone's doing
+for (const kind of ["pointerdown", "keydown", "wheel", "touchstart"]) {
+  window.addEventListener(kind, () => { lastActivity = Date.now(); },
+                          { capture: true, passive: true });
+}
+
 // Signed in through the identity provider, the session cookie goes along instead of a
 // token; the header tells the api the request comes from this page (a cookie alone
 // changes nothing there).
 function headers(options) {
   const sent = { "X-Relay-Dashboard": "1" };
+  if (Date.now() - lastActivity < ACTIVE_WITHIN_MS) sent["X-Relay-Activity"] = "1";
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) sent.Authorization = "Bearer " + token;
   if (options.body) sent["Content-Type"] = "application/json";
@@ -58,7 +68,9 @@ async function send(path, options) {
   const response = await fetch(path, { ...options, headers: headers(options),
                                        credentials: "same-origin" });
   if (response.status === 401) {
-    onUnauthorised(sessionStorage.getItem(TOKEN_KEY) ? "The token is not valid." : "");
+    onUnauthorised(sessionStorage.getItem(TOKEN_KEY) ? "The token is not valid."
+      : session.role ? "The session has ended (a time without activity, or its whole " +
+                       "lifetime): sign in again." : "");
     throw new ApiError(401, "not signed in");
   }
   return response;
