@@ -13,8 +13,9 @@ committed, as is one its project dropped or holds. An instance still on its way
 one that left that way without a row (set aside as unreadable or conflicting) is a
 processing failure (0x0110); one the relay never saw is no such instance (0x0112); one
 recorded under another SOP class is a class-instance conflict (0x0119). Files on their
-way are known by the names this process gave them: an instance staged before a
-restart counts once it is recorded (a request for it in between is answered 0x0112).
+way are known by their names, keyed from the relay's secret: the same in every SCP
+process on the volume and after a restart, so an instance staged by another replica, or
+before a restart, is waited for like one of this process's own.
 
 The report goes on a new association to the requesting AE when RELAY_SCP_ALLOWED_AES
 gives it an address (TITLE@host:port; plain DICOM only: an SCP on TLS reports on the

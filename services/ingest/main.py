@@ -7,7 +7,7 @@ import contextlib
 import logging
 from pathlib import Path
 
-from relay_ingest import collector, commitment, follower, scp
+from relay_ingest import collector, commitment, follower, scp, staging
 from relay_ingest.arrivals import Arrivals
 from relay_ingest.handlers import claim, ingest_claimed, is_finished
 from relay_ingest.origin import (
@@ -67,6 +67,7 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
 def _commitments(rt: Runtime) -> commitment.CommitmentKeeper:
     settings = rt.settings
     assert settings.staging_dir is not None and settings.incoming_dir is not None
+    staging.key_names_with(settings.deid_secret.get_secret_value().encode())
     pipeline = commitment.Pipeline(settings.staging_dir, settings.incoming_dir,
                                    rt.store.claimed_dir)
     # Over TLS, a report goes back on the association that asked, never in plain DICOM.

@@ -281,6 +281,7 @@ async def serve(settings: Settings, stop: asyncio.Event, arrivals: Arrivals | No
     (with ``arrivals``, quiet at every SCP process of the relay) and, with a keeper,
     answering storage commitment requests once they can be."""
     assert settings.staging_dir is not None and settings.incoming_dir is not None
+    staging.key_names_with(settings.deid_secret.get_secret_value().encode())
     if arrivals is None:
         staging.recover(settings.staging_dir, settings.incoming_dir)
         await _serve_area(settings, stop, settings.staging_dir, None, commitments)

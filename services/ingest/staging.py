@@ -41,15 +41,25 @@ DELIVERY_PREFIX = "scp-"
 SPOOL_FOLDER = ".receiving"
 
 
-# Names only need to be distinct, not stable across restarts: a key of this process
-# alone, so a name in a log or a directory listing cannot be matched to a known UID.
-_NAME_KEY = secrets.token_bytes(32)
+# Names are keyed, so a name in a log or a directory listing cannot be matched to a known
+# UID. The key comes from the relay's secret (key_names_with): every SCP process sharing
+# the volume, and this one after a restart, names an instance alike, so a storage
+# commitment request that reaches another replica, or comes after a restart, still finds
+# the instance on its way. Until then (tools, tests) a key of this process alone.
+NAME_CONTEXT = b"relay staging names v1"
+_name_key = secrets.token_bytes(32)
+
+
+def key_names_with(secret: bytes) -> None:
+    """Called once as the service starts, before anything is staged."""
+    global _name_key
+    _name_key = hmac.new(secret, NAME_CONTEXT, hashlib.sha256).digest()
 
 
 def uid_key(uid: str) -> str:
     """A folder or file name for a UID that does not show the UID, nor let anyone
     holding a list of UIDs find it (an unkeyed hash would)."""
-    return hmac.new(_NAME_KEY, uid.encode(), hashlib.sha256).hexdigest()[:24]
+    return hmac.new(_name_key, uid.encode(), hashlib.sha256).hexdigest()[:24]
 
 
 @dataclass

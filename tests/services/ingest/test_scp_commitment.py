@@ -5,6 +5,8 @@ the relay opens to it; the relay answers from what ingest recorded in the databa
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -324,6 +326,24 @@ def test_the_pipeline_finds_instances_staged_handed_over_or_claimed(tmp_path: Pa
                                    tmp_path / "work/.claimed")
     # A folder put into incoming by hand is not the SCP's: its files are not named by key.
     assert pipeline.keys_on_the_way() == {staging.uid_key(u) for u in uids[:3]}
+
+
+def test_an_instance_staged_by_another_scp_process_is_found_on_its_way(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another replica on the same volume (or this one before a restart) staged it: the
+    request that reaches this process waits for it rather than answering no such instance."""
+    secret, uid = "a-relay-secret-of-the-site", generate_uid()
+    other_process = (
+        "import sys\nfrom pathlib import Path\nfrom relay_ingest import staging\n"
+        "staging.key_names_with(sys.argv[1].encode())\n"
+        "staging.write_instance(Path(sys.argv[2]), sys.argv[3], b'data')\n")
+    subprocess.run([sys.executable, "-c", other_process, secret,
+                    str(tmp_path / "staging/process-other/scp-k-1"), uid], check=True)
+    monkeypatch.setattr(staging, "_name_key", staging._name_key)  # restored afterwards
+    staging.key_names_with(secret.encode())
+    pipeline = commitment.Pipeline(tmp_path / "staging", tmp_path / "incoming",
+                                   tmp_path / "work/.claimed")
+    assert commitment.judge(_waiting(uid), {}, pipeline.keys_on_the_way(), now=1) is None
 
 
 def test_an_address_for_an_allowed_ae_is_read_and_a_bad_one_named(data_dir: Path) -> None:
