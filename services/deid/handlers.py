@@ -201,14 +201,23 @@ def _deidentify_image(ctx: DeidContext, series_id: int, image_id: int,
                                         [known, result.originals], ctx.pseudonymizer)
         else:
             write_deidentified(source, target, result.dataset)
-    except OSError:
-        raise  # disk full, I/O error: the machine's fault, not the image's; retry the series
+    except OSError as exc:
+        # Disk full, an I/O error: the machine's fault, not the image's; retry the series.
+        # Libraries also raise OSError for a file they cannot make sense of (PIL, gzip),
+        # without an errno: that is the image's fault, and retrying cannot mend it.
+        if exc.errno is not None:
+            raise
+        return _image_failed(series_id, image_id, exc)
     except Exception as exc:  # one bad image must not stop the series; its reason is kept
-        log.warning("image failed", extra={"series_id": series_id, "image_id": image_id,
-                                          "error_type": type(exc).__name__})
-        return ImageResult(image_id, False, _reason("de-identification failed", exc))
+        return _image_failed(series_id, image_id, exc)
     return ImageResult(image_id, True, audit=result.audit, originals=result.originals,
                        pixels=pixels)
+
+
+def _image_failed(series_id: int, image_id: int, exc: Exception) -> ImageResult:
+    log.warning("image failed", extra={"series_id": series_id, "image_id": image_id,
+                                      "error_type": type(exc).__name__})
+    return ImageResult(image_id, False, _reason("de-identification failed", exc))
 
 
 def _leak_check(ctx: DeidContext, series_id: int, originals: IdentifyingValues,

@@ -5,6 +5,8 @@ device that writes what ingest's reader lets through) would."""
 
 from __future__ import annotations
 
+import errno
+import gzip
 import struct
 from collections.abc import Callable
 from dataclasses import replace
@@ -17,6 +19,7 @@ from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEGBaseline8Bit
 from sqlmodel import Session, select
 
+from relay_deid import handlers
 from relay_deid.handlers import deidentify_series
 from relay_shared.models import Image, Series, Status
 from tests.support.dicom_factory import Patient, SeriesSpec, make_instance, write_series
@@ -160,3 +163,34 @@ def test_a_deflated_original_inflates_no_further_than_the_setting_allows(
             assert "inflates past the size allowed" in (first.reason or "")
         else:
             assert first.status is Status.DONEPROCESSING
+
+
+def _writer_failing_first_with(monkeypatch: pytest.MonkeyPatch, error: OSError) -> None:
+    """The first image's write raises what a library (or the machine) raised."""
+    real = handlers.write_deidentified
+    calls = []
+
+    def write(source: Path, target: Path, dataset: object) -> None:
+        calls.append(source)
+        if len(calls) == 1:
+            raise error
+        real(source, target, dataset)
+
+    monkeypatch.setattr(handlers, "write_deidentified", write)
+
+
+def test_a_library_refusing_a_file_fails_that_image_not_the_series(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An OSError without an errno (gzip's, PIL's) is about the file: retrying the
+    series cannot mend it, so it fails its image only."""
+    _writer_failing_first_with(monkeypatch, gzip.BadGzipFile("Not a gzipped file"))
+    images, series, outputs = _run_with_one_bad_image(tmp_path, lambda spec, path:
+                                                      path.read_bytes())
+    _assert_only_the_first_failed(images, series, outputs, "BadGzipFile")
+
+
+def test_the_machine_failing_leaves_the_series_to_be_retried(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _writer_failing_first_with(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
+    with pytest.raises(OSError, match="No space"):
+        _run_with_one_bad_image(tmp_path, lambda spec, path: path.read_bytes())
