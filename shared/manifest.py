@@ -45,6 +45,21 @@ class InstanceSent:
 
 
 @dataclass(frozen=True)
+class ObjectSent:
+    """What a destination holds in place of the instances' own files: a NIfTI volume
+    made of `instances` of them (every instance the manifest lists)."""
+
+    file: str
+    size: int
+    sha256: str
+    instances: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"file": self.file, "bytes": self.size, "sha256": self.sha256,
+                "made_of_instances": self.instances}
+
+
+@dataclass(frozen=True)
 class Confirmation:
     name: str
     kind: str
@@ -54,6 +69,8 @@ class Confirmation:
     # Instances this destination was sent in another transfer syntax than the series'
     # files (its transfer_syntax list): the bytes it holds are these, not those.
     transcoded: tuple[InstanceSent, ...] = ()
+    # What it holds instead of the DICOM files (a volume); empty when it holds those.
+    objects: tuple[ObjectSent, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "proof": self.proof,
@@ -62,6 +79,8 @@ class Confirmation:
         if self.transcoded:  # absent otherwise, so a manifest without reads as before
             out["instances_as_sent"] = [i.as_json() for i in sorted(
                 self.transcoded, key=lambda i: i.sop_instance_uid)]
+        if self.objects:
+            out["objects_as_sent"] = [o.as_json() for o in self.objects]
         return out
 
 
@@ -147,6 +166,12 @@ def parse_manifest(content: bytes) -> dict[str, Any]:
     return document
 
 
+def objects_as_sent(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The objects (volumes) destinations hold in place of the instances' files."""
+    return [o for d in document.get("destinations") or [] if isinstance(d, dict)
+            for o in d.get("objects_as_sent") or [] if isinstance(o, dict)]
+
+
 def check_manifest(document: dict[str, Any], files: Sequence[Path],
                    trusted: Ed25519PublicKey | None = None, *,
                    every_instance: bool = False) -> Report:
@@ -161,6 +186,8 @@ def check_manifest(document: dict[str, Any], files: Sequence[Path],
                for i in d.get("instances_as_sent") or [] if isinstance(i, dict)]
     listed = {str(i.get("sha256")): i for i in [*instances, *as_sent]}
     by_file = {str(i.get("file")): i for i in instances}
+    # A volume made of every instance listed stands for all of them.
+    volumes = {str(o.get("sha256")): o for o in objects_as_sent(document)}
     seen: set[str] = set()
     for path in files:
         try:
@@ -169,12 +196,20 @@ def check_manifest(document: dict[str, Any], files: Sequence[Path],
             report.failures.append(f"{path}: cannot be read ({type(exc).__name__})")
             continue
         entry = listed.get(digest)
-        if entry is not None and entry.get("bytes") == size:
+        volume = volumes.get(digest)
+        if volume is not None and volume.get("bytes") == size \
+                and volume.get("made_of_instances") == len(instances):
+            seen.update(str(i.get("sop_instance_uid")) for i in instances)
+            report.checked.append(f"{path}: the volume made of all {len(instances)} instances")
+        elif entry is not None and entry.get("bytes") == size:
             seen.add(str(entry.get("sop_instance_uid")))
             report.checked.append(f"{path}: {entry.get('sop_instance_uid')}")
         elif path.name in by_file:
             report.failures.append(f"{path}: its SHA-256 is not the one the manifest gives "
                                    f"for instance {by_file[path.name].get('sop_instance_uid')}")
+        elif path.name in {str(v.get("file")) for v in volumes.values()}:
+            report.failures.append(f"{path}: its SHA-256 is not the one the manifest gives "
+                                   "for the volume")
         else:
             report.failures.append(f"{path}: not an instance the manifest lists")
     missing = [uid for i in instances if (uid := str(i.get("sop_instance_uid"))) not in seen]

@@ -26,7 +26,12 @@ def verify(
 ) -> None:
     """Check a manifest's signature and every file against it; each failure is named and
     the exit status is 1."""
-    from relay_shared.manifest import MANIFEST_NAME, ManifestUnreadable, parse_manifest
+    from relay_shared.manifest import (
+        MANIFEST_NAME,
+        ManifestUnreadable,
+        objects_as_sent,
+        parse_manifest,
+    )
     from relay_shared.signing import SigningKeyError, load_public_key
 
     try:
@@ -38,11 +43,15 @@ def verify(
                    f"{what}", err=True)
         raise typer.Exit(2) from None
     # Only plain names, beside the manifest: a manifest cannot point the check elsewhere.
-    names = [str(i.get("file")) for i in document["instances"] if isinstance(i, dict)]
+    names = [str(i.get("file")) for i in [*document["instances"], *objects_as_sent(document)]
+             if isinstance(i, dict)]
     listed = [manifest.parent / name for name in names
               if name == Path(name).name and name not in ("", ".", "..", MANIFEST_NAME)]
-    beside = not files and any(p.is_file() for p in listed)
-    _report(document, list(files or (listed if beside else [])), trusted, beside, key_id)
+    # Those that are there: one that is not is named by the check as listed, not found
+    # (a volume in their place stands for every instance).
+    present = [p for p in listed if p.is_file()]
+    beside = not files and bool(present)
+    _report(document, list(files or present), trusted, beside, key_id)
 
 
 def _report(document: dict[str, Any], files: list[Path], trusted: Ed25519PublicKey | None,

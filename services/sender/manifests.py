@@ -99,9 +99,11 @@ class ManifestWriter:
             kind = type(itself).name
             proof = COMMITMENT_PROOF if isinstance(itself, CommittedDicomDestination) \
                 else PROOFS.get(kind, "the destination's own check")
+            sent_objects = getattr(destination, "sent_objects", None)
             out.append(Confirmation(destination.name, kind, proof, len(times),
                                     _iso(max(times)) if times else "",
-                                    _transcoded(series, destination)))
+                                    _transcoded(series, destination),
+                                    sent_objects(series) if sent_objects else ()))
         return out
 
     def _store(self, series_id: int, content: bytes) -> None:

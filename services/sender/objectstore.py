@@ -32,12 +32,15 @@ from sqlmodel import select
 from relay_sender.destinations import OutgoingSeries, checked_uid
 from relay_sender.nifti import NotAVolume, to_volume
 from relay_shared.db import record_event, session_scope
+from relay_shared.manifest import ObjectSent
 from relay_shared.models import SeriesMetadata, utcnow
 from relay_shared.settings import GcsFormat
 
 log = logging.getLogger(__name__)
 VOLUME, SIDECAR = "series.nii.gz", "series.json"
 INSTANCES_DIGEST = "relay-instances-sha256"
+# The volume's own bytes, for the series' signed manifest (relay_shared.manifest).
+VOLUME_SHA256, VOLUME_BYTES = "relay-volume-sha256", "relay-volume-bytes"
 UPLOAD_THREADS = 8
 
 
@@ -130,8 +133,26 @@ class ObjectStoreDestination(ABC):
                      extra={"series_id": series.series_id, "reason": exc.reason})
             return exc.reason
         self._put(Upload(base + VOLUME, volume.content, "application/gzip",
-                         {INSTANCES_DIGEST: instances_digest(series)}), listed)
+                         {INSTANCES_DIGEST: instances_digest(series),
+                          VOLUME_SHA256: hashlib.sha256(volume.content).hexdigest(),
+                          VOLUME_BYTES: str(len(volume.content))}), listed)
         return None
+
+    def sent_objects(self, series: OutgoingSeries) -> tuple[ObjectSent, ...]:
+        """What the bucket holds of the series in place of its DICOM files: the volume
+        made of every instance, when the series went as one."""
+        if self._format is not GcsFormat.NIFTI:
+            return ()
+        base = self.series_prefix(series)
+        listed = self._list(base).get(base + VOLUME)
+        if listed is None:
+            return ()
+        metadata = self._metadata(base + VOLUME, listed)
+        if metadata.get(INSTANCES_DIGEST) != instances_digest(series) \
+                or not metadata.get(VOLUME_SHA256) or not metadata.get(VOLUME_BYTES, "").isdigit():
+            return ()
+        return (ObjectSent(VOLUME, int(metadata[VOLUME_BYTES]), metadata[VOLUME_SHA256],
+                           len(series.instances)),)
 
     def _send_files(self, series: OutgoingSeries, base: str,
                     listed: Mapping[str, Any]) -> None:

@@ -34,12 +34,14 @@ from tests.services.api.seed import client, make_runtime
 from tests.services.sender.test_gcs import (  # noqa: F401 - the emulator fixture
     BUCKET,
     Emulator,
+    ct_series,
     destination,
     emulator,
     prefix,
     through_deid,
 )
 from tests.services.sender.test_s3 import destination as s3_destination
+from tests.services.sender.test_s3 import relay as s3_relay
 from tests.services.sender.test_s3 import moto  # noqa: F401 - the moto fixture
 from tests.support.dicom_factory import Patient, SeriesSpec, write_series
 from tests.support.s3_server import MotoS3
@@ -277,6 +279,37 @@ def test_after_a_send_to_s3_the_manifest_beside_the_objects_verifies(
     flip_one_byte(first, 200)
     code, out = verify(downloaded / MANIFEST_NAME)
     assert code == 1 and f"FAIL  {first}: its SHA-256" in out
+
+
+@pytest.mark.s3
+def test_a_series_sent_as_one_volume_has_the_volume_in_its_manifest(
+        tmp_path: Path, moto: MotoS3, prefix: str) -> None:  # noqa: F811
+    """The bucket holds a NIfTI volume, not the DICOM files: the manifest names the
+    volume's bytes, and the volume alone verifies for every instance."""
+    rt = s3_relay(tmp_path, moto, prefix, fmt="nifti")
+    ct_series(tmp_path / "ct", instances=6)
+    series_id = through_deid(rt, tmp_path / "ct")
+    send_series(SendContext(rt.engine, rt.store, [s3_destination(rt)], writer(rt)), series_id)
+    objects = moto.objects(prefix)
+    (name,) = [n for n in objects if n.endswith("/" + MANIFEST_NAME)]
+    folder = name.rsplit("/", 1)[0] + "/"
+    downloaded = tmp_path / "bucket"
+    downloaded.mkdir()
+    for key in objects:
+        if key.startswith(folder):
+            (downloaded / key.removeprefix(folder)).write_bytes(moto.read(key))
+    assert sorted(p.name for p in downloaded.iterdir()) == sorted([
+        MANIFEST_NAME, "series.json", "series.nii.gz"])
+    (confirmation,) = json.loads((downloaded / MANIFEST_NAME).read_bytes())["destinations"]
+    (volume,) = confirmation["objects_as_sent"]
+    assert volume["file"] == "series.nii.gz" and volume["made_of_instances"] == 6
+    assert volume["bytes"] == (downloaded / "series.nii.gz").stat().st_size
+    code, out = verify(downloaded / MANIFEST_NAME)
+    assert code == 0, out
+    assert "the volume made of all 6 instances" in out
+    flip_one_byte(downloaded / "series.nii.gz", 100)
+    code, out = verify(downloaded / MANIFEST_NAME)
+    assert code == 1 and "its SHA-256 is not the one the manifest gives for the volume" in out
 
 
 def test_a_production_sender_without_a_signing_key_stops_naming_both_ways_out(
