@@ -41,8 +41,8 @@ from tests.services.sender.test_gcs import (  # noqa: F401 - the emulator fixtur
     through_deid,
 )
 from tests.services.sender.test_s3 import destination as s3_destination
-from tests.services.sender.test_s3 import relay as s3_relay
 from tests.services.sender.test_s3 import moto  # noqa: F401 - the moto fixture
+from tests.services.sender.test_s3 import relay as s3_relay
 from tests.support.dicom_factory import Patient, SeriesSpec, write_series
 from tests.support.s3_server import MotoS3
 from tests.support.services import Orthanc, relay_env, run_relay
