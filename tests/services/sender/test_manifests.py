@@ -68,6 +68,18 @@ def flip_one_byte(path: Path, offset: int | None = None) -> None:
     path.write_bytes(bytes(data))
 
 
+def downloaded_beside_the_manifest(store: MotoS3, under: str, into: Path) -> Path:
+    """Every object of the series' folder in the bucket, as a recipient downloads it."""
+    objects = store.objects(under)
+    (name,) = [n for n in objects if n.endswith("/" + MANIFEST_NAME)]
+    folder = name.rsplit("/", 1)[0] + "/"
+    into.mkdir()
+    for key in objects:
+        if key.startswith(folder):
+            (into / key.removeprefix(folder)).write_bytes(store.read(key))
+    return into
+
+
 def deidentified_series(tmp_path: Path, rt: Runtime, instances: int = 3) -> int:
     write_series(SeriesSpec(PATIENT, instances=instances), tmp_path / "series")
     return through_deid(rt, tmp_path / "series")
@@ -262,14 +274,7 @@ def test_after_a_send_to_s3_the_manifest_beside_the_objects_verifies(
     rt = make_runtime(tmp_path / "var", destinations="s3", s3_prefix=prefix, **moto.settings())
     series_id = deidentified_series(tmp_path, rt)
     send_series(SendContext(rt.engine, rt.store, [s3_destination(rt)], writer(rt)), series_id)
-    objects = moto.objects(prefix)
-    (name,) = [n for n in objects if n.endswith("/" + MANIFEST_NAME)]
-    folder = name.rsplit("/", 1)[0] + "/"
-    downloaded = tmp_path / "bucket"
-    downloaded.mkdir()
-    for key in objects:
-        if key.startswith(folder):
-            (downloaded / key.removeprefix(folder)).write_bytes(moto.read(key))
+    downloaded = downloaded_beside_the_manifest(moto, prefix, tmp_path / "bucket")
     (confirmation,) = json.loads((downloaded / MANIFEST_NAME).read_bytes())["destinations"]
     assert confirmation["kind"] == "s3" and confirmation["instances_confirmed"] == 3
     code, out = verify(downloaded / MANIFEST_NAME)
@@ -290,14 +295,7 @@ def test_a_series_sent_as_one_volume_has_the_volume_in_its_manifest(
     ct_series(tmp_path / "ct", instances=6)
     series_id = through_deid(rt, tmp_path / "ct")
     send_series(SendContext(rt.engine, rt.store, [s3_destination(rt)], writer(rt)), series_id)
-    objects = moto.objects(prefix)
-    (name,) = [n for n in objects if n.endswith("/" + MANIFEST_NAME)]
-    folder = name.rsplit("/", 1)[0] + "/"
-    downloaded = tmp_path / "bucket"
-    downloaded.mkdir()
-    for key in objects:
-        if key.startswith(folder):
-            (downloaded / key.removeprefix(folder)).write_bytes(moto.read(key))
+    downloaded = downloaded_beside_the_manifest(moto, prefix, tmp_path / "bucket")
     assert sorted(p.name for p in downloaded.iterdir()) == sorted([
         MANIFEST_NAME, "series.json", "series.nii.gz"])
     (confirmation,) = json.loads((downloaded / MANIFEST_NAME).read_bytes())["destinations"]
