@@ -18,7 +18,7 @@ from importlib import resources
 
 import yaml
 
-from .text import fold
+from .text import fold, skeleton_table
 
 RULES_PACKAGE = "relay_shared.guard"
 RULES_FILE = "rules.yaml"
@@ -35,6 +35,8 @@ class TextRules:
     coded_tags: frozenset[int]  # codes: their values are not free text
     name_particles: frozenset[str]  # folded: "de", "van", "dr"
     placeholders: frozenset[str]  # folded: "anonymized", "removed"
+    proclitics: dict[str, str]  # by script: what may be written onto a name
+    skeleton: dict[int, str]  # look-alike letters, as the Latin letter (str.translate)
 
 
 @cache
@@ -46,6 +48,8 @@ def text_rules() -> TextRules:
         coded_tags=frozenset(int(t, 16) for t in rules["fields"]["coded"]),
         name_particles=frozenset(fold(str(p)) for p in rules["name_particles"]),
         placeholders=frozenset(fold(str(p)) for p in rules["placeholders"]),
+        proclitics={str(k): str(v) for k, v in rules["names"]["proclitics"].items()},
+        skeleton=skeleton_table({str(k): str(v) for k, v in rules["homoglyphs"].items()}),
     )
 
 

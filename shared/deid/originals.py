@@ -29,7 +29,16 @@ from pydicom.uid import UID_dictionary
 
 from ..dicom.vocabulary import FREE_TEXT_VRS
 from .detectors import text_rules
-from .text import SCRUBBED, fold, fold_mapped, name_components, replace_spans, unbounded
+from .text import (
+    LETTER,
+    SCRUBBED,
+    fold,
+    fold_mapped,
+    name_components,
+    replace_spans,
+    script_of,
+    unbounded,
+)
 from .values import DUMMY_BY_VR
 
 MIN_LENGTH = 3
@@ -244,7 +253,13 @@ class _Matcher:
 
     def __init__(self, anywhere: frozenset[str], words: frozenset[str],
                  short_words: frozenset[str]):
-        self.pattern = _pattern(anywhere, words | short_words)
+        # Originals and text are compared with look-alike letters read as the
+        # Latin letter they look like: one character for one, so the spans
+        # found are the spans of the folded text.
+        self.table = table = text_rules().skeleton
+        anywhere, words, short_words = (frozenset(t.translate(table) for t in group)
+                                        for group in (anywhere, words, short_words))
+        self.pattern = _pattern(anywhere, words, short_words)
         candidates = sorted(anywhere | words | short_words, key=len)
         kept: list[str] = []
         for text in candidates:
@@ -253,16 +268,22 @@ class _Matcher:
         self.literals = tuple(kept)
 
     def search(self, folded: str) -> bool:
+        folded = folded.translate(self.table)
         if not any(literal in folded for literal in self.literals):
             return False
         return self.pattern.search(folded) is not None
+
+    def spans(self, folded: str) -> list[tuple[int, int]]:
+        if not self.search(folded):
+            return []
+        return [m.span() for m in self.pattern.finditer(folded.translate(self.table))]
 
 
 def _spans(folded: str, matcher: _Matcher | None, detect: Spans | None
            ) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
-    if matcher is not None and matcher.search(folded):
-        spans += [m.span() for m in matcher.pattern.finditer(folded)]
+    if matcher is not None:
+        spans += matcher.spans(folded)
     if detect is not None:
         spans += detect(folded)
     return spans
@@ -274,10 +295,24 @@ def _compile(anywhere: frozenset[str], words: frozenset[str],
     return _Matcher(anywhere, words, short_words)
 
 
-def _pattern(anywhere: frozenset[str], words: frozenset[str]) -> re.Pattern[str]:
-    """Longest first, so a full name goes before its components."""
+def _pattern(anywhere: frozenset[str], words: frozenset[str],
+             short_words: frozenset[str]) -> re.Pattern[str]:
+    """Longest first, so a full name goes before its components. A name's
+    edges are letters only (an underscore or a digit is an edge); a word of
+    Arabic or Hebrew script may carry the proclitics of its script; a
+    two-letter word must not touch a letter or a digit ("250mA" is no Ma)."""
     parts = [re.escape(p) for p in sorted(anywhere, key=len, reverse=True)]
-    if words:
-        alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-        parts.append(rf"(?<!\w)(?:{alternatives})(?!\w)")
+    proclitics = text_rules().proclitics
+    by_script: dict[str, list[str]] = {}
+    for word in words:
+        by_script.setdefault(script_of(word), []).append(word)
+    for script, group in sorted(by_script.items()):
+        before = f"(?:{proclitics[script]})?" if script in proclitics else ""
+        parts.append(rf"(?<!{LETTER}){before}(?:{_alternatives(group)})(?!{LETTER})")
+    if short_words:
+        parts.append(rf"(?<![^\W_])(?:{_alternatives(short_words)})(?![^\W_])")
     return re.compile("|".join(parts))
+
+
+def _alternatives(words: Iterable[str]) -> str:
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))

@@ -35,4 +35,4 @@ def test_text_that_only_shares_letters_with_a_name_is_kept(name: str, text: str)
 
 def test_an_invisible_character_goes_with_the_name_it_splits() -> None:
     assert _values("Janssen^Piet").scrub("Dr Jans\u200bsen, ward 3") == f"Dr {SCRUBBED}, ward 3"
-    assert _values("Doe^Jane").scrub("Jane\u200b Doe") == f"{SCRUBBED}\u200b {SCRUBBED}"
+    assert _values("Doe^Jane").scrub("Jane\u200b Doe") == f"{SCRUBBED} {SCRUBBED}"

@@ -13,7 +13,7 @@ from relay_shared.deid.text import SCRUBBED, fold, fold_mapped, replace_spans
 
 # Letters of every script the relay meets, with the marks that may follow them.
 ALPHABET = ("aZß ÉéİıŁ ΣσςΆ ЁёЙ محمدـ\u064e\u0651 דוד\u05b8\u05bc 王小明 やまだﾔﾏﾀﾞ "
-            "김민준\u1100\u1161\u11a8 \uff33\uff2d\uff29 ﬁ \u0301\u0308")
+            "김민준\u1100\u1161\u11a8 \uff33\uff2d\uff29 ﬁ \u0301\u0308 \u200b\u00ad\u2066\ufe0f")
 
 
 @settings(max_examples=300, deadline=None)
