@@ -21,7 +21,7 @@ from datetime import date, timedelta
 
 from .originals import DATE_VRS, Originals, date_part, registry_uid
 from .rules import Rules
-from .text import fold, unbounded
+from .text import LETTER, fold, script, unbounded
 from .walk import BULK_LIMIT, Element, Selection
 
 _UID_RUN = re.compile(r"\d+(?:\.\d+){3,}")
@@ -68,12 +68,14 @@ class Matchers:
         weak = originals.vocabulary
         values = originals.values - originals.kept_values
         long_values = {v for v in values if len(v) >= rules.substring_min or unbounded(v)}
-        tokens = (values - long_values) | originals.words
-        self.names = _pattern(tokens | originals.short_words,
-                              long_values | originals.unbounded)
-        self.text = _pattern((tokens | originals.short_words) - weak,
-                             (long_values | originals.unbounded) - weak)
-        self.codes = _pattern(tokens - weak, long_values - weak)
+        tokens = values - long_values
+        words, short = originals.words, originals.short_words
+        self.table = rules.lookalikes
+        build = _Patterns(rules)
+        self.names = build(tokens | short, words, long_values | originals.unbounded)
+        self.text = build((tokens | short) - weak, words - weak,
+                          (long_values | originals.unbounded) - weak)
+        self.codes = build(tokens - weak, words - weak, long_values - weak)
         self.dates = originals.secret_dates()
         self.shifted = _shifted(originals.every_date, date_shift_days)
         # With full dates kept, a date in text is no more than the dates beside it.
@@ -84,15 +86,42 @@ class Matchers:
         self.uid_pieces = frozenset(originals.uids)
 
 
-def _pattern(tokens: set[str], substrings: set[str]) -> re.Pattern[str] | None:
-    """Longest first, so that a name is found before its parts."""
-    parts = []
-    if tokens:
-        alternatives = "|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True))
-        parts.append(rf"(?<!\w)(?:{alternatives})(?!\w)")
-    if substrings:
-        parts.append("|".join(re.escape(s) for s in sorted(substrings, key=len, reverse=True)))
-    return re.compile("|".join(parts)) if parts else None
+class _Patterns:
+    """One search for a field's originals, longest first so that a name is
+    found before its parts. Originals and text are compared with look-alike
+    letters read as the Latin letter (`homoglyphs` in rules.yaml).
+    - tokens (short values, two-letter name components): not touching a letter
+      or a digit, an underscore being an edge ("LI_WEI"; "250mA" is no Ma);
+    - name words: not touching a letter, so an underscore or a digit is an
+      edge ("OKONKWO_HEAD", "Doe1"); an Arabic or Hebrew word also behind its
+      script's proclitics ("لمحمد", "ודוד");
+    - substrings (long values, names in scripts without spaces): anywhere."""
+
+    def __init__(self, rules: Rules):
+        self.rules = rules
+
+    def __call__(self, tokens: set[str], words: set[str],
+                 substrings: set[str]) -> re.Pattern[str] | None:
+        table = self.rules.lookalikes
+        tokens, words, substrings = ({t.translate(table) for t in group}
+                                     for group in (tokens, words, substrings))
+        parts = []
+        if tokens:
+            parts.append(rf"(?<![^\W_])(?:{_longest_first(tokens)})(?![^\W_])")
+        by_script: dict[str, set[str]] = {}
+        for word in words:
+            by_script.setdefault(script(word), set()).add(word)
+        for name, group in sorted(by_script.items()):
+            proclitic = self.rules.proclitics.get(name)
+            before = f"(?:{proclitic})?" if proclitic else ""
+            parts.append(rf"(?<!{LETTER}){before}(?:{_longest_first(group)})(?!{LETTER})")
+        if substrings:
+            parts.append(_longest_first(substrings))
+        return re.compile("|".join(parts)) if parts else None
+
+
+def _longest_first(texts: set[str]) -> str:
+    return "|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True))
 
 
 def _shifted(dates: set[str], shift: int | None) -> frozenset[str]:
@@ -160,7 +189,7 @@ def _search(element: Element, pattern: re.Pattern[str] | None, reason: str,
             matchers: Matchers) -> str | None:
     for text in element.texts():
         folded = fold(text)
-        if pattern is not None and pattern.search(folded):
+        if pattern is not None and pattern.search(folded.translate(matchers.table)):
             return reason
         if matchers.uid_pieces and _holds_uid(folded, matchers.uid_pieces):
             return "an original UID in text"

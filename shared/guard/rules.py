@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from .text import fold
+from .text import fold, lookalikes
 
 
 class GuardRulesError(ValueError):
@@ -49,6 +49,8 @@ class Rules:
     attributes: Mapping[int, Attribute]
     repeating: tuple[tuple[int, int, Attribute], ...]  # (mask, value, attribute)
     detectors: re.Pattern[str]  # one pattern, a named group per detector
+    proclitics: Mapping[str, str]  # by script: what may be written onto a name
+    lookalikes: Mapping[int, str]  # for str.translate: look-alike letters as Latin
 
     def attribute(self, tag: int) -> Attribute | None:
         found = self.attributes.get(tag)
@@ -104,7 +106,22 @@ def _build(rules: dict[str, Any], table: dict[str, dict[str, Any]]) -> Rules:
         vocabulary_tags=frozenset(int(t, 16) for t in fields["vocabulary"]),
         attributes=attributes, repeating=tuple(repeating),
         detectors=_detectors(rules["detectors"]),
+        proclitics=_proclitics(names["proclitics"]),
+        lookalikes=lookalikes({str(k): str(v) for k, v in rules["homoglyphs"].items()}),
     )
+
+
+def _proclitics(spec: dict[str, Any]) -> dict[str, str]:
+    found = {}
+    for name, pattern in spec.items():
+        try:
+            compiled = re.compile(str(pattern))
+        except re.error as exc:
+            raise GuardRulesError(f"proclitics of {name} do not compile: {exc.msg}") from None
+        if compiled.groups:
+            raise GuardRulesError(f"proclitics of {name} have a group; use (?:...)")
+        found[str(name)] = str(pattern)
+    return found
 
 
 def _detectors(spec: dict[str, Any]) -> re.Pattern[str]:
