@@ -50,3 +50,10 @@ def test_the_detectors_read_dates_only_when_asked() -> None:
     text = fold("Seen 12 March 2019, call +49 30 12345678")
     assert len(detected_spans(text)) == 2
     assert len(detected_spans(text, dates=False)) == 1
+
+
+def test_the_detectors_read_domestic_numbers_and_abbreviated_months() -> None:
+    for text in ("call 0171 2345678", "ph 020 7946 0958", "DOB 03-Mar-1975", "3-Mar-75"):
+        assert len(detected_spans(fold(text))) == 1, text
+    for text in ("Series 010 120 250", "kV 080 100 120 140", "T1-Mar-T2", "Dose 0120 1500"):
+        assert detected_spans(fold(text)) == [], text

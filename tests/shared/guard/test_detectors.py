@@ -30,6 +30,9 @@ DATES = {
     "ja": ["2024年1月5日に検査", "令和6年1月5日", "平成元年", "昭和36年12月12日生"],
     "ko": ["2024년 1월 5일 검사", "1961년 12월 12일생", "2020년 3월"],
     "numeric": ["2024-01-05", "on 20240105 at noon", "01/05/2024", "5.1.24", "1999/12/31"],
+    # A month's abbreviation between numbers, as devices and RIS write dates.
+    "abbreviated": ["DOB 03-Mar-1975", "3-Mar-75", "03-MAR-1975", "12/Dec/2019",
+                    "5.Okt.2020", "Mar-03-1975", "1975-Mar-03"],
 }
 
 NOT_IDENTIFYING = [
@@ -38,6 +41,10 @@ NOT_IDENTIFYING = [
     "CT Thorax mit KM", "Tomografía de tórax", "胸部CT平扫", "두부 CT", "頭部単純CT",
     "May be repeated", "Dose 1200 mGy.cm", "Window 400/40", "Mars protocol 3",
     "Series 2024-A", "Kernel B30f", "left 1/2 of the field", "2.5 May 120",
+    # Not domestic phone numbers, nor dates: series, measurements, counts.
+    "Series 010 120 250", "kV 080 100 120 140", "Images 0001 0002 0003", "Dose 0120 1500",
+    "Slices 0120 0240", "0.5 1.0 2.5 5.0", "ROI 012 345 678", "T1-Mar-T2", "3-Mar protocol",
+    "Set 3-set-2", "Matrix 0512 0512", "window 0400 0040",
 ]
 
 
@@ -57,6 +64,9 @@ def test_clinical_text_without_identifiers_is_left_alone(text: str) -> None:
     "call +49 30 12345678", "Tel.: 030/1234567", "(555) 123-4567", "555-0199",
     "+1 (617) 555-0123", "06 12 34 56 78", "0044 20 7946 0958", "phone 0301234567",
     "+82-2-312-3456", "電話 +81 3-1234-5678",
+    # Domestic numbers, the area code and the number apart by spaces.
+    "call 0171 2345678", "ph 020 7946 0958", "030 12345678", "Praxis 089 1234 5678",
+    "0201 234 5678",
 ])
 def test_a_phone_number_is_found(text: str) -> None:
     assert any(kind.startswith("phones.") for kind in patterns_in(text, RULES))

@@ -175,6 +175,8 @@ def test_a_name_in_any_script_is_found_wherever_it_is_planted(
     ("SR nested TEXT", "Prior study 12 March 2019"),
     ("StudyDescription", "CT 2019年3月12日"),
     ("AdditionalPatientHistory", "SSN 123-45-6789"),
+    ("ImageComments", "Rückruf 0171 2345678"),
+    ("SR TEXT", "DOB 03-Mar-1975"),
 ])
 def test_an_identifying_pattern_in_kept_free_text_is_found(tmp_path: Path, place: str,
                                                            text: str) -> None:
