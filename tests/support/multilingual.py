@@ -3,7 +3,10 @@
 Each person has the name as an original would carry it (a PN, groups split
 by "=", components by "^") and the forms a person would write it in free
 text: a component alone, in another case, another normalisation form, or
-(for scripts without spaces) run into the surrounding words.
+(for scripts without spaces) run into the surrounding words. `contexts`
+writes each form into text as people and devices do: in a sentence, joined
+by underscores, with a digit on it, behind an Arabic or Hebrew proclitic,
+split by a zero-width space, with look-alike letters of another script.
 """
 
 # ruff: noqa: RUF001  (letters that look like Latin ones are the point of this file)
@@ -62,3 +65,44 @@ def sentence(person: Person, written: str) -> str:
     if person.script_unbounded and not written.isascii():
         return f"患者{written}复查，无异常。"
     return f"Reviewed with {written} today; no change."
+
+
+# Cyrillic letters that look like Latin ones: a name spelt with them reads the same.
+LOOKALIKE = str.maketrans("aeopcxyiAEOPCXYHKMTB", "аеорсхуіАЕОРСХУНКМТВ")
+ARABIC_LETTERS = range(0x0600, 0x0700)
+HEBREW_LETTERS = range(0x0590, 0x0600)
+
+
+@dataclass(frozen=True)
+class Planting:
+    label: str
+    text: str  # what is written into the file
+    value: str  # what must not be left in the output, as it was written
+
+
+def contexts(person: Person, written: str) -> list[Planting]:
+    """`written` in every context it may come in. Two-letter components only
+    where they stand as words of their own (an underscore is an edge, a digit
+    or a proclitic is not: "Li2", "שלי"); names in scripts without spaces are
+    run into the text anyway."""
+    found = [Planting("sentence", sentence(person, written), written)]
+    if person.script_unbounded and not written.isascii():
+        return found
+    found.append(Planting("underscores", f"CT_{written}_HEAD", written))
+    letters = [c for c in written if c.isalpha()]
+    if len(letters) >= 3:
+        found.append(Planting("digit", f"{written}2 follow-up", written))
+        middle = len(written) // 2
+        found.append(Planting("zero-width", f"seen {written[:middle]}\u200b{written[middle:]}",
+                              written))
+        if ord(letters[0]) in ARABIC_LETTERS:
+            found.append(Planting("proclitic", f"تقرير و{written}", written))
+            if not written.startswith("ال"):
+                found.append(Planting("proclitic", f"أرسل ل{written}", written))
+        if ord(letters[0]) in HEBREW_LETTERS:
+            found.append(Planting("proclitic", f"נשלח ל{written}", written))
+            found.append(Planting("proclitic", f"של ו{written}", written))
+    lookalike = written.translate(LOOKALIKE)
+    if lookalike != written:
+        found.append(Planting("look-alike", f"Reviewed with {lookalike} today", lookalike))
+    return found

@@ -5,6 +5,8 @@ script) for the engine's and the whole relay's tests."""
 from __future__ import annotations
 
 import re
+import sys
+import unicodedata
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -22,8 +24,7 @@ from pydicom.uid import (
 
 from relay_shared.deid import Pseudonymizer
 from relay_shared.deid.table import entries
-from relay_shared.guard.text import fold
-from tests.support.multilingual import PEOPLE, sentence
+from tests.support.multilingual import PEOPLE, contexts
 
 SECRET = b"test-secret-0123456789"
 PSEUDO = Pseudonymizer(SECRET, key_id="test")
@@ -252,14 +253,14 @@ def script_cases() -> list[Planted]:
     every free-text place and every SR item that holds text."""
     cases = []
     for number, person in enumerate(PEOPLE):
-        for written in person.written:
-            text = sentence(person, written)
+        for written, planting in ((w, p) for w in person.written for p in contexts(person, w)):
+            text = planting.text
             ds = _document(f"SCR-{number:03d}", person.original, BasicTextSRStorage)
             ds.StudyDescription = text[:64]
             ds.ImageComments = ds.AdditionalPatientHistory = ds.PatientComments = text
             ds.ProcedureCodeSequence = Sequence([_code("P-1", "99LOCAL", text[:64])])
             ds.ContentSequence = Sequence([
-                _content("TEXT", ("121106", "DCM", f"Note {written}"[:64]), TextValue=text),
+                _content("TEXT", ("121106", "DCM", f"Note {text}"[:64]), TextValue=text),
                 _content("PNAME", ("121008", "DCM", "Person Observer Name"),
                          PersonName=person.original),
                 _content("CODE", ("121071", "DCM", "Finding"), ConceptCodeSequence=Sequence(
@@ -268,7 +269,8 @@ def script_cases() -> list[Planted]:
                          ContinuityOfContent="SEPARATE",
                          ContentSequence=Sequence([_content("TEXT", COMMENT, TextValue=text)])),
             ])
-            cases.append(Planted("scripts", f"{person.label}: {written}", ds, (written,)))
+            cases.append(Planted("scripts", f"{person.label}: {written} ({planting.label})", ds,
+                                 (planting.value,)))
     return cases
 
 
@@ -277,16 +279,20 @@ def planted_corpus() -> list[Planted]:
 
 
 def survivors(output_text: str, values: tuple[str, ...]) -> list[str]:
-    """The planted values still in `output_text`, compared as the guard folds
-    text: a name in a spaced script as a whole word ("Li" is not in
-    "Clinic"), anything else (IDs, dates, names in Han, kana, Hangul) as a
-    substring."""
-    folded = fold(output_text)
+    """The planted values still in `output_text`: a plain substring search,
+    both sides compared after NFKC, case folding and with invisible characters
+    (Unicode category Cf) and combining marks left out, by this code alone
+    (not the profile's nor the guard's: a blind spot of theirs must not be
+    this test's). A name is found glued to anything ("OKONKWO_HEAD",
+    "Doe1"); only a name of one or two letters in a script with spaces must
+    stand as a word of its own, not touching a letter or a digit (as the
+    relay looks for them: "Li" is in "Clinic" and "Application")."""
+    folded = _plain(output_text)
     left = []
     for value in values:
-        target = fold(value)
-        if target.isalpha() and not _UNSPACED.search(target):
-            found = re.search(rf"(?<!\w){re.escape(target)}(?!\w)", folded) is not None
+        target = _plain(value)
+        if len(target) <= 2 and target.isalpha() and not _UNSPACED.search(target):
+            found = re.search(rf"(?<![^\W_]){re.escape(target)}(?![^\W_])", folded) is not None
         else:
             found = target in folded
         if found:
@@ -295,13 +301,39 @@ def survivors(output_text: str, values: tuple[str, ...]) -> list[str]:
 
 
 _UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff66-\uff9f]")
+_FORMAT = dict.fromkeys(c for c in range(sys.maxunicode + 1)
+                        if unicodedata.category(chr(c)) == "Cf")
+
+
+def _plain(text: str) -> str:
+    folded = unicodedata.normalize("NFKC", text).casefold().translate(_FORMAT)
+    return unicodedata.normalize("NFC", "".join(
+        c for c in unicodedata.normalize("NFD", folded) if not unicodedata.combining(c)))
+
+
+# What the relay writes of its own, the same in every output: the profile's
+# name and the option codes' meanings ("Retain Longitudinal Temporal ...",
+# where "Long" is no surname).
+PROVENANCE = frozenset({0x00120063, 0x00120064})
 
 
 def output_text(ds: Dataset) -> str:
-    """Every value of an output, at every depth, file meta included, as text."""
-    parts = [str(elem.value) for elem in ds.iterall()
-             if elem.VR != "SQ" and elem.value is not None]
+    """Every value of an output, at every depth, file meta included, as text;
+    but the relay's own provenance."""
+    parts: list[str] = []
+    _values_of(ds, parts)
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         parts += [str(elem.value) for elem in meta.iterall()]
     return "\n".join(parts)
+
+
+def _values_of(ds: Dataset, parts: list[str]) -> None:
+    for elem in ds:
+        if elem.tag in PROVENANCE:
+            continue
+        if elem.VR == "SQ":
+            for item in elem.value:
+                _values_of(item, parts)
+        elif elem.value is not None:
+            parts.append(str(elem.value))
