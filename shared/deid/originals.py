@@ -42,6 +42,7 @@ from .text import (
 from .values import DUMMY_BY_VR
 
 MIN_LENGTH = 3
+ARTICLE = "ال"  # the Arabic article, written onto a name: الهاشمي
 SHORT_WORD = 2  # two-letter name components (Li, Wu, Xu, Ma): whole words only
 # The relay's own dummies: input de-identified before holds them as its
 # "originals", and they identify nobody; the same word in the output is the
@@ -159,6 +160,11 @@ class IdentifyingValues:
                 self.unbounded.add(part)
             elif len(part) >= MIN_LENGTH:
                 self.words.add(part)
+                if script_of(part) == "arabic" and part.startswith(ARTICLE) \
+                        and len(part) >= len(ARTICLE) + MIN_LENGTH:
+                    # ل before the article contracts (للهاشمي), and the name
+                    # is written without it too (هاشمي): the stem is the name.
+                    self.words.add(part[len(ARTICLE):])
             elif len(part) == SHORT_WORD and part.isalpha():
                 self.short_words.add(part)
         self._matcher = None

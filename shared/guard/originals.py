@@ -17,12 +17,13 @@ import re
 from collections.abc import Iterable
 
 from .rules import Rules
-from .text import fold, name_components, unbounded, words
+from .text import fold, name_components, script, unbounded, words
 from .walk import BULK_LIMIT, Element, Selection
 
 CODE_VRS = frozenset({"CS"})
 DATE_VRS = frozenset({"DA", "DT"})
 _DIGIT = re.compile(r"\d")
+ARTICLE = "ال"  # the Arabic article, written onto a name
 
 
 def date_part(text: str) -> str | None:
@@ -180,6 +181,12 @@ class Originals:
                     self.unbounded.add(part)
             elif len(part) >= rules.word_min:
                 self.words.add(part)
+                stem = part[len(ARTICLE):]
+                if script(part) == "arabic" and part.startswith(ARTICLE) \
+                        and len(stem) >= rules.word_min:
+                    # "الهاشمي" after ل is written "للهاشمي", and without the
+                    # article as "هاشمي": the name is its stem as well.
+                    self.words.add(stem)
             elif len(part) >= rules.short_word_min:
                 self.short_words.add(part)
 

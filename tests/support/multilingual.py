@@ -97,7 +97,9 @@ def contexts(person: Person, written: str) -> list[Planting]:
                               written))
         if ord(letters[0]) in ARABIC_LETTERS:
             found.append(Planting("proclitic", f"تقرير و{written}", written))
-            if not written.startswith("ال"):
+            if written.startswith("ال"):  # ل + ال contracts: للهاشمي
+                found.append(Planting("proclitic", f"أرسل لل{written[2:]}", written[2:]))
+            else:
                 found.append(Planting("proclitic", f"أرسل ل{written}", written))
         if ord(letters[0]) in HEBREW_LETTERS:
             found.append(Planting("proclitic", f"נשלח ל{written}", written))
