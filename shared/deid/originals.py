@@ -274,7 +274,7 @@ class _Matcher:
         self.literals = tuple(kept)
 
     def search(self, folded: str) -> bool:
-        folded = folded.translate(self.table)
+        folded = self.skeleton(folded)
         if not any(literal in folded for literal in self.literals):
             return False
         return self.pattern.search(folded) is not None
@@ -282,7 +282,11 @@ class _Matcher:
     def spans(self, folded: str) -> list[tuple[int, int]]:
         if not self.search(folded):
             return []
-        return [m.span() for m in self.pattern.finditer(folded.translate(self.table))]
+        return [m.span() for m in self.pattern.finditer(self.skeleton(folded))]
+
+    def skeleton(self, folded: str) -> str:
+        """Look-alikes are never ASCII: most text needs no translation."""
+        return folded if folded.isascii() else folded.translate(self.table)
 
 
 def _spans(folded: str, matcher: _Matcher | None, detect: Spans | None

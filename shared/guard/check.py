@@ -189,7 +189,9 @@ def _search(element: Element, pattern: re.Pattern[str] | None, reason: str,
             matchers: Matchers) -> str | None:
     for text in element.texts():
         folded = fold(text)
-        if pattern is not None and pattern.search(folded.translate(matchers.table)):
+        # Look-alikes are never ASCII: most text needs no translation.
+        skeleton = folded if folded.isascii() else folded.translate(matchers.table)
+        if pattern is not None and pattern.search(skeleton):
             return reason
         if matchers.uid_pieces and _holds_uid(folded, matchers.uid_pieces):
             return "an original UID in text"
