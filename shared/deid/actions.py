@@ -129,7 +129,7 @@ class Run:
         is a coincidence the guard does not count either (Body Part Examined
         HEAD of a patient named Head) and stays; two words of a name
         (`JANET DOE`), an ID or any other whole original do not."""
-        if self.originals.scrub(value, self.known) == value:
+        if not self.originals.search(value, self.known):
             return value
         word = fold(value).strip()
         components = self.originals.words | self.originals.short_words
