@@ -497,3 +497,19 @@ def test_a_person_name_the_table_does_not_list_is_a_dummy(tag: int, implicit: bo
     assert out is not None
     assert_gone(out, b"Gadget", b"Inspector")
     assert parse_file(out).body[tag][1].rstrip(b" ") == b"ANONYMIZED"
+
+
+@pytest.mark.parametrize("config", ["basic", "modified dates", "full dates"])
+def test_every_formed_and_binary_attribute_of_the_dictionary(config: str) -> None:
+    """Each attribute once, holding a name: a formed one under its own VR and
+    in implicit VR, a binary one under a text VR (in turn through them)."""
+    for tag in FORMED_TAGS:
+        text = planted_words(tag)
+        for written in (FORMED[tag], None):
+            out = deidentified(file_with(tag, written, padded(text, FORMED[tag])),
+                               KEPT_CONFIGS[config])
+            assert_gone(out, b"planted", b"Quimby")
+    for n, tag in enumerate(BINARY_TAGS):
+        out = deidentified(file_with(tag, TEXT_WRITTEN[n % len(TEXT_WRITTEN)],
+                                     padded(planted_words(tag), "LO")), KEPT_CONFIGS[config])
+        assert_gone(out, b"planted", b"Quimby")
