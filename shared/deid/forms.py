@@ -17,6 +17,8 @@ dictionary's), not for the VR a file writes:
 
 from __future__ import annotations
 
+import re
+
 from pydicom import config as pydicom_config
 from pydicom.datadict import dictionary_VM
 from pydicom.valuerep import validate_value
@@ -35,6 +37,18 @@ COUNTED_VRS = frozenset(NUMBER_FORMATS) | {"AT"}
 # that a name or an ID does not have (free text, PN, AE and UR do not: they
 # are scrubbed or removed by the profile instead).
 CHECKED_VRS = frozenset({"UI", "DA", "DT", "TM", "CS", "DS", "IS", "AS"}) | frozenset(UNIT_BYTES)
+
+# Forms checked without PS3.5's maximum length: real files carry decimal
+# strings of 19 characters (0.48828125000000001) and ACR-NEMA times with
+# colons (10:15:00), and neither holds a letter, so replacing them would lose
+# geometry and times and protect nothing. Digits alone are what they may
+# hold, whatever the length (see docs: an ID written as a number is not found).
+RELAXED = {
+    "DS": re.compile(r" *[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)? *"),
+    "IS": re.compile(r" *[+-]?\d+ *"),
+    "TM": re.compile(r" *(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?"
+                     r"|\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?) *"),
+}
 
 # A series repeats the same kept values (Modality, Image Type, Slice
 # Thickness) in every instance: ASCII values are checked once per worker.
@@ -91,6 +105,9 @@ def valid_text(vr: str, text: str) -> bool:
 
 
 def _valid(vr: str, text: str) -> bool:
+    relaxed = RELAXED.get(vr)
+    if relaxed is not None:
+        return relaxed.fullmatch(text) is not None
     validate_value(vr, text, pydicom_config.RAISE)
     return True
 

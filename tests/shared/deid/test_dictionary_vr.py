@@ -441,7 +441,11 @@ def test_a_code_string_that_is_of_its_vr_stays() -> None:
     for keyword, vr, value in [("BodyPartExamined", "CS", "CHEST"), ("SliceThickness", "DS",
                                "2.5"), ("InstanceNumber", "IS", "12"), ("StudyTime", "TM",
                                "101500"), ("ImageType", "CS", "ORIGINAL\\PRIMARY\\AXIAL"),
-                               ("BodyPartExamined", "CS", "QUIMBY")]:
+                               ("BodyPartExamined", "CS", "QUIMBY"),
+                               # Longer than PS3.5 allows, or ACR-NEMA's form: still
+                               # a number and a time, common in real files.
+                               ("PixelSpacing", "DS", "0.48828125000000001\\0.5"),
+                               ("StudyTime", "TM", "10:15:00")]:
         tag = tag_for_keyword(keyword)
         assert tag is not None
         out = deidentified(file_with(tag, vr, padded(value, vr)),
