@@ -32,8 +32,13 @@ leak check.
 
 from __future__ import annotations
 
+import codecs
+import warnings
+
+from pydicom.charset import convert_encodings, python_encoding
+
 from ..dicom.header import Header, Item, implicit_vr, text_bytes
-from ..dicom.vocabulary import STRING_VRS
+from ..dicom.vocabulary import SPECIFIC_CHARACTER_SET, STRING_VRS
 from .actions import PIXEL_DESCRIPTION, ProfileError, Run, collect_all, defer_code
 from .forms import UNIT_BYTES, parses, valid_text
 from .values import dummy_value
@@ -56,6 +61,9 @@ def settle_kept(item: Item, tag: int, run: Run) -> None:
     form of its dictionary VR. A code string that has it may still spell a
     name: it is also looked at once the instance's originals are known
     (`Run.scrub_deferred`)."""
+    if tag == SPECIFIC_CHARACTER_SET:
+        _settle_charset(item, tag)
+        return
     vr = run.plan.vr(tag) or item[tag][0]
     if " or " in vr:  # ambiguous (US or SS): the file chose one, checked as that
         vr = item[tag][0]
@@ -89,6 +97,41 @@ def _conform(item: Item, tag: int, run: Run, vr: str | None = None,
         item[tag] = (vr, _dummies(vr, elem[1], run) if vr in STRING_VRS else _dummy(vr))
         run.replaced.add(tag)
     return False
+
+
+def _settle_charset(item: Item, tag: int) -> None:
+    """Specific Character Set is kept as the standard terms of what it was
+    read as: a term pydicom knows under another spelling (`ISO-IR 100`)
+    becomes its standard one (`ISO_IR 100`), so readers decode the output as
+    the relay wrote it; an unknown term (where a name could hide) is dropped,
+    as pydicom reads it as the default repertoire anyway."""
+    elem = item[tag]
+    if type(elem[1]) is not bytes:
+        return
+    terms = elem[1].decode("latin-1").rstrip("\x00 ").split("\\")
+    if all(t.strip() in python_encoding or not t.strip() for t in terms):
+        return
+    item[tag] = (elem[0], text_bytes("CS", [_standard_term(t.strip()) for t in terms]))
+
+
+def _standard_term(term: str) -> str:
+    if not term or term in python_encoding:
+        return term
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            (codec,) = convert_encodings([term])
+        except (LookupError, ValueError):
+            return ""
+    extended = "2022" in term
+    try:
+        name = codecs.lookup(codec).name
+    except LookupError:
+        return ""
+    same = [known for known, python in python_encoding.items()
+            if known and ("2022" in known) == extended and codecs.lookup(python).name == name]
+    exact = [known for known in same if python_encoding[known] == codec]
+    return (exact or same or [""])[0]
 
 
 def _dummies(vr: str, value: bytes | list, run: Run) -> bytes:

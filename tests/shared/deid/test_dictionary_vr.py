@@ -517,3 +517,17 @@ def test_every_formed_and_binary_attribute_of_the_dictionary(config: str) -> Non
         out = deidentified(file_with(tag, TEXT_WRITTEN[n % len(TEXT_WRITTEN)],
                                      padded(planted_words(tag), "LO")), KEPT_CONFIGS[config])
         assert_gone(out, b"planted", b"Quimby")
+
+
+@pytest.mark.parametrize(("written", "out"), [
+    (b"ISO_IR 192", b"ISO_IR 192"), (b"\\ISO 2022 IR 87", b"\\ISO 2022 IR 87"),
+    (b"ISO-IR 100", b"ISO_IR 100"),  # pydicom's reading of a misspelling, spelt right
+    (b"ZEPHYRINE QUIMBY", b"ISO_IR 6"),  # unknown: read as the default repertoire
+])
+def test_the_character_set_is_kept_as_standard_terms(written: bytes, out: bytes) -> None:
+    """Specific Character Set is a CS the parser reads, not a code to dummy:
+    it leaves as the standard terms of what it was read as."""
+    data = deidentified(file_with(0x00080005, "CS", padded(written.decode(), "CS")),
+                        DeidConfig())
+    assert data is not None
+    assert parse_file(data).body[0x00080005][1].rstrip(b" ") == out
