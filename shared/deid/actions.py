@@ -24,7 +24,7 @@ from ..dicom.vocabulary import FREE_TEXT_VRS, NUMBER_FORMATS, SPECIFIC_CHARACTER
 from ..reasons import RelayError
 from .codes import code_value
 from .detectors import detector_for
-from .forms import CHECKED_VRS, parses
+from .forms import CHECKED_VRS, DEFINED_TERMS, parses
 from .originals import IdentifyingValues
 from .plan import Plan, Step
 from .pseudonyms import Identifiers, Pseudonymizer
@@ -127,16 +127,19 @@ class Run:
         """A code string that holds an original is replaced by the dummy as a
         whole (`***` is no code string). One word that is one name component
         is a coincidence the guard does not count either (Body Part Examined
-        HEAD of a patient named Head) and stays; two words of a name
-        (`JANET DOE`), an ID or any other whole original do not."""
+        HEAD of a patient named Head) and stays, unless the attribute's terms
+        are listed and it is none of them (Modality JANET); two words of a
+        name (`JANET DOE`), an ID or any other whole original do not."""
         if not self.originals.search(value, self.known):
             return value
         word = fold(value).strip()
         components = self.originals.words | self.originals.short_words
         if self.known is not None:
             components = components | self.known.words | self.known.short_words
+        terms = DEFINED_TERMS.get(tag)
         if word in components and not (word in self.originals.texts
-                                       or (self.known is not None and word in self.known.texts)):
+                                       or (self.known is not None and word in self.known.texts)
+                                       or (terms is not None and value.strip() not in terms)):
             return value
         if tag in PIXEL_DESCRIPTION:
             raise ProfileError("a value that describes the pixel data holds an identifier")

@@ -50,6 +50,18 @@ RELAXED = {
                      r"|\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?) *"),
 }
 
+# The Defined Terms of code strings whose terms the standard lists and that
+# every image carries (PS3.3 C.7.3.1.1.1 Modality, current and retired): a
+# word of the patient's name there is a coincidence only if it is one of them.
+_MODALITIES = (
+    "ANN AR ASMT AU BDUS BI BMD CFM CR CT CTPROTOCOL DMS DG DOC DX ECG EEG EMG EOG EPS "
+    "ES FID GM HC HD IO IOL IVOCT IVUS KER KO LEN LS MG MR M3D NM OAM OCT OP OPM OPT "
+    "OPTBSV OPTENF OPV OSS OT PA PLAN POS PR PT PX REG RESP RF RG RTDOSE RTIMAGE "
+    "RTINTENT RTPLAN RTRAD RTRECORD RTSEGANN RTSTRUCT RWV SEG SM SMR SR SRF STAIN "
+    "TEXTUREMAP TG US VA XA XAPROTOCOL XC AS CD CF CP CS DD DF DM DS EC FA FS LP MA "
+    "MS OPR ST VF")
+DEFINED_TERMS = {0x00080060: frozenset(_MODALITIES.split())}
+
 # A series repeats the same kept values (Modality, Image Type, Slice
 # Thickness) in every instance: ASCII values are checked once per worker.
 _CACHE_SIZE = 4096

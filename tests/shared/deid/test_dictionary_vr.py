@@ -412,6 +412,7 @@ def test_text_under_its_own_binary_vr_is_too_many_values(keyword: str, implicit:
     ("SpacingBetweenSlices", "DS", "+49 30 1234567", set()),
     ("PatientAge", "AS", "Zephyrine", {"rtnPatCharsOpt"}),
     ("Modality", "CS", "zephyrine quimby", set()),
+    ("Modality", "CS", "ZEPHYRINE", set()),  # one word of the name, and no modality
 ])
 def test_the_cases_the_audit_found(keyword: str, vr: str, value: str, options: set[str]) -> None:
     from pydicom.datadict import tag_for_keyword
