@@ -194,3 +194,75 @@ def test_the_machine_failing_leaves_the_series_to_be_retried(
     _writer_failing_first_with(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
     with pytest.raises(OSError, match="No space"):
         _run_with_one_bad_image(tmp_path, lambda spec, path: path.read_bytes())
+
+
+# -- values not of their dictionary VR, through the deid service -------------
+#
+# Written under their own VR (or a text VR where the dictionary says numbers),
+# each value holds the patient's name or ID; the leak guard does not read
+# code strings, numbers, times or binary values, so the engine must not keep
+# them. The image is de-identified and sent, without any of them.
+
+PLANTED = {
+    # keyword or tag: (written VR, value)
+    "SliceThickness": ("DS", b"Bertha Brokenfile 5551234 "),
+    "InstanceNumber": ("IS", b"Bertha Brokenfile "),
+    "StudyTime": ("TM", b"Bertha MRN-BAD-1 "),  # cleaned under rtnLongModifDatesOpt
+    "WindowCenter": ("DS", b"MRN-BAD-1 Bertha "),
+    "ImageType": ("CS", b"ORIGINAL\\PRIMARY\\BERTHA BROKENFILE "),
+    "BodyPartExamined": ("CS", b"BERTHA BROKENFILE "),
+    "SmallestImagePixelValue": ("LO", b"Bertha Brokenfile MRN-BAD-1 "),  # US or SS
+    "TagAngleSecondAxis": ("UT", b"Bertha Brokenfile MRN-BAD-1 "),  # SS
+    "RedPaletteColorLookupTableDescriptor": ("LT", b"Bertha Brokenfile MRN-BAD-1 "),
+    "LUTData": ("UT", b"Bertha Brokenfile MRN-BAD-1 "),  # US or OW
+    "SecondaryReviewerName": ("PN", b"Brokenfile^Bertha "),  # PN the table does not list
+    "EvaluatorName": ("PN", b"Reviewer^Rita "),
+}
+
+
+def _planted(values: dict[str, tuple[str, bytes]]) -> Callable[[SeriesSpec, Path], bytes]:
+    def write(spec: SeriesSpec, path: Path) -> bytes:
+        from pydicom.datadict import tag_for_keyword
+        from pydicom.dataelem import RawDataElement
+        from pydicom.tag import Tag
+
+        ds = dcmread(path)
+        for keyword, (vr, value) in values.items():
+            tag = Tag(tag_for_keyword(keyword))
+            ds[tag] = RawDataElement(tag, vr, len(value), value, 0, False, True)  # type: ignore[assignment]
+        out = DicomBytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        return out.getvalue()
+    return write
+
+
+def _output_bytes(tmp_path: Path) -> list[bytes]:
+    return [p.read_bytes() for p in (tmp_path / "work").rglob("deidentified/*")]
+
+
+def test_values_not_of_their_dictionary_vr_do_not_leave(tmp_path: Path) -> None:
+    images, series, outputs = _run_with_one_bad_image(tmp_path, _planted(PLANTED))
+    assert [i.status for i in images] == [Status.DONEPROCESSING] * 3
+    assert series.status is Status.DONEPROCESSING and outputs == 3
+    data = _output_bytes(tmp_path)
+    assert len(data) == 3
+    for output in data:
+        for needle in (b"Bertha", b"BERTHA", b"Brokenfile", b"BROKENFILE", b"MRN-BAD-1",
+                       b"5551234", b"Rita", b"Reviewer"):
+            assert needle not in output
+    # The planted image: Instance Number is now the dummy 0 (the others 2, 3).
+    (first,) = [ds for ds in map(dcmread, (tmp_path / "work").rglob("deidentified/*"))
+                if ds.InstanceNumber == 0]
+    assert list(first.ImageType)[:2] == ["ORIGINAL", "PRIMARY"]
+    assert first.pixel_array.shape == (8, 8)  # the image is still an image
+
+
+def test_text_as_the_rows_of_an_image_fails_that_image_only(tmp_path: Path) -> None:
+    """Rows written as text: a dummy would misdescribe the pixels, removing it
+    would leave no image. The image fails, in fixed words."""
+    images, series, outputs = _run_with_one_bad_image(
+        tmp_path, _planted({"Rows": ("LO", b"Bertha Brokenfile MRN-BAD-1 ")}))
+    _assert_only_the_first_failed(images, series, outputs,
+                                  "a value that describes the pixel data is not of its VR")
+    for output in _output_bytes(tmp_path):
+        assert b"Bertha" not in output
