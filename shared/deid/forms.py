@@ -7,7 +7,9 @@ unseen. So the form is checked here, for the dictionary's VR (or the private
 dictionary's), not for the VR a file writes:
 - text VRs of a fixed form (UI, DA, DT, TM, CS, DS, IS, AS, ...): every value
   passes pydicom's validator (character repertoire, length, pattern); a CS
-  holds only upper case letters, digits, space and underscore, 16 at most;
+  holds only letters, digits, space and underscore, 16 at most (lower case
+  letters too: older devices write `Chest`; a name in a code string is found
+  by comparing it with the series' names, not by its case);
 - binary numbers: a whole number of units, and as many values as the
   dictionary's value multiplicity allows (Rows is one US: 20 bytes of text
   written there are not ten rows);
@@ -48,6 +50,7 @@ RELAXED = {
     "IS": re.compile(r" *[+-]?\d+ *"),
     "TM": re.compile(r" *(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?"
                      r"|\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?) *"),
+    "CS": re.compile(r"[A-Za-z0-9 _]{0,16}"),
 }
 
 # The Defined Terms of code strings whose terms the standard lists and that
