@@ -253,6 +253,53 @@ def test_an_output_the_guard_cannot_read_fails(tmp_path: Path) -> None:
         "the guard cannot read the output: a value runs past the end of its data set"]
 
 
+@pytest.mark.parametrize("pixels", [False, True])
+@pytest.mark.parametrize("padding", [1, 3, 100, 300_000])
+def test_zeros_after_the_data_set_are_padding(tmp_path: Path, pixels: bool,
+                                              padding: int) -> None:
+    """Media written in sectors pad the last one with zeros: the file is read to
+    its data set's end, in the head and in what follows the pixels alike."""
+    source = original()
+    guard = SeriesGuard()
+    path = save(_large(source) if pixels else source, tmp_path / "original.dcm")
+    path.write_bytes(path.read_bytes() + bytes(padding))
+    guard.add_original(path)
+    out = output_of(source, ImageComments="reviewed by Doe")
+    path = save(_large(out) if pixels else out, tmp_path / "output.dcm")
+    path.write_bytes(path.read_bytes() + bytes(padding))
+    assert [str(f) for f in guard.check(path)] == ["(0020,4000): an original value in free text"]
+
+
+@pytest.mark.parametrize("pixels", [False, True])
+@pytest.mark.parametrize("trailer", [b"\x01", b"\x00" * 8 + b"DOE", b"DOE JOHN" + b"\x00" * 64])
+def test_other_bytes_after_the_data_set_are_refused(tmp_path: Path, pixels: bool,
+                                                     trailer: bytes) -> None:
+    """Bytes that are not all zeros could hide a value: never skipped."""
+    source = original()
+    path = save(_large(source) if pixels else source, tmp_path / "original.dcm")
+    path.write_bytes(path.read_bytes() + trailer)
+    with pytest.raises(Unreadable):
+        SeriesGuard().add_original(path)
+    guard = SeriesGuard()
+    guard.add_original(save(source, tmp_path / "clean.dcm"))
+    assert [f.path for f in guard.check(path)] == [""]
+
+
+def test_sequences_nested_deeper_than_32_levels_are_read(tmp_path: Path) -> None:
+    """As deep as the profile de-identifies: a name at the bottom is still found."""
+    source = original()
+    out = output_of(source)
+    inner = Dataset()
+    inner.CodeValue, inner.CodingSchemeDesignator, inner.CodeMeaning = "1", "99X", "for Doe"
+    for _ in range(100):
+        outer = Dataset()
+        outer.AnatomicRegionSequence = Sequence([inner])
+        inner = outer
+    out.AnatomicRegionSequence = inner.AnatomicRegionSequence
+    found = findings(tmp_path, source, out)
+    assert len(found) == 1 and found[0].endswith("(0008,0104): an original value in free text")
+
+
 # What must not be taken for a leak.
 def test_input_already_anonymized_does_not_match_the_relays_dummy(tmp_path: Path) -> None:
     source = original("ANONYMIZED", PatientID="ANONYMIZED", InstitutionName="ANONYMIZED",
