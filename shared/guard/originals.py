@@ -85,15 +85,18 @@ class Originals:
 
     def _standing(self, tag: int, group: int) -> tuple[bool, bool, bool]:
         """Whether the attribute identifies, whether an option keeps its value,
-        whether an option keeps it cleaned (a description: its names and dates
-        are looked for, not the whole text)."""
+        whether only what it holds counts, not its whole text: an option keeps
+        it cleaned, or it is a description (removed because it may hold an
+        identifier, not because it is one: "Brain", found again in a kept
+        Position Reference Indicator, is no leak). Its names and dates are
+        looked for through the attributes they come from."""
         if group == 2:
             return tag in self.rules.meta_identifying, False, False
         attribute = self.rules.attribute(tag)
         if attribute is None:
             return False, False, False
         kept = bool(attribute.keep & self.options)
-        return not kept, kept, bool(attribute.clean & self.options)
+        return not kept, kept, attribute.description or bool(attribute.clean & self.options)
 
     def _add_public(self, element: Element, identifying: bool, kept: bool,
                     cleaned: bool) -> None:

@@ -318,6 +318,20 @@ def test_a_surname_equal_to_a_code_string_is_only_a_name_in_names(tmp_path: Path
         "(0008,0090): an original value in a person name"]
 
 
+@pytest.mark.parametrize("options", [frozenset(), frozenset({"cleanDescOpt"})])
+def test_a_description_is_not_an_original_itself(tmp_path: Path,
+                                                 options: frozenset[str]) -> None:
+    """Descriptions are removed because they may hold an identifier: their words
+    in a kept attribute are no leak, what they hold still is."""
+    source = original(StudyDescription="Brain", SeriesDescription="Abdomen",
+                      ImageComments="Patient Doe, follow-up")
+    out = output_of(source, PositionReferenceIndicator="Brain",
+                    ManufacturerModelName="Abdomen scanner", DerivationDescription="follow-up")
+    assert findings(tmp_path, source, out, options) == []
+    out.DerivationDescription = "Patient Doe, follow-up"
+    assert findings(tmp_path, source, out, options) == [
+        "(0008,2111): an original value in free text"]
+
 def test_a_shifted_date_may_land_on_another_original_date(tmp_path: Path) -> None:
     source = original(StudyDate="20240320", SeriesDate="20240320", PatientBirthDate="20240315")
     out = output_of(source, StudyDate="20240315", SeriesDate="20240315")  # shifted by -5 days
