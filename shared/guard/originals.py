@@ -90,9 +90,15 @@ class Originals:
         identifier, not because it is one: "Brain", found again in a kept
         Position Reference Indicator, is no leak). Its names and dates are
         looked for through the attributes they come from."""
-        if group == 2:
-            return tag in self.rules.meta_identifying, False, False
         attribute = self.rules.attribute(tag)
+        if group == 2:
+            if tag not in self.rules.meta_identifying:
+                return False, False, False
+            # The file meta's copy of the SOP Instance UID is kept with it under
+            # rtnUIDsOpt: the table's options hold here too, or every series
+            # kept so would be quarantined for its own retained UIDs.
+            kept = attribute is not None and bool(attribute.keep & self.options)
+            return not kept, kept, False
         if attribute is None:
             return False, False, False
         kept = bool(attribute.keep & self.options)

@@ -149,3 +149,17 @@ def test_pydicoms_own_mr_series_goes_on(tmp_path: Path) -> None:
         assert series is not None
         assert series.status is Status.DONEPROCESSING, series.error
         assert {i.status for i in session.exec(select(Image))} == {Status.DONEPROCESSING}
+
+
+def test_a_series_under_rtnuidsopt_goes_on(tmp_path: Path) -> None:
+    """Retain UIDs keeps every instance UID, the file meta's copy of the SOP
+    Instance UID and references to the other instances included: none is an
+    original of the output. (The guard counted the file meta's as identifying
+    whatever the options and quarantined every series under rtnUIDsOpt.)"""
+    spec = SeriesSpec(Patient("MRN-UIDS-1", "Kept^Uma"), instances=3)
+    originals = [dcmread(p) for p in write_series(spec, tmp_path / "given")]
+    series, outputs = _run(tmp_path, spec, DeidConfig.from_settings(["rtnUIDsOpt"], None))
+    assert series.status is Status.DONEPROCESSING, series.error
+    out = dcmread(outputs[0])
+    assert out.SOPInstanceUID in {ds.SOPInstanceUID for ds in originals}
+    assert out.file_meta.MediaStorageSOPInstanceUID == out.SOPInstanceUID

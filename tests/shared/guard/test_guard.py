@@ -356,6 +356,14 @@ def test_a_retained_uid_passes_under_rtnuidsopt(tmp_path: Path) -> None:
     assert findings(tmp_path, source, out) == ["(0020,000D): an original UID"]
 
 
+def test_a_retained_sop_instance_uid_and_its_file_meta_copy_pass_under_rtnuidsopt(
+        tmp_path: Path) -> None:
+    source = original()
+    out = output_of(source, SOPInstanceUID=source.SOPInstanceUID)  # the meta follows it
+    assert findings(tmp_path, source, out, frozenset({"rtnUIDsOpt"})) == []
+    assert findings(tmp_path, source, out) == ["(0002,0003): an original UID",
+                                               "(0008,0018): an original UID"]
+
 def test_an_sr_uid_and_a_digital_signature_uid_pass_under_rtnuidsopt(tmp_path: Path) -> None:
     """PS3.15 keeps every replaced UID under Retain UIDs, these two included."""
     source = original()
