@@ -151,9 +151,12 @@ class Originals:
     def _add_uids(self, texts: list[str], identifying: bool) -> None:
         for uid in texts:
             uid = uid.rstrip("\x00 ")
-            if registry_uid(uid, self.rules) or len(uid) < self.rules.min_value_length:
+            if registry_uid(uid, self.rules):
                 continue
-            (self.uids if identifying else self.known_uids).add(uid)
+            if not identifying:  # kept by the profile, whatever its length: DCMTK's "0"
+                self.known_uids.add(uid)
+            elif len(uid) >= self.rules.min_value_length:  # shorter: coincidences
+                self.uids.add(uid)
 
     def _add_dates(self, texts: list[str], identifying: bool, kept: bool) -> None:
         for text in texts:

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
 from sqlmodel import Session, select
 
 from relay_deid.handlers import deidentify_series
@@ -21,7 +23,7 @@ from .test_handlers import PSEUDONYMIZER, _context, _ingest
 
 
 def _run(tmp_path: Path, spec: SeriesSpec, config: DeidConfig | None = None,
-         **values: str) -> tuple[Series, list[Path]]:
+         **values: object) -> tuple[Series, list[Path]]:
     ctx = _context(tmp_path, config)
     for path in write_series(spec, tmp_path / "src"):
         ds = dcmread(path)
@@ -163,3 +165,16 @@ def test_a_series_under_rtnuidsopt_goes_on(tmp_path: Path) -> None:
     out = dcmread(outputs[0])
     assert out.SOPInstanceUID in {ds.SOPInstanceUID for ds in originals}
     assert out.file_meta.MediaStorageSOPInstanceUID == out.SOPInstanceUID
+
+
+def test_a_short_placeholder_uid_kept_under_rtnuidsopt_goes_on(tmp_path: Path) -> None:
+    """DCMTK writes "0" for a reference it does not know (pydicom's reportsi.dcm):
+    too short to be an original, it was never learnt as a UID the options keep
+    either, and so was taken for a UID the relay did not mint."""
+    reference = Dataset()
+    reference.ReferencedSOPClassUID, reference.ReferencedSOPInstanceUID = "0", "0"
+    spec = SeriesSpec(Patient("MRN-UIDS-2", "Kept^Ugo"), instances=2)
+    series, outputs = _run(tmp_path, spec, DeidConfig.from_settings(["rtnUIDsOpt"], None),
+                           ReferencedImageSequence=Sequence([reference]))
+    assert series.status is Status.DONEPROCESSING, series.error
+    assert dcmread(outputs[0]).ReferencedImageSequence[0].ReferencedSOPInstanceUID == "0"

@@ -364,6 +364,14 @@ def test_a_retained_sop_instance_uid_and_its_file_meta_copy_pass_under_rtnuidsop
     assert findings(tmp_path, source, out) == ["(0002,0003): an original UID",
                                                "(0008,0018): an original UID"]
 
+def test_a_short_uid_kept_under_rtnuidsopt_passes(tmp_path: Path) -> None:
+    """DCMTK's "0" for an unknown reference, kept by Retain UIDs."""
+    reference = Dataset()
+    reference.ReferencedSOPClassUID, reference.ReferencedSOPInstanceUID = "0", "0"
+    source = original(ReferencedImageSequence=Sequence([reference]))
+    out = output_of(source, ReferencedImageSequence=Sequence([reference]))
+    assert findings(tmp_path, source, out, frozenset({"rtnUIDsOpt"})) == []
+
 def test_an_sr_uid_and_a_digital_signature_uid_pass_under_rtnuidsopt(tmp_path: Path) -> None:
     """PS3.15 keeps every replaced UID under Retain UIDs, these two included."""
     source = original()
