@@ -214,7 +214,7 @@ class _Reader:
                                     self.long_len.unpack_from)
         top = depth == 0 and group is None
         while at < end:
-            if top and not any(data[at:at + 4]) and not any(data[at:end]):
+            if top and not data[at] and not any(data[at:at + 4]) and not any(data[at:end]):
                 # Zeros after the data set: media written in sectors pad the last
                 # one so. Tag (0000,0000) never starts an element of a data set,
                 # and zeros hold nothing. Any other byte after it is still read
