@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from relay_deid.guarding import guard_findings
+from relay_deid.guarding import guard_series
 from relay_deid.identifiers import IdentifiersSource, LocalIdentifiers
 from relay_shared import series_lock, series_state
 from relay_shared.db import record_event, session_scope
@@ -93,10 +93,14 @@ def _deidentify_series(ctx: DeidContext, series_id: int) -> None:
         _hold(ctx, series_id, str(exc))
         return
     leaks = _leak_check(ctx, series_id, originals, results, ids.date_shift_days)
-    leaks += guard_findings(ctx.store, series_id, results, ctx.config.options,
-                            ids.date_shift_days, ctx.guard_rules)
+    verdict = guard_series(ctx.store, series_id, results, ctx.config.options,
+                           ids.date_shift_days, ctx.guard_rules)
+    leaks += verdict.leaks
     if leaks:
         _quarantine_leaking(ctx, series_id, pending, leaks)
+        return
+    if not _fail_unread(ctx, series_id, results, verdict.unread):
+        _hold(ctx, series_id, "the guard could read no image of this series")
         return
     _finish(ctx, series_id, ids, origin, results, reviewed)
     record_proposals(ctx.engine, [(r.image_id, r.pixels.proposal) for r in results
@@ -232,6 +236,22 @@ def _leak_check(ctx: DeidContext, series_id: int, originals: IdentifyingValues,
         hits.extend(f"image {result.image_id}: {path}" for path in find_leaks(
             output, originals, date_shift_days=date_shift_days, config=ctx.config))
     return hits
+
+
+def _fail_unread(ctx: DeidContext, series_id: int, results: list[ImageResult],
+                 unread: dict[int, str]) -> bool:
+    """An image whose original or output the guard cannot read fails with the
+    guard's reason, its output set aside with the quarantine; whether any image
+    is left to send."""
+    for result in results:
+        if result.ok and result.image_id in unread:
+            result.ok, result.reason = False, unread[result.image_id]
+            output = ctx.store.deidentified(series_id, result.image_id)
+            if output.exists():
+                quarantine = ctx.store.quarantine_for(series_id) / "deidentified"
+                quarantine.mkdir(parents=True, exist_ok=True)
+                shutil.move(output, quarantine / output.name)
+    return any(result.ok for result in results)
 
 
 def _hold(ctx: DeidContext, series_id: int, reason: str) -> None:

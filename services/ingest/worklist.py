@@ -23,7 +23,8 @@ ACCESSION_HEADERS = {"accession", "accession_number", "accessionnumber", "acc"}
 SETTLED = {RowState.DONE, RowState.NOT_FOUND, RowState.AMBIGUOUS, RowState.FAILED}
 
 
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# C0 and C1 controls (C1: a Windows-1252 file read as Latin-1 shows them), tab apart.
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class WorklistError(ValueError):
@@ -52,8 +53,13 @@ class Query:
 def parse_worklist(text: str) -> list[Query]:
     """A header naming accession_number, or patient_id with date_from and date_to
     (YYYYMMDD); a file with no header is one accession number per line."""
-    lines = [row for row in csv.reader(io.StringIO(text.lstrip("\ufeff")))
-             if any(cell.strip() for cell in row)]
+    # Any line end (CR alone, from an old Mac or a hand edit, too) ends a row.
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    try:
+        lines = [row for row in reader if any(cell.strip() for cell in row)]
+    except csv.Error:  # a field too long, a stray quote
+        raise WorklistError(f"line {reader.line_num}: not CSV (a field too long, or a quote "
+                            "out of place)") from None
     for number, row in enumerate(lines, start=1):
         if any(CONTROL.search(cell) for cell in row):
             # No worklist value holds one, and a NUL cannot even be stored in PostgreSQL.

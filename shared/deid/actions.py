@@ -19,21 +19,27 @@ from pydicom.datadict import private_dictionary_VR
 from pydicom.uid import UID_dictionary
 
 from ..dicom.charset import Charset
-from ..dicom.header import Elem, Header, Item, charset_in, text_values
+from ..dicom.header import Header, Item, charset_in, text_values
 from ..dicom.vocabulary import FREE_TEXT_VRS, NUMBER_FORMATS, SPECIFIC_CHARACTER_SET, STRING_VRS
 from ..reasons import RelayError
 from .codes import code_value
 from .detectors import detector_for
+from .forms import CHECKED_VRS, DEFINED_TERMS, parses
 from .originals import IdentifyingValues
 from .plan import Plan, Step
 from .pseudonyms import Identifiers, Pseudonymizer
 from .structured import dummy_content
+from .text import fold
 from .values import dummy_value, shift_values
 
 UNSET = object()  # not yet resolved (None means: keep)
-# VRs of a fixed form, where a kept value that does not have the form may be
-# anything (a name in a UID, an ID in a date): checked before it is kept.
-FORMED_VRS = frozenset({"UI", "DA", "DT", "TM"})
+# Code strings: checked against the instance's originals once all are known.
+CODE_VRS = frozenset({"CS"})
+# What the pixel data cannot be read without (PS3.3 C.7.6.3): a value of
+# these that is not of its VR cannot be replaced by a dummy (the pixels would
+# be misdescribed) nor removed (the image would be no image).
+PIXEL_DESCRIPTION = frozenset({0x00280002, 0x00280004, 0x00280006, 0x00280008, 0x00280010,
+                               0x00280011, 0x00280100, 0x00280101, 0x00280102, 0x00280103})
 MAX_LENGTH = {"SH": 16, "AE": 16, "CS": 16, "LO": 64, "PN": 64}
 EMPTY = b""
 
@@ -69,8 +75,10 @@ class Run:
         self.cleaned: set[int] = set()
         self.private_removed = 0
         self.private_kept = 0
-        # What a kept UID, date or time must pass to stay (the engine sets
-        # `conform.settle_kept`): a value of another form is never kept.
+        # What a kept value of a formed VR (`forms.CHECKED_VRS`: UIDs, dates,
+        # times, code strings, numbers, binary values) must pass to stay (the
+        # engine sets `conform.settle_kept`): a value of another form may be
+        # anything (a name in a UID, an ID in a slice thickness) and is never kept.
         self.kept_check: Callable[[Item, int, Run], None] | None = None
 
     def walk(self, item: Item) -> None:
@@ -84,7 +92,7 @@ class Run:
                 handler = actions[tag] = handler_for(plan.step(tag))
             if handler is not None:
                 handler(item, tag, self)
-            elif kept_check is not None and item[tag][0] in FORMED_VRS:
+            elif kept_check is not None and item[tag][0] in CHECKED_VRS:
                 kept_check(item, tag, self)
         if plan.keeps_safe_private:
             drop_unused_creators(item)
@@ -115,6 +123,28 @@ class Run:
         elif tag in self.plan.identifying and elem[0] in STRING_VRS:
             self.originals.add_raw(elem, self.codec, text_values, self.known)
 
+    def _code(self, tag: int, vr: str, value: str) -> str:
+        """A code string that holds an original is replaced by the dummy as a
+        whole (`***` is no code string). One word that is one name component
+        is a coincidence the guard does not count either (Body Part Examined
+        HEAD of a patient named Head) and stays, unless the attribute's terms
+        are listed and it is none of them (Modality JANET); two words of a
+        name (`JANET DOE`), an ID or any other whole original do not."""
+        if not self.originals.search(value, self.known):
+            return value
+        word = fold(value).strip()
+        components = self.originals.words | self.originals.short_words
+        if self.known is not None:
+            components = components | self.known.words | self.known.short_words
+        terms = DEFINED_TERMS.get(tag)
+        if word in components and not (word in self.originals.texts
+                                       or (self.known is not None and word in self.known.texts)
+                                       or (terms is not None and value.strip() not in terms)):
+            return value
+        if tag in PIXEL_DESCRIPTION:
+            raise ProfileError("a value that describes the pixel data holds an identifier")
+        return str(dummy_value(vr))
+
     def new_uid(self, value: str) -> str:
         return value if not value or value in UID_dictionary else self.pseudo.uid(value)
 
@@ -124,15 +154,26 @@ class Run:
         of the originals and of what the detectors find."""
         none_known = not len(self.originals) and not (self.known is not None and len(self.known))
         for item, tag, codec in self.deferred:
-            elem = item[tag]
+            elem = item.get(tag)
+            if elem is None:
+                continue
             detect = detector_for(tag, elem[0], self.plan.config.keeps_dates)
             if elem[0] not in STRING_VRS or (none_known and detect is None):
                 continue
             values = text_values(elem, codec)
-            clean = [self.originals.scrub(v, self.known, detect) for v in values]
+            if elem[0] in CODE_VRS:
+                clean = [self._code(tag, elem[0], v) for v in values]
+            else:
+                clean = [self.originals.scrub(v, self.known, detect) for v in values]
             if clean != values:
                 item[tag] = (elem[0], codec.encode(elem[0], clean))
                 self.cleaned.add(tag)
+
+
+def defer_code(item: Item, tag: int, run: Run) -> None:
+    """A code string kept (or cleaned) is looked at with the free text, once
+    every original of the instance is known (see `Run._code`)."""
+    run.deferred.append((item, tag, run.codec))
 
 
 def collect_all(item: Item, run: Run, outer: Charset) -> None:
@@ -187,6 +228,8 @@ def dummy(item: Item, tag: int, run: Run) -> None:
         return
     elem = item[tag]
     run.collect(item, tag)
+    if vr == "PN" and elem[0] in STRING_VRS:  # a name the table does not list: see plan._by_vr
+        run.originals.add_raw(elem, run.codec, text_values, run.known)
     if vr in STRING_VRS:
         run.write(item, tag, elem[0] if elem[0] in STRING_VRS else vr, [str(dummy_value(vr))])
     else:
@@ -226,8 +269,14 @@ def clean(item: Item, tag: int, run: Run) -> None:
     vr = _structural(item, tag, run)
     if vr in ("DA", "DT"):
         shift(item, tag, run)
-    elif vr in FREE_TEXT_VRS or vr in ("CS", "AE", "UR"):
+    elif vr in FREE_TEXT_VRS or vr in ("AE", "UR"):
         run.deferred.append((item, tag, run.codec))
+    elif vr is not None and run.kept_check is not None and item[tag][0] in CHECKED_VRS:
+        # Cleaning a time, a number or a code string keeps it: it must have
+        # its VR's form like any kept value (a StudyTime under
+        # rtnLongModifDatesOpt holding a name is not a time); a code string
+        # is then looked at with the free text.
+        run.kept_check(item, tag, run)
 
 
 def shift(item: Item, tag: int, run: Run) -> None:
@@ -307,24 +356,34 @@ def private(item: Item, tag: int, run: Run) -> None:
     if (tag >> 16, written.upper(), element & 0xFF) not in run.plan.safe_private:
         remove_private(item, tag, run)
         return
-    run.private_kept += 1
-    if run.plan.config.shifts_dates:
-        elem = item[tag]
-        if elem[0] not in ("DA", "DT") and type(elem[1]) is bytes:
-            elem = _private_vr(elem, tag, written)
-            item[tag] = elem
-        if elem[0] in ("DA", "DT"):
+    elem = item[tag]
+    if type(elem[1]) is bytes:
+        # The private dictionary says what the element is, as the data
+        # dictionary does for public ones: an implicit VR file does not say
+        # it, an explicit one may say it wrongly (a date as LO, a number as
+        # UN). A value not of that VR (or, for an element the private
+        # dictionary does not know, not of the formed VR the file wrote) is
+        # removed: the safe list vouches for what the element means, not
+        # for whatever a file put in it.
+        vr = _private_vr(tag, written) or elem[0]
+        if (vr in CHECKED_VRS or " or " in vr) and not parses(vr, elem[1], run.codec,
+                                                               written=elem[0]):
+            remove_private(item, tag, run)
+            return
+        if vr != elem[0] and " or " not in vr:
+            elem = item[tag] = (vr, elem[1])
+        if elem[0] in ("DA", "DT") and run.plan.config.shifts_dates:
             shift(item, tag, run)
+        elif elem[0] in FREE_TEXT_VRS or elem[0] in CODE_VRS:
+            run.deferred.append((item, tag, run.codec))  # scrubbed like public text
+    run.private_kept += 1
 
 
-def _private_vr(elem: Elem, tag: int, creator: str) -> Elem:
-    """An implicit VR file does not say a private element is a date, and an
-    explicit one may say it wrongly (LO, UN); the private dictionary decides."""
+def _private_vr(tag: int, creator: str) -> str | None:
     try:
-        vr = private_dictionary_VR(tag, creator)
+        return str(private_dictionary_VR(tag, creator))
     except KeyError:
-        return elem
-    return (vr, elem[1]) if vr in ("DA", "DT") else elem
+        return None
 
 
 def drop_unused_creators(item: Item) -> None:

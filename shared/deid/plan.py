@@ -33,6 +33,7 @@ ACCESSION_NUMBER = 0x00080050
 REMOVE: Step = ("remove", None)
 RECURSE: Step = ("recurse", None)
 CLEAN: Step = ("clean", None)
+DUMMY: Step = ("dummy", None)
 
 _BY_CODE: dict[str, Step] = {"X": REMOVE, "Z": ("empty", None), "D": ("dummy", None),
                              "U": ("uid", None), "C": CLEAN}
@@ -100,6 +101,14 @@ class Plan:
             return ("shift", None) if self.config.shifts_dates else None
         if vr == "SQ":
             return RECURSE
+        if vr == "PN":
+            # A person's name the table does not list (an inspector, an
+            # evaluator, a verifying observer): a name is an identifier
+            # wherever it is, and scrubbing it of the series' own originals
+            # would keep a stranger's name. A dummy, since the engine does
+            # not know the attribute's Type in every IOD and a dummy is
+            # valid under any Type; a recipe may keep it.
+            return DUMMY
         if vr in FREE_TEXT_VRS:
             return ("scrub", None)
         return None

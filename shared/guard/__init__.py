@@ -48,15 +48,26 @@ class SeriesGuard:
     def check(self, path: Path) -> list[Finding]:
         """What the output at `path` still gives away; an output the guard cannot
         read is a finding itself."""
+        try:
+            return self.findings(path)
+        except Unreadable as exc:
+            return [Finding("", exc.reason)]
+
+    def findings(self, path: Path) -> list[Finding]:
+        """What the output at `path` still gives away. Raises `Unreadable` (a fixed
+        reason) for an output the guard cannot read or check: the caller fails
+        that instance, which is not the same as finding a value in it."""
         if self._matchers is None:
             self._matchers = Matchers(self.originals, self._shift)
         try:
             elements = read_elements(path, OUTPUT_SELECTION)
         except Unreadable as exc:
-            return [Finding("", f"the guard cannot read the output: {exc.reason}")]
+            raise Unreadable(f"the guard cannot read the output: {exc.reason}") from None
         except Exception as exc:  # fail closed: what cannot be read cannot be cleared
-            return [Finding("", f"the guard cannot read the output ({type(exc).__name__})")]
+            raise Unreadable(f"the guard cannot read the output ({type(exc).__name__})") \
+                from None
         try:
             return check_elements(elements, self._matchers)
         except Exception as exc:
-            return [Finding("", f"the guard cannot check the output ({type(exc).__name__})")]
+            raise Unreadable(f"the guard cannot check the output ({type(exc).__name__})") \
+                from None

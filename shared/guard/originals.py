@@ -86,15 +86,24 @@ class Originals:
 
     def _standing(self, tag: int, group: int) -> tuple[bool, bool, bool]:
         """Whether the attribute identifies, whether an option keeps its value,
-        whether an option keeps it cleaned (a description: its names and dates
-        are looked for, not the whole text)."""
-        if group == 2:
-            return tag in self.rules.meta_identifying, False, False
+        whether only what it holds counts, not its whole text: an option keeps
+        it cleaned, or it is a description (removed because it may hold an
+        identifier, not because it is one: "Brain", found again in a kept
+        Position Reference Indicator, is no leak). Its names and dates are
+        looked for through the attributes they come from."""
         attribute = self.rules.attribute(tag)
+        if group == 2:
+            if tag not in self.rules.meta_identifying:
+                return False, False, False
+            # The file meta's copy of the SOP Instance UID is kept with it under
+            # rtnUIDsOpt: the table's options hold here too, or every series
+            # kept so would be quarantined for its own retained UIDs.
+            kept = attribute is not None and bool(attribute.keep & self.options)
+            return not kept, kept, False
         if attribute is None:
             return False, False, False
         kept = bool(attribute.keep & self.options)
-        return not kept, kept, bool(attribute.clean & self.options)
+        return not kept, kept, attribute.description or bool(attribute.clean & self.options)
 
     def _add_public(self, element: Element, identifying: bool, kept: bool,
                     cleaned: bool) -> None:
@@ -143,9 +152,12 @@ class Originals:
     def _add_uids(self, texts: list[str], identifying: bool) -> None:
         for uid in texts:
             uid = uid.rstrip("\x00 ")
-            if registry_uid(uid, self.rules) or len(uid) < self.rules.min_value_length:
+            if registry_uid(uid, self.rules):
                 continue
-            (self.uids if identifying else self.known_uids).add(uid)
+            if not identifying:  # kept by the profile, whatever its length: DCMTK's "0"
+                self.known_uids.add(uid)
+            elif len(uid) >= self.rules.min_value_length:  # shorter: coincidences
+                self.uids.add(uid)
 
     def _add_dates(self, texts: list[str], identifying: bool, kept: bool) -> None:
         for text in texts:

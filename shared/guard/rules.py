@@ -24,6 +24,7 @@ class Attribute:
 
     keep: frozenset[str]
     clean: frozenset[str]
+    description: bool = False  # removed as it may hold an identifier: never an original
 
 
 @dataclass(frozen=True)
@@ -75,14 +76,16 @@ def load_rules(extra_id_patterns: Mapping[str, str] | None = None) -> Rules:
     for name, pattern in (extra_id_patterns or {}).items():
         ids["site_" + re.sub(r"\W", "_", str(name))] = pattern
     rules["detectors"]["national_ids"] = ids
-    return _build(rules, table["attributes"])
+    return _build(rules, table["attributes"], frozenset(table.get("descriptions", ())))
 
 
-def _build(rules: dict[str, Any], table: dict[str, dict[str, Any]]) -> Rules:
+def _build(rules: dict[str, Any], table: dict[str, dict[str, Any]],
+           descriptions: frozenset[str] = frozenset()) -> Rules:
     attributes: dict[int, Attribute] = {}
     repeating: list[tuple[int, int, Attribute]] = []
     for key, entry in table.items():
-        attribute = Attribute(frozenset(entry.get("keep", ())), frozenset(entry.get("clean", ())))
+        clean = frozenset(entry.get("clean", ()))
+        attribute = Attribute(frozenset(entry.get("keep", ())), clean, bool(clean & descriptions))
         if "x" in key:
             mask = int("".join("0" if c == "x" else "F" for c in key), 16)
             repeating.append((mask, int(key.replace("x", "0"), 16), attribute))

@@ -37,7 +37,11 @@ LONG_NAMES = {code: code.decode() for code in LONG_VRS}
 SHORT_NAMES = {code: code.decode() for code in SHORT_VRS}
 IMPLICIT_LE, EXPLICIT_BE, DEFLATED = "1.2.840.10008.1.2", "1.2.840.10008.1.2.2", \
     "1.2.840.10008.1.2.1.99"
-MAX_DEPTH = 32
+# Deeper than the profile can go: its reader and actions recurse per level and
+# fail such an image (RecursionError) past about 190 levels, so whatever the
+# profile de-identifies the guard reads too. Two frames a level stay well
+# inside Python's recursion limit.
+MAX_DEPTH = 256
 NUMBERS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "AT", "OF", "OD", "OL", "OV", "SV",
                      "UV"})
 WRITTEN_AS_TEXT = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH",
@@ -208,7 +212,15 @@ class _Reader:
                                       self.selection.always_vrs)
         tag_len, short, long_len = (self.tag_len.unpack_from, self.short.unpack_from,
                                     self.long_len.unpack_from)
+        top = depth == 0 and group is None
         while at < end:
+            if top and not data[at] and not any(data[at:at + 4]) and not any(data[at:end]):
+                # Zeros after the data set: media written in sectors pad the last
+                # one so. Tag (0000,0000) never starts an element of a data set,
+                # and zeros hold nothing. Any other byte after it is still read
+                # as an element, and refused if it is not one: bytes that could
+                # hide a value are never skipped.
+                return end
             if at + 8 > end:
                 raise Unreadable("an element header runs past the end")
             if implicit:

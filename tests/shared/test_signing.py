@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from relay_shared.signing import (
     signature_problems,
     signing_key_for,
 )
+from tests.support.tools import needs_tool
 
 STRONG = "k3Jq9vQ2xLw8ZpR4tY7uN1mB6cV0sD5fG-hJ8kL2a"
 
@@ -88,7 +88,7 @@ def test_the_indented_file_verifies_and_files_are_matched_by_hash(tmp_path: Path
                                "instance 2.25.13"]
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+@needs_tool("openssl", "openssl")
 def test_openssl_verifies_a_manifest_from_the_documented_recipe(tmp_path: Path) -> None:
     """docs/review.md: canonical body, base64 signature, public key PEM: no relay code."""
     key = load_signing_key(new_private_pem())

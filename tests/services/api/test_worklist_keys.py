@@ -51,9 +51,19 @@ def test_a_row_collected_before_a_key_rotation_is_still_recognised(
 
 
 
+def test_a_worklist_with_a_bare_carriage_return_is_read_as_lines(tmp_path: Path) -> None:
+    """A worklist saved on an old Mac (CR line ends), or CR inside a line: rows, never a
+    server error."""
+    answer = operator(tmp_path, OLD_KEY).post("/api/v1/collections",
+                                              json={**WORKLIST, "csv": "ACC-1\rACC-2\r"})
+    assert answer.status_code == 202, answer.text
+    assert len(answer.json()["rows"]) == 2
+
+
 @pytest.mark.parametrize(("field", "value", "where"), [
     ("csv", "accession_number\nACC-\x00-1\n", "line 2"),
     ("csv", "ACC-1\nACC-\x1b-2\n", "line 2"),
+    ("csv", "ACC-1\nACC-\x91-2\n", "line 2"),  # a C1 control, as Windows-1252 misread
     ("name", "list\x00one", "name"),
 ])
 def test_a_worklist_with_a_control_character_is_refused_by_name(

@@ -3,9 +3,14 @@ the series goes on, and the real leak beside each is still caught."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import pytest
 from pydicom import dcmread
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
 from sqlmodel import Session, select
 
 from relay_deid.handlers import deidentify_series
@@ -18,7 +23,7 @@ from .test_handlers import PSEUDONYMIZER, _context, _ingest
 
 
 def _run(tmp_path: Path, spec: SeriesSpec, config: DeidConfig | None = None,
-         **values: str) -> tuple[Series, list[Path]]:
+         **values: object) -> tuple[Series, list[Path]]:
     ctx = _context(tmp_path, config)
     for path in write_series(spec, tmp_path / "src"):
         ds = dcmread(path)
@@ -97,3 +102,79 @@ def test_a_birth_date_kept_by_a_recipe_in_free_text_is_still_a_leak(tmp_path: Pa
                      DeidConfig.from_settings(["rtnLongFullDatesOpt"], str(recipe)),
                      ImageComments="born 20240316")
     assert series.status is Status.QUARANTINED
+
+
+@pytest.mark.parametrize("values", [
+    {"StudyDescription": "Brain", "PositionReferenceIndicator": "Brain"},
+    {"SeriesDescription": "Abdomen", "ManufacturerModelName": "Abdomen scanner"},
+    {"StudyDescription": "Knee", "ProtocolName": "Knee", "BodyPartExamined": "KNEE",
+     "ManufacturerModelName": "Knee coil 8ch"},
+], ids=["study description as position reference", "series description in the model",
+        "study description in the model"])
+def test_a_description_that_a_kept_value_repeats_goes_on(tmp_path: Path,
+                                                         values: dict[str, str]) -> None:
+    """A description is removed because it may hold an identifier, not because it
+    is one: its words in a kept attribute are no leak. (The guard took 'Brain',
+    the study description of pydicom's own MR test files, for an original and
+    quarantined every series whose position reference indicator said 'Brain'.)"""
+    spec = SeriesSpec(Patient("MRN-DESC-1", "Quist^Karla"), instances=2)
+    series, outputs = _run(tmp_path, spec, **values)
+    assert series.status is Status.DONEPROCESSING, series.error
+    out = dcmread(outputs[0])
+    assert "StudyDescription" not in out and "SeriesDescription" not in out
+
+
+def test_a_name_in_a_description_still_leaks_from_kept_text(tmp_path: Path) -> None:
+    """What a description holds is still found through the identifiers: the
+    patient's name, copied from it into a kept attribute."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text('version: "keeps comments"\nattributes:\n  ImageComments: keep\n')
+    spec = SeriesSpec(Patient("MRN-DESC-2", "Quist^Karla"), instances=1)
+    series, _ = _run(tmp_path, spec, DeidConfig.from_settings([], str(recipe)),
+                     StudyDescription="MR brain Quist", ImageComments="MR brain Quist")
+    assert series.status is Status.QUARANTINED
+    assert "(0020,4000)" in (series.error or "")
+
+
+def test_pydicoms_own_mr_series_goes_on(tmp_path: Path) -> None:
+    """pydicom's dicomdirtests MR series: study description and position
+    reference indicator are both 'Brain'."""
+    folder = Path(get_testdata_file("dicomdirtests/98892003/MR2/4950")).parent
+    (tmp_path / "src").mkdir()
+    for name in ("4950", "4981", "5011"):  # one series of the folder
+        shutil.copy(folder / name, tmp_path / "src" / f"{name}.dcm")
+    ctx = _context(tmp_path)
+    series_id = _ingest(ctx, tmp_path / "src")
+    deidentify_series(ctx, series_id)
+    with Session(ctx.engine) as session:
+        series = session.get(Series, series_id)
+        assert series is not None
+        assert series.status is Status.DONEPROCESSING, series.error
+        assert {i.status for i in session.exec(select(Image))} == {Status.DONEPROCESSING}
+
+
+def test_a_series_under_rtnuidsopt_goes_on(tmp_path: Path) -> None:
+    """Retain UIDs keeps every instance UID, the file meta's copy of the SOP
+    Instance UID and references to the other instances included: none is an
+    original of the output. (The guard counted the file meta's as identifying
+    whatever the options and quarantined every series under rtnUIDsOpt.)"""
+    spec = SeriesSpec(Patient("MRN-UIDS-1", "Kept^Uma"), instances=3)
+    originals = [dcmread(p) for p in write_series(spec, tmp_path / "given")]
+    series, outputs = _run(tmp_path, spec, DeidConfig.from_settings(["rtnUIDsOpt"], None))
+    assert series.status is Status.DONEPROCESSING, series.error
+    out = dcmread(outputs[0])
+    assert out.SOPInstanceUID in {ds.SOPInstanceUID for ds in originals}
+    assert out.file_meta.MediaStorageSOPInstanceUID == out.SOPInstanceUID
+
+
+def test_a_short_placeholder_uid_kept_under_rtnuidsopt_goes_on(tmp_path: Path) -> None:
+    """DCMTK writes "0" for a reference it does not know (pydicom's reportsi.dcm):
+    too short to be an original, it was never learnt as a UID the options keep
+    either, and so was taken for a UID the relay did not mint."""
+    reference = Dataset()
+    reference.ReferencedSOPClassUID, reference.ReferencedSOPInstanceUID = "0", "0"
+    spec = SeriesSpec(Patient("MRN-UIDS-2", "Kept^Ugo"), instances=2)
+    series, outputs = _run(tmp_path, spec, DeidConfig.from_settings(["rtnUIDsOpt"], None),
+                           ReferencedImageSequence=Sequence([reference]))
+    assert series.status is Status.DONEPROCESSING, series.error
+    assert dcmread(outputs[0]).ReferencedImageSequence[0].ReferencedSOPInstanceUID == "0"

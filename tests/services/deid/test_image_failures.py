@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
+from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.sequence import Sequence
 from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEGBaseline8Bit
 from sqlmodel import Session, select
 
@@ -194,3 +196,161 @@ def test_the_machine_failing_leaves_the_series_to_be_retried(
     _writer_failing_first_with(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
     with pytest.raises(OSError, match="No space"):
         _run_with_one_bad_image(tmp_path, lambda spec, path: path.read_bytes())
+
+
+# -- values not of their dictionary VR, through the deid service -------------
+#
+# Written under their own VR (or a text VR where the dictionary says numbers),
+# each value holds the patient's name or ID; the leak guard does not read
+# code strings, numbers, times or binary values, so the engine must not keep
+# them. The image is de-identified and sent, without any of them.
+
+PLANTED = {
+    # keyword or tag: (written VR, value)
+    "SliceThickness": ("DS", b"Bertha Brokenfile 5551234 "),
+    "InstanceNumber": ("IS", b"Bertha Brokenfile "),
+    "StudyTime": ("TM", b"Bertha MRN-BAD-1 "),  # cleaned under rtnLongModifDatesOpt
+    "WindowCenter": ("DS", b"MRN-BAD-1 Bertha "),
+    "ImageType": ("CS", b"ORIGINAL\\PRIMARY\\BERTHA BROKENFILE "),
+    "BodyPartExamined": ("CS", b"BERTHA BROKENFILE "),
+    "SmallestImagePixelValue": ("LO", b"Bertha Brokenfile MRN-BAD-1 "),  # US or SS
+    "TagAngleSecondAxis": ("UT", b"Bertha Brokenfile MRN-BAD-1 "),  # SS
+    "RedPaletteColorLookupTableDescriptor": ("LT", b"Bertha Brokenfile MRN-BAD-1 "),
+    "LUTData": ("UT", b"Bertha Brokenfile MRN-BAD-1 "),  # US or OW
+    "SecondaryReviewerName": ("PN", b"Brokenfile^Bertha "),  # PN the table does not list
+    "EvaluatorName": ("PN", b"Reviewer^Rita "),
+}
+
+
+def _planted(values: dict[str, tuple[str, bytes]]) -> Callable[[SeriesSpec, Path], bytes]:
+    def write(spec: SeriesSpec, path: Path) -> bytes:
+        from pydicom.datadict import tag_for_keyword
+        from pydicom.dataelem import RawDataElement
+        from pydicom.tag import Tag
+
+        ds = dcmread(path)
+        for keyword, (vr, value) in values.items():
+            tag = Tag(tag_for_keyword(keyword))
+            ds[tag] = RawDataElement(tag, vr, len(value), value, 0, False, True)  # type: ignore[assignment]
+        out = DicomBytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        return out.getvalue()
+    return write
+
+
+def _output_bytes(tmp_path: Path) -> list[bytes]:
+    return [p.read_bytes() for p in (tmp_path / "work").rglob("deidentified/*")]
+
+
+def test_values_not_of_their_dictionary_vr_do_not_leave(tmp_path: Path) -> None:
+    images, series, outputs = _run_with_one_bad_image(tmp_path, _planted(PLANTED))
+    assert [i.status for i in images] == [Status.DONEPROCESSING] * 3
+    assert series.status is Status.DONEPROCESSING and outputs == 3
+    data = _output_bytes(tmp_path)
+    assert len(data) == 3
+    for output in data:
+        for needle in (b"Bertha", b"BERTHA", b"Brokenfile", b"BROKENFILE", b"MRN-BAD-1",
+                       b"5551234", b"Rita", b"Reviewer"):
+            assert needle not in output
+    # The planted image: Instance Number is now the dummy 0 (the others 2, 3).
+    (first,) = [ds for ds in map(dcmread, (tmp_path / "work").rglob("deidentified/*"))
+                if ds.InstanceNumber == 0]
+    assert list(first.ImageType)[:2] == ["ORIGINAL", "PRIMARY"]
+    assert first.pixel_array.shape == (8, 8)  # the image is still an image
+
+
+def test_text_as_the_rows_of_an_image_fails_that_image_only(tmp_path: Path) -> None:
+    """Rows written as text: a dummy would misdescribe the pixels, removing it
+    would leave no image. The image fails, in fixed words."""
+    images, series, outputs = _run_with_one_bad_image(
+        tmp_path, _planted({"Rows": ("LO", b"Bertha Brokenfile MRN-BAD-1 ")}))
+    _assert_only_the_first_failed(images, series, outputs,
+                                  "a value that describes the pixel data is not of its VR")
+    for output in _output_bytes(tmp_path):
+        assert b"Bertha" not in output
+
+# The guard's own reading of a file: what it cannot read fails that image alone,
+# with the guard's reason; a series is quarantined only for a value it found.
+@pytest.mark.parametrize("padding", [3, 100, 2048])
+def test_an_original_padded_with_zeros_after_its_data_set_goes_on(
+        tmp_path: Path, padding: int) -> None:
+    """Media written in sectors pad the last one with zeros: the guard reads past
+    them as ingest and the profile do, instead of quarantining the series."""
+    images, series, outputs = _run_with_one_bad_image(
+        tmp_path, lambda spec, path: path.read_bytes() + b"\x00" * padding)
+    assert [i.status for i in images] == [Status.DONEPROCESSING] * 3, series.error
+    assert series.status is Status.DONEPROCESSING and outputs == 3
+
+
+def test_an_original_with_other_bytes_after_its_data_set_fails_its_image_only(
+        tmp_path: Path) -> None:
+    """Bytes after the data set that are not padding could hide anything: the
+    guard does not read past them, so that image fails (its output is not
+    cleared), but the series is not called leaking and the rest goes on."""
+    images, series, outputs = _run_with_one_bad_image(
+        tmp_path, lambda spec, path: path.read_bytes() + b"\x00\x00Brokenfile^Bertha ")
+    _assert_only_the_first_failed(images, series, outputs, "the guard cannot read the original")
+    assert "leak" not in (images[0].reason or "")
+
+
+def _nested(depth: int) -> Callable[[SeriesSpec, Path], bytes]:
+    def write(spec: SeriesSpec, path: Path) -> bytes:
+        ds = dcmread(path)
+        inner = Dataset()
+        inner.CodeValue, inner.CodingSchemeDesignator, inner.CodeMeaning = "T-1", "SRT", "Chest"
+        for _ in range(depth):
+            outer = Dataset()
+            outer.AnatomicRegionSequence = Sequence([inner])
+            inner = outer
+        ds.AnatomicRegionSequence = inner.AnatomicRegionSequence
+        ds.save_as(path)
+        return path.read_bytes()
+    return write
+
+
+def test_an_original_nested_deeper_than_32_levels_goes_on(tmp_path: Path) -> None:
+    """The profile de-identifies sequences at any depth it can recurse to; the
+    guard reads as deep (it stopped at 32 levels and quarantined the series)."""
+    images, series, outputs = _run_with_one_bad_image(tmp_path, _nested(40))
+    assert [i.status for i in images] == [Status.DONEPROCESSING] * 3, series.error
+    assert series.status is Status.DONEPROCESSING and outputs == 3
+
+
+def test_an_output_the_guard_cannot_read_fails_its_image_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = handlers.write_deidentified
+    calls = []
+
+    def write(source: Path, target: Path, dataset: object) -> None:
+        real(source, target, dataset)
+        calls.append(target)
+        if len(calls) == 1:  # the first output gains bytes the guard refuses
+            target.write_bytes(target.read_bytes() + b"\x01\x02\x03\x04")
+
+    monkeypatch.setattr(handlers, "write_deidentified", write)
+    images, series, outputs = _run_with_one_bad_image(tmp_path, lambda spec, path:
+                                                      path.read_bytes())
+    _assert_only_the_first_failed(images, series, outputs, "the guard cannot read the output")
+    assert "leak" not in (images[0].reason or "")
+
+
+def test_a_series_whose_every_original_the_guard_cannot_read_is_held(tmp_path: Path) -> None:
+    """Nothing the guard could clear is sent, and nothing was found to leak: a
+    person looks, as when no image could be de-identified."""
+    ctx = _context(tmp_path)
+    spec = SeriesSpec(PATIENT, instances=2, rows=8, columns=8)
+    write_series(spec, tmp_path / "src")
+    series_id = _ingest(ctx, tmp_path / "src")
+    with Session(ctx.engine) as session:
+        ids = [i.id for i in session.exec(select(Image))]
+    for image_id in ids:
+        assert image_id is not None
+        original = ctx.store.original(series_id, image_id)
+        original.write_bytes(original.read_bytes() + b"\x07")
+    deidentify_series(ctx, series_id)
+    with Session(ctx.engine) as session:
+        series = session.get(Series, series_id)
+        assert series is not None
+        assert series.status is Status.FAILED
+        assert series.error == "the guard could read no image of this series"
+    assert not list((ctx.store.series_dir(series_id) / "deidentified").glob("*"))

@@ -95,6 +95,7 @@ def test_worklists_with_and_without_a_header() -> None:
     ("", "empty"), ("accession_number\n", "no rows"), ("ACC*\n", "wildcards"),
     ("patient_id,date_from\nMRN-1,2024-01-01\n", "YYYYMMDD"),
     ("patient_id,accession,note\n,,seen\n", "neither"),
+    ("ACC-1\n" + "MRN" * 50_000 + "\n", "line 2: not CSV"),
 ])
 def test_a_bad_worklist_names_its_line_and_never_its_values(text: str, message: str) -> None:
     with pytest.raises(WorklistError, match=message) as caught:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import threading
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from relay_ingest.staging import Staging
 from relay_shared.dicomfiles import DEFAULT_LIMITS
 from tests.services.ingest.conftest import delivered, wait_for_files
 from tests.support.dicom_factory import Patient, SeriesSpec, make_instance, write_series
+from tests.support.tools import needs_tool
 
 SEAL = OriginSeal(b"scp-test-secret")
 
@@ -172,7 +172,7 @@ def dcmtk(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), capture_output=True, text=True, timeout=60)
 
 
-pytestmark_dcmtk = pytest.mark.skipif(shutil.which("storescu") is None, reason="no dcmtk")
+pytestmark_dcmtk = needs_tool("storescu", "dcmtk")
 
 
 @pytest.mark.dcmtk

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import socket
 import subprocess
 import tracemalloc
@@ -35,6 +34,7 @@ from tests.support.hostile import (
     closed_without_reading,
     pdu_header,
 )
+from tests.support.tools import needs_tool
 
 PATIENT = Patient("MRN-4004", "Lovelace^Ada")
 BIG = 64 * 1024 * 1024
@@ -116,7 +116,7 @@ async def test_an_instance_over_the_size_cap_is_refused_and_nothing_kept(
 
 
 @pytest.mark.dcmtk
-@pytest.mark.skipif(shutil.which("storescu") is None, reason="no dcmtk")
+@needs_tool("storescu", "dcmtk")
 async def test_a_received_data_set_goes_to_disk_as_it_arrives_not_into_memory(
         running_scp: Start, tmp_path: Path) -> None:
     """storescu sends 64 MiB; the SCP (the only thing in this process receiving it)

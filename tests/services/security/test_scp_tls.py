@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Callable
@@ -23,10 +22,11 @@ from tests.services.security.conftest import Certificates
 from tests.support.certs import Leaf, Pki
 from tests.support.dicom_factory import Patient, SeriesSpec, write_series
 from tests.support.services import free_port
+from tests.support.tools import needs_tool
 
 PATIENT = Patient("MRN-5005", "Franklin^Rosalind")
 AE_TITLE = "RELAYTLS"
-needs_dcmtk = pytest.mark.skipif(shutil.which("storescu") is None, reason="no dcmtk")
+needs_dcmtk = needs_tool("storescu", "dcmtk")
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ nothing left in it; dcmtk's dsrdump parses it as an SR document."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from datetime import date, timedelta
 from io import BytesIO
@@ -28,6 +27,7 @@ from relay_shared.deid import DeidConfig, deidentify, find_leaks, identifying_va
 from relay_shared.dicom.header import parse_file
 from relay_shared.guard import SeriesGuard
 from relay_shared.guard.text import fold
+from tests.support.tools import needs_tool
 
 from .planting import PSEUDO
 
@@ -178,7 +178,7 @@ OPTION_SETS = {"default": frozenset(), "cleaned": frozenset({"cleanStructContOpt
 
 # dcmtk is installed by tests/support/install-system-deps.sh.
 @pytest.mark.dcmtk
-@pytest.mark.skipif(shutil.which("dsrdump") is None, reason="no dcmtk")
+@needs_tool("dsrdump", "dcmtk")
 @pytest.mark.parametrize("kind", sorted(CLASSES))
 @pytest.mark.parametrize("options", sorted(OPTION_SETS))
 def test_dcmtk_reads_every_output_as_an_sr_document(tmp_path: Path, kind: str,

@@ -255,6 +255,53 @@ def test_an_output_the_guard_cannot_read_fails(tmp_path: Path) -> None:
         "the guard cannot read the output: a value runs past the end of its data set"]
 
 
+@pytest.mark.parametrize("pixels", [False, True])
+@pytest.mark.parametrize("padding", [1, 3, 100, 300_000])
+def test_zeros_after_the_data_set_are_padding(tmp_path: Path, pixels: bool,
+                                              padding: int) -> None:
+    """Media written in sectors pad the last one with zeros: the file is read to
+    its data set's end, in the head and in what follows the pixels alike."""
+    source = original()
+    guard = SeriesGuard()
+    path = save(_large(source) if pixels else source, tmp_path / "original.dcm")
+    path.write_bytes(path.read_bytes() + bytes(padding))
+    guard.add_original(path)
+    out = output_of(source, ImageComments="reviewed by Doe")
+    path = save(_large(out) if pixels else out, tmp_path / "output.dcm")
+    path.write_bytes(path.read_bytes() + bytes(padding))
+    assert [str(f) for f in guard.check(path)] == ["(0020,4000): an original value in free text"]
+
+
+@pytest.mark.parametrize("pixels", [False, True])
+@pytest.mark.parametrize("trailer", [b"\x01", b"\x00" * 8 + b"DOE", b"DOE JOHN" + b"\x00" * 64])
+def test_other_bytes_after_the_data_set_are_refused(tmp_path: Path, pixels: bool,
+                                                     trailer: bytes) -> None:
+    """Bytes that are not all zeros could hide a value: never skipped."""
+    source = original()
+    path = save(_large(source) if pixels else source, tmp_path / "original.dcm")
+    path.write_bytes(path.read_bytes() + trailer)
+    with pytest.raises(Unreadable):
+        SeriesGuard().add_original(path)
+    guard = SeriesGuard()
+    guard.add_original(save(source, tmp_path / "clean.dcm"))
+    assert [f.path for f in guard.check(path)] == [""]
+
+
+def test_sequences_nested_deeper_than_32_levels_are_read(tmp_path: Path) -> None:
+    """As deep as the profile de-identifies: a name at the bottom is still found."""
+    source = original()
+    out = output_of(source)
+    inner = Dataset()
+    inner.CodeValue, inner.CodingSchemeDesignator, inner.CodeMeaning = "1", "99X", "for Doe"
+    for _ in range(100):
+        outer = Dataset()
+        outer.AnatomicRegionSequence = Sequence([inner])
+        inner = outer
+    out.AnatomicRegionSequence = inner.AnatomicRegionSequence
+    found = findings(tmp_path, source, out)
+    assert len(found) == 1 and found[0].endswith("(0008,0104): an original value in free text")
+
+
 # What must not be taken for a leak.
 def test_input_already_anonymized_does_not_match_the_relays_dummy(tmp_path: Path) -> None:
     source = original("ANONYMIZED", PatientID="ANONYMIZED", InstitutionName="ANONYMIZED",
@@ -272,6 +319,20 @@ def test_a_surname_equal_to_a_code_string_is_only_a_name_in_names(tmp_path: Path
     assert findings(tmp_path, source, out, frozenset({"cleanDescOpt"})) == [
         "(0008,0090): an original value in a person name"]
 
+
+@pytest.mark.parametrize("options", [frozenset(), frozenset({"cleanDescOpt"})])
+def test_a_description_is_not_an_original_itself(tmp_path: Path,
+                                                 options: frozenset[str]) -> None:
+    """Descriptions are removed because they may hold an identifier: their words
+    in a kept attribute are no leak, what they hold still is."""
+    source = original(StudyDescription="Brain", SeriesDescription="Abdomen",
+                      ImageComments="Patient Doe, follow-up")
+    out = output_of(source, PositionReferenceIndicator="Brain",
+                    ManufacturerModelName="Abdomen scanner", DerivationDescription="follow-up")
+    assert findings(tmp_path, source, out, options) == []
+    out.DerivationDescription = "Patient Doe, follow-up"
+    assert findings(tmp_path, source, out, options) == [
+        "(0008,2111): an original value in free text"]
 
 def test_a_shifted_date_may_land_on_another_original_date(tmp_path: Path) -> None:
     source = original(StudyDate="20240320", SeriesDate="20240320", PatientBirthDate="20240315")
@@ -296,6 +357,22 @@ def test_a_retained_uid_passes_under_rtnuidsopt(tmp_path: Path) -> None:
     assert findings(tmp_path, source, out, frozenset({"rtnUIDsOpt"})) == []
     assert findings(tmp_path, source, out) == ["(0020,000D): an original UID"]
 
+
+def test_a_retained_sop_instance_uid_and_its_file_meta_copy_pass_under_rtnuidsopt(
+        tmp_path: Path) -> None:
+    source = original()
+    out = output_of(source, SOPInstanceUID=source.SOPInstanceUID)  # the meta follows it
+    assert findings(tmp_path, source, out, frozenset({"rtnUIDsOpt"})) == []
+    assert findings(tmp_path, source, out) == ["(0002,0003): an original UID",
+                                               "(0008,0018): an original UID"]
+
+def test_a_short_uid_kept_under_rtnuidsopt_passes(tmp_path: Path) -> None:
+    """DCMTK's "0" for an unknown reference, kept by Retain UIDs."""
+    reference = Dataset()
+    reference.ReferencedSOPClassUID, reference.ReferencedSOPInstanceUID = "0", "0"
+    source = original(ReferencedImageSequence=Sequence([reference]))
+    out = output_of(source, ReferencedImageSequence=Sequence([reference]))
+    assert findings(tmp_path, source, out, frozenset({"rtnUIDsOpt"})) == []
 
 def test_an_sr_uid_and_a_digital_signature_uid_pass_under_rtnuidsopt(tmp_path: Path) -> None:
     """PS3.15 keeps every replaced UID under Retain UIDs, these two included."""
