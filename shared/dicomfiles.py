@@ -12,6 +12,8 @@ is counted first, in bounded chunks, and a file over the cap is a bad file.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import os
 import struct
@@ -23,13 +25,23 @@ from typing import BinaryIO
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
-from pydicom.filereader import _read_file_meta_info, read_preamble
+from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
 from pydicom.tag import Tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from relay_shared.dicom import header as rawheader
 from relay_shared.dicom.header import MAX_INFLATED_BYTES
+from relay_shared.dicom.vocabulary import (
+    ITEM,
+    KNOWN_VRS,
+    LONG_LENGTH_VRS,
+    PIXEL_TAGS,
+    SEQUENCE_END,
+    SPECIFIC_CHARACTER_SET,
+    TRANSFER_SYNTAX,
+)
 from relay_shared.reasons import RelayError, keep_text
 
 log = logging.getLogger(__name__)
@@ -107,7 +119,129 @@ class InstanceHeader:
 
 
 def read_header(path: Path, limits: SizeLimits = DEFAULT_LIMITS) -> InstanceHeader:
-    dataset = read_checked(path, limits)
+    return _instance_header(read_checked(path, limits))
+
+
+# A file up to this size is read once, into memory: its header, the proof that it is
+# whole and its SHA-256 all come from the same bytes. pydicom's full parse of every
+# element was the largest single cost of ingest.
+RAW_READ_BYTES = 64 * 1024**2
+
+
+def read_received(path: Path, limits: SizeLimits = DEFAULT_LIMITS) -> tuple[InstanceHeader, str]:
+    """The header of a received file, proven whole, and the SHA-256 of its bytes.
+
+    Read once by the relay's raw parser when it takes the file (every element parsed,
+    every extent checked, the values converted by pydicom as `read_header` converts
+    them); anything it does not take whole, it leaves to `read_header` to accept or
+    refuse, so nothing is accepted here that `read_header` would refuse."""
+    size = os.path.getsize(path)
+    if size > limits.instance_bytes:
+        raise TooLargeError(TOO_LARGE)
+    if size <= RAW_READ_BYTES:
+        with open(path, "rb") as stream:
+            data = stream.read(size + 1)  # a byte more: a file still growing is seen
+        if len(data) == size:
+            found = header_of_whole(data)
+            if found is not None:
+                return found, hashlib.sha256(data).hexdigest()
+    with open(path, "rb") as stream:
+        digest = hashlib.file_digest(stream, "sha256").hexdigest()
+    return read_header(path, limits), digest
+
+
+_WANTED = {tag: keyword for keyword in (*REQUIRED, "Modality", "PatientID")
+           for tag in [int(Tag(keyword))]}
+
+
+def header_of_whole(data: bytes) -> InstanceHeader | None:
+    """The header of a whole Part 10 file's bytes, or None where the raw parser does not
+    take the file whole and plainly (deflated, a structure or length it refuses,
+    elements after the pixel data it cannot walk to the last byte, a wanted value
+    stored under another VR or missing): `read_checked` decides those. Pure."""
+    try:
+        # Deflated data sets are counted in bounds as they inflate, by `read_checked`.
+        syntax = rawheader.parse_file_meta(data)[0].get(TRANSFER_SYNTAX)
+        if syntax is None or syntax[1].rstrip(b"\x00 ") == _DEFLATED:
+            return None
+        parsed = rawheader.parse_file(data, complete=True)
+    except Exception:  # the raw parser's refusal is not a verdict: pydicom's read decides
+        return None
+    if parsed.deflated or parsed.meta is None or TRANSFER_SYNTAX not in parsed.meta \
+            or any(item is parsed.body and tag in _WANTED for item, tag, _ in parsed.misfits):
+        return None
+    if parsed.pixel_offset is not None and not _walks_to_end(data, parsed.pixel_offset,
+                                                             parsed.encoding):
+        return None
+    wanted = {tag: parsed.body[tag] for tag in (*_WANTED, SPECIFIC_CHARACTER_SET)
+              if tag in parsed.body}
+    if any(type(elem[1]) is list for elem in wanted.values()) or \
+            not all(_WANTED_TAGS[k] in wanted for k in REQUIRED):
+        return None
+    # The few values ingest keeps, converted by pydicom exactly as `read_header` does
+    # (character set, padding, its warnings): only their parse is the relay's own.
+    enc = parsed.encoding
+    dataset = read_dataset(io.BytesIO(rawheader.encode_item(wanted, enc)),
+                           is_implicit_VR=enc.implicit, is_little_endian=enc.little)
+    meta = rawheader.encode_item({TRANSFER_SYNTAX: parsed.meta[TRANSFER_SYNTAX]}, rawheader.META)
+    dataset.file_meta = FileMetaDataset(read_dataset(io.BytesIO(meta), is_implicit_VR=False,
+                                                     is_little_endian=True))
+    return _instance_header(dataset)
+
+
+_DEFLATED = DeflatedExplicitVRLittleEndian.encode()
+_WANTED_TAGS = {keyword: tag for tag, keyword in _WANTED.items()}
+
+
+def _walks_to_end(data: bytes, pos: int, enc: rawheader.Encoding) -> bool:
+    """Whether the elements from the pixel data on end exactly at the last byte, each
+    within the file: the pixel data of defined length, or encapsulated items up to
+    their delimiter (where pydicom, which looks for the delimiter's bytes, finds it
+    too), and any element after it."""
+    size = len(data)
+    delimiter = struct.pack(enc.order + "HH", 0xFFFE, 0xE0DD)
+    try:
+        while pos < size:
+            if enc.implicit:
+                group, element, length = enc.plain.unpack_from(data, pos)
+                pos += 8
+            else:
+                group, element, vr_bytes, length = enc.short.unpack_from(data, pos)
+                vr = vr_bytes.decode("ascii", "replace")
+                if vr not in KNOWN_VRS:
+                    return False
+                if vr in LONG_LENGTH_VRS:
+                    length = enc.long.unpack_from(data, pos)[3]
+                    pos += 12
+                else:
+                    pos += 8
+            tag = group << 16 | element
+            if group == 0xFFFE:
+                return False
+            if length == UNDEFINED_LENGTH:
+                if tag not in PIXEL_TAGS:
+                    return False
+                value = pos
+                while True:
+                    group, element, length = enc.plain.unpack_from(data, pos)
+                    pos += 8
+                    if group << 16 | element == SEQUENCE_END:
+                        break
+                    if group << 16 | element != ITEM or length == UNDEFINED_LENGTH:
+                        return False
+                    pos += length
+                if pos > size or data.find(delimiter, value) != pos - 8 or length != 0:
+                    return False
+                continue
+            pos += length
+            if pos > size:
+                return False
+    except struct.error:
+        return False
+    return pos == size
+
+
+def _instance_header(dataset: Dataset) -> InstanceHeader:
     values = {keyword: _value(dataset, keyword)
               for keyword in (*REQUIRED, "Modality", "PatientID")}
     missing = [keyword for keyword in REQUIRED if not values[keyword]]

@@ -7,7 +7,6 @@ claimed folder (taken up again at start-up, idempotently) or nothing to do.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -31,7 +30,7 @@ from relay_shared.dicomfiles import (
     BadDicomFile,
     InstanceHeader,
     SizeLimits,
-    read_header,
+    read_received,
 )
 from relay_shared.metrics import STAGE_SECONDS, count_failed
 from relay_shared.models import Image, Series, Stage, Status, Study
@@ -109,20 +108,15 @@ def read_delivery(folder: Path, limits: SizeLimits = DEFAULT_LIMITS) -> Delivery
     delivery.unreadable += refused
     for path in (p for p in regular if not is_origin_file(p)):
         try:
-            header = read_header(path, limits)
+            header, sha256 = read_received(path, limits)
         except BadDicomFile as exc:
             delivery.unreadable.append((path, str(exc)))
             continue
-        received = Received(path, header, _sha256(path))
+        received = Received(path, header, sha256)
         delivery.series[header.series_instance_uid].accepted.append(received)
     for files in delivery.series.values():
         _reject_other_studies(files)
     return delivery
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def _reject_other_studies(files: SeriesFiles) -> None:

@@ -1,4 +1,6 @@
+import hashlib
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,9 +21,20 @@ from relay_shared.dicomfiles import (
     NotDicomError,
     TruncatedDicomError,
     read_header,
+    read_received,
 )
 from tests.support.dicom_factory import Patient, SeriesSpec, make_instance
 from tests.support.hostile import deflate_bomb
+
+
+def _received(path: Path, limits: dicomfiles.SizeLimits = dicomfiles.DEFAULT_LIMITS
+              ) -> dicomfiles.InstanceHeader:
+    return read_received(path, limits)[0]
+
+
+Reader = Callable[..., dicomfiles.InstanceHeader]
+# Ingest reads with read_received: it must accept and refuse exactly as read_header.
+READERS = pytest.mark.parametrize("read", [read_header, _received], ids=["pydicom", "received"])
 
 
 @pytest.fixture
@@ -39,46 +52,55 @@ def _write(spec: SeriesSpec, path: Path, encapsulated: bool = False) -> Path:
     return path
 
 
-def test_reads_the_uids_of_a_whole_file(tmp_path: Path, spec: SeriesSpec) -> None:
-    header = read_header(_write(spec, tmp_path / "a.dcm"))
+@READERS
+def test_reads_the_uids_of_a_whole_file(read: Reader, tmp_path: Path,
+                                        spec: SeriesSpec) -> None:
+    header = read(_write(spec, tmp_path / "a.dcm"))
     assert header.sop_instance_uid == spec.sop_uids[0]
     assert header.series_instance_uid == spec.series_uid
     assert header.modality == "CT"
 
 
+@READERS
 @pytest.mark.parametrize("encapsulated", [False, True])
 @pytest.mark.parametrize("cut", [1, 100, 3000])
-def test_a_file_cut_in_its_pixel_data_is_truncated(tmp_path: Path, spec: SeriesSpec,
-                                                   encapsulated: bool, cut: int) -> None:
+def test_a_file_cut_in_its_pixel_data_is_truncated(read: Reader, tmp_path: Path,
+                                                   spec: SeriesSpec, encapsulated: bool,
+                                                   cut: int) -> None:
     path = _write(spec, tmp_path / "a.dcm", encapsulated)
     path.write_bytes(path.read_bytes()[:-cut])
     with pytest.raises(TruncatedDicomError, match=r"ends early|unreadable"):
-        read_header(path)
+        read(path)
 
 
-def test_a_file_cut_in_its_header_is_truncated(tmp_path: Path, spec: SeriesSpec) -> None:
+@READERS
+def test_a_file_cut_in_its_header_is_truncated(read: Reader, tmp_path: Path,
+                                               spec: SeriesSpec) -> None:
     path = _write(spec, tmp_path / "a.dcm")
     path.write_bytes(path.read_bytes()[:400])
     with pytest.raises(TruncatedDicomError):
-        read_header(path)
+        read(path)
 
 
-def test_text_is_not_dicom(tmp_path: Path) -> None:
+@READERS
+def test_text_is_not_dicom(read: Reader, tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("hello")
     with pytest.raises(NotDicomError, match="not a DICOM"):
-        read_header(path)
+        read(path)
 
 
-def test_missing_uids_are_named(tmp_path: Path, spec: SeriesSpec) -> None:
+@READERS
+def test_missing_uids_are_named(read: Reader, tmp_path: Path, spec: SeriesSpec) -> None:
     ds = make_instance(spec, 0)
     del ds.SeriesInstanceUID
     ds.save_as(tmp_path / "a.dcm", enforce_file_format=True)
     with pytest.raises(IncompleteDicomError, match="SeriesInstanceUID"):
-        read_header(tmp_path / "a.dcm")
+        read(tmp_path / "a.dcm")
 
 
 # pydicom warns of every damaged value it reads; the test is about what it raises.
+@READERS
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian,
                                     DeflatedExplicitVRLittleEndian])
@@ -87,7 +109,8 @@ def test_missing_uids_are_named(tmp_path: Path, spec: SeriesSpec) -> None:
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_a_damaged_file_is_read_or_named_bad_never_anything_else(
-        tmp_path: Path, syntax: str, cut: float, flips: list[tuple[float, int]]) -> None:
+        read: Reader, tmp_path: Path, syntax: str, cut: float,
+        flips: list[tuple[float, int]]) -> None:
     """Whatever a file's damage, ingest gets its header or a reason: an exception of
     any other kind would stop the whole delivery it came in."""
     ds = make_instance(SeriesSpec(Patient("MRN-1", "Doe^Jane"), instances=1, rows=8,
@@ -101,31 +124,35 @@ def test_a_damaged_file_is_read_or_named_bad_never_anything_else(
     damaged = tmp_path / "damaged.dcm"
     damaged.write_bytes(bytes(data))
     try:
-        header = read_header(damaged)
+        header = read(damaged)
     except BadDicomFile as exc:
         assert str(exc), "a bad file is named with its reason"
     else:
         assert header.sop_instance_uid and header.series_instance_uid
 
 
-def test_a_cut_deflated_file_is_named_as_such(tmp_path: Path, spec: SeriesSpec) -> None:
+@READERS
+def test_a_cut_deflated_file_is_named_as_such(read: Reader, tmp_path: Path,
+                                              spec: SeriesSpec) -> None:
     ds = make_instance(spec, 0)
     ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
     ds.save_as(tmp_path / "whole.dcm", enforce_file_format=True)
     data = (tmp_path / "whole.dcm").read_bytes()
     (tmp_path / "cut.dcm").write_bytes(data[:len(data) - 40])
     with pytest.raises(TruncatedDicomError, match="deflated"):
-        read_header(tmp_path / "cut.dcm")
+        read(tmp_path / "cut.dcm")
 
 
-def test_a_deflate_bomb_is_a_named_bad_file_before_it_is_inflated_whole(tmp_path: Path) -> None:
+@READERS
+def test_a_deflate_bomb_is_a_named_bad_file_before_it_is_inflated_whole(
+        read: Reader, tmp_path: Path) -> None:
     """300 MiB of deflated zeros: counted in bounded chunks and refused past the default
     cap of 256 MiB, with a reason that names the setting, without holding the data set."""
     bomb = deflate_bomb(tmp_path / "bomb.dcm", 300 * 1024 * 1024)
     tracemalloc.start()
     try:
         with pytest.raises(BadDicomFile) as refused:
-            read_header(bomb)
+            read(bomb)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -133,9 +160,58 @@ def test_a_deflate_bomb_is_a_named_bad_file_before_it_is_inflated_whole(tmp_path
     assert peak < 16 * 1024 * 1024
 
 
-def test_a_file_over_the_instance_cap_is_a_named_bad_file_unread(tmp_path: Path,
+@READERS
+def test_a_file_over_the_instance_cap_is_a_named_bad_file_unread(read: Reader, tmp_path: Path,
                                                                  spec: SeriesSpec) -> None:
     path = _write(spec, tmp_path / "a.dcm")
     limit = path.stat().st_size - 1
     with pytest.raises(BadDicomFile, match="larger than RELAY_MAX_INSTANCE_BYTES"):
-        read_header(path, dicomfiles.SizeLimits(instance_bytes=limit))
+        read(path, dicomfiles.SizeLimits(instance_bytes=limit))
+
+
+def _outcome(read: Reader, path: Path) -> object:
+    try:
+        return read(path)
+    except BadDicomFile as exc:
+        return type(exc), str(exc)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless])
+@given(cut=st.floats(0.0, 1.0), flips=st.lists(
+    st.tuples(st.floats(0.0, 1.0, exclude_max=True), st.integers(0, 255)), max_size=4),
+    trailing=st.sampled_from([b"", b"\xfc\xff\xfc\xff\x00\x00\x00\x00", b"\x00" * 3]))
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_ingest_reads_every_file_as_read_header_does(
+        tmp_path: Path, syntax: str, cut: float, flips: list[tuple[float, int]],
+        trailing: bytes) -> None:
+    """The raw parser only spares pydicom's parse: whatever the damage, read_received
+    gives the same header, or refuses with the same reason, as read_header; and the
+    SHA-256 is of the file's bytes."""
+    ds = make_instance(SeriesSpec(Patient("MRN-1", "Doe^Jane"), instances=1, rows=8,
+                                  columns=8), 0)
+    ds.file_meta.TransferSyntaxUID = syntax
+    if syntax == RLELossless:
+        ds.PixelData = encapsulate([b"\xfe\xff\xdd\xe0" * 8, b"\x01" * 64])
+        ds["PixelData"].VR = "OB"
+    ds.save_as(tmp_path / "whole.dcm", enforce_file_format=True)
+    data = bytearray((tmp_path / "whole.dcm").read_bytes() + trailing)
+    data = data[:max(1, int(len(data) * cut))]
+    for where, value in flips:
+        data[int(where * len(data))] = value
+    damaged = tmp_path / "damaged.dcm"
+    damaged.write_bytes(bytes(data))
+    assert _outcome(_received, damaged) == _outcome(read_header, damaged)
+    if not isinstance(_outcome(read_header, damaged), tuple):
+        assert read_received(damaged)[1] == hashlib.sha256(bytes(data)).hexdigest()
+
+
+def test_a_plain_file_is_read_without_pydicom_s_parse(tmp_path: Path, spec: SeriesSpec,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(spec, tmp_path / "a.dcm")
+    monkeypatch.setattr(dicomfiles, "read_checked", None)  # would fail if called
+    header, digest = read_received(path)
+    assert header.sop_instance_uid == spec.sop_uids[0]
+    assert header.transfer_syntax_uid == ExplicitVRLittleEndian
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
