@@ -128,26 +128,40 @@ def read_header(path: Path, limits: SizeLimits = DEFAULT_LIMITS) -> InstanceHead
 RAW_READ_BYTES = 64 * 1024**2
 
 
-def read_received(path: Path, limits: SizeLimits = DEFAULT_LIMITS) -> tuple[InstanceHeader, str]:
+def read_received(path: Path, limits: SizeLimits = DEFAULT_LIMITS,
+                  loaded: tuple[bytes, str] | None = None) -> tuple[InstanceHeader, str]:
     """The header of a received file, proven whole, and the SHA-256 of its bytes.
 
     Read once by the relay's raw parser when it takes the file (every element parsed,
     every extent checked, the values converted by pydicom as `read_header` converts
     them); anything it does not take whole, it leaves to `read_header` to accept or
-    refuse, so nothing is accepted here that `read_header` would refuse."""
-    size = os.path.getsize(path)
-    if size > limits.instance_bytes:
+    refuse, so nothing is accepted here that `read_header` would refuse. ``loaded``:
+    what `load_whole` gave for this path (read ahead by another thread)."""
+    if os.path.getsize(path) > limits.instance_bytes:
         raise TooLargeError(TOO_LARGE)
-    if size <= RAW_READ_BYTES:
-        with open(path, "rb") as stream:
-            data = stream.read(size + 1)  # a byte more: a file still growing is seen
-        if len(data) == size:
-            found = header_of_whole(data)
-            if found is not None:
-                return found, hashlib.sha256(data).hexdigest()
+    if loaded is None:
+        loaded = load_whole(path)
+    if loaded is not None and len(loaded[0]) <= limits.instance_bytes:
+        found = header_of_whole(loaded[0])
+        if found is not None:
+            return found, loaded[1]
     with open(path, "rb") as stream:
         digest = hashlib.file_digest(stream, "sha256").hexdigest()
     return read_header(path, limits), digest
+
+
+def load_whole(path: Path) -> tuple[bytes, str] | None:
+    """A file's bytes and their SHA-256, when it is small enough to hold and does not
+    change size as it is read; else None. Reading and hashing release the GIL and
+    nothing here parses or touches the warnings filters, so any thread may call it."""
+    size = os.path.getsize(path)
+    if size > RAW_READ_BYTES:
+        return None
+    with open(path, "rb") as stream:
+        data = stream.read(size + 1)  # a byte more: a file still growing is seen
+    if len(data) != size:
+        return None
+    return data, hashlib.sha256(data).hexdigest()
 
 
 _WANTED = {tag: keyword for keyword in (*REQUIRED, "Modality", "PatientID")

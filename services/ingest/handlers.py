@@ -12,8 +12,9 @@ import os
 import shutil
 import stat
 import uuid
-from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from relay_shared.dicomfiles import (
     BadDicomFile,
     InstanceHeader,
     SizeLimits,
+    load_whole,
     read_received,
 )
 from relay_shared.metrics import STAGE_SECONDS, count_failed
@@ -106,9 +108,9 @@ def read_delivery(folder: Path, limits: SizeLimits = DEFAULT_LIMITS) -> Delivery
         log.warning("file in a delivery refused unread", extra={"file": path.name,
                                                                  "reason": reason})
     delivery.unreadable += refused
-    for path in (p for p in regular if not is_origin_file(p)):
+    for path, ahead in _read_ahead([p for p in regular if not is_origin_file(p)]):
         try:
-            header, sha256 = read_received(path, limits)
+            header, sha256 = read_received(path, limits, _result(ahead))
         except BadDicomFile as exc:
             delivery.unreadable.append((path, str(exc)))
             continue
@@ -117,6 +119,33 @@ def read_delivery(folder: Path, limits: SizeLimits = DEFAULT_LIMITS) -> Delivery
     for files in delivery.series.values():
         _reject_other_studies(files)
     return delivery
+
+
+# Files read and hashed ahead of the one being parsed: both release the GIL, so they
+# run on another core while this thread parses; a few at a time bound the memory held.
+READ_AHEAD_THREADS = 2
+READ_AHEAD = 4
+
+
+def _read_ahead(paths: list[Path]
+                ) -> Iterator[tuple[Path, Future[tuple[bytes, str] | None]]]:
+    with ThreadPoolExecutor(READ_AHEAD_THREADS, thread_name_prefix="ingest-read") as pool:
+        pending: deque[tuple[Path, Future[tuple[bytes, str] | None]]] = deque()
+        for path in paths:
+            pending.append((path, pool.submit(load_whole, path)))
+            if len(pending) > READ_AHEAD:
+                yield pending.popleft()
+        while pending:
+            yield pending.popleft()
+
+
+def _result(ahead: Future[tuple[bytes, str] | None]) -> tuple[bytes, str] | None:
+    """What was read ahead; nothing when reading failed, so the file is read again by
+    read_received, which names what is wrong with it."""
+    try:
+        return ahead.result()
+    except OSError:
+        return None
 
 
 def _reject_other_studies(files: SeriesFiles) -> None:
