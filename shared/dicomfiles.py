@@ -16,6 +16,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import struct
 import warnings
 import zlib
@@ -192,12 +193,17 @@ def header_of_whole(data: bytes) -> InstanceHeader | None:
     if any(type(elem[1]) is list for elem in wanted.values()) or \
             not all(_WANTED_TAGS[k] in wanted for k in REQUIRED):
         return None
-    # The few values ingest keeps, converted by pydicom exactly as `read_header` does
-    # (character set, padding, its warnings): only their parse is the relay's own.
-    enc = parsed.encoding
+    syntax = parsed.meta[TRANSFER_SYNTAX]
+    return plain_values(wanted, syntax) or converted(wanted, parsed.encoding, syntax)
+
+
+def converted(wanted: dict[int, rawheader.Elem], enc: rawheader.Encoding,
+              syntax: rawheader.Elem) -> InstanceHeader:
+    """The few values ingest keeps, converted by pydicom exactly as `read_header` does
+    (character set, padding, its warnings): only their parse is the relay's own."""
     dataset = read_dataset(io.BytesIO(rawheader.encode_item(wanted, enc)),
                            is_implicit_VR=enc.implicit, is_little_endian=enc.little)
-    meta = rawheader.encode_item({TRANSFER_SYNTAX: parsed.meta[TRANSFER_SYNTAX]}, rawheader.META)
+    meta = rawheader.encode_item({TRANSFER_SYNTAX: syntax}, rawheader.META)
     dataset.file_meta = FileMetaDataset(read_dataset(io.BytesIO(meta), is_implicit_VR=False,
                                                      is_little_endian=True))
     return _instance_header(dataset)
@@ -205,6 +211,53 @@ def header_of_whole(data: bytes) -> InstanceHeader | None:
 
 _DEFLATED = DeflatedExplicitVRLittleEndian.encode()
 _WANTED_TAGS = {keyword: tag for tag, keyword in _WANTED.items()}
+
+
+# Values whose text pydicom gives as their bytes less one pad byte, without a warning:
+# a UID within its 64 characters; a code string of capitals, digits, space and
+# underscore within 16; a long string of printable ASCII within 64 that starts with
+# no space and holds no backslash (a second value). Any other value, and any character
+# set but these (in which those bytes are the same characters), goes to pydicom.
+_PLAIN = {
+    "UI": re.compile(rb"[0-9.]{0,64}"),
+    "CS": re.compile(rb"(?:[A-Z0-9_](?:[A-Z0-9_ ]{0,14}[A-Z0-9_])?)?"),
+    "LO": re.compile(rb"(?:[\x21-\x5b\x5d-\x7e](?:[\x20-\x5b\x5d-\x7e]{0,62}"
+                     rb"[\x21-\x5b\x5d-\x7e])?)?"),
+}
+_PADS = {"UI": (b"\x00", b" "), "CS": (b" ",), "LO": (b" ",)}
+_PLAIN_CHARSETS = frozenset({b"", b"ISO_IR 6", b"ISO_IR 100", b"ISO_IR 192"})
+
+
+def plain_values(wanted: dict[int, rawheader.Elem], syntax: rawheader.Elem
+                 ) -> InstanceHeader | None:
+    """The header from values that need no conversion (see `_PLAIN`), or None. Pure."""
+    charset = wanted.get(SPECIFIC_CHARACTER_SET)
+    if charset is not None and charset[1].rstrip(b" ") not in _PLAIN_CHARSETS:
+        return None
+    text: dict[str, str] = {}
+    for tag, keyword in (*_WANTED.items(), (TRANSFER_SYNTAX, "TransferSyntaxUID")):
+        vr, value = syntax if tag == TRANSFER_SYNTAX else wanted.get(tag, ("", b""))
+        if not vr:
+            text[keyword] = ""
+            continue
+        if vr not in _PLAIN or type(value) is not bytes:
+            return None
+        if value[-1:] in _PADS[vr]:
+            value = value[:-1]
+        if not _PLAIN[vr].fullmatch(value):
+            return None
+        text[keyword] = value.decode("ascii")
+    if not all(text[keyword] for keyword in REQUIRED):
+        return None
+    return InstanceHeader(
+        sop_class_uid=text["SOPClassUID"],
+        sop_instance_uid=text["SOPInstanceUID"],
+        series_instance_uid=text["SeriesInstanceUID"],
+        study_instance_uid=text["StudyInstanceUID"],
+        transfer_syntax_uid=text["TransferSyntaxUID"],
+        modality=text["Modality"] or None,
+        patient_id=text["PatientID"],
+    )
 
 
 def _walks_to_end(data: bytes, pos: int, enc: rawheader.Encoding) -> bool:

@@ -1,11 +1,13 @@
 import hashlib
 import tracemalloc
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydicom.datadict import dictionary_VR
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
@@ -15,6 +17,7 @@ from pydicom.uid import (
 )
 
 from relay_shared import dicomfiles
+from relay_shared.dicom.header import ENCODINGS
 from relay_shared.dicomfiles import (
     BadDicomFile,
     IncompleteDicomError,
@@ -215,3 +218,45 @@ def test_a_plain_file_is_read_without_pydicom_s_parse(tmp_path: Path, spec: Seri
     assert header.sop_instance_uid == spec.sop_uids[0]
     assert header.transfer_syntax_uid == ExplicitVRLittleEndian
     assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+_ODD_BYTES = st.binary(max_size=70) | st.lists(
+    st.sampled_from([b"1", b".", b"0", b"A", b"_", b" ", b"\x00", b"a", b"-", b"\\", b"\xe9",
+                     b"\x1b", b"^"]), max_size=70).map(b"".join)
+# Mostly values near what the fast path takes (lengths and pads around its limits).
+_NEAR = {"UI": rb"[0-9.]{0,66}[\x00 ]{0,2}", "CS": rb" ?[A-Z0-9_ ]{0,17}[\x00 ]?",
+         "LO": rb" ?[\x1f-\x7f]{0,66}[\x00 ]?"}
+
+
+def _values_of(vr: str) -> st.SearchStrategy[bytes]:
+    return st.from_regex(_NEAR[vr], fullmatch=True) | _ODD_BYTES
+
+
+_PLAIN_HEADER = {0x00080016: b"1.2.840.10008.5.1.4.1.1.2\x00", 0x00080018: b"1.2.3.4",
+                 0x0020000E: b"1.2.3.5 ", 0x0020000D: b"1.2.3", 0x00080060: b"CT",
+                 0x00100020: b"MRN-1 "}
+
+
+@given(data=st.data(), tag=st.sampled_from(sorted(dicomfiles._WANTED)),
+       charset=st.sampled_from([None, b"", b"ISO_IR 100", b"ISO_IR 192 ", b"ISO_IR 6",
+                                b"ISO 2022 IR 87", b"GB18030"]),
+       syntax=st.sampled_from([ExplicitVRLittleEndian.encode() + b"\x00",
+                               ImplicitVRLittleEndian.encode(), b"1.2 x"]))
+@settings(max_examples=600, deadline=None)
+def test_values_taken_as_they_are_are_what_pydicom_makes_of_them(
+        data: st.DataObject, tag: int, charset: bytes | None, syntax: bytes) -> None:
+    """Where ingest takes a value's bytes as its text, pydicom's conversion gives the
+    same text and no warning (which read_header would log). One value at a time is
+    varied around what the fast path takes, the others plain."""
+    wanted = {t: (dictionary_VR(t), value) for t, value in _PLAIN_HEADER.items()}
+    wanted[tag] = (dictionary_VR(tag), data.draw(_values_of(dictionary_VR(tag))))
+    if charset is not None:
+        wanted[0x00080005] = ("CS", charset)
+    plain = dicomfiles.plain_values(wanted, ("UI", syntax))
+    if plain is None:
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert dicomfiles.converted(wanted, ENCODINGS[(False, True)], ("UI", syntax)) \
+            == plain
+    assert not caught
