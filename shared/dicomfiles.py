@@ -12,8 +12,11 @@ is counted first, in bounded chunks, and a file over the cap is a bad file.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import os
+import re
 import struct
 import warnings
 import zlib
@@ -23,13 +26,23 @@ from typing import BinaryIO
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
-from pydicom.filereader import _read_file_meta_info, read_preamble
+from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
 from pydicom.tag import Tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from relay_shared.dicom import header as rawheader
 from relay_shared.dicom.header import MAX_INFLATED_BYTES
+from relay_shared.dicom.vocabulary import (
+    ITEM,
+    KNOWN_VRS,
+    LONG_LENGTH_VRS,
+    PIXEL_TAGS,
+    SEQUENCE_END,
+    SPECIFIC_CHARACTER_SET,
+    TRANSFER_SYNTAX,
+)
 from relay_shared.reasons import RelayError, keep_text
 
 log = logging.getLogger(__name__)
@@ -107,7 +120,196 @@ class InstanceHeader:
 
 
 def read_header(path: Path, limits: SizeLimits = DEFAULT_LIMITS) -> InstanceHeader:
-    dataset = read_checked(path, limits)
+    return _instance_header(read_checked(path, limits))
+
+
+# A file up to this size is read once, into memory: its header, the proof that it is
+# whole and its SHA-256 all come from the same bytes. pydicom's full parse of every
+# element (0.4 ms for a 0.5 MB CT slice) and a second read for the hash were most of
+# what ingest spent on a file.
+RAW_READ_BYTES = 64 * 1024**2
+
+
+def read_received(path: Path, limits: SizeLimits = DEFAULT_LIMITS,
+                  loaded: tuple[bytes, str] | None = None) -> tuple[InstanceHeader, str]:
+    """The header of a received file, proven whole, and the SHA-256 of its bytes.
+
+    Read once by the relay's raw parser when it takes the file (every element parsed,
+    every extent checked, the values taken as `read_header` would give them); anything
+    it does not take whole, it leaves to `read_header` to accept or refuse, so nothing
+    is accepted here that `read_header` would refuse. ``loaded``:
+    what `load_whole` gave for this path (read ahead by another thread)."""
+    if os.path.getsize(path) > limits.instance_bytes:
+        raise TooLargeError(TOO_LARGE)
+    if loaded is None:
+        loaded = load_whole(path)
+    if loaded is not None and len(loaded[0]) <= limits.instance_bytes:
+        found = header_of_whole(loaded[0])
+        if found is not None:
+            return found, loaded[1]
+    with open(path, "rb") as stream:
+        digest = hashlib.file_digest(stream, "sha256").hexdigest()
+    return read_header(path, limits), digest
+
+
+def load_whole(path: Path) -> tuple[bytes, str] | None:
+    """A file's bytes and their SHA-256, when it is small enough to hold and does not
+    change size as it is read; else None. Reading and hashing release the GIL and
+    nothing here parses or touches the warnings filters, so any thread may call it."""
+    size = os.path.getsize(path)
+    if size > RAW_READ_BYTES:
+        return None
+    with open(path, "rb") as stream:
+        data = stream.read(size + 1)  # a byte more: a file still growing is seen
+    if len(data) != size:
+        return None
+    return data, hashlib.sha256(data).hexdigest()
+
+
+_WANTED = {tag: keyword for keyword in (*REQUIRED, "Modality", "PatientID")
+           for tag in [int(Tag(keyword))]}
+
+
+def header_of_whole(data: bytes) -> InstanceHeader | None:
+    """The header of a whole Part 10 file's bytes, or None where the raw parser does not
+    take the file whole and plainly (deflated, a structure or length it refuses,
+    elements after the pixel data it cannot walk to the last byte, a wanted value
+    stored under another VR or missing): `read_checked` decides those. Pure."""
+    try:
+        # Deflated data sets are counted in bounds as they inflate, by `read_checked`.
+        syntax = rawheader.parse_file_meta(data)[0].get(TRANSFER_SYNTAX)
+        if syntax is None or syntax[1].rstrip(b"\x00 ") == _DEFLATED:
+            return None
+        parsed = rawheader.parse_file(data, complete=True)
+    except Exception:  # the raw parser's refusal is not a verdict: pydicom's read decides
+        return None
+    if parsed.deflated or parsed.meta is None or TRANSFER_SYNTAX not in parsed.meta \
+            or any(item is parsed.body and tag in _WANTED for item, tag, _ in parsed.misfits):
+        return None
+    if parsed.pixel_offset is not None and not _walks_to_end(data, parsed.pixel_offset,
+                                                             parsed.encoding):
+        return None
+    wanted = {tag: parsed.body[tag] for tag in (*_WANTED, SPECIFIC_CHARACTER_SET)
+              if tag in parsed.body}
+    if any(type(elem[1]) is list for elem in wanted.values()) or \
+            not all(_WANTED_TAGS[k] in wanted for k in REQUIRED):
+        return None
+    syntax = parsed.meta[TRANSFER_SYNTAX]
+    return plain_values(wanted, syntax) or converted(wanted, parsed.encoding, syntax)
+
+
+def converted(wanted: dict[int, rawheader.Elem], enc: rawheader.Encoding,
+              syntax: rawheader.Elem) -> InstanceHeader:
+    """The few values ingest keeps, converted by pydicom exactly as `read_header` does
+    (character set, padding, its warnings): only their parse is the relay's own."""
+    dataset = read_dataset(io.BytesIO(rawheader.encode_item(wanted, enc)),
+                           is_implicit_VR=enc.implicit, is_little_endian=enc.little)
+    meta = rawheader.encode_item({TRANSFER_SYNTAX: syntax}, rawheader.META)
+    dataset.file_meta = FileMetaDataset(read_dataset(io.BytesIO(meta), is_implicit_VR=False,
+                                                     is_little_endian=True))
+    return _instance_header(dataset)
+
+
+_DEFLATED = DeflatedExplicitVRLittleEndian.encode()
+_WANTED_TAGS = {keyword: tag for tag, keyword in _WANTED.items()}
+
+
+# Values whose text pydicom gives as their bytes less one pad byte, without a warning:
+# a UID within its 64 characters; a code string of capitals, digits, space and
+# underscore within 16; a long string of printable ASCII within 64 that starts with
+# no space and holds no backslash (a second value). Any other value, and any character
+# set but these (in which those bytes are the same characters), goes to pydicom.
+_PLAIN = {
+    "UI": re.compile(rb"[0-9.]{0,64}"),
+    "CS": re.compile(rb"(?:[A-Z0-9_](?:[A-Z0-9_ ]{0,14}[A-Z0-9_])?)?"),
+    "LO": re.compile(rb"(?:[\x21-\x5b\x5d-\x7e](?:[\x20-\x5b\x5d-\x7e]{0,62}"
+                     rb"[\x21-\x5b\x5d-\x7e])?)?"),
+}
+_PADS = {"UI": (b"\x00", b" "), "CS": (b" ",), "LO": (b" ",)}
+_PLAIN_CHARSETS = frozenset({b"", b"ISO_IR 6", b"ISO_IR 100", b"ISO_IR 192"})
+
+
+def plain_values(wanted: dict[int, rawheader.Elem], syntax: rawheader.Elem
+                 ) -> InstanceHeader | None:
+    """The header from values that need no conversion (see `_PLAIN`), or None. Pure."""
+    charset = wanted.get(SPECIFIC_CHARACTER_SET)
+    if charset is not None and charset[1].rstrip(b" ") not in _PLAIN_CHARSETS:
+        return None
+    text: dict[str, str] = {}
+    for tag, keyword in (*_WANTED.items(), (TRANSFER_SYNTAX, "TransferSyntaxUID")):
+        vr, value = syntax if tag == TRANSFER_SYNTAX else wanted.get(tag, ("", b""))
+        if not vr:
+            text[keyword] = ""
+            continue
+        if vr not in _PLAIN or type(value) is not bytes:
+            return None
+        if value[-1:] in _PADS[vr]:
+            value = value[:-1]
+        if not _PLAIN[vr].fullmatch(value):
+            return None
+        text[keyword] = value.decode("ascii")
+    if not all(text[keyword] for keyword in REQUIRED):
+        return None
+    return InstanceHeader(
+        sop_class_uid=text["SOPClassUID"],
+        sop_instance_uid=text["SOPInstanceUID"],
+        series_instance_uid=text["SeriesInstanceUID"],
+        study_instance_uid=text["StudyInstanceUID"],
+        transfer_syntax_uid=text["TransferSyntaxUID"],
+        modality=text["Modality"] or None,
+        patient_id=text["PatientID"],
+    )
+
+
+def _walks_to_end(data: bytes, pos: int, enc: rawheader.Encoding) -> bool:
+    """Whether the elements from the pixel data on end exactly at the last byte, each
+    within the file: the pixel data of defined length, or encapsulated items up to
+    their delimiter (where pydicom, which looks for the delimiter's bytes, finds it
+    too), and any element after it."""
+    size = len(data)
+    delimiter = struct.pack(enc.order + "HH", 0xFFFE, 0xE0DD)
+    try:
+        while pos < size:
+            if enc.implicit:
+                group, element, length = enc.plain.unpack_from(data, pos)
+                pos += 8
+            else:
+                group, element, vr_bytes, length = enc.short.unpack_from(data, pos)
+                vr = vr_bytes.decode("ascii", "replace")
+                if vr not in KNOWN_VRS:
+                    return False
+                if vr in LONG_LENGTH_VRS:
+                    length = enc.long.unpack_from(data, pos)[3]
+                    pos += 12
+                else:
+                    pos += 8
+            tag = group << 16 | element
+            if group == 0xFFFE:
+                return False
+            if length == UNDEFINED_LENGTH:
+                if tag not in PIXEL_TAGS:
+                    return False
+                value = pos
+                while True:
+                    group, element, length = enc.plain.unpack_from(data, pos)
+                    pos += 8
+                    if group << 16 | element == SEQUENCE_END:
+                        break
+                    if group << 16 | element != ITEM or length == UNDEFINED_LENGTH:
+                        return False
+                    pos += length
+                if pos > size or data.find(delimiter, value) != pos - 8 or length != 0:
+                    return False
+                continue
+            pos += length
+            if pos > size:
+                return False
+    except struct.error:
+        return False
+    return pos == size
+
+
+def _instance_header(dataset: Dataset) -> InstanceHeader:
     values = {keyword: _value(dataset, keyword)
               for keyword in (*REQUIRED, "Modality", "PatientID")}
     missing = [keyword for keyword in REQUIRED if not values[keyword]]

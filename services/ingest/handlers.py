@@ -7,14 +7,14 @@ claimed folder (taken up again at start-up, idempotently) or nothing to do.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
 import stat
 import uuid
-from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +31,8 @@ from relay_shared.dicomfiles import (
     BadDicomFile,
     InstanceHeader,
     SizeLimits,
-    read_header,
+    load_whole,
+    read_received,
 )
 from relay_shared.metrics import STAGE_SECONDS, count_failed
 from relay_shared.models import Image, Series, Stage, Status, Study
@@ -107,22 +108,44 @@ def read_delivery(folder: Path, limits: SizeLimits = DEFAULT_LIMITS) -> Delivery
         log.warning("file in a delivery refused unread", extra={"file": path.name,
                                                                  "reason": reason})
     delivery.unreadable += refused
-    for path in (p for p in regular if not is_origin_file(p)):
+    for path, ahead in _read_ahead([p for p in regular if not is_origin_file(p)]):
         try:
-            header = read_header(path, limits)
+            header, sha256 = read_received(path, limits, _result(ahead))
         except BadDicomFile as exc:
             delivery.unreadable.append((path, str(exc)))
             continue
-        received = Received(path, header, _sha256(path))
+        received = Received(path, header, sha256)
         delivery.series[header.series_instance_uid].accepted.append(received)
     for files in delivery.series.values():
         _reject_other_studies(files)
     return delivery
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
+# Files read and hashed ahead of the one being parsed: both release the GIL, so they
+# run on another core while this thread parses; a few at a time bound the memory held.
+READ_AHEAD_THREADS = 2
+READ_AHEAD = 4
+
+
+def _read_ahead(paths: list[Path]
+                ) -> Iterator[tuple[Path, Future[tuple[bytes, str] | None]]]:
+    with ThreadPoolExecutor(READ_AHEAD_THREADS, thread_name_prefix="ingest-read") as pool:
+        pending: deque[tuple[Path, Future[tuple[bytes, str] | None]]] = deque()
+        for path in paths:
+            pending.append((path, pool.submit(load_whole, path)))
+            if len(pending) > READ_AHEAD:
+                yield pending.popleft()
+        while pending:
+            yield pending.popleft()
+
+
+def _result(ahead: Future[tuple[bytes, str] | None]) -> tuple[bytes, str] | None:
+    """What was read ahead; nothing when reading failed, so the file is read again by
+    read_received, which names what is wrong with it."""
+    try:
+        return ahead.result()
+    except OSError:
+        return None
 
 
 def _reject_other_studies(files: SeriesFiles) -> None:

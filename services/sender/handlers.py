@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import col, select, update
 
 from relay_sender.destinations import (
     NOT_A_UID,
@@ -202,8 +202,11 @@ def _mark(ctx: SendContext, series_id: int, status: Status, detail: str) -> None
         series = session.get(Series, series_id)
         assert series is not None
         previous = Status.DONEPROCESSING if status is Status.SENT else Status.SENT
-        for image in session.exec(select(Image).where(Image.series_id == series_id,
-                                                      Image.status == previous)):
-            series_state.image_to(image, status)
+        # What series_state.image_to sets, in one statement for the series: loading and
+        # updating each image, twice a series, was most of the sender's database time.
+        session.execute(update(Image).where(
+            col(Image.series_id) == series_id, col(Image.status) == previous
+        ).values(status=status, reason=None, updated_at=utcnow())
+         .execution_options(synchronize_session=False))
         (series_state.sent if status is Status.SENT else series_state.done)(
             session, series, detail)
