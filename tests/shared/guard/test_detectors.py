@@ -44,7 +44,8 @@ NOT_IDENTIFYING = [
     # Not domestic phone numbers, nor dates: series, measurements, counts.
     "Series 010 120 250", "kV 080 100 120 140", "Images 0001 0002 0003", "Dose 0120 1500",
     "Slices 0120 0240", "0.5 1.0 2.5 5.0", "ROI 012 345 678", "T1-Mar-T2", "3-Mar protocol",
-    "Set 3-set-2", "Matrix 0512 0512", "window 0400 0040",
+    "Set 3-set-2", "Matrix 0512 0512", "window 0400 0040", "Slices 001 120",
+    "Images 001 002 003",
 ]
 
 
