@@ -85,8 +85,10 @@ class LearnedRules:
             if cached is None or cached[0] != self._text:
                 try:
                     rules = extended(policy.rules, self._text, ORIGIN)
-                except PixelRulesError as exc:  # a rule that clashes: the gate still holds
-                    log.error("learned pixel rules not applied", extra={"error": str(exc)})
+                except PixelRulesError:  # a rule that clashes: the gate still holds
+                    # Not the loader's words: they can quote a rule's text.
+                    log.error("learned pixel rules not applied: they do not load beside "
+                              "the rules in force")
                     return policy
                 cached = (self._text, replace(policy, rules=rules))
                 self._extended[id(policy)] = cached

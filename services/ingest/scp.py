@@ -49,6 +49,7 @@ from relay_shared.db import PROCESS_NAME
 from relay_shared.dicom import header
 from relay_shared.dicom.status import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, SUCCESS
 from relay_shared.dicomnet import encode_store_responses, tune_connection
+from relay_shared.reasons import reason_of
 from relay_shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -318,7 +319,7 @@ async def _serve_area(settings: Settings, stop: asyncio.Event, area_dir: Path,
         return
     except OSError as exc:
         log.error("DICOM SCP not started: cannot listen", extra={
-            "port": settings.scp_port, "error": str(exc)})
+            "port": settings.scp_port, "error": reason_of(exc)})
         return
     try:
         while not stop.is_set():

@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from relay_shared.db import session_scope
 from relay_shared.models import Collection, CollectionRow, RowState
+from relay_shared.reasons import RelayError
 from relay_shared.vault import IdentifierVault
 
 ACCESSION_HEADERS = {"accession", "accession_number", "accessionnumber", "acc"}
@@ -27,8 +28,9 @@ SETTLED = {RowState.DONE, RowState.NOT_FOUND, RowState.AMBIGUOUS, RowState.FAILE
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-class WorklistError(ValueError):
-    """The worklist cannot be read; the message says which line and why."""
+class WorklistError(RelayError, ValueError):
+    """The worklist cannot be read; the reason says which line and why, in the relay's
+    own words, never a value of the worklist."""
 
 
 @dataclass(frozen=True)

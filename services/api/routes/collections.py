@@ -77,7 +77,7 @@ def create(body: CollectionIn, rt: RuntimeDep, _: Operator) -> CollectionOut:
     try:
         queries = parse_worklist(body.csv)
     except WorklistError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise HTTPException(422, exc.reason) from None
     collection_id = create_collection(rt.engine, rt.vault, body.name,
                                       queries)
     with Session(rt.engine) as session:

@@ -128,9 +128,13 @@ def _commit(session: Session, row: PixelRuleProposal, caller: Caller, what: str)
     session.flush()
     try:  # the rules deid will load must load: a clash is refused here, not there
         extended(load_rules(), rules_text(accepted_rules(session), "check"), ORIGIN)
-    except PixelRulesError as exc:
+    except PixelRulesError:
+        # The loader's words can quote a rule's text (a device's make and model): a
+        # fixed phrase and the rule's id instead.
         session.rollback()
-        raise HTTPException(422, str(exc)) from None
+        raise HTTPException(422, f"rule {row.id}: the accepted rules would not load beside "
+                                 "the rules in force (a name used twice, or a box or "
+                                 "condition the loader refuses)") from None
     audit(session, caller, "pixel_rule", f"learned pixel rule {row.id} {what}")
     session.commit()
     return RuleOut.model_validate(row, from_attributes=True)
