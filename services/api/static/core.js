@@ -104,6 +104,36 @@ export async function apiImage(path) {
   return URL.createObjectURL(await apiBlob(path));
 }
 
+// What every page does when someone signs in or out: the session's fields, the header's
+// "signed in as", the sign-out button and the sign-in form. A sign-on session is ended at
+// the api too (a token simply leaves the tab).
+export function showSignedIn(me) {
+  session.role = me.role;
+  session.name = me.name;
+  session.kind = me.kind;
+  document.getElementById("login").hidden = true;
+  const who = document.getElementById("whoami");
+  who.textContent = me.kind === "user" ? "signed in as " + me.name + " (" + me.role + ")"
+    : "signed in as " + me.role;
+  who.hidden = false;
+  document.getElementById("signout").hidden = false;
+}
+
+export function showSignedOut(message) {
+  if (!sessionStorage.getItem(TOKEN_KEY) && session.role) {
+    fetch("/dashboard/logout", { method: "POST", headers: { "X-Relay-Dashboard": "1" },
+                                 credentials: "same-origin" });
+  }
+  sessionStorage.removeItem(TOKEN_KEY);
+  session.role = null;
+  session.name = null;
+  session.kind = null;
+  document.getElementById("whoami").hidden = true;
+  document.getElementById("signout").hidden = true;
+  document.getElementById("login").hidden = false;
+  document.getElementById("login-error").textContent = message || "";
+}
+
 export function announce(message, isError = false) {
   const region = document.getElementById("announce");
   region.classList.toggle("error", isError);

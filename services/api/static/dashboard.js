@@ -3,7 +3,9 @@
 // one line in ROUTES below; its markup is one <section> of the page's template.
 "use strict";
 
-import { ApiError, TOKEN_KEY, api, session, whenUnauthorised } from "./core.js";
+import {
+  ApiError, TOKEN_KEY, api, session, showSignedIn, showSignedOut, whenUnauthorised,
+} from "./core.js";
 import { overview } from "./overview.js";
 import { search, wire as wireSearch } from "./search.js";
 import { seriesPage, wire as wireSeries } from "./series.js";
@@ -63,41 +65,24 @@ async function guarded(work) {
 }
 
 function signOut(message) {
-  if (!sessionStorage.getItem(TOKEN_KEY) && session.role) {
-    fetch("/dashboard/logout", { method: "POST", headers: { "X-Relay-Dashboard": "1" },
-                                 credentials: "same-origin" });
-  }
-  sessionStorage.removeItem(TOKEN_KEY);
-  session.role = null;
+  showSignedOut(message);
   active = null;
   clearInterval(timer);
   document.getElementById("board-main").hidden = true;
   document.getElementById("console-nav").hidden = true;
-  document.getElementById("whoami").hidden = true;
-  document.getElementById("signout").hidden = true;
-  document.getElementById("login").hidden = false;
-  document.getElementById("login-error").textContent = message || "";
 }
 
 async function signIn() {
+  let me;
   try {
-    const me = await api("/api/v1/me");
-    session.role = me.role;
-    session.name = me.name;
-    session.kind = me.kind;
+    me = await api("/api/v1/me");
   } catch (error) {
     return;
   }
+  showSignedIn(me);
   document.body.dataset.role = session.role;
-  document.getElementById("login").hidden = true;
   document.getElementById("board-main").hidden = false;
   document.getElementById("console-nav").hidden = false;
-  const who = document.getElementById("whoami");
-  who.textContent = session.kind === "user"
-    ? "signed in as " + session.name + " (" + session.role + ")"
-    : "signed in as " + session.role;
-  who.hidden = false;
-  document.getElementById("signout").hidden = false;
   await route();
   const seconds = Number(document.body.dataset.refreshSeconds) || 5;
   timer = setInterval(() => {

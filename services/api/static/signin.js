@@ -4,7 +4,9 @@
 // nothing the last person saw (an admin's values before de-identification) stays in it.
 "use strict";
 
-import { TOKEN_KEY, api, session, whenUnauthorised } from "./core.js";
+import {
+  TOKEN_KEY, api, session, showSignedIn, showSignedOut, whenUnauthorised,
+} from "./core.js";
 
 let generation = 0;
 
@@ -17,21 +19,11 @@ export function signedInAs(started) {
 // `roles` may use the page; `ready(role, started)` fills it; `clear()` empties it.
 export function setUpSignIn(roles, ready, clear) {
   function signOut(message) {
-    if (!sessionStorage.getItem(TOKEN_KEY) && session.role) {
-      fetch("/dashboard/logout", { method: "POST", headers: { "X-Relay-Dashboard": "1" },
-                                   credentials: "same-origin" });
-    }
     generation += 1;
-    sessionStorage.removeItem(TOKEN_KEY);
-    session.role = null;
-    session.name = null;
+    showSignedOut(message);
     clear();
     document.body.classList.remove("admin");
     document.getElementById("board").hidden = true;
-    document.getElementById("whoami").hidden = true;
-    document.getElementById("signout").hidden = true;
-    document.getElementById("login").hidden = false;
-    document.getElementById("login-error").textContent = message || "";
   }
 
   async function signIn() {
@@ -49,17 +41,9 @@ export function setUpSignIn(roles, ready, clear) {
       return;
     }
     generation += 1;
-    session.role = me.role;
-    session.name = me.name;
-    session.kind = me.kind;
+    showSignedIn(me);
     document.body.classList.toggle("admin", me.role === "admin");
-    document.getElementById("login").hidden = true;
     document.getElementById("board").hidden = false;
-    const who = document.getElementById("whoami");
-    who.textContent = me.kind === "user" ? "signed in as " + me.name + " (" + me.role + ")"
-      : "signed in as " + me.role;
-    who.hidden = false;
-    document.getElementById("signout").hidden = false;
     await ready(me.role, generation);
   }
 
