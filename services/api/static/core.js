@@ -107,6 +107,16 @@ export async function apiImage(path) {
 // What every page does when someone signs in or out: the session's fields, the header's
 // "signed in as", the sign-out button and the sign-in form. A sign-on session is ended at
 // the api too (a token simply leaves the tab).
+// Who the token or the sign-on session is, or null (unauthorised: the page's sign-out
+// handler has shown why).
+export async function whoAmI() {
+  try {
+    return await api("/api/v1/me");
+  } catch (error) {
+    return null;
+  }
+}
+
 export function showSignedIn(me) {
   session.role = me.role;
   session.name = me.name;

@@ -4,7 +4,7 @@
 "use strict";
 
 import {
-  ApiError, TOKEN_KEY, api, session, showSignedIn, showSignedOut, whenUnauthorised,
+  ApiError, TOKEN_KEY, session, showSignedIn, showSignedOut, whenUnauthorised, whoAmI,
 } from "./core.js";
 import { overview } from "./overview.js";
 import { search, wire as wireSearch } from "./search.js";
@@ -73,12 +73,8 @@ function signOut(message) {
 }
 
 async function signIn() {
-  let me;
-  try {
-    me = await api("/api/v1/me");
-  } catch (error) {
-    return;
-  }
+  const me = await whoAmI();
+  if (me === null) return;
   showSignedIn(me);
   document.body.dataset.role = session.role;
   document.getElementById("board-main").hidden = false;

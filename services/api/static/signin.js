@@ -5,7 +5,7 @@
 "use strict";
 
 import {
-  TOKEN_KEY, api, session, showSignedIn, showSignedOut, whenUnauthorised,
+  TOKEN_KEY, session, showSignedIn, showSignedOut, whenUnauthorised, whoAmI,
 } from "./core.js";
 
 let generation = 0;
@@ -27,12 +27,8 @@ export function setUpSignIn(roles, ready, clear) {
   }
 
   async function signIn() {
-    let me;
-    try {
-      me = await api("/api/v1/me");
-    } catch (error) {
-      return;
-    }
+    const me = await whoAmI();
+    if (me === null) return;
     if (!roles.includes(me.role)) {
       const needed = "This page needs the " + roles.join(" or ") + " role; this sign-in has " +
         me.role + ".";
