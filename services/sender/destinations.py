@@ -78,33 +78,42 @@ class FolderDestination:
     def __init__(self, root: Path) -> None:
         self._root = root
 
-    def _path(self, series: OutgoingSeries, sop_uid: str) -> Path:
-        path = self._root / checked_uid(series.study_instance_uid) / \
-            checked_uid(series.series_instance_uid) / f"{checked_uid(sop_uid)}.dcm"
-        if not path.resolve().is_relative_to(self._root.resolve()):
+    def _folder(self, series: OutgoingSeries) -> Path:
+        """The series' folder, once per series: a folder of the outbox replaced by a link
+        to elsewhere is refused here. Within it, a file's name is a UID (digits and
+        dots) and is written by link and rename, which replace a link rather than
+        follow it, so the files need no resolving of their own."""
+        folder = self._root / checked_uid(series.study_instance_uid) / \
+            checked_uid(series.series_instance_uid)
+        if not folder.resolve().is_relative_to(self._root.resolve()):
             raise UnsafeName("an outbox path would leave the outbox")
-        return path
+        return folder
+
+    @staticmethod
+    def _file(folder: Path, sop_uid: str) -> Path:
+        return folder / f"{checked_uid(sop_uid)}.dcm"
 
     def send(self, series: OutgoingSeries) -> None:
-        made: set[Path] = set()  # one series, one folder: made once, not per instance
+        folder = self._folder(series)
+        folder.mkdir(parents=True, exist_ok=True)
+        # Made now, it is checked again: a link put in its place in between is refused.
+        folder = self._folder(series)
         for instance in series.instances:
-            target = self._path(series, instance.sop_instance_uid)
-            if target.parent not in made:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                made.add(target.parent)
+            target = self._file(folder, instance.sop_instance_uid)
             partial = target.with_name(target.name + ".part")
             _link_or_copy(instance.path, partial)
             os.replace(partial, target)
 
     def missing(self, series: OutgoingSeries) -> set[str]:
+        folder = self._folder(series)
         return {
             instance.sop_instance_uid for instance in series.instances
-            if not _same_size(self._path(series, instance.sop_instance_uid), instance.path)
+            if not _same_size(self._file(folder, instance.sop_instance_uid), instance.path)
         }
 
     def put_manifest(self, series: OutgoingSeries, name: str, content: bytes) -> str:
         """A file beside the series' instances (its signed manifest), written atomically."""
-        target = self._path(series, series.instances[0].sop_instance_uid).with_name(name)
+        target = self._folder(series) / name
         partial = target.with_name(name + ".part")
         partial.write_bytes(content)
         os.replace(partial, target)
@@ -126,6 +135,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 def _same_size(copy: Path, original: Path) -> bool:
     try:
-        return copy.stat().st_size == original.stat().st_size
+        # lstat: a link put in place of a sent file is not the file; it is sent again.
+        return copy.lstat().st_size == original.stat().st_size
     except FileNotFoundError:
         return False

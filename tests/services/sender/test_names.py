@@ -109,3 +109,35 @@ def test_an_object_store_refuses_a_name_that_is_not_a_uid_before_any_request(
                                    "1.2.826.0.1.3680043.8.498.12345"])
 def test_a_uid_is_a_name(value: str) -> None:
     assert valid_uid(value)
+
+
+def test_a_series_folder_linked_out_of_the_outbox_is_refused(tmp_path: Path) -> None:
+    """The series' folder is resolved once per series: a link in the outbox that
+    points elsewhere is refused before any file is placed through it."""
+    (path,) = save(ct_slices(SeriesSpec(Patient("MRN-9012", "Lovelace^Ada"), instances=1)),
+                   tmp_path / "one")
+    outbox, elsewhere = tmp_path / "outbox", tmp_path / "elsewhere"
+    (outbox / "2.25.1").mkdir(parents=True)
+    elsewhere.mkdir()
+    (outbox / "2.25.1" / "2.25.2").symlink_to(elsewhere)
+    series = OutgoingSeries(1, "2.25.1", "2.25.2", [OutgoingInstance(1, "2.25.3", path)])
+    destination = FolderDestination(outbox)
+    for attempt in (destination.send, destination.missing):
+        with pytest.raises(UnsafeName):
+            attempt(series)
+    assert not list(elsewhere.iterdir())
+
+
+def test_a_link_left_in_place_of_a_sent_file_is_not_counted_as_held(tmp_path: Path) -> None:
+    (path,) = save(ct_slices(SeriesSpec(Patient("MRN-9013", "Curie^Marie"), instances=1)),
+                   tmp_path / "one")
+    series = OutgoingSeries(1, "2.25.1", "2.25.2", [OutgoingInstance(1, "2.25.3", path)])
+    destination = FolderDestination(tmp_path / "outbox")
+    destination.send(series)
+    sent = tmp_path / "outbox" / "2.25.1" / "2.25.2" / "2.25.3.dcm"
+    assert destination.missing(series) == set()
+    sent.unlink()
+    sent.symlink_to(path)  # same size, but not a file the outbox holds
+    assert destination.missing(series) == {"2.25.3"}
+    destination.send(series)
+    assert not sent.is_symlink() and destination.missing(series) == set()
