@@ -84,7 +84,9 @@ class Image(SQLModel, table=True):
     reason: str | None = Field(default=None, sa_column=Column(Text))
     quarantine_path: str | None = Field(default=None, sa_column=Column(Text))
     size_bytes: int | None = None
-    # Tells a harmless re-delivery from a reused SOPInstanceUID with other content.
+    # Tells a harmless re-delivery from a reused SOPInstanceUID with other content:
+    # BLAKE3 of the received file; rows written before it was used hold only the SHA-256.
+    content_blake3: str | None = Field(default=None, max_length=64)
     content_sha256: str | None = Field(default=None, max_length=64)
     # Burned-in text: why the pixels may hold text (NULL: nothing suggests it), whether
     # regions were blacked out, the OCR gate's verdict ("passed", "held", "off",

@@ -31,6 +31,7 @@ from relay_shared.dicomfiles import (
     BadDicomFile,
     InstanceHeader,
     SizeLimits,
+    legacy_sha256,
     load_whole,
     read_received,
 )
@@ -48,7 +49,7 @@ SERVICE = "ingest"
 class Received:
     path: Path
     header: InstanceHeader
-    sha256: str
+    digest: str  # content_digest of the file's bytes (BLAKE3)
 
 
 @dataclass
@@ -110,11 +111,11 @@ def read_delivery(folder: Path, limits: SizeLimits = DEFAULT_LIMITS) -> Delivery
     delivery.unreadable += refused
     for path, ahead in _read_ahead([p for p in regular if not is_origin_file(p)]):
         try:
-            header, sha256 = read_received(path, limits, _result(ahead))
+            header, digest = read_received(path, limits, _result(ahead))
         except BadDicomFile as exc:
             delivery.unreadable.append((path, str(exc)))
             continue
-        received = Received(path, header, sha256)
+        received = Received(path, header, digest)
         delivery.series[header.series_instance_uid].accepted.append(received)
     for files in delivery.series.values():
         _reject_other_studies(files)
@@ -275,7 +276,7 @@ def _record_images(session: Session, series: Series, files: list[Received], uid_
         image.sop_class_uid = received.header.sop_class_uid
         image.transfer_syntax_uid = received.header.transfer_syntax_uid
         series_state.image_to(image, Status.NEW)
-        image.size_bytes, image.content_sha256 = received.path.stat().st_size, received.sha256
+        image.size_bytes, image.content_blake3 = received.path.stat().st_size, received.digest
         session.add(image)
         taken.append((received.path, image))
     # One flush for the delivery: the inserts go as one statement, not one per image.
@@ -288,13 +289,25 @@ def _record_images(session: Session, series: Series, files: list[Received], uid_
 
 def _held_again(image: Image, received: Received, store: WorkStore, outcome: Recorded) -> None:
     assert image.id is not None
-    if image.content_sha256 and image.content_sha256 != received.sha256:
+    if _differs(image, received):
         outcome.conflicts.append((received.path, f"SOPInstanceUID reused with different "
                                   f"content (image {image.id} holds the first)"))
     elif image.status is Status.NEW and not store.original(image.series_id, image.id).exists():
         outcome.moves.append((received.path, image.id))
     else:
         outcome.duplicates += 1
+
+
+def _differs(image: Image, received: Received) -> bool:
+    """Whether the held image's recorded content is not the received file's. An image
+    recorded before content_blake3 holds only its SHA-256: the file's is computed for it
+    (rare: only a held SOPInstanceUID received again), else every re-sent copy of it
+    would be a conflict. With neither recorded, nothing tells them apart."""
+    if image.content_blake3:
+        return image.content_blake3 != received.digest
+    if image.content_sha256:
+        return image.content_sha256 != legacy_sha256(received.path)
+    return False
 
 
 def _orphan_series(engine: Engine) -> int:

@@ -1,10 +1,10 @@
-import hashlib
 import tracemalloc
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from blake3 import blake3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.datadict import dictionary_VR
@@ -191,7 +191,7 @@ def test_ingest_reads_every_file_as_read_header_does(
         trailing: bytes) -> None:
     """The raw parser only spares pydicom's parse: whatever the damage, read_received
     gives the same header, or refuses with the same reason, as read_header; and the
-    SHA-256 is of the file's bytes."""
+    BLAKE3 is of the file's bytes."""
     ds = make_instance(SeriesSpec(Patient("MRN-1", "Doe^Jane"), instances=1, rows=8,
                                   columns=8), 0)
     ds.file_meta.TransferSyntaxUID = syntax
@@ -207,7 +207,7 @@ def test_ingest_reads_every_file_as_read_header_does(
     damaged.write_bytes(bytes(data))
     assert _outcome(_received, damaged) == _outcome(read_header, damaged)
     if not isinstance(_outcome(read_header, damaged), tuple):
-        assert read_received(damaged)[1] == hashlib.sha256(bytes(data)).hexdigest()
+        assert read_received(damaged)[1] == blake3(bytes(data)).hexdigest()
 
 
 def test_a_plain_file_is_read_without_pydicom_s_parse(tmp_path: Path, spec: SeriesSpec,
@@ -217,7 +217,17 @@ def test_a_plain_file_is_read_without_pydicom_s_parse(tmp_path: Path, spec: Seri
     header, digest = read_received(path)
     assert header.sop_instance_uid == spec.sop_uids[0]
     assert header.transfer_syntax_uid == ExplicitVRLittleEndian
-    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert digest == blake3(path.read_bytes()).hexdigest()
+
+
+def test_a_file_too_large_to_hold_is_hashed_in_pieces(tmp_path: Path, spec: SeriesSpec,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(spec, tmp_path / "a.dcm")
+    monkeypatch.setattr(dicomfiles, "RAW_READ_BYTES", 16)
+    monkeypatch.setattr(dicomfiles, "DIGEST_CHUNK", 100)
+    header, digest = read_received(path)
+    assert header.sop_instance_uid == spec.sop_uids[0]
+    assert digest == blake3(path.read_bytes()).hexdigest()
 
 
 _ODD_BYTES = st.binary(max_size=70) | st.lists(

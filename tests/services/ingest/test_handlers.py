@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
 import pytest
+from blake3 import blake3
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 from sqlmodel import Session, select
 
@@ -80,6 +82,62 @@ def test_a_reused_sop_uid_with_other_content_is_kept_aside(env, tmp_path: Path) 
     assert Path(failed[0].quarantine_path or "").exists()
     assert len([i for i in _images(engine) if i.status is Status.NEW]) == 3
     assert store.quarantine_for(series_id).is_dir()
+
+
+def _received_detail(engine) -> str | None:  # type: ignore[no-untyped-def]
+    with Session(engine) as session:
+        return [e.detail for e in session.exec(select(Event).where(Event.kind == "received"))][-1]
+
+
+def test_the_blake3_of_each_file_tells_a_duplicate_from_a_conflict(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    engine, _, _ = env
+    spec = SeriesSpec(Patient("P1", "Doe^Jane"), instances=3)
+    paths = write_series(spec, tmp_path / "src")
+    _ingest(env, tmp_path / "src")
+    by_uid = {UID_OF(uid): path for uid, path in zip(spec.sop_uids, paths, strict=True)}
+    images = _images(engine)
+    assert {i.sop_uid: i.content_blake3 for i in images} == {
+        uid: blake3(path.read_bytes()).hexdigest() for uid, path in by_uid.items()}
+    assert all(i.content_sha256 is None for i in images)
+
+    _ingest(env, tmp_path / "src")
+    assert _received_detail(engine) == "0 new instance(s), 3 already held, 0 conflicting"
+
+    changed = make_instance(spec, 1)
+    changed.ImageComments = "a different instance under the same UID"
+    changed.save_as(paths[1], enforce_file_format=True)
+    _ingest(env, tmp_path / "src")
+    assert _received_detail(engine) == "0 new instance(s), 2 already held, 1 conflicting"
+    failed = [i for i in _images(engine) if i.status is Status.FAILED]
+    assert len(failed) == 1 and "reused with different content" in (failed[0].reason or "")
+
+
+def test_a_row_with_only_a_sha256_tells_duplicate_from_conflict(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    engine, _, _ = env
+    spec = SeriesSpec(Patient("P1", "Doe^Jane"), instances=3)
+    paths = write_series(spec, tmp_path / "src")
+    _ingest(env, tmp_path / "src")
+    by_uid = {UID_OF(uid): path for uid, path in zip(spec.sop_uids, paths, strict=True)}
+    # Each row as written before content_blake3 existed: the SHA-256 of its file alone.
+    with Session(engine) as session:
+        for image in session.exec(select(Image)):
+            assert image.content_blake3 and image.content_sha256 is None
+            assert image.sop_uid is not None
+            image.content_blake3 = None
+            image.content_sha256 = hashlib.sha256(by_uid[image.sop_uid].read_bytes()).hexdigest()
+            session.add(image)
+        session.commit()
+
+    _ingest(env, tmp_path / "src")
+    assert _received_detail(engine) == "0 new instance(s), 3 already held, 0 conflicting"
+
+    changed = make_instance(spec, 1)
+    changed.ImageComments = "a different instance under the same UID"
+    changed.save_as(paths[1], enforce_file_format=True)
+    _ingest(env, tmp_path / "src")
+    assert _received_detail(engine) == "0 new instance(s), 2 already held, 1 conflicting"
+    failed = [i for i in _images(engine) if i.status is Status.FAILED]
+    assert len(failed) == 1 and "reused with different content" in (failed[0].reason or "")
 
 
 def test_mixed_studies_in_one_series_are_set_aside(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
