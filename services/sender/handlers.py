@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select, update
+from sqlmodel import col, insert, select, update
 
 from relay_sender.destinations import (
     NOT_A_UID,
@@ -182,19 +182,28 @@ def _record(ctx: SendContext, destination: str, series: OutgoingSeries, error: s
         DESTINATION_ERRORS.labels(destination=destination).inc()
     now = utcnow()
     by_image = {i.image_id: i for i in series.instances}
+
+    def result(instance: OutgoingInstance) -> dict[str, object]:
+        held = missing is not None and instance.sop_instance_uid not in missing
+        return {"state": DeliveryState.CONFIRMED if held else DeliveryState.FAILED,
+                "error": None if held else error, "confirmed_at": now if held else None,
+                "updated_at": now}
+
     with session_scope(ctx.engine) as session:
         rows = {d.image_id: d for d in session.exec(select(Delivery).where(
             col(Delivery.image_id).in_(list(by_image)), Delivery.destination == destination))}
-        for image_id, instance in by_image.items():
-            row = rows.get(image_id) or Delivery(image_id=image_id, series_id=series.series_id,
-                                                 destination=destination, state="")
-            held = missing is not None and instance.sop_instance_uid not in missing
-            row.state = DeliveryState.CONFIRMED if held else DeliveryState.FAILED
-            row.error = None if held else error
-            row.confirmed_at = now if held else None
+        for image_id, row in rows.items():
+            for name, value in result(by_image[image_id]).items():
+                setattr(row, name, value)
             row.attempts += 1
-            row.updated_at = now
             session.add(row)
+        # A first attempt's rows in one statement, without a model object each: building
+        # those cost more than the statement.
+        first = [{"image_id": image_id, "series_id": series.series_id,
+                  "destination": destination, "attempts": 1, **result(instance)}
+                 for image_id, instance in by_image.items() if image_id not in rows]
+        if first:
+            session.execute(insert(Delivery), first)
 
 
 def _mark(ctx: SendContext, series_id: int, status: Status, detail: str) -> None:
