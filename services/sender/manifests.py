@@ -117,13 +117,22 @@ class ManifestWriter:
 
 
 def _hashed(series: OutgoingSeries) -> list[InstanceSent]:
-    def one(index: int) -> InstanceSent:
-        instance = series.instances[index]
-        size, digest = sha256_of(instance.path)
-        return InstanceSent(instance.sop_instance_uid, size, digest)
+    """Each file's size and SHA-256. A few threads each take a run of the series: reading
+    and hashing release the GIL, so a slow volume's reads overlap; a thread per file
+    instead handed the GIL back and forth for every one of them."""
+    instances = series.instances
 
+    def run(start: int) -> list[InstanceSent]:
+        sent = []
+        for instance in instances[start:start + per_thread]:
+            size, digest = sha256_of(instance.path)
+            sent.append(InstanceSent(instance.sop_instance_uid, size, digest))
+        return sent
+
+    per_thread = max(1, -(-len(instances) // HASH_THREADS))
+    starts = range(0, len(instances), per_thread)
     with ThreadPoolExecutor(HASH_THREADS) as pool:
-        return list(pool.map(one, range(len(series.instances))))
+        return [sent for run_of in pool.map(run, starts) for sent in run_of]
 
 
 def _transcoded(series: OutgoingSeries, destination: Destination) -> tuple[InstanceSent, ...]:

@@ -176,3 +176,16 @@ def test_a_site_pattern_comes_from_the_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("RELAY_GUARD_ID_PATTERNS", '{"case number": "kh-\\\\d{4}-\\\\d{6}"}')
     rules = load_rules(load_settings().guard_id_patterns)
     assert patterns_in("Fall KH-2024-000123", rules) == ["national_ids.site_case_number"]
+
+
+@pytest.mark.parametrize("name", ["rules.yaml", "attributes.yaml"])
+def test_the_packaged_rules_read_the_same_by_libyaml_as_by_pyyaml_s_own_parser(name: str) -> None:
+    """The rules are loaded by libyaml where it is there; a file it read otherwise than
+    PyYAML's own SafeLoader would change what the guard and the profile look for."""
+    from importlib import resources
+
+    import yaml
+
+    text = (resources.files("relay_shared.guard") / "data" / name).read_text(encoding="utf-8")
+    assert yaml.__with_libyaml__
+    assert yaml.load(text, Loader=yaml.CSafeLoader) == yaml.load(text, Loader=yaml.SafeLoader)
