@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
+
+import watchfiles
 
 from relay_ingest import collector, commitment, follower, scp, staging
 from relay_ingest.arrivals import Arrivals
@@ -42,7 +43,12 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
     router = IngestRouter(rt.projects, rt.settings)
     sealer = OriginSeal.of(rt.settings)
     refused_links: set[str] = set()
+    wake = asyncio.Event()
+    watched = [incoming, *(incoming / name for name in sorted(router.incoming_subdirs())
+                           if (incoming / name).is_dir())]
+    watcher = asyncio.create_task(_notice_arrivals(watched, wake, stop))
     while not stop.is_set():
+        wake.clear()  # before the round: a delivery renamed in during it wakes the next
         # Claimed folders left by a crash, or by a round that failed (database down),
         # are taken up again before anything new.
         for claimed in _folders(rt.store.claimed_dir):
@@ -57,11 +63,44 @@ async def run(rt: Runtime, stop: asyncio.Event) -> None:
                 except FileNotFoundError:  # another ingest process claimed it first
                     continue
                 await _ingest(rt, router, claimed)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), rt.settings.watch_interval)
+        await _next_round(stop, wake, rt.settings.watch_interval)
+    await watcher
     if network is not None:
         await network
     await asyncio.gather(*pulls)
+
+
+# A burst of renames (a batch of deliveries) wakes the loop once: the notices are
+# gathered until none came for STEP, and for DEBOUNCE at most.
+ARRIVAL_STEP_MS = 20
+ARRIVAL_DEBOUNCE_MS = 200
+
+
+async def _notice_arrivals(folders: list[Path], wake: asyncio.Event, stop: asyncio.Event
+                           ) -> None:
+    """Wake the watch loop as soon as something is put in incoming (inotify), so a
+    delivery waits for no poll. The watch interval stays the pace wherever no notice
+    comes: a network file system written from another host, a watch limit reached.
+    Only incoming itself (and its projects' subfolders) is watched, not the files
+    being written inside a delivery."""
+    try:
+        async for _changes in watchfiles.awatch(
+                *folders, watch_filter=None, stop_event=stop, recursive=False,
+                step=ARRIVAL_STEP_MS, debounce=ARRIVAL_DEBOUNCE_MS):
+            wake.set()
+    except Exception as exc:  # a watch that cannot start leaves polling alone
+        log.warning("incoming is not watched for changes; it is read every watch interval",
+                    extra={"error_type": type(exc).__name__})
+
+
+async def _next_round(stop: asyncio.Event, wake: asyncio.Event, interval: float) -> None:
+    """Until a delivery is noticed, the service stops, or the interval is up."""
+    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(wake.wait())]
+    try:
+        await asyncio.wait(waits, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
 
 
 def _commitments(rt: Runtime) -> commitment.CommitmentKeeper:
