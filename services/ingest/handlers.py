@@ -14,7 +14,7 @@ import stat
 import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from relay_shared.metrics import STAGE_SECONDS, count_failed
 from relay_shared.models import Image, Series, Stage, Status, Study, utcnow
 from relay_shared.outbox import enqueue
 from relay_shared.paths import WorkStore
+from relay_shared.pools import kept_pool
 from relay_shared.projects import Action, Arrival, Source
 
 log = logging.getLogger(__name__)
@@ -130,14 +131,18 @@ READ_AHEAD = 4
 
 def _read_ahead(paths: list[Path]
                 ) -> Iterator[tuple[Path, Future[tuple[bytes, str] | None]]]:
-    with ThreadPoolExecutor(READ_AHEAD_THREADS, thread_name_prefix="ingest-read") as pool:
-        pending: deque[tuple[Path, Future[tuple[bytes, str] | None]]] = deque()
+    pool = kept_pool("ingest-read", READ_AHEAD_THREADS)
+    pending: deque[tuple[Path, Future[tuple[bytes, str] | None]]] = deque()
+    try:
         for path in paths:
             pending.append((path, pool.submit(load_whole, path)))
             if len(pending) > READ_AHEAD:
                 yield pending.popleft()
         while pending:
             yield pending.popleft()
+    finally:  # a delivery given up midway: what was not read yet is not read
+        for _path, ahead in pending:
+            ahead.cancel()
 
 
 def _result(ahead: Future[tuple[bytes, str] | None]) -> tuple[bytes, str] | None:

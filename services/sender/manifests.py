@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
@@ -32,6 +31,7 @@ from relay_shared.manifest import (
     sha256_of,
 )
 from relay_shared.models import Delivery, DeliveryState, Series, SeriesManifest, utcnow
+from relay_shared.pools import kept_pool
 from relay_shared.signing import SigningKey
 
 log = logging.getLogger(__name__)
@@ -131,8 +131,8 @@ def _hashed(series: OutgoingSeries) -> list[InstanceSent]:
 
     per_thread = max(1, -(-len(instances) // HASH_THREADS))
     starts = range(0, len(instances), per_thread)
-    with ThreadPoolExecutor(HASH_THREADS) as pool:
-        return [sent for run_of in pool.map(run, starts) for sent in run_of]
+    pool = kept_pool("manifest-hash", HASH_THREADS)
+    return [sent for run_of in pool.map(run, starts) for sent in run_of]
 
 
 def _transcoded(series: OutgoingSeries, destination: Destination) -> tuple[InstanceSent, ...]:
