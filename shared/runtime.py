@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import os
 import signal
@@ -319,6 +320,9 @@ async def consume_until_stopped(rt: Runtime, stop: asyncio.Event, queue: str,
     async def give_up(message: SeriesMessage, error: str) -> None:
         await asyncio.to_thread(mark_failed, rt.engine, message.series_id, error, stage)
 
+    # The worker's context (the guard's rules, the profile's tables) is built by now and
+    # kept for its life: out of the collector's reach like start-up's (relay_cli.main).
+    gc.freeze()
     await rt.bus.consume(queue, handle, give_up)
     await stop.wait()
     await rt.bus.wait_idle(rt.settings.shutdown_grace)  # run_services says how it ended
