@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from relay_shared.metrics import SERIES_DONE_SECONDS, SERIES_FINISHED, project_label
-from relay_shared.models import Series, utcnow
+from relay_shared.models import Series, as_utc, utcnow
 
 COMMITTED_KEY = "relay_transitions"
 # A person or a retry may still move a series on from these, but no stage will.
@@ -79,7 +79,7 @@ def _after_flush(session: Session, _context: object) -> None:
             continue
         session.info.setdefault(COMMITTED_KEY, []).append(
             Transition(obj.id, change[0], change[1], project_label(obj),
-                       _aware(obj.created_at)))
+                       as_utc(obj.created_at)))
 
 
 def _before_commit(session: Session) -> None:
@@ -102,8 +102,3 @@ def _after_commit(session: Session) -> None:
 
 def _forget(session: Session, _previous_transaction: object) -> None:
     session.info.pop(COMMITTED_KEY, None)
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

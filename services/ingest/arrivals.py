@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, select, update
 
 from relay_shared.db import session_scope
-from relay_shared.models import StagedDelivery, utcnow
+from relay_shared.models import StagedDelivery, as_utc, utcnow
 
 # A replica notes its parts every second or so: silent this long, it has stopped.
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
@@ -96,7 +96,7 @@ class Arrivals:
                        col(StagedDelivery.heartbeat_at) > now - HEARTBEAT_TIMEOUT)
                 .group_by(col(StagedDelivery.series_uid))).all())
         return {uid for key, uid in by_key.items()
-                if key not in latest or _aware(latest[key]) <= now - self._stable_age}
+                if key not in latest or as_utc(latest[key]) <= now - self._stable_age}
 
     def handed_over(self, delivery: str) -> None:
         with session_scope(self._engine) as session:
@@ -117,8 +117,3 @@ def taken_in(session: Session, series_uid: str, delivery: str | None) -> bool:
             (col(StagedDelivery.handed_over_at).is_(None))
             & (col(StagedDelivery.heartbeat_at) > now - HEARTBEAT_TIMEOUT)))).one()
     return pending == 0
-
-
-def _aware(value):  # type: ignore[no-untyped-def]
-    """SQLite gives naive values back (in UTC)."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=utcnow().tzinfo)

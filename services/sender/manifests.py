@@ -121,6 +121,7 @@ def _hashed(series: OutgoingSeries) -> list[InstanceSent]:
     and hashing release the GIL, so a slow volume's reads overlap; a thread per file
     instead handed the GIL back and forth for every one of them."""
     instances = series.instances
+    per_thread = max(1, -(-len(instances) // HASH_THREADS))
 
     def run(start: int) -> list[InstanceSent]:
         sent = []
@@ -129,10 +130,9 @@ def _hashed(series: OutgoingSeries) -> list[InstanceSent]:
             sent.append(InstanceSent(instance.sop_instance_uid, size, digest))
         return sent
 
-    per_thread = max(1, -(-len(instances) // HASH_THREADS))
-    starts = range(0, len(instances), per_thread)
     pool = kept_pool("manifest-hash", HASH_THREADS)
-    return [sent for run_of in pool.map(run, starts) for sent in run_of]
+    runs = pool.map(run, range(0, len(instances), per_thread))
+    return [sent for run_of in runs for sent in run_of]
 
 
 def _transcoded(series: OutgoingSeries, destination: Destination) -> tuple[InstanceSent, ...]:
