@@ -188,6 +188,7 @@ def check_manifest(document: dict[str, Any], files: Sequence[Path],
     by_file = {str(i.get("file")): i for i in instances}
     # A volume made of every instance listed stands for all of them.
     volumes = {str(o.get("sha256")): o for o in objects_as_sent(document)}
+    volume_files = {str(v.get("file")) for v in volumes.values()}
     seen: set[str] = set()
     for path in files:
         try:
@@ -207,7 +208,7 @@ def check_manifest(document: dict[str, Any], files: Sequence[Path],
         elif path.name in by_file:
             report.failures.append(f"{path}: its SHA-256 is not the one the manifest gives "
                                    f"for instance {by_file[path.name].get('sop_instance_uid')}")
-        elif path.name in {str(v.get("file")) for v in volumes.values()}:
+        elif path.name in volume_files:
             report.failures.append(f"{path}: its SHA-256 is not the one the manifest gives "
                                    "for the volume")
         else:

@@ -256,12 +256,19 @@ def _fail_unread(ctx: DeidContext, series_id: int, results: list[ImageResult],
     for result in results:
         if result.ok and result.image_id in unread:
             result.ok, result.reason = False, unread[result.image_id]
-            output = ctx.store.deidentified(series_id, result.image_id)
-            if output.exists():
-                quarantine = ctx.store.quarantine_for(series_id) / "deidentified"
-                quarantine.mkdir(parents=True, exist_ok=True)
-                shutil.move(output, quarantine / output.name)
+            _set_aside_output(ctx, series_id, result.image_id)
     return any(result.ok for result in results)
+
+
+def _set_aside_output(ctx: DeidContext, series_id: int, image_id: int) -> str | None:
+    """An image's de-identified file moved to the series' quarantine, never sent; where
+    it now is, if it was written."""
+    output = ctx.store.deidentified(series_id, image_id)
+    if not output.exists():
+        return None
+    quarantine = ctx.store.quarantine_for(series_id) / "deidentified"
+    quarantine.mkdir(parents=True, exist_ok=True)
+    return str(shutil.move(output, quarantine / output.name))
 
 
 def _hold(ctx: DeidContext, series_id: int, reason: str) -> None:
@@ -274,16 +281,14 @@ def _hold(ctx: DeidContext, series_id: int, reason: str) -> None:
 
 def _quarantine_leaking(ctx: DeidContext, series_id: int, images: list[Image],
                         leaks: list[str]) -> None:
-    quarantine = ctx.store.quarantine_for(series_id) / "deidentified"
-    quarantine.mkdir(parents=True, exist_ok=True)
     with session_scope(ctx.engine) as session:
         for image in images:
             assert image.id is not None
-            output = ctx.store.deidentified(series_id, image.id)
             row = session.get(Image, image.id)
             assert row is not None
-            if output.exists():
-                row.quarantine_path = str(shutil.move(output, quarantine / output.name))
+            moved = _set_aside_output(ctx, series_id, image.id)
+            if moved is not None:
+                row.quarantine_path = moved
             series_state.image_to(row, Status.QUARANTINED,
                                   "the series leaked an identifying value")
         series = session.get(Series, series_id)

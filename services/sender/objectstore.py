@@ -144,15 +144,22 @@ class ObjectStoreDestination(ABC):
         if self._format is not GcsFormat.NIFTI:
             return ()
         base = self.series_prefix(series)
-        listed = self._list(base).get(base + VOLUME)
-        if listed is None:
-            return ()
-        metadata = self._metadata(base + VOLUME, listed)
-        if metadata.get(INSTANCES_DIGEST) != instances_digest(series) \
-                or not metadata.get(VOLUME_SHA256) or not metadata.get(VOLUME_BYTES, "").isdigit():
+        metadata = self._volume_of(series, base, self._list(base))
+        if metadata is None or not metadata.get(VOLUME_SHA256) \
+                or not metadata.get(VOLUME_BYTES, "").isdigit():
             return ()
         return (ObjectSent(VOLUME, int(metadata[VOLUME_BYTES]), metadata[VOLUME_SHA256],
                            len(series.instances)),)
+
+    def _volume_of(self, series: OutgoingSeries, base: str, listed: Mapping[str, Any]
+                   ) -> dict[str, str] | None:
+        """The metadata of the series' volume, when the bucket holds one made of exactly
+        these instances."""
+        volume = listed.get(base + VOLUME)
+        if volume is None:
+            return None
+        metadata = self._metadata(base + VOLUME, volume)
+        return metadata if metadata.get(INSTANCES_DIGEST) == instances_digest(series) else None
 
     def _send_files(self, series: OutgoingSeries, base: str,
                     listed: Mapping[str, Any]) -> None:
@@ -180,9 +187,7 @@ class ObjectStoreDestination(ABC):
         everything = {i.sop_instance_uid for i in series.instances}
         if base + SIDECAR not in listed:
             return everything
-        volume = listed.get(base + VOLUME)
-        if volume is not None and self._metadata(base + VOLUME, volume).get(
-                INSTANCES_DIGEST) == instances_digest(series):
+        if self._volume_of(series, base, listed) is not None:
             return set()
 
         def held(instance_index: int) -> bool:

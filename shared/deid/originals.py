@@ -274,15 +274,18 @@ class _Matcher:
         self.literals = tuple(kept)
 
     def search(self, folded: str) -> bool:
-        folded = self.skeleton(folded)
-        if not any(literal in folded for literal in self.literals):
-            return False
-        return self.pattern.search(folded) is not None
+        return self._found_in(self.skeleton(folded))
 
     def spans(self, folded: str) -> list[tuple[int, int]]:
-        if not self.search(folded):
+        text = self.skeleton(folded)  # translated once, for the search and the spans
+        if not self._found_in(text):
             return []
-        return [m.span() for m in self.pattern.finditer(self.skeleton(folded))]
+        return [m.span() for m in self.pattern.finditer(text)]
+
+    def _found_in(self, text: str) -> bool:
+        if not any(literal in text for literal in self.literals):
+            return False
+        return self.pattern.search(text) is not None
 
     def skeleton(self, folded: str) -> str:
         """Look-alikes are never ASCII: most text needs no translation."""

@@ -89,12 +89,17 @@ def _received_detail(engine) -> str | None:  # type: ignore[no-untyped-def]
         return [e.detail for e in session.exec(select(Event).where(Event.kind == "received"))][-1]
 
 
-def test_the_blake3_of_each_file_tells_a_duplicate_from_a_conflict(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    engine, _, _ = env
+def _ingested_three(env, tmp_path: Path) -> tuple[SeriesSpec, list[Path], dict[str, Path]]:  # type: ignore[no-untyped-def]
+    """Three instances ingested once: their spec, their files, each file by its image's UID."""
     spec = SeriesSpec(Patient("P1", "Doe^Jane"), instances=3)
     paths = write_series(spec, tmp_path / "src")
     _ingest(env, tmp_path / "src")
-    by_uid = {UID_OF(uid): path for uid, path in zip(spec.sop_uids, paths, strict=True)}
+    return spec, paths, {UID_OF(uid): path for uid, path in zip(spec.sop_uids, paths, strict=True)}
+
+
+def test_the_blake3_of_each_file_tells_a_duplicate_from_a_conflict(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    engine = env[0]
+    spec, paths, by_uid = _ingested_three(env, tmp_path)
     images = _images(engine)
     assert {i.sop_uid: i.content_blake3 for i in images} == {
         uid: blake3(path.read_bytes()).hexdigest() for uid, path in by_uid.items()}
@@ -104,11 +109,8 @@ def test_the_blake3_of_each_file_tells_a_duplicate_from_a_conflict(env, tmp_path
 
 
 def test_a_row_with_only_a_sha256_tells_duplicate_from_conflict(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    engine, _, _ = env
-    spec = SeriesSpec(Patient("P1", "Doe^Jane"), instances=3)
-    paths = write_series(spec, tmp_path / "src")
-    _ingest(env, tmp_path / "src")
-    by_uid = {UID_OF(uid): path for uid, path in zip(spec.sop_uids, paths, strict=True)}
+    engine = env[0]
+    spec, paths, by_uid = _ingested_three(env, tmp_path)
     # Each row as written before content_blake3 existed: the SHA-256 of its file alone.
     with Session(engine) as session:
         for image in session.exec(select(Image)):
