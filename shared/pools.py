@@ -1,8 +1,9 @@
 """Thread pools kept for the life of the process.
 
-Starting a pool's threads for every series cost more than the short work they were
-started for (a series' files hashed, its files read ahead): on a loaded machine a
-thread's start took a millisecond and more, four of them per series of 50 files.
+A pool started for every series (its files hashed) or delivery (its files read
+ahead) started its threads each time: profiled over 20 series of 50 files, the
+sender's 78 thread starts took 0.115 s of its 1.6 s (under cProfile, on a loaded
+machine).
 """
 
 from __future__ import annotations

@@ -197,8 +197,8 @@ def _record(ctx: SendContext, destination: str, series: OutgoingSeries, error: s
                 setattr(row, name, value)
             row.attempts += 1
             session.add(row)
-        # A first attempt's rows in one statement, without a model object each: building
-        # those cost more than the statement.
+        # A first attempt's rows in one statement, without a model object each, as
+        # ingest records a delivery's images.
         first = [{"image_id": image_id, "series_id": series.series_id,
                   "destination": destination, "attempts": 1, **result(instance)}
                  for image_id, instance in by_image.items() if image_id not in rows]
